@@ -1,0 +1,80 @@
+//! Reading requests: JSON bodies (size, content type, syntax, unknown fields) and the query
+//! parameters of list endpoints. Field values are validated afterwards by parsing them into the
+//! store's domain types.
+
+use bytes::Bytes;
+use http::{Request, header};
+use serde::de::DeserializeOwned;
+use store::{Cursor, Limit, PageRequest};
+
+use crate::{Error, Result};
+
+/// Rejects a body over the limit, whatever the method.
+pub(crate) fn check_size(req: &Request<Bytes>, limit: usize) -> Result<()> {
+    if req.body().len() > limit {
+        return Err(Error::PayloadTooLarge(limit));
+    }
+    Ok(())
+}
+
+fn is_json(req: &Request<Bytes>) -> bool {
+    req.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            let mime = v.split(';').next().unwrap_or("").trim();
+            mime.eq_ignore_ascii_case("application/json")
+                || (mime.starts_with("application/") && mime.ends_with("+json"))
+        })
+        .unwrap_or(false)
+}
+
+/// Parses the body as `T`: 415 unless it is declared JSON, 400 for malformed JSON, 422 for JSON
+/// of the wrong shape (wrong types, missing or unknown fields).
+pub(crate) fn json<T: DeserializeOwned>(req: &Request<Bytes>) -> Result<T> {
+    if !is_json(req) {
+        return Err(Error::UnsupportedMediaType);
+    }
+    let body = req.body();
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(Error::BadRequest(
+            "the request body is empty; send a JSON object".into(),
+        ));
+    }
+    serde_json::from_slice(body).map_err(|e| match e.classify() {
+        serde_json::error::Category::Data => Error::Invalid {
+            field: "body".into(),
+            message: e.to_string(),
+        },
+        _ => Error::BadRequest(format!("malformed JSON: {e}")),
+    })
+}
+
+/// `limit`, `cursor` and (where the list has it) `complete`. Other parameters are ignored.
+#[derive(Debug, Default)]
+pub(crate) struct ListQuery {
+    pub page: PageRequest,
+    pub complete: Option<bool>,
+}
+
+pub(crate) fn list_query(req: &Request<Bytes>) -> Result<ListQuery> {
+    let mut q = ListQuery::default();
+    let Some(query) = req.uri().query() else {
+        return Ok(q);
+    };
+    for (key, value) in form_urlencoded::parse(query.as_bytes()) {
+        match key.as_ref() {
+            "limit" => q.page.limit = Limit::parse(&value).map_err(Error::bad_param)?,
+            "cursor" => q.page.cursor = Some(Cursor::decode(&value).map_err(Error::bad_param)?),
+            "complete" => {
+                q.complete = Some(match value.as_ref() {
+                    "true" => true,
+                    "false" => false,
+                    _ => return Err(Error::BadRequest("complete: must be true or false".into())),
+                })
+            }
+            _ => {}
+        }
+    }
+    Ok(q)
+}

@@ -1,0 +1,314 @@
+//! One function per endpoint. Each parses its input into domain types, makes one store call
+//! (one transaction) and shapes the response; errors go back to [`crate::Error`].
+
+use bytes::Bytes;
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use matchit::Params;
+use serde::{Deserialize, Serialize};
+use store::{
+    DisplayName, Email, Membership, Role, Scoped, TenantId, TenantName, TodoFilter, TodoId,
+    TodoPatch, TodoTitle, User, UserId,
+};
+use uuid::Uuid;
+
+use crate::{
+    App, Error, Principal, Result, body, json_response,
+    routes::{ROUTES, Route},
+};
+
+pub(crate) async fn dispatch(app: &App, req: &Request<Bytes>) -> Result<Response<Bytes>> {
+    body::check_size(req, app.body_limit())?;
+    let matched = app
+        .inner
+        .router
+        .at(req.uri().path())
+        .map_err(|_| Error::NotFound("no such route"))?;
+    let spec = &ROUTES[*matched.value];
+    if !spec.methods.contains(req.method()) {
+        return Err(Error::MethodNotAllowed(spec.methods));
+    }
+    if spec.route == Route::Health {
+        return Ok(json_response(
+            StatusCode::OK,
+            &serde_json::json!({ "status": "ok" }),
+        ));
+    }
+    let principal = req
+        .extensions()
+        .get::<Principal>()
+        .ok_or(Error::Unauthorized)?;
+    let me = principal.user_id();
+    let db = app.store().scoped(me);
+    if !app.is_known(me) {
+        db.ensure_user(&principal.new_user()).await?;
+        app.set_known(me, true);
+    }
+    let p = &matched.params;
+    let ctx = Ctx {
+        app,
+        req,
+        db,
+        me,
+        principal,
+    };
+    match (spec.route, req.method().clone()) {
+        (Route::Me, Method::GET) => get_me(&ctx).await,
+        (Route::Users, Method::GET) => ok(&ctx.db.list_users(body::list_query(req)?.page).await?),
+        (Route::Users, Method::POST) => post_user(&ctx).await,
+        (Route::User, Method::GET) => ok(&ctx.db.get_user(user_id(p)?).await?),
+        (Route::User, Method::PUT) => put_user(&ctx, user_id(p)?).await,
+        (Route::User, Method::DELETE) => delete_user(&ctx, user_id(p)?).await,
+        (Route::Tenants, Method::GET) => {
+            ok(&ctx.db.list_tenants(body::list_query(req)?.page).await?)
+        }
+        (Route::Tenants, Method::POST) => post_tenant(&ctx).await,
+        (Route::Tenant, Method::GET) => ok(&ctx.db.get_tenant(tenant_id(p)?).await?),
+        (Route::Tenant, Method::PATCH) => patch_tenant(&ctx, tenant_id(p)?).await,
+        (Route::Tenant, Method::DELETE) => no_content(ctx.db.delete_tenant(tenant_id(p)?).await?),
+        (Route::Members, Method::GET) => ok(&ctx
+            .db
+            .list_members(tenant_id(p)?, body::list_query(req)?.page)
+            .await?),
+        (Route::Member, Method::PUT) => put_member(&ctx, tenant_id(p)?, user_id(p)?).await,
+        (Route::Member, Method::DELETE) => {
+            no_content(ctx.db.remove_member(tenant_id(p)?, user_id(p)?).await?)
+        }
+        (Route::Todos, Method::GET) => {
+            let q = body::list_query(req)?;
+            ok(&ctx
+                .db
+                .list_todos(
+                    tenant_id(p)?,
+                    TodoFilter {
+                        complete: q.complete,
+                    },
+                    q.page,
+                )
+                .await?)
+        }
+        (Route::Todos, Method::POST) => post_todo(&ctx, tenant_id(p)?).await,
+        (Route::Todo, Method::GET) => ok(&ctx.db.get_todo(tenant_id(p)?, todo_id(p)?).await?),
+        (Route::Todo, Method::PATCH) => patch_todo(&ctx, tenant_id(p)?, todo_id(p)?).await,
+        (Route::Todo, Method::DELETE) => {
+            no_content(ctx.db.delete_todo(tenant_id(p)?, todo_id(p)?).await?)
+        }
+        (Route::AllTodos, Method::GET) => {
+            let q = body::list_query(req)?;
+            ok(&ctx
+                .db
+                .list_all_todos(
+                    TodoFilter {
+                        complete: q.complete,
+                    },
+                    q.page,
+                )
+                .await?)
+        }
+        _ => Err(Error::MethodNotAllowed(spec.methods)),
+    }
+}
+
+/// What a handler needs about the request.
+struct Ctx<'a> {
+    app: &'a App,
+    req: &'a Request<Bytes>,
+    db: Scoped<'a>,
+    me: UserId,
+    principal: &'a Principal,
+}
+
+fn param<'p>(p: &'p Params<'_, '_>, name: &str) -> &'p str {
+    p.get(name).unwrap_or_default()
+}
+
+fn tenant_id(p: &Params<'_, '_>) -> Result<TenantId> {
+    TenantId::parse(param(p, "tenant_id")).map_err(Error::bad_param)
+}
+
+fn user_id(p: &Params<'_, '_>) -> Result<UserId> {
+    UserId::parse(param(p, "user_id")).map_err(Error::bad_param)
+}
+
+fn todo_id(p: &Params<'_, '_>) -> Result<TodoId> {
+    TodoId::parse(param(p, "todo_id")).map_err(Error::bad_param)
+}
+
+/// An optional client-chosen id in a body: lets a client retry a create without duplicating
+/// it (the retry gets 409).
+fn body_id(id: Option<&str>) -> Result<Uuid> {
+    match id {
+        None => Ok(Uuid::new_v4()),
+        Some(s) => Uuid::try_parse(s).map_err(|_| Error::Invalid {
+            field: "id".into(),
+            message: "must be a UUID".into(),
+        }),
+    }
+}
+
+fn ok<T: Serialize>(value: &T) -> Result<Response<Bytes>> {
+    Ok(json_response(StatusCode::OK, value))
+}
+
+fn created<T: Serialize>(value: &T, location: String) -> Result<Response<Bytes>> {
+    let mut res = json_response(StatusCode::CREATED, value);
+    if let Ok(v) = HeaderValue::from_str(&location) {
+        res.headers_mut().insert(header::LOCATION, v);
+    }
+    Ok(res)
+}
+
+fn no_content((): ()) -> Result<Response<Bytes>> {
+    let mut res = Response::new(Bytes::new());
+    *res.status_mut() = StatusCode::NO_CONTENT;
+    Ok(res)
+}
+
+#[derive(Serialize)]
+struct MeBody {
+    user: User,
+    memberships: Vec<Membership>,
+}
+
+async fn get_me(ctx: &Ctx<'_>) -> Result<Response<Bytes>> {
+    let (user, memberships) = match ctx.db.me().await {
+        Ok(found) => found,
+        // Deleted meanwhile (by another instance): register again from the claims.
+        Err(store::Error::NotFound) => {
+            ctx.db.ensure_user(&ctx.principal.new_user()).await?;
+            ctx.db.me().await?
+        }
+        Err(e) => return Err(e.into()),
+    };
+    ok(&MeBody { user, memberships })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProfileBody {
+    name: String,
+    email: String,
+}
+
+impl ProfileBody {
+    fn parse(req: &Request<Bytes>) -> Result<(DisplayName, Email)> {
+        let b: ProfileBody = body::json(req)?;
+        Ok((
+            DisplayName::parse(&b.name).map_err(Error::invalid)?,
+            Email::parse(&b.email).map_err(Error::invalid)?,
+        ))
+    }
+}
+
+async fn post_user(ctx: &Ctx<'_>) -> Result<Response<Bytes>> {
+    let (name, email) = ProfileBody::parse(ctx.req)?;
+    let (user, inserted) = ctx
+        .db
+        .upsert_profile(&ctx.principal.subject, &name, &email)
+        .await?;
+    if inserted {
+        created(&user, format!("/api/users/{}", user.id))
+    } else {
+        ok(&user)
+    }
+}
+
+async fn put_user(ctx: &Ctx<'_>, id: UserId) -> Result<Response<Bytes>> {
+    let (name, email) = ProfileBody::parse(ctx.req)?;
+    ok(&ctx.db.update_user(id, &name, &email).await?)
+}
+
+async fn delete_user(ctx: &Ctx<'_>, id: UserId) -> Result<Response<Bytes>> {
+    ctx.db.delete_user(id).await?;
+    ctx.app.set_known(ctx.me, false);
+    no_content(())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewTenantBody {
+    name: String,
+    id: Option<String>,
+}
+
+async fn post_tenant(ctx: &Ctx<'_>) -> Result<Response<Bytes>> {
+    let b: NewTenantBody = body::json(ctx.req)?;
+    let name = TenantName::parse(&b.name).map_err(Error::invalid)?;
+    let id = TenantId(body_id(b.id.as_deref())?);
+    let tenant = ctx.db.create_tenant(id, &name).await?;
+    created(&tenant, format!("/api/tenants/{id}"))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RenameTenantBody {
+    name: String,
+}
+
+async fn patch_tenant(ctx: &Ctx<'_>, id: TenantId) -> Result<Response<Bytes>> {
+    let b: RenameTenantBody = body::json(ctx.req)?;
+    let name = TenantName::parse(&b.name).map_err(Error::invalid)?;
+    ok(&ctx.db.rename_tenant(id, &name).await?)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MemberBody {
+    role: String,
+}
+
+async fn put_member(ctx: &Ctx<'_>, tenant: TenantId, user: UserId) -> Result<Response<Bytes>> {
+    let b: MemberBody = body::json(ctx.req)?;
+    let role = Role::parse(&b.role).map_err(Error::invalid)?;
+    let (member, inserted) = ctx.db.put_member(tenant, user, role).await?;
+    if inserted {
+        created(&member, format!("/api/tenants/{tenant}/members/{user}"))
+    } else {
+        ok(&member)
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewTodoBody {
+    title: String,
+    complete: Option<bool>,
+    id: Option<String>,
+}
+
+async fn post_todo(ctx: &Ctx<'_>, tenant: TenantId) -> Result<Response<Bytes>> {
+    let b: NewTodoBody = body::json(ctx.req)?;
+    let title = TodoTitle::parse(&b.title).map_err(Error::invalid)?;
+    let id = TodoId(body_id(b.id.as_deref())?);
+    let todo = ctx
+        .db
+        .create_todo(tenant, id, &title, b.complete.unwrap_or(false))
+        .await?;
+    created(&todo, format!("/api/tenants/{tenant}/todos/{id}"))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TodoPatchBody {
+    title: Option<String>,
+    complete: Option<bool>,
+}
+
+async fn patch_todo(ctx: &Ctx<'_>, tenant: TenantId, id: TodoId) -> Result<Response<Bytes>> {
+    let b: TodoPatchBody = body::json(ctx.req)?;
+    let patch = TodoPatch {
+        title: b
+            .title
+            .as_deref()
+            .map(TodoTitle::parse)
+            .transpose()
+            .map_err(Error::invalid)?,
+        complete: b.complete,
+    };
+    if patch.title.is_none() && patch.complete.is_none() {
+        return Err(Error::Invalid {
+            field: "body".into(),
+            message: "set at least one of title, complete".into(),
+        });
+    }
+    ok(&ctx.db.update_todo(tenant, id, &patch).await?)
+}

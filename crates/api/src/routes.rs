@@ -1,0 +1,97 @@
+//! The route table: every path template, the methods it answers, and what handles it. The
+//! router (matchit) and the `Allow` header of a 405 come from this one table.
+
+use http::Method;
+
+/// A path template of the API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    Health,
+    Me,
+    Users,
+    User,
+    Tenants,
+    Tenant,
+    Members,
+    Member,
+    Todos,
+    Todo,
+    AllTodos,
+}
+
+#[derive(Debug)]
+pub struct RouteSpec {
+    pub route: Route,
+    /// matchit syntax: `{name}` is one path segment.
+    pub path: &'static str,
+    pub methods: &'static [Method],
+}
+
+pub const ROUTES: &[RouteSpec] = &[
+    RouteSpec {
+        route: Route::Health,
+        path: "/health",
+        methods: &[Method::GET],
+    },
+    RouteSpec {
+        route: Route::Me,
+        path: "/api/me",
+        methods: &[Method::GET],
+    },
+    RouteSpec {
+        route: Route::Users,
+        path: "/api/users",
+        methods: &[Method::GET, Method::POST],
+    },
+    RouteSpec {
+        route: Route::User,
+        path: "/api/users/{user_id}",
+        methods: &[Method::GET, Method::PUT, Method::DELETE],
+    },
+    RouteSpec {
+        route: Route::Tenants,
+        path: "/api/tenants",
+        methods: &[Method::GET, Method::POST],
+    },
+    RouteSpec {
+        route: Route::Tenant,
+        path: "/api/tenants/{tenant_id}",
+        methods: &[Method::GET, Method::PATCH, Method::DELETE],
+    },
+    RouteSpec {
+        route: Route::Members,
+        path: "/api/tenants/{tenant_id}/members",
+        methods: &[Method::GET],
+    },
+    RouteSpec {
+        route: Route::Member,
+        path: "/api/tenants/{tenant_id}/members/{user_id}",
+        methods: &[Method::PUT, Method::DELETE],
+    },
+    RouteSpec {
+        route: Route::Todos,
+        path: "/api/tenants/{tenant_id}/todos",
+        methods: &[Method::GET, Method::POST],
+    },
+    RouteSpec {
+        route: Route::Todo,
+        path: "/api/tenants/{tenant_id}/todos/{todo_id}",
+        methods: &[Method::GET, Method::PATCH, Method::DELETE],
+    },
+    RouteSpec {
+        route: Route::AllTodos,
+        path: "/api/todos",
+        methods: &[Method::GET],
+    },
+];
+
+/// Builds the router once; values are indexes into [`ROUTES`].
+pub(crate) fn router() -> matchit::Router<usize> {
+    let mut router = matchit::Router::new();
+    for (i, spec) in ROUTES.iter().enumerate() {
+        router
+            .insert(spec.path, i)
+            .expect("route table has no conflicts");
+    }
+    router
+}

@@ -1,0 +1,242 @@
+//! The local entry point's pieces, in a library so that tests can start the real server.
+
+use std::{convert::Infallible, net::SocketAddr, sync::Arc, time::Instant};
+
+use api::{App, JwtVerifier, Principal, RequestId};
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::{body::Incoming, service::service_fn};
+use hyper_util::{
+    rt::{TokioExecutor, TokioIo},
+    server::{conn::auto, graceful::GracefulShutdown},
+};
+use store::{DbConfig, PasswordSource, Store};
+use tokio::net::TcpListener;
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Log lines for humans; `LOG_LEVEL` (or `RUST_LOG`) sets the filter.
+pub fn init_tracing() {
+    let filter = std::env::var("RUST_LOG")
+        .or_else(|_| std::env::var("LOG_LEVEL"))
+        .unwrap_or_else(|_| "info".into());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(&filter).unwrap_or_else(|_| "info".into()),
+        )
+        .with_target(false)
+        .try_init();
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+/// The HS256 secret for local bearer tokens.
+fn dev_secret() -> Result<Vec<u8>, BoxError> {
+    let secret = env("DEV_JWT_SECRET").ok_or(
+        "DEV_JWT_SECRET is not set (see .env.example): it signs and verifies local bearer tokens",
+    )?;
+    if secret.len() < 32 {
+        return Err("DEV_JWT_SECRET must be at least 32 characters".into());
+    }
+    Ok(secret.into_bytes())
+}
+
+pub fn print_token(
+    sub: &str,
+    email: Option<&str>,
+    name: Option<&str>,
+    ttl: u64,
+) -> Result<(), BoxError> {
+    println!(
+        "{}",
+        api::identity::mint_hs256(&dev_secret()?, sub, email, name, ttl)?
+    );
+    Ok(())
+}
+
+/// Everything a running server needs, built once.
+#[derive(Debug, Clone)]
+pub struct Server {
+    pub app: App,
+    pub verifier: JwtVerifier,
+}
+
+impl Server {
+    /// From the environment: the database settings (`DATABASE_URL` or `DB_*`) and
+    /// `DEV_JWT_SECRET`.
+    pub fn from_env() -> Result<Self, BoxError> {
+        let cfg = DbConfig::from_env(env)?;
+        let password = match &cfg.auth {
+            store::Auth::Password(p) => PasswordSource::Fixed(p.clone()),
+            other => {
+                return Err(
+                    format!("DB_AUTH {other:?} is not supported by the dev server yet").into(),
+                );
+            }
+        };
+        let store = Store::new(cfg, password)?;
+        let verifier = JwtVerifier::hs256(&dev_secret()?, None, None)?;
+        Ok(Self {
+            app: App::new(store),
+            verifier,
+        })
+    }
+
+    /// Turns a hyper request into the app's request: body read up to the limit (413 past it),
+    /// the caller from a verified bearer token (none otherwise: the app answers 401), a fresh
+    /// request id.
+    pub async fn handle(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
+        let started = Instant::now();
+        let request_id = uuid::Uuid::new_v4().to_string();
+        let (parts, body) = req.into_parts();
+        let (method, path) = (parts.method.clone(), parts.uri.path().to_string());
+        let limit = self.app.body_limit();
+        let res = match Limited::new(body, limit).collect().await {
+            Ok(collected) => {
+                let mut req = Request::from_parts(parts, collected.to_bytes());
+                let auth = req
+                    .headers()
+                    .get(http::header::AUTHORIZATION)
+                    .and_then(|v| v.to_str().ok());
+                match self.verifier.verify_header(auth) {
+                    Ok(principal) => {
+                        req.extensions_mut().insert::<Principal>(principal);
+                    }
+                    Err(e) => tracing::debug!(request_id, error = %e, "no verified caller"),
+                }
+                req.extensions_mut().insert(RequestId(request_id.clone()));
+                self.app.handle(req).await
+            }
+            Err(_) => api::Error::PayloadTooLarge(limit).into_response(&request_id),
+        };
+        let status = res.status();
+        tracing::info!(
+            request_id,
+            method = %method,
+            path,
+            status = status.as_u16(),
+            latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+            "request"
+        );
+        let (parts, body) = res.into_parts();
+        Response::from_parts(parts, Full::new(body))
+    }
+}
+
+/// Serves until `shutdown` resolves, then waits for requests in flight.
+pub async fn run(
+    server: Server,
+    listener: TcpListener,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), BoxError> {
+    let server = Arc::new(server);
+    let graceful = GracefulShutdown::new();
+    let builder = auto::Builder::new(TokioExecutor::new());
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, _) = match accepted {
+                    Ok(a) => a,
+                    Err(e) => { tracing::warn!(error = %e, "accept failed"); continue; }
+                };
+                let server = server.clone();
+                let service = service_fn(move |req| {
+                    let server = server.clone();
+                    async move { Ok::<_, Infallible>(server.handle(req).await) }
+                });
+                let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
+                let conn = graceful.watch(conn);
+                tokio::spawn(async move {
+                    let _ = conn.await;
+                });
+            }
+            () = &mut shutdown => break,
+        }
+    }
+    tracing::info!("shutting down: waiting for requests in flight");
+    tokio::select! {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(std::time::Duration::from_secs(10)) => tracing::warn!("gave up waiting after 10 s"),
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+pub async fn serve(bind: SocketAddr) -> Result<(), BoxError> {
+    let server = Server::from_env()?;
+    // Connect now: a database that is down, or a role that could bypass row-level security,
+    // stops the dev server here with the reason, instead of failing every request.
+    server
+        .app
+        .store()
+        .warm_up()
+        .await
+        .map_err(|e| format!("database check failed: {e}"))?;
+    let listener = TcpListener::bind(bind)
+        .await
+        .map_err(|e| format!("cannot listen on {bind}: {e}"))?;
+    let addr = listener.local_addr()?;
+    let example = api::identity::mint_hs256(
+        &dev_secret()?,
+        "alice",
+        Some("alice@example.com"),
+        Some("Alice"),
+        12 * 3600,
+    )?;
+    println!(
+        "\nAPI listening on http://{addr}\n\n\
+         Mint a bearer token:  cargo run -q -p devserver -- token --sub alice --email alice@example.com --name Alice\n\
+         Or use this one (alice, 12 h):\n  export TOKEN={example}\n  \
+         curl -s -H \"Authorization: Bearer $TOKEN\" http://{addr}/api/me\n"
+    );
+    run(server, listener, shutdown_signal()).await
+}
+
+/// Applies the migrations with `MIGRATE_DATABASE_URL` (an admin or the owner), or with the
+/// same settings as the API (`DATABASE_URL` / `DB_*`) when it is not set.
+pub async fn migrate(bootstrap_roles: bool, rds_iam: bool) -> Result<(), BoxError> {
+    let cfg = match env("MIGRATE_DATABASE_URL") {
+        Some(url) => DbConfig::from_url(&url)?,
+        None => DbConfig::from_env(env)?,
+    };
+    let password = match &cfg.auth {
+        store::Auth::Password(p) => PasswordSource::Fixed(p.clone()),
+        other => {
+            return Err(format!("DB_AUTH {other:?} is not supported by this command yet").into());
+        }
+    };
+    let describe = cfg.describe();
+    let store = Store::new(cfg, password)?;
+    let client = store.connect_client().await?;
+    if bootstrap_roles {
+        store::migrate::bootstrap_roles(&client, rds_iam).await?;
+        println!("roles app_owner and app_runtime are in place on {describe}");
+    }
+    let applied = store::migrate::run(&client).await?;
+    if applied.is_empty() {
+        println!("{describe}: up to date, nothing to apply");
+    } else {
+        for name in applied {
+            println!("{describe}: applied {name}");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,91 @@
+//! `devserver`: the API on your machine.
+//!
+//! - `devserver serve` (the default): the same `api::App` as on Lambda, behind hyper, with the
+//!   caller taken from a verified `Authorization: Bearer` JWT (HS256, `DEV_JWT_SECRET`).
+//! - `devserver token --sub alice`: mints such a token.
+//! - `devserver migrate [--bootstrap-roles] [--rds-iam]`: applies the migrations.
+//!
+//! Settings come from `.env` (if present) and then the environment, which wins.
+
+use std::{net::SocketAddr, process::ExitCode};
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    version,
+    about = "Run the tenant API locally, mint dev tokens, apply migrations"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the API (default).
+    Serve {
+        /// Address to listen on.
+        #[arg(long, env = "BIND_ADDR", default_value = "127.0.0.1:3000")]
+        bind: SocketAddr,
+    },
+    /// Print a bearer token signed with DEV_JWT_SECRET.
+    Token {
+        /// The user's subject (`sub` claim).
+        #[arg(long)]
+        sub: String,
+        #[arg(long)]
+        email: Option<String>,
+        #[arg(long)]
+        name: Option<String>,
+        /// Lifetime in seconds.
+        #[arg(long, default_value_t = 12 * 3600)]
+        ttl: u64,
+    },
+    /// Apply the migrations (as the owner role, or an admin with --bootstrap-roles).
+    Migrate {
+        /// First create the roles app_owner and app_runtime (needs an admin login).
+        #[arg(long)]
+        bootstrap_roles: bool,
+        /// With --bootstrap-roles: GRANT rds_iam to both roles (Aurora / RDS).
+        #[arg(long, requires = "bootstrap_roles")]
+        rds_iam: bool,
+    },
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    // .env first; variables already in the environment win (dotenvy never overrides them).
+    let _ = dotenvy::dotenv();
+    devserver::init_tracing();
+    let cli = Cli::parse();
+    let result = match cli.command.unwrap_or(Command::Serve {
+        bind: default_bind(),
+    }) {
+        Command::Serve { bind } => devserver::serve(bind).await,
+        Command::Token {
+            sub,
+            email,
+            name,
+            ttl,
+        } => devserver::print_token(&sub, email.as_deref(), name.as_deref(), ttl),
+        Command::Migrate {
+            bootstrap_roles,
+            rds_iam,
+        } => devserver::migrate(bootstrap_roles, rds_iam).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn default_bind() -> SocketAddr {
+    std::env::var("BIND_ADDR")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 3000)))
+}

@@ -1,0 +1,408 @@
+//! Database settings, read from the environment.
+//!
+//! Either `DATABASE_URL` (local development) or the `DB_*` variables that the Lambda function
+//! gets from Terraform. A missing or malformed variable is an error that names it.
+
+use std::{path::PathBuf, str::FromStr, time::Duration};
+
+use crate::{Error, Result, Secret};
+
+/// How the API logs in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Auth {
+    /// A fixed password (local development), or none (trust / peer authentication).
+    Password(Option<Secret>),
+    /// An RDS IAM authentication token, signed for `region`.
+    Iam { region: String },
+    /// An Aurora DSQL token; `admin` selects `DbConnectAdmin` (user `admin`).
+    Dsql { region: String, admin: bool },
+}
+
+impl Auth {
+    pub fn is_token(&self) -> bool {
+        !matches!(self, Auth::Password(_))
+    }
+}
+
+/// Where the trusted certificate authorities come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CaSource {
+    /// The Amazon RDS root CAs compiled into the binary.
+    RdsBundle,
+    /// A PEM file named in config (`DB_CA_FILE`).
+    File(PathBuf),
+    /// PEM bytes, for tests and tools that generate their own CA.
+    Pem(Vec<u8>),
+}
+
+/// Transport security.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TlsMode {
+    /// Plain TCP. Allowed only with password authentication.
+    Disable,
+    /// TLS with the certificate chain and the host name verified (libpq's `verify-full`).
+    VerifyFull(CaSource),
+}
+
+#[derive(Debug, Clone)]
+pub struct DbConfig {
+    pub host: String,
+    pub port: u16,
+    pub dbname: String,
+    pub user: String,
+    pub auth: Auth,
+    pub tls: TlsMode,
+    /// Physical connections at most. 1 on Lambda: an instance serves one request at a time.
+    pub pool_max: usize,
+    /// The whole connect step: TCP, TLS, login, session setup. 30 s by default so that an
+    /// Aurora resume (15 to 30 s) can finish, yet the function (40 s) answers 503, not a timeout.
+    pub connect_timeout: Duration,
+    /// Server-side `statement_timeout`; the client gives up a little after it.
+    pub statement_timeout: Duration,
+    /// A connection idle longer than this is pinged before use: a frozen Lambda may wake up with
+    /// a TCP connection that the server or a NAT dropped meanwhile.
+    pub idle_check_after: Duration,
+    pub application_name: String,
+}
+
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+pub const DEFAULT_STATEMENT_TIMEOUT: Duration = Duration::from_secs(10);
+pub const DEFAULT_IDLE_CHECK: Duration = Duration::from_secs(5);
+
+impl DbConfig {
+    /// A config with the defaults for everything but the address and the login.
+    pub fn new(
+        host: impl Into<String>,
+        port: u16,
+        dbname: impl Into<String>,
+        user: impl Into<String>,
+        auth: Auth,
+    ) -> Self {
+        Self {
+            host: host.into(),
+            port,
+            dbname: dbname.into(),
+            user: user.into(),
+            auth,
+            tls: TlsMode::Disable,
+            pool_max: 1,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            statement_timeout: DEFAULT_STATEMENT_TIMEOUT,
+            idle_check_after: DEFAULT_IDLE_CHECK,
+            application_name: "tenant-api".into(),
+        }
+    }
+
+    /// Reads the configuration through `get` (the process environment in production, a map in
+    /// tests). `DATABASE_URL`, when set, gives host, port, name, user, password and TLS mode;
+    /// the `DB_*` variables give them one by one and override the URL.
+    pub fn from_env(get: impl Fn(&str) -> Option<String>) -> Result<Self> {
+        let var = |name: &'static str| get(name).filter(|v| !v.trim().is_empty());
+        let mut cfg = match var("DATABASE_URL") {
+            Some(url) => Self::from_url(&url)?,
+            None => {
+                let host = var("DB_HOST").ok_or_else(|| missing("DB_HOST"))?;
+                let mut c = Self::new(host, 5432, "app", "app_runtime", Auth::Password(None));
+                c.tls = TlsMode::VerifyFull(CaSource::RdsBundle);
+                c
+            }
+        };
+        if let Some(v) = var("DB_HOST") {
+            cfg.host = v;
+        }
+        if let Some(v) = var("DB_PORT") {
+            cfg.port = parse("DB_PORT", &v)?;
+        }
+        if let Some(v) = var("DB_NAME") {
+            cfg.dbname = v;
+        }
+        if let Some(v) = var("DB_USER") {
+            cfg.user = v;
+        }
+        if let Some(v) = var("DB_PASSWORD") {
+            cfg.auth = Auth::Password(Some(Secret::new(v)));
+        }
+        match var("DB_AUTH")
+            .as_deref()
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
+            None | Some("password") => {}
+            Some(mode @ ("iam" | "dsql" | "dsql-admin")) => {
+                let region = var("AWS_REGION")
+                    .or_else(|| var("AWS_DEFAULT_REGION"))
+                    .ok_or_else(|| {
+                        invalid(
+                            "AWS_REGION",
+                            format!(
+                                "is required for DB_AUTH={mode} (tokens are signed for a region)"
+                            ),
+                        )
+                    })?;
+                cfg.auth = match mode {
+                    "iam" => Auth::Iam { region },
+                    "dsql" => Auth::Dsql {
+                        region,
+                        admin: false,
+                    },
+                    _ => Auth::Dsql {
+                        region,
+                        admin: true,
+                    },
+                };
+                if matches!(cfg.tls, TlsMode::Disable) && var("DB_TLS").is_none() {
+                    cfg.tls = TlsMode::VerifyFull(CaSource::RdsBundle);
+                }
+            }
+            Some(other) => {
+                return Err(invalid(
+                    "DB_AUTH",
+                    format!("must be password, iam, dsql or dsql-admin, not {other:?}"),
+                ));
+            }
+        }
+        if let Some(v) = var("DB_TLS") {
+            cfg.tls = match v.to_ascii_lowercase().as_str() {
+                "disable" | "off" => TlsMode::Disable,
+                "verify-full" | "on" => TlsMode::VerifyFull(CaSource::RdsBundle),
+                other => {
+                    return Err(invalid(
+                        "DB_TLS",
+                        format!("must be verify-full or disable, not {other:?}"),
+                    ));
+                }
+            };
+        }
+        if let Some(path) = var("DB_CA_FILE") {
+            match cfg.tls {
+                TlsMode::VerifyFull(_) => {
+                    cfg.tls = TlsMode::VerifyFull(CaSource::File(path.into()))
+                }
+                TlsMode::Disable => {
+                    return Err(invalid("DB_CA_FILE", "is set but DB_TLS=disable".into()));
+                }
+            }
+        }
+        if let Some(v) = var("DB_POOL_MAX") {
+            cfg.pool_max = parse("DB_POOL_MAX", &v)?;
+            if cfg.pool_max == 0 {
+                return Err(invalid("DB_POOL_MAX", "must be at least 1".into()));
+            }
+        }
+        if let Some(v) = var("DB_CONNECT_TIMEOUT_SECS") {
+            cfg.connect_timeout =
+                Duration::from_secs_f64(parse_positive("DB_CONNECT_TIMEOUT_SECS", &v)?);
+        }
+        if let Some(v) = var("DB_STATEMENT_TIMEOUT_MS") {
+            cfg.statement_timeout =
+                Duration::from_millis(parse_positive("DB_STATEMENT_TIMEOUT_MS", &v)? as u64);
+        }
+        if let Some(v) = var("DB_IDLE_CHECK_SECS") {
+            cfg.idle_check_after = Duration::from_secs_f64(parse("DB_IDLE_CHECK_SECS", &v)?);
+        }
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Rules that hold whatever the source of the settings.
+    pub fn validate(&self) -> Result<()> {
+        if self.auth.is_token() && matches!(self.tls, TlsMode::Disable) {
+            return Err(invalid(
+                "DB_TLS",
+                "IAM and DSQL authentication send a signed token as the password; refusing to do that without verified TLS".into(),
+            ));
+        }
+        if self.user.is_empty() {
+            return Err(invalid("DB_USER", "must not be empty".into()));
+        }
+        Ok(())
+    }
+
+    /// Parses `postgres://user:password@host:port/dbname?sslmode=...`. `sslmode=require`,
+    /// `verify-ca` and `verify-full` all mean verified TLS here (rustls always verifies); any
+    /// other value, or none, means plain TCP, which is what a local database wants.
+    pub fn from_url(url: &str) -> Result<Self> {
+        let bad = |problem: &str| invalid("DATABASE_URL", problem.to_string());
+        let (base, query) = url.split_once('?').unwrap_or((url, ""));
+        let mut tls = TlsMode::Disable;
+        let mut ca = CaSource::RdsBundle;
+        let mut rest = Vec::new();
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            match pair.split_once('=') {
+                Some(("sslmode", "require" | "verify-ca" | "verify-full")) => {
+                    tls = TlsMode::VerifyFull(CaSource::RdsBundle)
+                }
+                Some(("sslmode", _)) => tls = TlsMode::Disable,
+                Some(("sslrootcert", path)) => ca = CaSource::File(path.into()),
+                _ => rest.push(pair),
+            }
+        }
+        if let TlsMode::VerifyFull(_) = tls {
+            tls = TlsMode::VerifyFull(ca);
+        }
+        let url = if rest.is_empty() {
+            base.to_string()
+        } else {
+            format!("{base}?{}", rest.join("&"))
+        };
+        // tokio-postgres knows the URL grammar (percent-decoding, IPv6 hosts); reuse it.
+        let pg = tokio_postgres::Config::from_str(&url)
+            .map_err(|_| bad("is not a valid postgres:// URL"))?;
+        let host = match pg.get_hosts().first() {
+            Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
+            _ => return Err(bad("needs a host name (unix sockets are not supported)")),
+        };
+        let port = pg.get_ports().first().copied().unwrap_or(5432);
+        let user = pg
+            .get_user()
+            .ok_or_else(|| bad("needs a user name"))?
+            .to_string();
+        let dbname = pg.get_dbname().unwrap_or(&user).to_string();
+        let password = pg
+            .get_password()
+            .map(|p| Secret::new(String::from_utf8_lossy(p).into_owned()));
+        let mut cfg = Self::new(host, port, dbname, user, Auth::Password(password));
+        cfg.tls = tls;
+        Ok(cfg)
+    }
+
+    /// `host:port/dbname as user`, for log lines: never the password.
+    pub fn describe(&self) -> String {
+        format!(
+            "{}:{}/{} as {}",
+            self.host, self.port, self.dbname, self.user
+        )
+    }
+}
+
+fn missing(var: &'static str) -> Error {
+    Error::Config {
+        var,
+        problem: "is not set".into(),
+    }
+}
+
+fn invalid(var: &'static str, problem: String) -> Error {
+    Error::Config { var, problem }
+}
+
+fn parse<T: FromStr>(var: &'static str, value: &str) -> Result<T> {
+    value
+        .trim()
+        .parse()
+        .map_err(|_| invalid(var, format!("is not a valid number: {value:?}")))
+}
+
+fn parse_positive(var: &'static str, value: &str) -> Result<f64> {
+    let v: f64 = parse(var, value)?;
+    if v.is_finite() && v > 0.0 {
+        Ok(v)
+    } else {
+        Err(invalid(
+            var,
+            format!("must be greater than zero, not {value:?}"),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn url_gives_every_part() {
+        let cfg = DbConfig::from_env(env(&[(
+            "DATABASE_URL",
+            "postgres://bob:s%40cret@db.local:6543/shop",
+        )]))
+        .unwrap();
+        assert_eq!(
+            (
+                cfg.host.as_str(),
+                cfg.port,
+                cfg.dbname.as_str(),
+                cfg.user.as_str()
+            ),
+            ("db.local", 6543, "shop", "bob")
+        );
+        assert_eq!(cfg.auth, Auth::Password(Some(Secret::new("s@cret"))));
+        assert_eq!(cfg.tls, TlsMode::Disable);
+    }
+
+    #[test]
+    fn url_sslmode_means_verified_tls() {
+        let cfg =
+            DbConfig::from_url("postgres://u@h/d?sslmode=verify-full&sslrootcert=/ca.pem").unwrap();
+        assert_eq!(
+            cfg.tls,
+            TlsMode::VerifyFull(CaSource::File("/ca.pem".into()))
+        );
+    }
+
+    #[test]
+    fn iam_needs_a_region_and_turns_tls_on() {
+        let err = DbConfig::from_env(env(&[("DB_HOST", "h"), ("DB_AUTH", "iam")])).unwrap_err();
+        assert!(err.to_string().contains("AWS_REGION"), "{err}");
+        let cfg = DbConfig::from_env(env(&[
+            ("DB_HOST", "h"),
+            ("DB_AUTH", "iam"),
+            ("AWS_REGION", "eu-west-1"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            cfg.auth,
+            Auth::Iam {
+                region: "eu-west-1".into()
+            }
+        );
+        assert_eq!(cfg.tls, TlsMode::VerifyFull(CaSource::RdsBundle));
+        assert_eq!(
+            (cfg.pool_max, cfg.connect_timeout),
+            (1, Duration::from_secs(30))
+        );
+    }
+
+    #[test]
+    fn iam_without_tls_is_refused() {
+        let err = DbConfig::from_env(env(&[
+            ("DB_HOST", "h"),
+            ("DB_AUTH", "iam"),
+            ("AWS_REGION", "r"),
+            ("DB_TLS", "disable"),
+        ]))
+        .unwrap_err();
+        assert!(err.to_string().contains("without verified TLS"), "{err}");
+    }
+
+    #[test]
+    fn malformed_values_name_their_variable() {
+        for (var, value) in [
+            ("DB_PORT", "x"),
+            ("DB_POOL_MAX", "0"),
+            ("DB_CONNECT_TIMEOUT_SECS", "-1"),
+            ("DB_AUTH", "kerberos"),
+        ] {
+            let err = DbConfig::from_env(env(&[("DB_HOST", "h"), (var, value)])).unwrap_err();
+            assert!(err.to_string().contains(var), "{var}: {err}");
+        }
+        let err = DbConfig::from_env(env(&[])).unwrap_err();
+        assert!(err.to_string().contains("DB_HOST"), "{err}");
+    }
+
+    #[test]
+    fn describe_never_shows_the_password() {
+        let cfg = DbConfig::from_url("postgres://u:hunter2@h/d").unwrap();
+        assert!(!cfg.describe().contains("hunter2"));
+        assert!(!format!("{cfg:?}").contains("hunter2"));
+    }
+}

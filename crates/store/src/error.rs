@@ -1,0 +1,112 @@
+use std::time::Duration;
+
+use tokio_postgres::error::SqlState;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything the store can fail with. The API maps these to status codes in one place; the
+/// messages are for logs (they never contain a password or token) and are not sent to clients
+/// for the 5xx cases.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("configuration: {var} {problem}")]
+    Config { var: &'static str, problem: String },
+
+    /// Not there, or not visible to the caller: both look the same from outside.
+    #[error("not found")]
+    NotFound,
+    /// The caller is a member of the tenant but its role does not allow this.
+    #[error("forbidden")]
+    Forbidden,
+    /// A uniqueness rule or an invariant (a tenant keeps at least one admin) stops the change.
+    #[error("conflict: {0}")]
+    Conflict(&'static str),
+
+    /// The database cannot be reached or refused us; worth retrying after `retry_after`.
+    #[error("database unavailable: {reason}")]
+    Unavailable {
+        reason: String,
+        retry_after: Duration,
+    },
+    /// The whole connect step took longer than the connect timeout.
+    #[error("timed out after {after:?} connecting to {host}:{port}")]
+    ConnectTimeout {
+        host: String,
+        port: u16,
+        after: Duration,
+    },
+    /// A statement ran past the statement timeout (or the client-side deadline).
+    #[error("statement timed out")]
+    StatementTimeout,
+
+    #[error("tls: {0}")]
+    Tls(String),
+    #[error("migration: {0}")]
+    Migration(String),
+    /// The role the API logs in as could get around row-level security; refusing to serve.
+    #[error("unsafe database setup: {0}")]
+    SelfCheck(String),
+    #[error("database: {0}")]
+    Db(#[from] tokio_postgres::Error),
+}
+
+impl Error {
+    /// Whether the client should be told to retry later (HTTP 503 with `Retry-After`).
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Error::Unavailable { retry_after, .. } => Some(*retry_after),
+            Error::ConnectTimeout { .. } | Error::Tls(_) => Some(Duration::from_secs(5)),
+            Error::StatementTimeout => Some(Duration::from_secs(1)),
+            Error::SelfCheck(_) => Some(Duration::from_secs(30)),
+            Error::Db(e) if is_transient(e) => Some(Duration::from_secs(1)),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn unavailable(reason: impl Into<String>) -> Self {
+        Error::Unavailable {
+            reason: reason.into(),
+            retry_after: Duration::from_secs(1),
+        }
+    }
+
+    /// Turns a database error from a request into the error the API understands.
+    pub(crate) fn from_query(e: tokio_postgres::Error) -> Self {
+        let Some(code) = e.code() else {
+            // No SQLSTATE: the connection broke (closed, I/O error).
+            return Error::unavailable(format!("connection lost: {e}"));
+        };
+        match *code {
+            SqlState::UNIQUE_VIOLATION => Error::Conflict(conflict_reason(&e)),
+            // A reference to a row that does not exist (a user id that no one has).
+            SqlState::FOREIGN_KEY_VIOLATION => Error::NotFound,
+            SqlState::QUERY_CANCELED => Error::StatementTimeout,
+            _ => Error::Db(e),
+        }
+    }
+}
+
+fn conflict_reason(e: &tokio_postgres::Error) -> &'static str {
+    match e.as_db_error().and_then(|d| d.constraint()) {
+        Some("tenants_pkey") => "a tenant with this id already exists",
+        Some("todos_pkey") => "a todo with this id already exists",
+        Some("users_email_key") => "this email address is already in use",
+        Some("users_subject_key") | Some("users_pkey") => "this user already exists",
+        _ => "the change conflicts with existing data",
+    }
+}
+
+/// Errors that say "the server is busy or restarting", not "your statement is wrong".
+pub(crate) fn is_transient(e: &tokio_postgres::Error) -> bool {
+    match e.code() {
+        None => true,
+        Some(code) => {
+            let c = code.code();
+            c.starts_with("08") // connection exception
+                || c.starts_with("53") // insufficient resources (too many connections)
+                || c.starts_with("57P") // admin shutdown, crash shutdown, cannot connect now
+                || *code == SqlState::T_R_SERIALIZATION_FAILURE
+                || *code == SqlState::T_R_DEADLOCK_DETECTED
+        }
+    }
+}

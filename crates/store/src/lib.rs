@@ -1,0 +1,34 @@
+//! The PostgreSQL layer of the API.
+//!
+//! - [`Store`]: a deadpool pool whose connect step takes its password from a [`PasswordSource`]
+//!   (a fixed password locally, a cached IAM token on AWS), verifies the server over TLS
+//!   ([`tls`]), and prepares every statement once per physical connection.
+//! - [`Scoped`]: the only way to reach tenant tables. Every call is one database transaction
+//!   that first sets the caller and the tenant scope that the row-level security policies key on
+//!   (`migrations/0001_tenancy.sql`), then runs its statement. The transaction start, the scope,
+//!   the statement and the commit are pipelined: one network round trip per call.
+//! - [`migrate`]: the embedded migrations and the start-up self-check of the runtime role.
+
+mod config;
+mod error;
+pub mod migrate;
+mod model;
+mod pool;
+mod queries;
+mod scope;
+mod secret;
+mod statements;
+mod stream;
+pub mod tls;
+
+pub use config::{Auth, CaSource, DbConfig, TlsMode};
+pub use error::{Error, Result};
+pub use model::{
+    Cursor, DisplayName, Email, Invalid, Limit, Member, Membership, NewUser, Page, PageRequest,
+    Role, Tenant, TenantId, TenantName, Todo, TodoFilter, TodoId, TodoPatch, TodoTitle, User,
+    UserId,
+};
+pub use pool::{PasswordSource, Stats, StatsSnapshot, Store};
+pub use scope::{Scoped, Tenants};
+pub use secret::Secret;
+pub use statements::Q;

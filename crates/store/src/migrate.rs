@@ -1,0 +1,237 @@
+//! Migrations and the runtime role's self-check.
+//!
+//! The migrations are the files in `migrations/` at the workspace root, embedded at build time
+//! in file-name order. Each runs once, in its own transaction, as the owner role `app_owner`,
+//! and is recorded in `schema_migrations` with a checksum: running again is a no-op, and an
+//! applied migration that was edited afterwards is an error, not a silent divergence.
+
+use sha2::{Digest, Sha256};
+use tokio_postgres::Client;
+
+use crate::{Error, Result};
+
+/// One embedded migration file.
+#[derive(Debug, Clone, Copy)]
+pub struct Migration {
+    pub version: i32,
+    pub name: &'static str,
+    pub sql: &'static str,
+}
+
+/// Every migration, in order.
+pub const MIGRATIONS: &[Migration] = include!(concat!(env!("OUT_DIR"), "/migrations.rs"));
+
+/// Creates the roles `app_owner` and `app_runtime` (see `migrations/bootstrap/roles.sql`).
+pub const BOOTSTRAP_ROLES_SQL: &str = include_str!("../../../migrations/bootstrap/roles.sql");
+
+/// The tables whose rows belong to tenants or users; each must have RLS enabled and forced.
+pub const PROTECTED_TABLES: &[&str] = &["tenants", "users", "memberships", "todos"];
+
+/// Serialises migrations and role bootstrap across processes (tests run many at once).
+const LOCK_KEY: i64 = 0x7465_6e61_6e74;
+
+fn checksum(sql: &str) -> String {
+    hex::encode(Sha256::digest(sql.as_bytes()))
+}
+
+/// Runs `work` while holding the migration lock on this session.
+async fn locked<T>(client: &Client, work: impl AsyncFnOnce() -> Result<T>) -> Result<T> {
+    client
+        .execute("SELECT pg_advisory_lock($1)", &[&LOCK_KEY])
+        .await?;
+    let result = work().await;
+    // Unlock even after a failure; if this fails too, the session's end releases the lock.
+    let _ = client.batch_execute("RESET ROLE").await;
+    let _ = client
+        .execute("SELECT pg_advisory_unlock($1)", &[&LOCK_KEY])
+        .await;
+    result
+}
+
+/// Creates the application's roles, as an administrator. With `rds_iam`, also grants Aurora's
+/// `rds_iam` role to both, so that they log in with IAM tokens.
+pub async fn bootstrap_roles(client: &Client, rds_iam: bool) -> Result<()> {
+    locked(client, async || {
+        client
+            .batch_execute(BOOTSTRAP_ROLES_SQL)
+            .await
+            .map_err(|e| Error::Migration(format!("creating roles: {}", db_message(&e))))?;
+        if rds_iam {
+            client
+                .batch_execute("GRANT rds_iam TO app_owner, app_runtime")
+                .await
+                .map_err(|e| {
+                    Error::Migration(format!(
+                        "GRANT rds_iam (is this Aurora/RDS with IAM auth enabled?): {}",
+                        db_message(&e)
+                    ))
+                })?;
+        }
+        Ok(())
+    })
+    .await
+}
+
+/// Applies the migrations that have not run yet; returns the names of those it applied.
+pub async fn run(client: &Client) -> Result<Vec<&'static str>> {
+    locked(client, async || {
+        let owner: bool = client.query_one("SELECT current_user = 'app_owner'", &[]).await?.get(0);
+        if !owner {
+            client.batch_execute("SET ROLE app_owner").await.map_err(|e| {
+                Error::Migration(format!(
+                    "cannot act as app_owner ({}): create the roles first (scripts/migrate.sh --bootstrap-roles) or log in as app_owner",
+                    db_message(&e)
+                ))
+            })?;
+        }
+        client
+            .batch_execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (
+                   version    int         PRIMARY KEY,
+                   name       text        NOT NULL,
+                   checksum   text        NOT NULL,
+                   applied_at timestamptz NOT NULL DEFAULT now())",
+            )
+            .await?;
+        let applied: Vec<(i32, String)> = client
+            .query("SELECT version, checksum FROM schema_migrations ORDER BY version", &[])
+            .await?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
+        let mut ran = Vec::new();
+        for m in MIGRATIONS {
+            let sum = checksum(m.sql);
+            if let Some((_, recorded)) = applied.iter().find(|(v, _)| *v == m.version) {
+                if *recorded != sum {
+                    return Err(Error::Migration(format!(
+                        "{} was changed after it was applied; add a new migration instead of editing an applied one",
+                        m.name
+                    )));
+                }
+                continue;
+            }
+            client.batch_execute("BEGIN").await?;
+            let result = async {
+                client.batch_execute(m.sql).await?;
+                client
+                    .execute("INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)", &[&m.version, &m.name, &sum])
+                    .await?;
+                client.batch_execute("COMMIT").await
+            }
+            .await;
+            if let Err(e) = result {
+                let _ = client.batch_execute("ROLLBACK").await;
+                return Err(Error::Migration(format!("{}: {}", m.name, db_message(&e))));
+            }
+            tracing::info!(migration = m.name, "applied");
+            ran.push(m.name);
+        }
+        Ok(ran)
+    })
+    .await
+}
+
+/// Checks, on the API's own connection, that the role it logs in as cannot get around
+/// row-level security: it is no superuser, has no BYPASSRLS, owns no table, cannot act as the
+/// owner, and every protected table has RLS enabled and forced. The API refuses to serve
+/// otherwise.
+pub async fn check_runtime_role(client: &Client) -> Result<()> {
+    let fail = |why: String| Err(Error::SelfCheck(why));
+    let row = client
+        .query_one(
+            "SELECT current_user::text, r.rolsuper, r.rolbypassrls,
+                    EXISTS (SELECT 1 FROM pg_roles o WHERE o.rolname = 'app_owner'
+                            AND pg_has_role(current_user, o.oid, 'USAGE')),
+                    (SELECT string_agg(c.relname, ', ' ORDER BY c.relname) FROM pg_class c
+                      WHERE c.relowner = r.oid AND c.relkind IN ('r', 'p') AND c.relnamespace = 'public'::regnamespace)
+             FROM pg_roles r WHERE r.rolname = current_user",
+            &[],
+        )
+        .await?;
+    let (user, superuser, bypass, acts_as_owner, owned): (
+        String,
+        bool,
+        bool,
+        bool,
+        Option<String>,
+    ) = (row.get(0), row.get(1), row.get(2), row.get(3), row.get(4));
+    if superuser {
+        return fail(format!(
+            "the API logs in as {user}, a superuser; superusers bypass row-level security"
+        ));
+    }
+    if bypass {
+        return fail(format!("the API logs in as {user}, which has BYPASSRLS"));
+    }
+    if acts_as_owner {
+        return fail(format!(
+            "the API logs in as {user}, which can act as the table owner app_owner"
+        ));
+    }
+    if let Some(tables) = owned {
+        return fail(format!(
+            "the API logs in as {user}, which owns tables ({tables}); log in as app_runtime"
+        ));
+    }
+    let names: Vec<String> = PROTECTED_TABLES.iter().map(|s| s.to_string()).collect();
+    let rows = client
+        .query(
+            "SELECT t.name, c.relrowsecurity, c.relforcerowsecurity
+             FROM unnest($1::text[]) AS t(name)
+             LEFT JOIN pg_class c ON c.relname = t.name AND c.relnamespace = 'public'::regnamespace",
+            &[&names],
+        )
+        .await?;
+    for r in rows {
+        let (name, enabled, forced): (String, Option<bool>, Option<bool>) =
+            (r.get(0), r.get(1), r.get(2));
+        match (enabled, forced) {
+            (None, _) => return fail(format!("table {name} does not exist: run the migrations")),
+            (Some(true), Some(true)) => {}
+            _ => {
+                return fail(format!(
+                    "table {name} does not have row-level security enabled and forced"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The server's message without the client library's prefix; no connection details.
+fn db_message(e: &tokio_postgres::Error) -> String {
+    e.as_db_error()
+        .map(|d| d.message().to_string())
+        .unwrap_or_else(|| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_are_embedded_in_order() {
+        assert!(!MIGRATIONS.is_empty());
+        assert!(
+            MIGRATIONS.windows(2).all(|w| w[0].version < w[1].version),
+            "versions must increase"
+        );
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../migrations");
+        let on_disk = std::fs::read_dir(dir)
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .path()
+                    .extension()
+                    .is_some_and(|x| x == "sql")
+            })
+            .count();
+        assert_eq!(
+            on_disk,
+            MIGRATIONS.len(),
+            "every migrations/*.sql file is embedded"
+        );
+    }
+}

@@ -1,0 +1,532 @@
+//! The queries behind every endpoint, as methods of [`Scoped`]. Each method picks the tenant
+//! scope its rule needs and runs as one pipelined transaction.
+
+use time::OffsetDateTime;
+use tokio_postgres::Row;
+use uuid::Uuid;
+
+use crate::{
+    Cursor, DisplayName, Email, Error, Member, Membership, NewUser, Page, PageRequest, Q, Result,
+    Role, Tenant, TenantId, TenantName, Todo, TodoFilter, TodoId, TodoPatch, TodoTitle, User,
+    UserId,
+    scope::{Access, Scoped, Step, Tenants},
+};
+
+fn step<'a>(q: Q, params: &'a [&'a (dyn tokio_postgres::types::ToSql + Sync)]) -> Step<'a> {
+    Step { q, params }
+}
+
+/// The caller's role, from the `me_role` column: `None` when the caller is not a member.
+fn me_role(row: &Row) -> Role {
+    Role::from_db(row.get::<_, &str>(0))
+}
+
+fn todo_at(row: &Row, i: usize) -> Option<Todo> {
+    let id: Option<Uuid> = row.get(i + 1);
+    Some(Todo {
+        tenant_id: TenantId(row.get(i)),
+        id: TodoId(id?),
+        title: row.get(i + 2),
+        complete: row.get(i + 3),
+        created_at: row.get(i + 4),
+        updated_at: row.get(i + 5),
+    })
+}
+
+fn tenant(row: &Row) -> Tenant {
+    Tenant {
+        id: TenantId(row.get(0)),
+        name: row.get(1),
+        role: Role::from_db(row.get(2)),
+        created_at: row.get(3),
+    }
+}
+
+fn user(row: &Row) -> User {
+    User {
+        id: UserId(row.get(0)),
+        subject: row.get(1),
+        name: row.get(2),
+        email: row.get(3),
+        created_at: row.get(4),
+    }
+}
+
+fn member_at(row: &Row, i: usize) -> Option<Member> {
+    let user_id: Option<Uuid> = row.get(i + 1);
+    Some(Member {
+        tenant_id: TenantId(row.get(i)),
+        user_id: UserId(user_id?),
+        name: row.get(i + 2),
+        email: row.get(i + 3),
+        role: Role::from_db(row.get(i + 4)),
+        joined_at: row.get(i + 5),
+    })
+}
+
+/// The rows of a list fetched with `limit + 1`: the extra row only says that another page
+/// exists.
+fn page<T>(
+    mut items: Vec<T>,
+    req: PageRequest,
+    key: impl Fn(&T) -> (OffsetDateTime, Uuid),
+) -> Page<T> {
+    let limit = req.limit.get();
+    let next_cursor = if items.len() > limit {
+        items.truncate(limit);
+        items.last().map(|last| {
+            let (created_at, id) = key(last);
+            Cursor { created_at, id }
+        })
+    } else {
+        None
+    };
+    Page { items, next_cursor }
+}
+
+fn fetch_limit(req: PageRequest) -> i64 {
+    req.limit.get() as i64 + 1
+}
+
+/// Rows of a role-gated list: no row means the caller is not a member.
+fn gated_rows(rows: &[Row]) -> Result<Role> {
+    rows.first().map(me_role).ok_or(Error::NotFound)
+}
+
+/// Rows of a role-gated single-row statement: 404 for non-members, 403 for members whose role
+/// is not one of `allowed`.
+fn gated<'r>(rows: &'r [Row], allowed: &[Role]) -> Result<&'r Row> {
+    let row = rows.first().ok_or(Error::NotFound)?;
+    if !allowed.contains(&me_role(row)) {
+        return Err(Error::Forbidden);
+    }
+    Ok(row)
+}
+
+const EDITORS: &[Role] = &[Role::Admin, Role::Member];
+const ADMINS: &[Role] = &[Role::Admin];
+const ANYONE: &[Role] = &[Role::Admin, Role::Member, Role::Viewer];
+
+impl Scoped<'_> {
+    /// Creates the caller's user row from the identity provider's claims if it does not exist;
+    /// when it exists this only reads. An email that another user already has is left out.
+    pub async fn ensure_user(&self, new: &NewUser) -> Result<()> {
+        debug_assert_eq!(new.id, self.user);
+        let name = new.name.as_ref().map(DisplayName::as_str);
+        let mut email = new.email.as_ref().map(Email::as_str);
+        loop {
+            let rows = self
+                .run(
+                    Tenants::None,
+                    Access::Write,
+                    &[step(
+                        Q::UserEnsure,
+                        &[&new.id.0, &new.subject, &name, &email],
+                    )],
+                )
+                .await?;
+            if rows[0][0].get::<_, bool>(0) {
+                return Ok(());
+            }
+            if email.take().is_none() {
+                return Err(Error::Conflict("this user already exists"));
+            }
+        }
+    }
+
+    /// The caller's user and their memberships (at most 200; `GET /api/tenants` pages).
+    pub async fn me(&self) -> Result<(User, Vec<Membership>)> {
+        let rows = self
+            .run(
+                Tenants::All,
+                Access::Read,
+                &[step(Q::UserMe, &[]), step(Q::UserMemberships, &[])],
+            )
+            .await?;
+        let me = rows[0].first().map(user).ok_or(Error::NotFound)?;
+        let memberships = rows[1]
+            .iter()
+            .map(|r| Membership {
+                tenant_id: TenantId(r.get(0)),
+                tenant_name: r.get(1),
+                role: Role::from_db(r.get(2)),
+            })
+            .collect();
+        Ok((me, memberships))
+    }
+
+    /// Registers the caller or updates their profile. `true` when the row was created.
+    pub async fn upsert_profile(
+        &self,
+        subject: &str,
+        name: &DisplayName,
+        email: &Email,
+    ) -> Result<(User, bool)> {
+        let rows = self
+            .run(
+                Tenants::None,
+                Access::Write,
+                &[step(
+                    Q::UserUpsert,
+                    &[&self.user.0, &subject, &name.as_str(), &email.as_str()],
+                )],
+            )
+            .await?;
+        let row = rows[0].first().ok_or(Error::NotFound)?;
+        Ok((user(row), row.get(5)))
+    }
+
+    /// A user the caller can see: themself or someone who shares a tenant with them.
+    pub async fn get_user(&self, id: UserId) -> Result<User> {
+        let rows = self
+            .run(Tenants::All, Access::Read, &[step(Q::UserGet, &[&id.0])])
+            .await?;
+        rows[0].first().map(user).ok_or(Error::NotFound)
+    }
+
+    /// The caller and everyone who shares a tenant with them.
+    pub async fn list_users(&self, req: PageRequest) -> Result<Page<User>> {
+        let c = req.cursor.unwrap_or_else(Cursor::start);
+        let rows = self
+            .run(
+                Tenants::All,
+                Access::Read,
+                &[step(
+                    Q::UserList,
+                    &[&c.created_at, &c.id, &fetch_limit(req)],
+                )],
+            )
+            .await?;
+        Ok(page(rows[0].iter().map(user).collect(), req, |u| {
+            (u.created_at, u.id.0)
+        }))
+    }
+
+    /// Replaces the caller's profile. Others' profiles: 403 if visible, else 404.
+    pub async fn update_user(&self, id: UserId, name: &DisplayName, email: &Email) -> Result<User> {
+        let rows = self
+            .run(
+                Tenants::All,
+                Access::Write,
+                &[step(
+                    Q::UserUpdate,
+                    &[&id.0, &name.as_str(), &email.as_str()],
+                )],
+            )
+            .await?;
+        let row = &rows[0][0];
+        match (row.get::<_, bool>(0), row.get::<_, Option<Uuid>>(1)) {
+            (false, _) => Err(Error::NotFound),
+            (true, None) => Err(Error::Forbidden),
+            (true, Some(_)) => Ok(User {
+                id: UserId(row.get(1)),
+                subject: row.get(2),
+                name: row.get(3),
+                email: row.get(4),
+                created_at: row.get(5),
+            }),
+        }
+    }
+
+    /// Deletes the caller (and their memberships). Refused while they are a tenant's last admin.
+    pub async fn delete_user(&self, id: UserId) -> Result<()> {
+        let rows = self
+            .run(
+                Tenants::All,
+                Access::Write,
+                &[
+                    step(Q::UserLockAdminTenants, &[]),
+                    step(Q::UserDelete, &[&id.0]),
+                ],
+            )
+            .await?;
+        let row = &rows[1][0];
+        match (
+            row.get::<_, bool>(0),
+            id == self.user,
+            row.get::<_, bool>(1),
+            row.get::<_, bool>(2),
+        ) {
+            (false, _, _, _) => Err(Error::NotFound),
+            (true, false, _, _) => Err(Error::Forbidden),
+            (true, true, true, _) => Err(Error::Conflict(
+                "you are the last admin of a tenant: make someone else admin or delete the tenant first",
+            )),
+            (true, true, false, deleted) => deleted.then_some(()).ok_or(Error::NotFound),
+        }
+    }
+
+    /// Creates a tenant with the caller as its admin. The caller's user row must exist
+    /// ([`Scoped::ensure_user`]).
+    pub async fn create_tenant(&self, id: TenantId, name: &TenantName) -> Result<Tenant> {
+        let rows = self
+            .run(
+                Tenants::Creating(id),
+                Access::Write,
+                &[step(Q::TenantCreate, &[&id.0, &name.as_str()])],
+            )
+            .await?;
+        rows[0]
+            .first()
+            .map(tenant)
+            .ok_or(Error::Conflict("the tenant could not be created"))
+    }
+
+    pub async fn list_tenants(&self, req: PageRequest) -> Result<Page<Tenant>> {
+        let c = req.cursor.unwrap_or_else(Cursor::start);
+        let rows = self
+            .run(
+                Tenants::All,
+                Access::Read,
+                &[step(
+                    Q::TenantList,
+                    &[&c.created_at, &c.id, &fetch_limit(req)],
+                )],
+            )
+            .await?;
+        Ok(page(rows[0].iter().map(tenant).collect(), req, |t| {
+            (t.created_at, t.id.0)
+        }))
+    }
+
+    pub async fn get_tenant(&self, id: TenantId) -> Result<Tenant> {
+        let rows = self
+            .run(
+                Tenants::Member(id),
+                Access::Read,
+                &[step(Q::TenantGet, &[&id.0])],
+            )
+            .await?;
+        rows[0].first().map(tenant).ok_or(Error::NotFound)
+    }
+
+    pub async fn rename_tenant(&self, id: TenantId, name: &TenantName) -> Result<Tenant> {
+        let rows = self
+            .run(
+                Tenants::Member(id),
+                Access::Write,
+                &[step(Q::TenantRename, &[&id.0, &name.as_str()])],
+            )
+            .await?;
+        let row = gated(&rows[0], ADMINS)?;
+        Ok(Tenant {
+            id: TenantId(row.get(1)),
+            name: row.get(2),
+            role: me_role(row),
+            created_at: row.get(3),
+        })
+    }
+
+    /// Deletes a tenant with its memberships and todos.
+    pub async fn delete_tenant(&self, id: TenantId) -> Result<()> {
+        let rows = self
+            .run(
+                Tenants::Member(id),
+                Access::Write,
+                &[step(Q::TenantDelete, &[&id.0])],
+            )
+            .await?;
+        gated(&rows[0], ADMINS).map(drop)
+    }
+
+    pub async fn list_members(&self, tenant: TenantId, req: PageRequest) -> Result<Page<Member>> {
+        let c = req.cursor.unwrap_or_else(Cursor::start);
+        let rows = self
+            .run(
+                Tenants::Member(tenant),
+                Access::Read,
+                &[step(
+                    Q::MemberList,
+                    &[&tenant.0, &c.created_at, &c.id, &fetch_limit(req)],
+                )],
+            )
+            .await?;
+        gated_rows(&rows[0])?;
+        // Columns after me_role: user_id, name, email, role, created_at (the tenant is known).
+        let items = rows[0]
+            .iter()
+            .filter_map(|r| {
+                let user_id: Option<Uuid> = r.get(1);
+                Some(Member {
+                    tenant_id: tenant,
+                    user_id: UserId(user_id?),
+                    name: r.get(2),
+                    email: r.get(3),
+                    role: Role::from_db(r.get(4)),
+                    joined_at: r.get(5),
+                })
+            })
+            .collect();
+        Ok(page(items, req, |m| (m.joined_at, m.user_id.0)))
+    }
+
+    /// Adds a member or changes their role (admins only). `true` when the member was added.
+    pub async fn put_member(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        role: Role,
+    ) -> Result<(Member, bool)> {
+        let role = role.as_str();
+        let rows = self
+            .run(
+                Tenants::Member(tenant),
+                Access::Write,
+                &[
+                    step(Q::TenantLock, &[&tenant.0]),
+                    step(Q::MemberPut, &[&tenant.0, &user.0, &role]),
+                    step(Q::MemberGet, &[&tenant.0, &user.0]),
+                ],
+            )
+            .await?;
+        let row = gated(&rows[1], ADMINS)?;
+        if !row.get::<_, bool>(1) {
+            return Err(Error::Conflict("a tenant must keep at least one admin"));
+        }
+        let created = row.get::<_, Option<bool>>(2).unwrap_or(false);
+        let member = rows[2]
+            .first()
+            .and_then(|r| member_at(r, 0))
+            .ok_or(Error::NotFound)?;
+        Ok((member, created))
+    }
+
+    /// Removes a member: admins remove anyone, anyone removes themself; never the last admin.
+    pub async fn remove_member(&self, tenant: TenantId, user: UserId) -> Result<()> {
+        let rows = self
+            .run(
+                Tenants::Member(tenant),
+                Access::Write,
+                &[
+                    step(Q::TenantLock, &[&tenant.0]),
+                    step(Q::MemberDelete, &[&tenant.0, &user.0]),
+                ],
+            )
+            .await?;
+        let row = rows[1].first().ok_or(Error::NotFound)?;
+        let (me, target, deleted) = (
+            me_role(row),
+            row.get::<_, Option<&str>>(1),
+            row.get::<_, bool>(3),
+        );
+        if me != Role::Admin && user != self.user {
+            return Err(Error::Forbidden);
+        }
+        match (target, deleted) {
+            (None, _) => Err(Error::NotFound),
+            (Some(_), true) => Ok(()),
+            (Some(_), false) => Err(Error::Conflict("a tenant must keep at least one admin")),
+        }
+    }
+
+    pub async fn list_todos(
+        &self,
+        tenant: TenantId,
+        filter: TodoFilter,
+        req: PageRequest,
+    ) -> Result<Page<Todo>> {
+        let c = req.cursor.unwrap_or_else(Cursor::start);
+        let rows = self
+            .run(
+                Tenants::Member(tenant),
+                Access::Read,
+                &[step(
+                    Q::TodoList,
+                    &[
+                        &tenant.0,
+                        &filter.complete,
+                        &c.created_at,
+                        &c.id,
+                        &fetch_limit(req),
+                    ],
+                )],
+            )
+            .await?;
+        gated_rows(&rows[0])?;
+        let items = rows[0].iter().filter_map(|r| todo_at(r, 1)).collect();
+        Ok(page(items, req, |t| (t.created_at, t.id.0)))
+    }
+
+    pub async fn create_todo(
+        &self,
+        tenant: TenantId,
+        id: TodoId,
+        title: &TodoTitle,
+        complete: bool,
+    ) -> Result<Todo> {
+        let rows = self
+            .run(
+                Tenants::Member(tenant),
+                Access::Write,
+                &[step(
+                    Q::TodoCreate,
+                    &[&tenant.0, &id.0, &title.as_str(), &complete],
+                )],
+            )
+            .await?;
+        let row = gated(&rows[0], EDITORS)?;
+        todo_at(row, 1).ok_or(Error::NotFound)
+    }
+
+    pub async fn get_todo(&self, tenant: TenantId, id: TodoId) -> Result<Todo> {
+        let rows = self
+            .run(
+                Tenants::Member(tenant),
+                Access::Read,
+                &[step(Q::TodoGet, &[&tenant.0, &id.0])],
+            )
+            .await?;
+        let row = gated(&rows[0], ANYONE)?;
+        todo_at(row, 1).ok_or(Error::NotFound)
+    }
+
+    pub async fn update_todo(
+        &self,
+        tenant: TenantId,
+        id: TodoId,
+        patch: &TodoPatch,
+    ) -> Result<Todo> {
+        let title = patch.title.as_ref().map(TodoTitle::as_str);
+        let rows = self
+            .run(
+                Tenants::Member(tenant),
+                Access::Write,
+                &[step(
+                    Q::TodoUpdate,
+                    &[&tenant.0, &id.0, &title, &patch.complete],
+                )],
+            )
+            .await?;
+        let row = gated(&rows[0], EDITORS)?;
+        todo_at(row, 1).ok_or(Error::NotFound)
+    }
+
+    pub async fn delete_todo(&self, tenant: TenantId, id: TodoId) -> Result<()> {
+        let rows = self
+            .run(
+                Tenants::Member(tenant),
+                Access::Write,
+                &[step(Q::TodoDelete, &[&tenant.0, &id.0])],
+            )
+            .await?;
+        let row = gated(&rows[0], EDITORS)?;
+        row.get::<_, bool>(1).then_some(()).ok_or(Error::NotFound)
+    }
+
+    /// Todos of every tenant the caller belongs to.
+    pub async fn list_all_todos(&self, filter: TodoFilter, req: PageRequest) -> Result<Page<Todo>> {
+        let c = req.cursor.unwrap_or_else(Cursor::start);
+        let rows = self
+            .run(
+                Tenants::All,
+                Access::Read,
+                &[step(
+                    Q::TodoListAll,
+                    &[&filter.complete, &c.created_at, &c.id, &fetch_limit(req)],
+                )],
+            )
+            .await?;
+        let items = rows[0].iter().filter_map(|r| todo_at(r, 0)).collect();
+        Ok(page(items, req, |t| (t.created_at, t.id.0)))
+    }
+}

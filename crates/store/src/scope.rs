@@ -1,0 +1,162 @@
+//! Tenant-scoped transactions: the only way to reach tenant tables.
+//!
+//! A [`Scoped`] is the caller's view of the database. Each of its methods runs one transaction
+//! whose first statements set `app.user_id` and `app.tenant_ids`, the settings that every RLS
+//! policy keys on, to the tenants the method's rule allows (see [`Tenants`]); the handler never
+//! chooses the scope. All statements of a transaction are sent together and the replies read
+//! afterwards, so a call costs one round trip.
+
+use std::time::{Duration, Instant};
+
+use deadpool::managed::Object;
+use futures_util::future::{OptionFuture, join_all, join5};
+use tokio_postgres::{Row, types::ToSql};
+use uuid::Uuid;
+
+use crate::{Error, Q, Result, Store, TenantId, UserId, pool::Manager};
+
+/// Which tenants a transaction may see.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tenants {
+    /// None: only the caller's own user row and memberships.
+    None,
+    /// This tenant, if and only if the caller is a member of it (resolved by the database).
+    Member(TenantId),
+    /// Every tenant the caller is a member of (resolved by the database).
+    All,
+    /// A tenant that the caller is creating in this transaction.
+    Creating(TenantId),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Access {
+    /// Read only: safe to retry on a fresh connection if the connection was lost.
+    Read,
+    /// Writes: never retried automatically; the outcome of a lost COMMIT is unknown.
+    Write,
+}
+
+/// One statement of a transaction and its parameters.
+pub(crate) struct Step<'a> {
+    pub q: Q,
+    pub params: &'a [&'a (dyn ToSql + Sync)],
+}
+
+/// The client waits this much longer than the server's statement timeout before it gives up on
+/// a connection that stopped answering.
+const CLIENT_GRACE: Duration = Duration::from_secs(2);
+
+/// The caller's view of the database. Cheap to create, one per request.
+#[derive(Debug, Clone, Copy)]
+pub struct Scoped<'s> {
+    pub(crate) store: &'s Store,
+    pub(crate) user: UserId,
+}
+
+impl Store {
+    /// The database as `user` may see it.
+    pub fn scoped(&self, user: UserId) -> Scoped<'_> {
+        Scoped { store: self, user }
+    }
+}
+
+struct Failed {
+    error: tokio_postgres::Error,
+    /// The transaction ended (COMMIT answered), so the connection can be reused.
+    clean: bool,
+}
+
+impl Scoped<'_> {
+    /// Runs `steps` in one transaction scoped to `tenants`; returns each step's rows.
+    pub(crate) async fn run(
+        &self,
+        tenants: Tenants,
+        access: Access,
+        steps: &[Step<'_>],
+    ) -> Result<Vec<Vec<Row>>> {
+        let deadline = self.store.config().statement_timeout + CLIENT_GRACE;
+        let mut retried = false;
+        loop {
+            let mut conn = self.store.checkout().await?;
+            match tokio::time::timeout(deadline, self.pipeline(&conn, tenants, access, steps)).await
+            {
+                Ok(Ok(rows)) => {
+                    conn.last_used = Instant::now();
+                    return Ok(rows);
+                }
+                Ok(Err(Failed { error, clean })) => {
+                    let lost = error.code().is_none();
+                    if lost || !clean {
+                        drop(Object::take(conn));
+                    }
+                    if lost && access == Access::Read && !retried {
+                        tracing::info!(error = %error, "database connection lost during a read; retrying once");
+                        retried = true;
+                        continue;
+                    }
+                    return Err(Error::from_query(error));
+                }
+                Err(_) => {
+                    drop(Object::take(conn));
+                    tracing::warn!(
+                        after_ms = deadline.as_millis() as u64,
+                        "database did not answer; connection dropped"
+                    );
+                    return Err(Error::StatementTimeout);
+                }
+            }
+        }
+    }
+
+    async fn pipeline(
+        &self,
+        conn: &Object<Manager>,
+        tenants: Tenants,
+        access: Access,
+        steps: &[Step<'_>],
+    ) -> Result<Vec<Vec<Row>>, Failed> {
+        let c = &conn.client;
+        let user: Uuid = self.user.0;
+        let explicit: Vec<Uuid> = match tenants {
+            Tenants::Creating(t) => vec![t.0],
+            _ => Vec::new(),
+        };
+        let member: Uuid = match tenants {
+            Tenants::Member(t) => t.0,
+            _ => Uuid::nil(),
+        };
+        let member_params: [&(dyn ToSql + Sync); 2] = [&user, &member];
+        let all_params: [&(dyn ToSql + Sync); 1] = [&user];
+        let resolve = match tenants {
+            Tenants::Member(_) => Some((Q::ScopeMember, &member_params[..])),
+            Tenants::All => Some((Q::ScopeAll, &all_params[..])),
+            Tenants::None | Tenants::Creating(_) => None,
+        };
+        let begin = if access == Access::Read {
+            "BEGIN READ ONLY"
+        } else {
+            "BEGIN"
+        };
+        // Each future sends its message when first polled; join5 polls them in this order, so the
+        // server receives them in this order, all before the first reply is awaited.
+        let (begun, set, resolved, results, committed) = join5(
+            c.batch_execute(begin),
+            c.query(conn.stmt(Q::ScopeSet), &[&user, &explicit]),
+            OptionFuture::from(resolve.map(|(q, params)| c.query(conn.stmt(q), params))),
+            join_all(steps.iter().map(|s| c.query(conn.stmt(s.q), s.params))),
+            c.batch_execute("COMMIT"),
+        )
+        .await;
+        let clean = committed.is_ok();
+        let fail = |error| Failed { error, clean };
+        begun.map_err(fail)?;
+        set.map_err(fail)?;
+        resolved.transpose().map_err(fail)?;
+        let rows = results
+            .into_iter()
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(fail)?;
+        committed.map_err(fail)?;
+        Ok(rows)
+    }
+}

@@ -1,0 +1,8 @@
+//! Test-only infrastructure; never a dependency of a shipped binary.
+//!
+//! - [`pg`]: one throwaway PostgreSQL cluster per test process (started with `initdb` and
+//!   `postgres` from the machine's server package, as an unprivileged user when the tests run
+//!   as root), or the server named by `TEST_DATABASE_URL`; and a fresh database per test, cloned
+//!   from a migrated template.
+
+pub mod pg;
