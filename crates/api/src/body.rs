@@ -41,12 +41,13 @@ pub(crate) fn json<T: DeserializeOwned>(req: &Request<Bytes>) -> Result<T> {
             "the request body is empty; send a JSON object".into(),
         ));
     }
-    serde_json::from_slice(body).map_err(|e| match e.classify() {
-        serde_json::error::Category::Data => Error::Invalid {
-            field: "body".into(),
-            message: e.to_string(),
-        },
-        _ => Error::BadRequest(format!("malformed JSON: {e}")),
+    // Syntax first, for the whole body: a malformed document is a 400 even when its first
+    // bytes already name a wrong field (which the typed parse would report first, as a 422).
+    serde_json::from_slice::<serde::de::IgnoredAny>(body)
+        .map_err(|e| Error::BadRequest(format!("malformed JSON: {e}")))?;
+    serde_json::from_slice(body).map_err(|e| Error::Invalid {
+        field: "body".into(),
+        message: e.to_string(),
     })
 }
 

@@ -164,14 +164,14 @@ pub async fn check_runtime_role(client: &Client) -> Result<()> {
     if bypass {
         return fail(format!("the API logs in as {user}, which has BYPASSRLS"));
     }
-    if acts_as_owner {
-        return fail(format!(
-            "the API logs in as {user}, which can act as the table owner app_owner"
-        ));
-    }
     if let Some(tables) = owned {
         return fail(format!(
             "the API logs in as {user}, which owns tables ({tables}); log in as app_runtime"
+        ));
+    }
+    if acts_as_owner {
+        return fail(format!(
+            "the API logs in as {user}, which can act as the table owner app_owner"
         ));
     }
     let names: Vec<String> = PROTECTED_TABLES.iter().map(|s| s.to_string()).collect();

@@ -21,11 +21,12 @@ fn me_role(row: &Row) -> Role {
     Role::from_db(row.get::<_, &str>(0))
 }
 
+/// The todo in columns `i..i + 6`, or `None` when an outer join found none.
 fn todo_at(row: &Row, i: usize) -> Option<Todo> {
-    let id: Option<Uuid> = row.get(i + 1);
+    let id: Uuid = row.get::<_, Option<Uuid>>(i + 1)?;
     Some(Todo {
         tenant_id: TenantId(row.get(i)),
-        id: TodoId(id?),
+        id: TodoId(id),
         title: row.get(i + 2),
         complete: row.get(i + 3),
         created_at: row.get(i + 4),
@@ -53,10 +54,10 @@ fn user(row: &Row) -> User {
 }
 
 fn member_at(row: &Row, i: usize) -> Option<Member> {
-    let user_id: Option<Uuid> = row.get(i + 1);
+    let user_id: Uuid = row.get::<_, Option<Uuid>>(i + 1)?;
     Some(Member {
         tenant_id: TenantId(row.get(i)),
-        user_id: UserId(user_id?),
+        user_id: UserId(user_id),
         name: row.get(i + 2),
         email: row.get(i + 3),
         role: Role::from_db(row.get(i + 4)),
@@ -342,21 +343,7 @@ impl Scoped<'_> {
             )
             .await?;
         gated_rows(&rows[0])?;
-        // Columns after me_role: user_id, name, email, role, created_at (the tenant is known).
-        let items = rows[0]
-            .iter()
-            .filter_map(|r| {
-                let user_id: Option<Uuid> = r.get(1);
-                Some(Member {
-                    tenant_id: tenant,
-                    user_id: UserId(user_id?),
-                    name: r.get(2),
-                    email: r.get(3),
-                    role: Role::from_db(r.get(4)),
-                    joined_at: r.get(5),
-                })
-            })
-            .collect();
+        let items = rows[0].iter().filter_map(|r| member_at(r, 1)).collect();
         Ok(page(items, req, |m| (m.joined_at, m.user_id.0)))
     }
 

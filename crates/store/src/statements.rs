@@ -109,8 +109,8 @@ statements! {
     /// Serialises membership changes of tenant `$1` (the last-admin rule reads, then writes).
     TenantLock => "SELECT id FROM tenants WHERE id = $1::uuid FOR UPDATE",
     MemberList => concat!("WITH ", me!(), " \
-                   SELECT me.role, x.user_id, x.name, x.email, x.role, x.created_at FROM me LEFT JOIN LATERAL ( \
-                     SELECT m.user_id, u.name, u.email, m.role, m.created_at FROM memberships m \
+                   SELECT me.role, x.tenant_id, x.user_id, x.name, x.email, x.role, x.created_at FROM me LEFT JOIN LATERAL ( \
+                     SELECT m.tenant_id, m.user_id, u.name, u.email, m.role, m.created_at FROM memberships m \
                      JOIN users u ON u.id = m.user_id \
                      WHERE m.tenant_id = $1::uuid AND (m.created_at, m.user_id) > ($2::timestamptz, $3::uuid) \
                      ORDER BY m.created_at, m.user_id LIMIT $4::int8) x ON true"),

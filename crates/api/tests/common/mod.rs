@@ -1,0 +1,206 @@
+//! Helpers for the API's integration tests: a fresh database per test and a way to call
+//! `App::handle` as a given user.
+
+#![allow(dead_code)]
+
+use api::{App, Principal, RequestId};
+use bytes::Bytes;
+use http::{HeaderMap, Method, Request, StatusCode};
+use serde_json::Value;
+use store::{PasswordSource, Store};
+use testkit::pg::TestDb;
+
+pub struct TestApp {
+    pub app: App,
+    pub db: TestDb,
+}
+
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+impl Reply {
+    /// The error code of an error reply, after checking the error shape.
+    pub fn error_code(&self) -> &str {
+        let e = &self.body["error"];
+        assert!(
+            e["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "error has a message: {}",
+            self.body
+        );
+        assert!(
+            e["request_id"].as_str().is_some_and(|m| !m.is_empty()),
+            "error has a request id: {}",
+            self.body
+        );
+        e["code"]
+            .as_str()
+            .unwrap_or_else(|| panic!("not an error reply: {}", self.body))
+    }
+
+    pub fn id(&self) -> String {
+        self.body["id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no id in {}", self.body))
+            .to_string()
+    }
+}
+
+impl TestApp {
+    pub async fn new() -> Self {
+        let db = testkit::pg::db().await;
+        let cfg = db.runtime_config();
+        let password = match &cfg.auth {
+            store::Auth::Password(p) => PasswordSource::Fixed(p.clone()),
+            _ => unreachable!(),
+        };
+        let app = App::new(Store::new(cfg, password).unwrap());
+        Self { app, db }
+    }
+
+    /// Calls the app as `user` (a subject; `None` for no identity) with an optional JSON body.
+    pub async fn call(
+        &self,
+        user: Option<&str>,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Reply {
+        let bytes = body
+            .map(|b| Bytes::from(serde_json::to_vec(&b).unwrap()))
+            .unwrap_or_default();
+        self.raw(user, method, path, Some("application/json"), bytes)
+            .await
+    }
+
+    pub async fn raw(
+        &self,
+        user: Option<&str>,
+        method: Method,
+        path: &str,
+        content_type: Option<&str>,
+        body: Bytes,
+    ) -> Reply {
+        let mut req = Request::builder().method(method).uri(path);
+        if let Some(ct) = content_type {
+            req = req.header("content-type", ct);
+        }
+        let mut req = req.body(body).unwrap();
+        if let Some(sub) = user {
+            req.extensions_mut().insert(Principal {
+                subject: sub.to_string(),
+                email: Some(format!("{sub}@example.com")),
+                name: Some(format!("User {sub}")),
+            });
+        }
+        req.extensions_mut()
+            .insert(RequestId(format!("test-{}", uuid::Uuid::new_v4())));
+        let res = self.app.handle(req).await;
+        let status = res.status();
+        let headers = res.headers().clone();
+        let body = if res.body().is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(res.body()).expect("JSON body")
+        };
+        if status.is_server_error() {
+            panic!("server error {status}: {body}");
+        }
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn get(&self, user: &str, path: &str) -> Reply {
+        self.call(Some(user), Method::GET, path, None).await
+    }
+
+    pub async fn post(&self, user: &str, path: &str, body: Value) -> Reply {
+        self.call(Some(user), Method::POST, path, Some(body)).await
+    }
+
+    pub async fn put(&self, user: &str, path: &str, body: Value) -> Reply {
+        self.call(Some(user), Method::PUT, path, Some(body)).await
+    }
+
+    pub async fn patch(&self, user: &str, path: &str, body: Value) -> Reply {
+        self.call(Some(user), Method::PATCH, path, Some(body)).await
+    }
+
+    pub async fn delete(&self, user: &str, path: &str) -> Reply {
+        self.call(Some(user), Method::DELETE, path, None).await
+    }
+
+    /// Creates a tenant as `admin` and returns its id.
+    pub async fn tenant(&self, admin: &str, name: &str) -> String {
+        let r = self
+            .post(admin, "/api/tenants", serde_json::json!({ "name": name }))
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        r.id()
+    }
+
+    /// The user id of a subject (calls /api/me, which registers them).
+    pub async fn user_id(&self, user: &str) -> String {
+        let r = self.get(user, "/api/me").await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        r.body["user"]["id"].as_str().unwrap().to_string()
+    }
+
+    /// Adds `user` to `tenant` with `role`, as `admin`.
+    pub async fn add_member(&self, admin: &str, tenant: &str, user: &str, role: &str) {
+        let uid = self.user_id(user).await;
+        let r = self
+            .put(
+                admin,
+                &format!("/api/tenants/{tenant}/members/{uid}"),
+                serde_json::json!({ "role": role }),
+            )
+            .await;
+        assert!(
+            r.status == StatusCode::CREATED || r.status == StatusCode::OK,
+            "{}",
+            r.body
+        );
+    }
+
+    /// Row counts of every table, read as superuser (bypassing RLS).
+    pub async fn counts(&self) -> Vec<(String, i64)> {
+        let admin = self.db.admin().await;
+        let mut out = Vec::new();
+        for t in ["tenants", "users", "memberships", "todos"] {
+            let n: i64 = admin
+                .query_one(&format!("SELECT count(*) FROM {t}"), &[])
+                .await
+                .unwrap()
+                .get(0);
+            out.push((t.to_string(), n));
+        }
+        out
+    }
+
+    /// A digest of all table contents, to show that a rejected request changed nothing.
+    pub async fn snapshot(&self) -> String {
+        let admin = self.db.admin().await;
+        let mut out = String::new();
+        for t in ["tenants", "users", "memberships", "todos"] {
+            let row = admin
+                .query_one(
+                    &format!(
+                        "SELECT coalesce(string_agg(x::text, '|' ORDER BY x::text), '') FROM {t} x"
+                    ),
+                    &[],
+                )
+                .await
+                .unwrap();
+            out.push_str(&row.get::<_, String>(0));
+            out.push('\n');
+        }
+        out
+    }
+}
