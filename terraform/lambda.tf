@@ -1,0 +1,101 @@
+# The function: one `bootstrap` binary (provided.al2023 custom runtime) that
+# serves every route of the API, and its log group.
+
+resource "aws_cloudwatch_log_group" "lambda" {
+  #checkov:skip=CKV_AWS_338:Retention is var.log_retention_days, 14 days by default to keep a starter deployment cheap; set 365 or more where compliance requires a year of logs.
+  # Created here, before the function, so that Terraform owns its retention
+  # (and deletes it on destroy) instead of Lambda creating it on first use.
+  name              = "/aws/lambda/${local.function_name}"
+  retention_in_days = var.log_retention_days
+  kms_key_id        = var.log_kms_key_arn
+}
+
+resource "aws_lambda_function" "this" {
+  #checkov:skip=CKV_AWS_272:Code signing needs an AWS Signer profile and a signed upload through S3; this starter deploys a locally built zip. Add aws_lambda_code_signing_config when your release pipeline signs artifacts.
+  #checkov:skip=CKV_AWS_116:No dead-letter queue: API Gateway invokes the function synchronously and gets the error back; DLQs only apply to asynchronous invocations.
+  #checkov:skip=CKV_AWS_173:Environment variables are encrypted at rest with Lambda's AWS-managed KMS key (the default); they hold no secret unless the discouraged HS256 option is used.
+  function_name = local.function_name
+  description   = "Multi-tenant API (Rust, ${var.architecture}) behind API Gateway ${var.name}"
+  role          = aws_iam_role.lambda.arn
+
+  runtime       = "provided.al2023"
+  handler       = "bootstrap"
+  architectures = [var.architecture]
+
+  filename = local.lambda_zip_path
+  # null while the zip does not exist yet, so `terraform validate` and CI work
+  # before scripts/package.sh has run; the precondition below stops a plan.
+  source_code_hash = fileexists(local.lambda_zip_path) ? filebase64sha256(local.lambda_zip_path) : null
+
+  memory_size                    = var.memory_size
+  timeout                        = var.timeout
+  reserved_concurrent_executions = var.reserved_concurrent_executions
+
+  environment {
+    variables = local.lambda_environment
+  }
+
+  tracing_config {
+    mode = var.tracing_mode
+  }
+
+  dynamic "vpc_config" {
+    for_each = local.vpc_attached ? [1] : []
+
+    content {
+      subnet_ids         = var.subnet_ids
+      security_group_ids = var.security_group_ids
+    }
+  }
+
+  depends_on = [
+    aws_cloudwatch_log_group.lambda,
+    aws_iam_role_policy_attachment.lambda_basic_execution,
+    aws_iam_role_policy_attachment.lambda_vpc_access,
+    aws_iam_role_policy_attachment.lambda_xray,
+    aws_iam_role_policy.db_connect,
+  ]
+
+  lifecycle {
+    precondition {
+      condition     = fileexists(local.lambda_zip_path)
+      error_message = "The deployment zip ${local.lambda_zip_path} does not exist: run scripts/package.sh first (or set lambda_zip_path)."
+    }
+
+    # A slow connect (Aurora resuming from auto-pause takes 15 to 30 s) must
+    # end in the function's own 503 with time to spare; a Lambda timeout
+    # throws the instance away and the next request pays a cold start.
+    precondition {
+      condition     = var.timeout >= var.db_connect_timeout_secs + 5
+      error_message = "timeout (${var.timeout} s) must be at least db_connect_timeout_secs (${var.db_connect_timeout_secs} s) + 5 s."
+    }
+
+    precondition {
+      condition     = var.db_statement_timeout_ms < var.timeout * 1000
+      error_message = "db_statement_timeout_ms (${var.db_statement_timeout_ms}) must be below the function timeout (${var.timeout} s)."
+    }
+
+    # Connection math: every warm instance holds exactly one connection
+    # (DB_POOL_MAX = 1), so reserved concurrency is the function's peak
+    # connection count. -1 (unreserved) is warned about in checks.tf.
+    precondition {
+      condition     = var.reserved_concurrent_executions == -1 || var.reserved_concurrent_executions <= var.db_max_connections
+      error_message = "reserved_concurrent_executions (${var.reserved_concurrent_executions}) exceeds db_max_connections (${var.db_max_connections}): at full load the function would open more connections than the database allows it. Lower the concurrency or raise the budget (and the cluster's max ACU)."
+    }
+
+    precondition {
+      condition     = (length(var.subnet_ids) > 0) == (length(var.security_group_ids) > 0)
+      error_message = "Set subnet_ids and security_group_ids together (VPC attachment), or neither."
+    }
+
+    precondition {
+      condition     = !local.use_bearer_jwt || (var.jwt_algorithm == "HS256" ? nonsensitive(var.bearer_jwt_hs256_secret != null) : var.bearer_jwt_public_key_pem != null)
+      error_message = "jwt_algorithm ${var.jwt_algorithm} needs ${var.jwt_algorithm == "HS256" ? "bearer_jwt_hs256_secret" : "bearer_jwt_public_key_pem"}."
+    }
+
+    precondition {
+      condition     = (var.jwt_issuer == null) == (var.jwt_audience == null)
+      error_message = "Set jwt_issuer and jwt_audience together: a token is only accepted for a known issuer and audience."
+    }
+  }
+}

@@ -1,0 +1,72 @@
+# What you type next: curl the API, tail the logs, open psql, run migrations.
+# scripts/psql.sh and scripts/migrate.sh read these with `terraform output -raw`.
+
+output "api_url" {
+  description = "Base URL of the API (the $default stage, no trailing slash), e.g. curl \"$(terraform -chdir=terraform output -raw api_url)/health\"."
+  value       = aws_apigatewayv2_api.this.api_endpoint
+}
+
+output "api_id" {
+  description = "ID of the HTTP API."
+  value       = aws_apigatewayv2_api.this.id
+}
+
+output "lambda_function_name" {
+  description = "Name of the Lambda function."
+  value       = aws_lambda_function.this.function_name
+}
+
+output "lambda_function_arn" {
+  description = "ARN of the Lambda function."
+  value       = aws_lambda_function.this.arn
+}
+
+output "lambda_iam_role_arn" {
+  description = "ARN of the function's execution role (the identity that holds rds-db:connect)."
+  value       = aws_iam_role.lambda.arn
+}
+
+output "lambda_log_group_name" {
+  description = "CloudWatch log group of the function: aws logs tail \"$(terraform -chdir=terraform output -raw lambda_log_group_name)\" --follow."
+  value       = aws_cloudwatch_log_group.lambda.name
+}
+
+output "api_access_log_group_name" {
+  description = "CloudWatch log group of the API's access log (one JSON line per request)."
+  value       = aws_cloudwatch_log_group.api_access.name
+}
+
+output "db_host" {
+  description = "Database host the function connects to (DB_HOST)."
+  value       = var.db_host
+}
+
+output "db_port" {
+  description = "Database port (DB_PORT)."
+  value       = var.db_port
+}
+
+output "db_name" {
+  description = "Database name (DB_NAME)."
+  value       = var.db_name
+}
+
+output "db_user" {
+  description = "Database role the function logs in as (DB_USER)."
+  value       = var.db_user
+}
+
+output "db_auth" {
+  description = "How the function authenticates to the database (DB_AUTH): iam or dsql."
+  value       = var.db_auth
+}
+
+output "aws_region" {
+  description = "Region everything was deployed to (and the region IAM database tokens are signed for)."
+  value       = data.aws_region.current.region
+}
+
+output "identity_sources" {
+  description = "IDENTITY_SOURCES of the function: apigw_jwt, bearer_jwt, or empty (closed: nobody can sign in)."
+  value       = local.identity_sources
+}

@@ -1,0 +1,318 @@
+"""Evaluate the configuration's own expressions with the real `terraform`.
+
+variables.tf and locals.tf reference no provider, so a copy of just those two
+files initialises offline, and `terraform console` evaluates:
+  * every variable's `validation` (bad values must be refused, good ones kept);
+  * the environment the function gets in each identity mode;
+  * the lifecycle preconditions of the function and the `check` assertions,
+    taken verbatim from lambda.tf / checks.tf, under good and bad inputs.
+Skipped when terraform is not installed (scripts/check-terraform.sh requires it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tfconfig import TfConfig, load, preconditions, text_of, unwrap
+
+TERRAFORM = shutil.which("terraform")
+pytestmark = pytest.mark.skipif(TERRAFORM is None, reason="terraform is not installed")
+
+HOST = "app.cluster-abc123xyz.eu-central-1.rds.amazonaws.com"
+PEM = "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEexample\n-----END PUBLIC KEY-----\n"
+SECRET = "s" * 40
+
+
+class TfError(Exception):
+    pass
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["CHECKPOINT_DISABLE"] = "1"  # no version check over the network
+    env["TF_IN_AUTOMATION"] = "1"
+    cli_config = env.get("TF_CLI_CONFIG_FILE")
+    if cli_config and not Path(cli_config).exists():
+        env.pop("TF_CLI_CONFIG_FILE")
+    return env
+
+
+class Console:
+    def __init__(self, workdir: Path):
+        self.workdir = workdir
+        self.n = 0
+
+    def eval(self, expr: str, **variables):
+        """Value of `expr` (JSON-decoded) with the given variables; TfError on any error."""
+        variables.setdefault("db_host", HOST)
+        self.n += 1
+        var_file = self.workdir / f"case{self.n}.tfvars.json"
+        var_file.write_text(json.dumps(variables), encoding="utf-8")
+        proc = subprocess.run(
+            [TERRAFORM, "console", "-no-color", f"-var-file={var_file}"],
+            input=f"jsonencode({expr})\n",
+            capture_output=True,
+            text=True,
+            cwd=self.workdir,
+            env=_env(),
+            timeout=120,
+        )
+        if "Error:" in proc.stderr or proc.returncode != 0:
+            raise TfError(proc.stderr.strip())
+        out = proc.stdout.strip()
+        if out == "(sensitive value)":
+            return "(sensitive value)"
+        return json.loads(json.loads(out.replace("$${", "${").replace("%%{", "%{")))
+
+
+@pytest.fixture(scope="module")
+def cfg() -> TfConfig:
+    return load()
+
+
+@pytest.fixture(scope="module")
+def tf(cfg: TfConfig, tmp_path_factory) -> Console:
+    work = tmp_path_factory.mktemp("tf-eval")
+    for name in ("variables.tf", "locals.tf"):
+        shutil.copy(cfg.root / name, work / name)
+    proc = subprocess.run([TERRAFORM, "init", "-backend=false", "-input=false", "-no-color"],
+                          capture_output=True, text=True, cwd=work, env=_env(), timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return Console(work)
+
+
+# ---------------------------------------------------------------------------
+# Validation of single variables
+# ---------------------------------------------------------------------------
+
+REFUSED = [
+    ("architecture", "x86"),
+    ("architecture", "aarch64"),
+    ("memory_size", 64),
+    ("memory_size", 10241),
+    ("memory_size", 128.5),
+    ("timeout", 0),
+    ("timeout", 901),
+    ("reserved_concurrent_executions", -2),
+    ("log_retention_days", 15),
+    ("log_level", "verbose"),
+    ("db_host", "1.2.3.4"),
+    ("db_host", "https://app.cluster-abc.eu-central-1.rds.amazonaws.com"),
+    ("db_host", "app.cluster-abc.eu-central-1.rds.amazonaws.com:5432"),
+    ("db_host", "app.cluster-ro-abc123xyz.eu-central-1.rds.amazonaws.com"),
+    ("db_host", "localhost"),
+    ("db_port", 0),
+    ("db_port", 70000),
+    ("db_name", "my-app"),
+    ("db_user", "app runtime"),
+    ("db_auth", "password"),
+    ("db_cluster_resource_id", "my-cluster"),
+    ("db_cluster_resource_id", "cluster-abc123"),
+    ("db_cluster_resource_id", "arn:aws:rds:eu-central-1:123456789012:cluster:app"),
+    ("dsql_cluster_arn", "arn:aws:rds:us-east-1:123456789012:cluster:x"),
+    ("db_connect_timeout_secs", 0),
+    ("db_max_connections", 0),
+    ("jwt_algorithm", "none"),
+    ("jwt_algorithm", "RS512"),
+    ("jwt_audience", "a,b"),
+    ("bearer_jwt_public_key_pem", "not a key"),
+    ("bearer_jwt_hs256_secret", "short"),
+    ("subnet_ids", ["subnet-xyz"]),
+    ("security_group_ids", ["default"]),
+    ("aws_region", "Frankfurt"),
+    ("name", "has spaces"),
+    ("name", "x" * 49),
+    ("lambda_zip_path", "dist/bootstrap"),
+    ("log_kms_key_arn", "alias/logs"),
+    ("cors_allow_origins", ["https://app.example.com/path"]),
+]
+
+ACCEPTED = [
+    ("architecture", "x86_64"),
+    ("memory_size", 10240),
+    ("timeout", 900),
+    ("reserved_concurrent_executions", -1),
+    ("reserved_concurrent_executions", 0),
+    ("log_retention_days", 0),
+    ("log_retention_days", 3653),
+    ("db_host", "abcdefghijklmnopqrstuvwxyz.dsql.us-east-1.on.aws"),
+    ("db_cluster_resource_id", "cluster-ABCDEFGHIJKLMNOPQRSTUVWXY0"),
+    ("dsql_cluster_arn", "arn:aws:dsql:us-east-1:123456789012:cluster/abcdefghijklmnopqrstuvwxyz"),
+    ("aws_region", "us-gov-west-1"),
+    ("subnet_ids", ["subnet-0123456789abcdef0"]),
+    ("security_group_ids", ["sg-0123456789abcdef0"]),
+    ("bearer_jwt_public_key_pem", PEM),
+    ("log_kms_key_arn", "arn:aws:kms:eu-central-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"),
+    ("cors_allow_origins", ["https://app.example.com", "*"]),
+]
+
+
+@pytest.mark.parametrize(("name", "value"), REFUSED, ids=[f"{n}={v!r:.40}" for n, v in REFUSED])
+def test_validation_refuses(tf: Console, name: str, value):
+    with pytest.raises(TfError, match=rf"(?s)Invalid value for variable.*var\.{name}|Invalid value for variable.*{name}"):
+        tf.eval("var." + name, **{name: value})
+
+
+@pytest.mark.parametrize(("name", "value"), ACCEPTED, ids=[f"{n}={v!r:.40}" for n, v in ACCEPTED])
+def test_validation_accepts(tf: Console, name: str, value):
+    assert tf.eval("var." + name, **{name: value}) == value
+
+
+def test_explicit_null_falls_back_to_the_default(tf: Console):
+    assert tf.eval("var.timeout", timeout=None) == 40
+
+
+# ---------------------------------------------------------------------------
+# The function's environment per identity mode
+# ---------------------------------------------------------------------------
+
+BASE_ENV = {
+    "DB_HOST": HOST,
+    "DB_PORT": "5432",
+    "DB_NAME": "app",
+    "DB_USER": "app_runtime",
+    "DB_AUTH": "iam",
+    "DB_CONNECT_TIMEOUT_SECS": "30",
+    "DB_STATEMENT_TIMEOUT_MS": "10000",
+    "DB_POOL_MAX": "1",
+    "LOG_LEVEL": "info",
+}
+
+
+def test_environment_closed_by_default(tf: Console):
+    assert tf.eval("local.lambda_environment") == {**BASE_ENV, "IDENTITY_SOURCES": ""}
+    assert tf.eval("local.use_apigw_jwt") is False
+
+
+def test_environment_apigw_jwt(tf: Console):
+    v = {"jwt_issuer": "https://issuer.example.com", "jwt_audience": "client-1"}
+    assert tf.eval("local.lambda_environment", **v) == {
+        **BASE_ENV,
+        "IDENTITY_SOURCES": "apigw_jwt",
+        "JWT_ISSUER": "https://issuer.example.com",
+        "JWT_AUDIENCE": "client-1",
+    }
+    assert tf.eval("local.use_apigw_jwt", **v) is True
+
+
+def test_environment_bearer_jwt_public_key_wins_over_authorizer(tf: Console):
+    v = {"jwt_issuer": "https://issuer.example.com", "jwt_audience": "client-1",
+         "bearer_jwt_public_key_pem": PEM, "jwt_algorithm": "ES256"}
+    assert tf.eval("local.lambda_environment", **v) == {
+        **BASE_ENV,
+        "IDENTITY_SOURCES": "bearer_jwt",
+        "JWT_ISSUER": "https://issuer.example.com",
+        "JWT_AUDIENCE": "client-1",
+        "JWT_ALGORITHM": "ES256",
+        "JWT_PUBLIC_KEY": PEM,
+    }
+    assert tf.eval("local.use_apigw_jwt", **v) is False
+
+
+def test_environment_hs256_is_sensitive_and_carries_the_secret(tf: Console):
+    v = {"bearer_jwt_hs256_secret": SECRET, "jwt_algorithm": "HS256"}
+    assert tf.eval("local.lambda_environment", **v) == "(sensitive value)"
+    assert tf.eval("jsondecode(nonsensitive(jsonencode(local.lambda_environment)))", **v) == {
+        **BASE_ENV,
+        "IDENTITY_SOURCES": "bearer_jwt",
+        "JWT_ALGORITHM": "HS256",
+        "JWT_HS256_SECRET": SECRET,
+    }
+
+
+def test_environment_settings_flow_through(tf: Console):
+    env = tf.eval("local.lambda_environment", db_port=6543, db_name="tenants", db_user="svc",
+                  db_auth="dsql", db_connect_timeout_secs=20, db_statement_timeout_ms=5000, log_level="debug")
+    assert env["DB_PORT"] == "6543" and env["DB_NAME"] == "tenants" and env["DB_USER"] == "svc"
+    assert env["DB_AUTH"] == "dsql" and env["DB_CONNECT_TIMEOUT_SECS"] == "20"
+    assert env["DB_STATEMENT_TIMEOUT_MS"] == "5000" and env["LOG_LEVEL"] == "debug"
+
+
+def test_zip_path_default(tf: Console):
+    assert tf.eval("local.lambda_zip_path") == "./../dist/lambda.zip"
+    assert tf.eval("local.lambda_zip_path", lambda_zip_path="/tmp/x.zip") == "/tmp/x.zip"
+
+
+# ---------------------------------------------------------------------------
+# Preconditions (lambda.tf) and checks (checks.tf), evaluated as written
+# ---------------------------------------------------------------------------
+
+
+def _function_condition(cfg: TfConfig, pattern: str) -> str:
+    fn = cfg.resource("aws_lambda_function")
+    found = [unwrap(p["condition"]) for p in preconditions(fn) if re.search(pattern, text_of(p["condition"]))]
+    assert len(found) == 1, f"expected one precondition matching {pattern!r}, found {found}"
+    return found[0]
+
+
+PRECONDITIONS = [
+    # (pattern identifying the precondition, variables, expected result)
+    (r"db_connect_timeout_secs", {}, True),
+    (r"db_connect_timeout_secs", {"timeout": 34}, False),
+    (r"db_connect_timeout_secs", {"timeout": 25, "db_connect_timeout_secs": 20}, True),
+    (r"db_statement_timeout_ms", {}, True),
+    (r"db_statement_timeout_ms", {"db_statement_timeout_ms": 40000}, False),
+    (r"db_max_connections", {}, True),
+    (r"db_max_connections", {"reserved_concurrent_executions": 190, "db_max_connections": 189}, False),
+    (r"db_max_connections", {"reserved_concurrent_executions": 189, "db_max_connections": 189}, True),
+    (r"db_max_connections", {"reserved_concurrent_executions": -1, "db_max_connections": 5}, True),
+    (r"subnet_ids", {}, True),
+    (r"subnet_ids", {"subnet_ids": ["subnet-0123456789abcdef0"]}, False),
+    (r"subnet_ids", {"security_group_ids": ["sg-0123456789abcdef0"]}, False),
+    (r"subnet_ids", {"subnet_ids": ["subnet-0123456789abcdef0"], "security_group_ids": ["sg-0123456789abcdef0"]}, True),
+    (r"jwt_algorithm", {}, True),
+    (r"jwt_algorithm", {"bearer_jwt_public_key_pem": PEM}, True),
+    (r"jwt_algorithm", {"bearer_jwt_public_key_pem": PEM, "jwt_algorithm": "HS256"}, False),
+    (r"jwt_algorithm", {"bearer_jwt_hs256_secret": SECRET, "jwt_algorithm": "HS256"}, True),
+    (r"jwt_algorithm", {"bearer_jwt_hs256_secret": SECRET}, False),
+    (r"jwt_issuer == null", {"jwt_issuer": "https://i.example.com"}, False),
+    (r"jwt_issuer == null", {"jwt_issuer": "https://i.example.com", "jwt_audience": "a"}, True),
+]
+
+
+@pytest.mark.parametrize(("pattern", "variables", "expected"), PRECONDITIONS,
+                         ids=[f"{p}-{i}" for i, (p, _, _) in enumerate(PRECONDITIONS)])
+def test_function_precondition(tf: Console, cfg: TfConfig, pattern: str, variables: dict, expected: bool):
+    assert tf.eval(_function_condition(cfg, pattern), **variables) is expected
+
+
+def _check_condition(cfg: TfConfig, name: str) -> str:
+    asserts = cfg.checks[name]["assert"]
+    assert len(asserts) == 1
+    return unwrap(asserts[0]["condition"])
+
+
+CHECKS = [
+    ("db_cluster_resource_id_scoped", {}, False),
+    ("db_cluster_resource_id_scoped", {"db_cluster_resource_id": "cluster-ABC123"}, True),
+    ("db_cluster_resource_id_scoped", {"db_auth": "dsql"}, True),
+    ("identity_configured", {}, False),
+    ("identity_configured", {"jwt_issuer": "https://i.example.com", "jwt_audience": "a"}, True),
+    ("identity_configured", {"bearer_jwt_public_key_pem": PEM}, True),
+    ("concurrency_bounded", {}, True),
+    ("concurrency_bounded", {"reserved_concurrent_executions": -1}, False),
+    ("hs256_secret_discouraged", {}, True),
+    ("hs256_secret_discouraged", {"bearer_jwt_hs256_secret": SECRET, "jwt_algorithm": "HS256"}, False),
+]
+
+
+@pytest.mark.parametrize(("name", "variables", "expected"), CHECKS,
+                         ids=[f"{n}-{i}" for i, (n, _, _) in enumerate(CHECKS)])
+def test_check_assertion(tf: Console, cfg: TfConfig, name: str, variables: dict, expected: bool):
+    assert tf.eval(_check_condition(cfg, name), **variables) is expected
+
+
+def test_dsql_precondition(tf: Console, cfg: TfConfig):
+    doc = cfg.data["aws_iam_policy_document"]["db_connect"]
+    (cond,) = [unwrap(p["condition"]) for p in preconditions(doc)]
+    assert tf.eval(cond) is True
+    assert tf.eval(cond, db_auth="dsql") is False
+    assert tf.eval(cond, db_auth="dsql",
+                   dsql_cluster_arn="arn:aws:dsql:us-east-1:123456789012:cluster/abcdefghijklmnopqrstuvwxyz") is True

@@ -1,0 +1,415 @@
+# Inputs. Every variable has a description and a type; `validation` blocks
+# catch values that would otherwise only fail half-way through `apply` (or,
+# worse, at the first request). Checks that involve more than one variable
+# live in lifecycle preconditions (lambda.tf, iam.tf, api_gateway.tf) and in
+# checks.tf, because cross-variable validation needs Terraform 1.9.
+
+# ---------------------------------------------------------------------------
+# General
+# ---------------------------------------------------------------------------
+
+variable "aws_region" {
+  description = "AWS region to deploy into, e.g. \"eu-central-1\". Must be the region of the Aurora cluster. null takes the region from the environment (AWS_REGION / AWS_PROFILE)."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.aws_region == null || can(regex("^[a-z]{2}(-[a-z]+)+-[0-9]+$", var.aws_region))
+    error_message = "aws_region must look like \"eu-central-1\" or \"us-gov-west-1\"."
+  }
+}
+
+variable "name" {
+  description = "Name of the deployment. Used for the Lambda function, its log group (/aws/lambda/<name>), the HTTP API and the IAM role (<name>-lambda)."
+  type        = string
+  default     = "tenant-api"
+  nullable    = false
+
+  validation {
+    # 48 leaves room for the "-lambda" / "-jwt" suffixes within the 64-character
+    # limits of IAM role and Lambda function names.
+    condition     = can(regex("^[A-Za-z0-9_-]{1,48}$", var.name))
+    error_message = "name must be 1 to 48 characters of letters, digits, '-' and '_'."
+  }
+}
+
+variable "tags" {
+  description = "Tags applied to every resource through the provider's default_tags."
+  type        = map(string)
+  default     = {}
+  nullable    = false
+}
+
+# ---------------------------------------------------------------------------
+# Lambda function
+# ---------------------------------------------------------------------------
+
+variable "lambda_zip_path" {
+  description = "Path of the deployment zip (a single `bootstrap` executable) built by scripts/package.sh. null means <repo>/dist/lambda.zip."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.lambda_zip_path == null || can(regex("\\.zip$", var.lambda_zip_path))
+    error_message = "lambda_zip_path must name a .zip file (scripts/package.sh writes dist/lambda.zip)."
+  }
+}
+
+variable "architecture" {
+  description = "Instruction set of the function: \"arm64\" (Graviton, the default; what scripts/package.sh builds) or \"x86_64\". Must match the binary in the zip."
+  type        = string
+  default     = "arm64"
+  nullable    = false
+
+  validation {
+    condition     = contains(["arm64", "x86_64"], var.architecture)
+    error_message = "architecture must be \"arm64\" or \"x86_64\"."
+  }
+}
+
+variable "memory_size" {
+  description = "Memory of the function in MB (128 to 10240). CPU share grows with memory; 128 MB is plenty for this binary."
+  type        = number
+  default     = 128
+  nullable    = false
+
+  validation {
+    condition     = var.memory_size >= 128 && var.memory_size <= 10240 && floor(var.memory_size) == var.memory_size
+    error_message = "memory_size must be a whole number of MB from 128 to 10240."
+  }
+}
+
+variable "timeout" {
+  description = "Function timeout in seconds (1 to 900). Must exceed db_connect_timeout_secs by at least 5 s, so that a slow Aurora resume ends in the function's own 503 (and the instance survives) instead of a Lambda timeout. Note: API Gateway HTTP APIs stop waiting after 30 s whatever this says."
+  type        = number
+  default     = 40
+  nullable    = false
+
+  validation {
+    condition     = var.timeout >= 1 && var.timeout <= 900 && floor(var.timeout) == var.timeout
+    error_message = "timeout must be a whole number of seconds from 1 to 900."
+  }
+}
+
+variable "reserved_concurrent_executions" {
+  description = "Reserved concurrency of the function: the most instances that can run at once, and so the most database connections it holds (one per instance). Must not exceed db_max_connections. -1 means unreserved (bounded only by the account's concurrency limit; checks.tf warns). 0 stops the function from running at all (an emergency off switch). Reserving fails on accounts whose concurrency quota is very low (new accounts may have 10): use -1 there or ask for a quota increase."
+  type        = number
+  default     = 10
+  nullable    = false
+
+  validation {
+    condition     = floor(var.reserved_concurrent_executions) == var.reserved_concurrent_executions && var.reserved_concurrent_executions >= -1
+    error_message = "reserved_concurrent_executions must be -1 (unreserved), 0 (disabled) or a positive whole number."
+  }
+}
+
+variable "tracing_mode" {
+  description = "X-Ray tracing of the function: \"Active\" (samples requests and records Lambda's own segments: init, invoke) or \"PassThrough\" (only traces started upstream)."
+  type        = string
+  default     = "Active"
+  nullable    = false
+
+  validation {
+    condition     = contains(["Active", "PassThrough"], var.tracing_mode)
+    error_message = "tracing_mode must be \"Active\" or \"PassThrough\"."
+  }
+}
+
+variable "log_level" {
+  description = "LOG_LEVEL of the function: error, warn, info, debug or trace. debug and trace may log SQL; never tokens or passwords."
+  type        = string
+  default     = "info"
+  nullable    = false
+
+  validation {
+    condition     = contains(["error", "warn", "info", "debug", "trace"], var.log_level)
+    error_message = "log_level must be one of error, warn, info, debug, trace."
+  }
+}
+
+variable "log_retention_days" {
+  description = "Retention in days of the function's log group and the API access log group. 0 keeps logs forever."
+  type        = number
+  default     = 14
+  nullable    = false
+
+  validation {
+    condition     = contains([0, 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653], var.log_retention_days)
+    error_message = "log_retention_days must be a value CloudWatch Logs accepts: 0 (never expire), 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288 or 3653."
+  }
+}
+
+variable "log_kms_key_arn" {
+  description = "Optional ARN of a customer-managed KMS key for both log groups. null uses CloudWatch Logs' own encryption. The key policy must allow the logs.<region>.amazonaws.com principal."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.log_kms_key_arn == null || can(regex("^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/[A-Za-z0-9-]+$", var.log_kms_key_arn))
+    error_message = "log_kms_key_arn must be a KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>), not an alias."
+  }
+}
+
+variable "subnet_ids" {
+  description = "Subnets to attach the function to (the Aurora cluster's VPC). Leave empty for no VPC attachment, which only works when the cluster is publicly accessible. Set together with security_group_ids. No NAT is needed to reach Aurora: the IAM token is signed locally."
+  type        = list(string)
+  default     = []
+  nullable    = false
+
+  validation {
+    condition     = alltrue([for s in var.subnet_ids : can(regex("^subnet-[0-9a-f]{8,17}$", s))])
+    error_message = "subnet_ids must be subnet IDs like \"subnet-0123456789abcdef0\"."
+  }
+}
+
+variable "security_group_ids" {
+  description = "Security groups of the function when attached to a VPC. The cluster's security group must allow inbound TCP db_port from one of them. Set together with subnet_ids."
+  type        = list(string)
+  default     = []
+  nullable    = false
+
+  validation {
+    condition     = alltrue([for s in var.security_group_ids : can(regex("^sg-[0-9a-f]{8,17}$", s))])
+    error_message = "security_group_ids must be security group IDs like \"sg-0123456789abcdef0\"."
+  }
+}
+
+# ---------------------------------------------------------------------------
+# Database
+# ---------------------------------------------------------------------------
+
+variable "db_host" {
+  description = "DB_HOST: the Aurora cluster's writer endpoint (<cluster>.cluster-<id>.<region>.rds.amazonaws.com), or the Aurora DSQL endpoint when db_auth = \"dsql\". A DNS name, not an IP: the IAM token and the TLS certificate are both checked against it."
+  type        = string
+
+  validation {
+    condition = (
+      length(var.db_host) <= 253
+      && can(regex("^([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\\.)+[A-Za-z][A-Za-z0-9-]*[A-Za-z0-9]$", var.db_host))
+    )
+    error_message = "db_host must be a DNS host name without scheme, port or path, e.g. \"app.cluster-abc123xyz.eu-central-1.rds.amazonaws.com\"."
+  }
+
+  validation {
+    condition     = !can(regex("\\.cluster-ro-", var.db_host))
+    error_message = "db_host is the cluster's reader endpoint (cluster-ro-); the function writes, so use the writer endpoint (cluster-)."
+  }
+}
+
+variable "db_port" {
+  description = "DB_PORT: the database port."
+  type        = number
+  default     = 5432
+  nullable    = false
+
+  validation {
+    condition     = var.db_port >= 1 && var.db_port <= 65535 && floor(var.db_port) == var.db_port
+    error_message = "db_port must be a whole number from 1 to 65535."
+  }
+}
+
+variable "db_name" {
+  description = "DB_NAME: the database the function connects to (created once as the master user: CREATE DATABASE app;)."
+  type        = string
+  default     = "app"
+  nullable    = false
+
+  validation {
+    condition     = can(regex("^[A-Za-z_][A-Za-z0-9_$]{0,62}$", var.db_name))
+    error_message = "db_name must be a plain PostgreSQL identifier (letters, digits, '_', '$'; at most 63 characters)."
+  }
+}
+
+variable "db_user" {
+  description = "DB_USER: the database role the function logs in as. It must exist and, on Aurora, have been granted rds_iam (scripts/migrate.sh --bootstrap-roles --rds-iam creates app_runtime that way). It is also the user in the rds-db:connect ARN."
+  type        = string
+  default     = "app_runtime"
+  nullable    = false
+
+  validation {
+    condition     = can(regex("^[A-Za-z_][A-Za-z0-9_$]{0,62}$", var.db_user))
+    error_message = "db_user must be a plain PostgreSQL identifier (letters, digits, '_', '$'; at most 63 characters)."
+  }
+}
+
+variable "db_auth" {
+  description = "DB_AUTH: \"iam\" for Aurora PostgreSQL with IAM database authentication (rds-db:connect), or \"dsql\" for Aurora DSQL (dsql:DbConnect). Password authentication is for local development only and is not offered here."
+  type        = string
+  default     = "iam"
+  nullable    = false
+
+  validation {
+    condition     = contains(["iam", "dsql"], var.db_auth)
+    error_message = "db_auth must be \"iam\" or \"dsql\" (a deployed function never uses a password)."
+  }
+}
+
+variable "db_cluster_resource_id" {
+  description = "The Aurora cluster's resource ID (cluster-ABCDEFGHIJKLMNOPQRSTUVWXY0, from `aws rds describe-db-clusters --query 'DBClusters[0].DbClusterResourceId'`), used to scope rds-db:connect to this cluster. null grants the login to every cluster in the account and region (checks.tf warns): set it."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.db_cluster_resource_id == null || can(regex("^cluster-[A-Z0-9]+$", var.db_cluster_resource_id))
+    error_message = "db_cluster_resource_id must look like \"cluster-ABCDEFGHIJKLMNOPQRSTUVWXY0\" (the DbClusterResourceId, not the cluster name or ARN)."
+  }
+}
+
+variable "dsql_cluster_arn" {
+  description = "When db_auth = \"dsql\": the Aurora DSQL cluster ARN (arn:aws:dsql:<region>:<account>:cluster/<id>) that dsql:DbConnect is granted on. Ignored otherwise."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.dsql_cluster_arn == null || can(regex("^arn:aws[a-z-]*:dsql:[a-z0-9-]+:[0-9]{12}:cluster/[a-z0-9]+$", var.dsql_cluster_arn))
+    error_message = "dsql_cluster_arn must look like \"arn:aws:dsql:us-east-1:123456789012:cluster/abcdefghijklmnopqrstuvwxyz\"."
+  }
+}
+
+variable "db_connect_timeout_secs" {
+  description = "DB_CONNECT_TIMEOUT_SECS: how long a request waits for a database connection (including an Aurora resume from auto-pause, 15 to 30 s) before answering 503. Must be at least 5 s below timeout."
+  type        = number
+  default     = 30
+  nullable    = false
+
+  validation {
+    condition     = var.db_connect_timeout_secs >= 1 && var.db_connect_timeout_secs <= 895 && floor(var.db_connect_timeout_secs) == var.db_connect_timeout_secs
+    error_message = "db_connect_timeout_secs must be a whole number of seconds from 1 to 895."
+  }
+}
+
+variable "db_statement_timeout_ms" {
+  description = "DB_STATEMENT_TIMEOUT_MS: PostgreSQL statement_timeout of the function's sessions, in milliseconds. Must stay below the function timeout."
+  type        = number
+  default     = 10000
+  nullable    = false
+
+  validation {
+    condition     = var.db_statement_timeout_ms >= 1 && var.db_statement_timeout_ms <= 900000 && floor(var.db_statement_timeout_ms) == var.db_statement_timeout_ms
+    error_message = "db_statement_timeout_ms must be a whole number of milliseconds from 1 to 900000."
+  }
+}
+
+variable "db_max_connections" {
+  description = "The database connections this function may use: its share of the cluster's max_connections, after leaving room for migrations, psql sessions and RDS's own reserved connections. Each warm Lambda instance holds exactly one connection, so reserved_concurrent_executions must not exceed this. Aurora Serverless v2 PostgreSQL sets max_connections from the maximum capacity: 189 at a maximum of 1 ACU; with a minimum capacity of 0 (auto-pause) or 0.5 ACU it is capped at 2,000 however large the maximum."
+  type        = number
+  default     = 150
+  nullable    = false
+
+  validation {
+    condition     = var.db_max_connections >= 1 && floor(var.db_max_connections) == var.db_max_connections
+    error_message = "db_max_connections must be a positive whole number."
+  }
+}
+
+# ---------------------------------------------------------------------------
+# Identity: who may call the API (see locals.tf for how the mode is chosen)
+# ---------------------------------------------------------------------------
+
+variable "jwt_issuer" {
+  description = "Issuer (iss) of the JWTs the API accepts. With jwt_audience and no bearer key, API Gateway checks tokens with a JWT authorizer (the issuer must be an https:// OpenID Connect issuer that serves /.well-known/openid-configuration, e.g. a Cognito user pool or Auth0 tenant). With a bearer key the function checks iss itself."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.jwt_issuer == null || can(regex("^[^\\s]+$", var.jwt_issuer))
+    error_message = "jwt_issuer must be a non-empty string without spaces (for the API Gateway authorizer: an https:// URL)."
+  }
+}
+
+variable "jwt_audience" {
+  description = "Audience (aud) the API's JWTs must carry (for Cognito: the app client ID). Set together with jwt_issuer."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.jwt_audience == null || can(regex("^[^\\s,]+$", var.jwt_audience))
+    error_message = "jwt_audience must be one non-empty value without spaces or commas."
+  }
+}
+
+variable "bearer_jwt_public_key_pem" {
+  description = "PEM public key (-----BEGIN PUBLIC KEY-----) the function verifies Authorization: Bearer JWTs with, for issuers without OpenID discovery. Setting it (or bearer_jwt_hs256_secret) selects IDENTITY_SOURCES=bearer_jwt, and then jwt_issuer/jwt_audience are checked by the function, not by API Gateway."
+  type        = string
+  default     = null
+
+  validation {
+    condition = var.bearer_jwt_public_key_pem == null || (
+      can(regex("-----BEGIN (RSA |EC )?PUBLIC KEY-----", var.bearer_jwt_public_key_pem))
+      && can(regex("-----END (RSA |EC )?PUBLIC KEY-----", var.bearer_jwt_public_key_pem))
+      && try(length(var.bearer_jwt_public_key_pem) <= 3000, false)
+    )
+    error_message = "bearer_jwt_public_key_pem must be a PEM public key (BEGIN/END PUBLIC KEY) of at most 3000 characters (Lambda's environment holds 4 KB in all)."
+  }
+}
+
+variable "jwt_algorithm" {
+  description = "JWT_ALGORITHM for bearer_jwt: RS256 or ES256 (with bearer_jwt_public_key_pem) or HS256 (with bearer_jwt_hs256_secret)."
+  type        = string
+  default     = "RS256"
+  nullable    = false
+
+  validation {
+    condition     = contains(["RS256", "ES256", "HS256"], var.jwt_algorithm)
+    error_message = "jwt_algorithm must be RS256, ES256 or HS256."
+  }
+}
+
+variable "bearer_jwt_hs256_secret" {
+  description = "Shared HS256 secret for bearer_jwt (jwt_algorithm = \"HS256\"). Discouraged outside testing: it ends up in the Terraform state and in the function's configuration, and anyone holding it can mint tokens. Prefer a public key or the API Gateway JWT authorizer."
+  type        = string
+  default     = null
+  sensitive   = true
+
+  validation {
+    condition     = var.bearer_jwt_hs256_secret == null || try(length(var.bearer_jwt_hs256_secret) >= 32, false)
+    error_message = "bearer_jwt_hs256_secret must be at least 32 characters."
+  }
+}
+
+# ---------------------------------------------------------------------------
+# HTTP API
+# ---------------------------------------------------------------------------
+
+variable "api_throttling_burst_limit" {
+  description = "Burst limit (requests) of the API's $default stage. Keep it in proportion to reserved_concurrent_executions: requests beyond what the function can take are better refused by API Gateway (429) than throttled by Lambda."
+  type        = number
+  default     = 100
+  nullable    = false
+
+  validation {
+    condition     = var.api_throttling_burst_limit >= 0 && floor(var.api_throttling_burst_limit) == var.api_throttling_burst_limit
+    error_message = "api_throttling_burst_limit must be a whole number >= 0."
+  }
+}
+
+variable "api_throttling_rate_limit" {
+  description = "Steady-state rate limit (requests per second) of the API's $default stage."
+  type        = number
+  default     = 50
+  nullable    = false
+
+  validation {
+    condition     = var.api_throttling_rate_limit >= 0
+    error_message = "api_throttling_rate_limit must be >= 0."
+  }
+}
+
+variable "api_detailed_metrics" {
+  description = "Turn on per-route CloudWatch metrics for the $default stage (billed as custom metrics)."
+  type        = bool
+  default     = false
+  nullable    = false
+}
+
+variable "cors_allow_origins" {
+  description = "Origins allowed to call the API from a browser (CORS), e.g. [\"https://app.example.com\"]. Empty means no CORS configuration. API Gateway then answers preflight requests itself."
+  type        = list(string)
+  default     = []
+  nullable    = false
+
+  validation {
+    condition     = alltrue([for o in var.cors_allow_origins : o == "*" || can(regex("^https?://[^/\\s]+$", o))])
+    error_message = "cors_allow_origins entries must be \"*\" or an origin like \"https://app.example.com\" (scheme and host, no path)."
+  }
+}
