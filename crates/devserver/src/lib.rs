@@ -210,9 +210,9 @@ pub async fn serve(bind: SocketAddr) -> Result<(), BoxError> {
     run(server, listener, shutdown_signal()).await
 }
 
-/// Applies the migrations with `MIGRATE_DATABASE_URL` (an admin or the owner), or with the
-/// same settings as the API (`DATABASE_URL` / `DB_*`) when it is not set.
-pub async fn migrate(bootstrap_roles: bool, rds_iam: bool) -> Result<(), BoxError> {
+/// The login for migrations: `MIGRATE_DATABASE_URL` (an admin or the owner), or the same
+/// settings as the API (`DATABASE_URL` / `DB_*`) when it is not set.
+async fn migration_client() -> Result<(String, tokio_postgres::Client), BoxError> {
     let cfg = match env("MIGRATE_DATABASE_URL") {
         Some(url) => DbConfig::from_url(&url)?,
         None => DbConfig::from_env(env)?,
@@ -225,18 +225,52 @@ pub async fn migrate(bootstrap_roles: bool, rds_iam: bool) -> Result<(), BoxErro
     };
     let describe = cfg.describe();
     let store = Store::new(cfg, password)?;
-    let client = store.connect_client().await?;
+    Ok((describe, store.connect_client().await?))
+}
+
+/// Creates a database if it does not exist yet.
+pub async fn create_database(name: &str) -> Result<(), BoxError> {
+    let (describe, client) = migration_client().await?;
+    let exists = client
+        .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
+        .await?
+        .is_some();
+    if !exists {
+        let sql: String = client
+            .query_one("SELECT format('CREATE DATABASE %I', $1::text)", &[&name])
+            .await?
+            .get(0);
+        client.batch_execute(&sql).await?;
+        println!("{describe}: created database {name}");
+    }
+    Ok(())
+}
+
+/// Applies the migrations; with `bootstrap_roles`, first creates the roles (and sets the
+/// runtime role's password from `MIGRATE_RUNTIME_PASSWORD` when given, for password logins).
+pub async fn migrate(bootstrap_roles: bool, rds_iam: bool) -> Result<(), BoxError> {
+    let (describe, client) = migration_client().await?;
     if bootstrap_roles {
         store::migrate::bootstrap_roles(&client, rds_iam).await?;
-        println!("roles app_owner and app_runtime are in place on {describe}");
+        if let Some(pw) = env("MIGRATE_RUNTIME_PASSWORD") {
+            // ALTER ROLE takes no parameters; let the server quote the literal.
+            let sql: String = client
+                .query_one(
+                    "SELECT format('ALTER ROLE app_runtime PASSWORD %L', $1::text)",
+                    &[&pw],
+                )
+                .await?
+                .get(0);
+            client.batch_execute(&sql).await?;
+        }
+        println!("{describe}: roles app_owner and app_runtime are in place");
     }
     let applied = store::migrate::run(&client).await?;
     if applied.is_empty() {
         println!("{describe}: up to date, nothing to apply");
-    } else {
-        for name in applied {
-            println!("{describe}: applied {name}");
-        }
+    }
+    for name in applied {
+        println!("{describe}: applied {name}");
     }
     Ok(())
 }

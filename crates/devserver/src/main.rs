@@ -50,6 +50,10 @@ enum Command {
         /// With --bootstrap-roles: GRANT rds_iam to both roles (Aurora / RDS).
         #[arg(long, requires = "bootstrap_roles")]
         rds_iam: bool,
+        /// Only create this database (if missing) and exit; connect to a maintenance database
+        /// such as `postgres` for this.
+        #[arg(long, value_name = "NAME", conflicts_with_all = ["bootstrap_roles", "rds_iam"])]
+        create_database: Option<String>,
     },
 }
 
@@ -72,7 +76,11 @@ async fn main() -> ExitCode {
         Command::Migrate {
             bootstrap_roles,
             rds_iam,
-        } => devserver::migrate(bootstrap_roles, rds_iam).await,
+            create_database,
+        } => match create_database {
+            Some(name) => devserver::create_database(&name).await,
+            None => devserver::migrate(bootstrap_roles, rds_iam).await,
+        },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

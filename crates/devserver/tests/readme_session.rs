@@ -1,0 +1,136 @@
+//! `scripts/dev.sh` serves the API, and the README's curl session (`scripts/demo.sh`) gives the
+//! output the README shows (ids and times aside). Runs the real scripts: a throwaway PostgreSQL,
+//! migrations, the dev server, curl; then Ctrl-C, after which the database directory is gone.
+
+use std::{
+    io::Read,
+    net::TcpListener,
+    os::unix::process::CommandExt,
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+/// Times, request ids and cursors differ on every run.
+fn normalize(text: &str) -> String {
+    let time = regex::Regex::new(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z").unwrap();
+    let request_id = regex::Regex::new(r#""request_id":"[^"]*""#).unwrap();
+    let cursor = regex::Regex::new(r#""next_cursor":"[^"]*""#).unwrap();
+    let text = time.replace_all(text, "<time>");
+    let text = request_id.replace_all(&text, r#""request_id":"<id>""#);
+    cursor
+        .replace_all(&text, r#""next_cursor":"<cursor>""#)
+        .trim()
+        .to_string()
+}
+
+fn readme_session() -> String {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let start = readme
+        .find("<!-- demo-session:start -->")
+        .expect("README has the demo session");
+    let end = readme.find("<!-- demo-session:end -->").unwrap();
+    let block = &readme[start..end];
+    let body_start = block.find("```text\n").unwrap() + "```text\n".len();
+    let body_end = block.rfind("```").unwrap();
+    block[body_start..body_end].to_string()
+}
+
+#[test]
+fn dev_script_serves_the_readme_session() {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut dev = Command::new("bash")
+        .arg("scripts/dev.sh")
+        .current_dir(root())
+        .env("BIND_ADDR", format!("127.0.0.1:{port}"))
+        .env("DEVSERVER_BIN", env!("CARGO_BIN_EXE_devserver"))
+        .env_remove("DATABASE_URL")
+        .env_remove("DEV_JWT_SECRET")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let pgid = dev.id();
+    let stop = || {
+        let _ = Command::new("kill")
+            .args(["-INT", "--", &format!("-{pgid}")])
+            .status();
+    };
+
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        let up = Command::new("curl")
+            .args(["-sf", &format!("{base}/health")])
+            .stdout(Stdio::null())
+            .status()
+            .unwrap()
+            .success();
+        if up {
+            break;
+        }
+        if Instant::now() > deadline || dev.try_wait().unwrap().is_some() {
+            stop();
+            panic!("scripts/dev.sh did not serve /health");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    let demo = Command::new("bash")
+        .arg("scripts/demo.sh")
+        .arg(&base)
+        .current_dir(root())
+        .env("DEVSERVER_BIN", env!("CARGO_BIN_EXE_devserver"))
+        .env_remove("DEV_JWT_SECRET")
+        .output()
+        .unwrap();
+    stop();
+    let exit_deadline = Instant::now() + Duration::from_secs(30);
+    while dev.try_wait().unwrap().is_none() {
+        assert!(
+            Instant::now() < exit_deadline,
+            "dev.sh did not stop on Ctrl-C"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let mut dev_out = String::new();
+    dev.stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut dev_out)
+        .unwrap();
+
+    assert!(
+        demo.status.success(),
+        "demo.sh failed: {}",
+        String::from_utf8_lossy(&demo.stderr)
+    );
+    let got = normalize(&String::from_utf8(demo.stdout).unwrap());
+    let want = normalize(&readme_session());
+    assert_eq!(
+        got, want,
+        "README's session differs from what scripts/demo.sh prints now"
+    );
+
+    let data_dir = regex::Regex::new(r"data in (\S+), removed on exit").unwrap();
+    let dir = data_dir
+        .captures(&dev_out)
+        .unwrap_or_else(|| panic!("dev.sh output: {dev_out}"))[1]
+        .to_string();
+    assert!(
+        !Path::new(&dir).exists(),
+        "the throwaway database directory {dir} is removed on exit"
+    );
+}

@@ -1,0 +1,40 @@
+# Shared helpers for the scripts in this directory. Sourced, not run.
+
+die() { echo "error: $*" >&2; exit 1; }
+
+# need TOOL HINT: fails with an install hint when TOOL is not on PATH.
+need() { command -v "$1" >/dev/null 2>&1 || die "$1 is required: $2"; }
+
+# pg_bin PROGRAM: path of a PostgreSQL server program (PATH, Debian's versioned directories,
+# Homebrew), or nothing.
+pg_bin() {
+  local p dir
+  if p=$(command -v "$1" 2>/dev/null); then echo "$p"; return; fi
+  for dir in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -rV) \
+             /opt/homebrew/opt/postgresql@16/bin /usr/local/opt/postgresql@16/bin; do
+    if [ -x "$dir/$1" ]; then echo "$dir/$1"; return; fi
+  done
+}
+
+PG_INSTALL_HINT="install the PostgreSQL server package: Debian/Ubuntu 'sudo apt-get install -y postgresql', macOS 'brew install postgresql@16'"
+
+# free_port FIRST LAST: the first TCP port on 127.0.0.1 in the range that nothing listens on.
+free_port() {
+  local p
+  for p in $(seq "$1" "$2"); do
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return; fi
+  done
+  die "no free port between $1 and $2"
+}
+
+# as_db_user CMD...: runs CMD as an unprivileged user when we are root (PostgreSQL refuses to
+# run as root), as ourselves otherwise. DB_OS_USER names the user (default postgres, or nobody).
+as_db_user() {
+  if [ "$(id -u)" -ne 0 ]; then "$@"; return; fi
+  if command -v runuser >/dev/null 2>&1; then runuser -u "$DB_OS_USER" -- "$@"
+  else su -s /bin/sh "$DB_OS_USER" -c "$(printf '%q ' "$@")"; fi
+}
+
+if [ "$(id -u)" -eq 0 ] && [ -z "${DB_OS_USER:-}" ]; then
+  if id postgres >/dev/null 2>&1; then DB_OS_USER=postgres; else DB_OS_USER=nobody; fi
+fi

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Usage: scripts/test.sh
+#
+# The whole test suite, as CI runs it: the Rust tests (unit, integration against a throwaway
+# PostgreSQL started by the tests, process tests of the real binaries) and the offline
+# Terraform checks. Needs Rust and the PostgreSQL server package (the tests say what is missing);
+# .ci/run installs everything on a clean Debian machine.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+. scripts/lib.sh
+case "${1:-}" in -h|--help) sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'; exit 0;; esac
+need cargo "install Rust from https://rustup.rs"
+[ -n "$(pg_bin initdb)" ] || [ -n "${TEST_DATABASE_URL:-}" ] || die "PostgreSQL server programs not found: $PG_INSTALL_HINT"
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "Rust tests"
+cargo test --workspace --locked
+
+step "Terraform checks"
+scripts/check-terraform.sh
+
+echo
+echo "all tests passed"
