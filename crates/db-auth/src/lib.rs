@@ -1,0 +1,44 @@
+//! IAM database authentication: the function logs in to Aurora PostgreSQL with a short-lived
+//! signed token as its password, not with a stored password.
+//!
+//! - [`sign`]: an RDS / Aurora token (`rds-db`, `Action=connect`, `DBUser`) or an Aurora DSQL
+//!   token (`dsql`, `DbConnect` / `DbConnectAdmin`), presigned with `aws-sigv4` and laid out
+//!   byte for byte as botocore's `generate_db_auth_token` does (tests check committed vectors).
+//! - [`TokenCache`]: one token per (kind, host, port, user, region), reused by every new
+//!   connection until a margin before the token or the credentials expire, one signing for
+//!   concurrent callers. Credentials come from aws-config's default chain (on Lambda: the
+//!   environment, with a session token), through a provider built once.
+//!
+//! No HTTP server here; the crate is shared by the Lambda function, the store and `db-token`.
+
+mod cache;
+mod error;
+mod token;
+
+pub use cache::{Clock, DEFAULT_MARGIN, ManualClock, SystemClock, TokenCache};
+pub use error::{Error, Result};
+pub use token::{RDS_TOKEN_LIFETIME, TokenKind, TokenRequest, sign};
+
+pub use aws_credential_types::{Credentials, provider::SharedCredentialsProvider};
+
+/// The default credential chain of aws-config, and the region it resolves (`AWS_REGION`, then
+/// the profile). Built once at start-up; the chain reads credentials when a token is signed.
+/// A missing region is an error here, never a silent default: a token signed for the wrong
+/// region is refused by the database.
+pub async fn default_credentials(
+    region: Option<String>,
+) -> Result<(SharedCredentialsProvider, String)> {
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+    if let Some(r) = region {
+        loader = loader.region(aws_config::Region::new(r));
+    }
+    let config = loader.load().await;
+    let region = config
+        .region()
+        .map(|r| r.to_string())
+        .ok_or(Error::NoRegion)?;
+    let provider = config
+        .credentials_provider()
+        .ok_or_else(|| Error::Credentials("no credential provider is configured".into()))?;
+    Ok((provider, region))
+}
