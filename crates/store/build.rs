@@ -16,12 +16,9 @@ fn main() {
     for path in &files {
         println!("cargo:rerun-if-changed={}", path.display());
         let name = path.file_name().unwrap().to_str().unwrap();
-        let (version, _) = name
-            .split_once('_')
-            .unwrap_or_else(|| panic!("migration {name} must be named NNNN_description.sql"));
-        let version: i32 = version
-            .parse()
-            .unwrap_or_else(|_| panic!("migration {name} must start with a number"));
+        let (version, _) =
+            name.split_once('_').unwrap_or_else(|| panic!("migration {name} must be named NNNN_description.sql"));
+        let version: i32 = version.parse().unwrap_or_else(|_| panic!("migration {name} must start with a number"));
         out.push_str(&format!(
             "    Migration {{ version: {version}, name: {name:?}, sql: include_str!({:?}) }},\n",
             fs::canonicalize(path).unwrap()

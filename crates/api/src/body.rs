@@ -37,18 +37,13 @@ pub(crate) fn json<T: DeserializeOwned>(req: &Request<Bytes>) -> Result<T> {
     }
     let body = req.body();
     if body.iter().all(u8::is_ascii_whitespace) {
-        return Err(Error::BadRequest(
-            "the request body is empty; send a JSON object".into(),
-        ));
+        return Err(Error::BadRequest("the request body is empty; send a JSON object".into()));
     }
     // Syntax first, for the whole body: a malformed document is a 400 even when its first
     // bytes already name a wrong field (which the typed parse would report first, as a 422).
     serde_json::from_slice::<serde::de::IgnoredAny>(body)
         .map_err(|e| Error::BadRequest(format!("malformed JSON: {e}")))?;
-    serde_json::from_slice(body).map_err(|e| Error::Invalid {
-        field: "body".into(),
-        message: e.to_string(),
-    })
+    serde_json::from_slice(body).map_err(|e| Error::Invalid { field: "body".into(), message: e.to_string() })
 }
 
 /// `limit`, `cursor` and (where the list has it) `complete`. Other parameters are ignored.

@@ -32,10 +32,7 @@ pub enum Error {
     Invalid { field: String, message: String },
     /// The database is unavailable. `detail` goes to the log, never to the client.
     #[error("the service is temporarily unavailable; retry later")]
-    Unavailable {
-        retry_after: Duration,
-        detail: String,
-    },
+    Unavailable { retry_after: Duration, detail: String },
     /// A bug or an unexpected database error. `detail` goes to the log only.
     #[error("internal error")]
     Internal { detail: String },
@@ -87,10 +84,7 @@ impl Error {
     }
 
     pub fn invalid(e: store::Invalid) -> Self {
-        Error::Invalid {
-            field: e.field.to_string(),
-            message: e.message,
-        }
+        Error::Invalid { field: e.field.to_string(), message: e.message }
     }
 
     /// A malformed path or query value: the request itself is wrong (400), not a field value.
@@ -110,32 +104,17 @@ impl Error {
             }
             _ => {}
         }
-        let body = Body {
-            error: Inner {
-                code: self.code(),
-                message: self.to_string(),
-                request_id,
-            },
-        };
+        let body = Body { error: Inner { code: self.code(), message: self.to_string(), request_id } };
         let mut res = crate::json_response(status, &body);
         let headers = res.headers_mut();
         match &self {
             Error::MethodNotAllowed(methods) => {
-                let allow = methods
-                    .iter()
-                    .map(Method::as_str)
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                headers.insert(
-                    header::ALLOW,
-                    HeaderValue::from_str(&allow).expect("method names are valid header text"),
-                );
+                let allow = methods.iter().map(Method::as_str).collect::<Vec<_>>().join(", ");
+                headers
+                    .insert(header::ALLOW, HeaderValue::from_str(&allow).expect("method names are valid header text"));
             }
             Error::Unavailable { retry_after, .. } => {
-                headers.insert(
-                    header::RETRY_AFTER,
-                    HeaderValue::from(retry_after.as_secs().max(1)),
-                );
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after.as_secs().max(1)));
             }
             Error::Unauthorized => {
                 headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
@@ -149,18 +128,13 @@ impl Error {
 impl From<store::Error> for Error {
     fn from(e: store::Error) -> Self {
         if let Some(retry_after) = e.retry_after() {
-            return Error::Unavailable {
-                retry_after,
-                detail: e.to_string(),
-            };
+            return Error::Unavailable { retry_after, detail: e.to_string() };
         }
         match e {
             store::Error::NotFound => Error::NotFound("not found"),
             store::Error::Forbidden => Error::Forbidden,
             store::Error::Conflict(why) => Error::Conflict(why),
-            other => Error::Internal {
-                detail: other.to_string(),
-            },
+            other => Error::Internal { detail: other.to_string() },
         }
     }
 }

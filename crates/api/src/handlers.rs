@@ -6,8 +6,8 @@ use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use matchit::Params;
 use serde::{Deserialize, Serialize};
 use store::{
-    DisplayName, Email, Membership, Role, Scoped, TenantId, TenantName, TodoFilter, TodoId,
-    TodoPatch, TodoTitle, User, UserId,
+    DisplayName, Email, Membership, Role, Scoped, TenantId, TenantName, TodoFilter, TodoId, TodoPatch, TodoTitle, User,
+    UserId,
 };
 use uuid::Uuid;
 
@@ -18,25 +18,15 @@ use crate::{
 
 pub(crate) async fn dispatch(app: &App, req: &Request<Bytes>) -> Result<Response<Bytes>> {
     body::check_size(req, app.body_limit())?;
-    let matched = app
-        .inner
-        .router
-        .at(req.uri().path())
-        .map_err(|_| Error::NotFound("no such route"))?;
+    let matched = app.inner.router.at(req.uri().path()).map_err(|_| Error::NotFound("no such route"))?;
     let spec = &ROUTES[*matched.value];
     if !spec.methods.contains(req.method()) {
         return Err(Error::MethodNotAllowed(spec.methods));
     }
     if spec.route == Route::Health {
-        return Ok(json_response(
-            StatusCode::OK,
-            &serde_json::json!({ "status": "ok" }),
-        ));
+        return Ok(json_response(StatusCode::OK, &serde_json::json!({ "status": "ok" })));
     }
-    let principal = req
-        .extensions()
-        .get::<Principal>()
-        .ok_or(Error::Unauthorized)?;
+    let principal = req.extensions().get::<Principal>().ok_or(Error::Unauthorized)?;
     let me = principal.user_id();
     let db = app.store().scoped(me);
     if !app.is_known(me) {
@@ -44,13 +34,7 @@ pub(crate) async fn dispatch(app: &App, req: &Request<Bytes>) -> Result<Response
         app.set_known(me, true);
     }
     let p = &matched.params;
-    let ctx = Ctx {
-        app,
-        req,
-        db,
-        me,
-        principal,
-    };
+    let ctx = Ctx { app, req, db, me, principal };
     match (spec.route, req.method().clone()) {
         (Route::Me, Method::GET) => get_me(&ctx).await,
         (Route::Users, Method::GET) => ok(&ctx.db.list_users(body::list_query(req)?.page).await?),
@@ -58,51 +42,25 @@ pub(crate) async fn dispatch(app: &App, req: &Request<Bytes>) -> Result<Response
         (Route::User, Method::GET) => ok(&ctx.db.get_user(user_id(p)?).await?),
         (Route::User, Method::PUT) => put_user(&ctx, user_id(p)?).await,
         (Route::User, Method::DELETE) => delete_user(&ctx, user_id(p)?).await,
-        (Route::Tenants, Method::GET) => {
-            ok(&ctx.db.list_tenants(body::list_query(req)?.page).await?)
-        }
+        (Route::Tenants, Method::GET) => ok(&ctx.db.list_tenants(body::list_query(req)?.page).await?),
         (Route::Tenants, Method::POST) => post_tenant(&ctx).await,
         (Route::Tenant, Method::GET) => ok(&ctx.db.get_tenant(tenant_id(p)?).await?),
         (Route::Tenant, Method::PATCH) => patch_tenant(&ctx, tenant_id(p)?).await,
         (Route::Tenant, Method::DELETE) => no_content(ctx.db.delete_tenant(tenant_id(p)?).await?),
-        (Route::Members, Method::GET) => ok(&ctx
-            .db
-            .list_members(tenant_id(p)?, body::list_query(req)?.page)
-            .await?),
+        (Route::Members, Method::GET) => ok(&ctx.db.list_members(tenant_id(p)?, body::list_query(req)?.page).await?),
         (Route::Member, Method::PUT) => put_member(&ctx, tenant_id(p)?, user_id(p)?).await,
-        (Route::Member, Method::DELETE) => {
-            no_content(ctx.db.remove_member(tenant_id(p)?, user_id(p)?).await?)
-        }
+        (Route::Member, Method::DELETE) => no_content(ctx.db.remove_member(tenant_id(p)?, user_id(p)?).await?),
         (Route::Todos, Method::GET) => {
             let q = body::list_query(req)?;
-            ok(&ctx
-                .db
-                .list_todos(
-                    tenant_id(p)?,
-                    TodoFilter {
-                        complete: q.complete,
-                    },
-                    q.page,
-                )
-                .await?)
+            ok(&ctx.db.list_todos(tenant_id(p)?, TodoFilter { complete: q.complete }, q.page).await?)
         }
         (Route::Todos, Method::POST) => post_todo(&ctx, tenant_id(p)?).await,
         (Route::Todo, Method::GET) => ok(&ctx.db.get_todo(tenant_id(p)?, todo_id(p)?).await?),
         (Route::Todo, Method::PATCH) => patch_todo(&ctx, tenant_id(p)?, todo_id(p)?).await,
-        (Route::Todo, Method::DELETE) => {
-            no_content(ctx.db.delete_todo(tenant_id(p)?, todo_id(p)?).await?)
-        }
+        (Route::Todo, Method::DELETE) => no_content(ctx.db.delete_todo(tenant_id(p)?, todo_id(p)?).await?),
         (Route::AllTodos, Method::GET) => {
             let q = body::list_query(req)?;
-            ok(&ctx
-                .db
-                .list_all_todos(
-                    TodoFilter {
-                        complete: q.complete,
-                    },
-                    q.page,
-                )
-                .await?)
+            ok(&ctx.db.list_all_todos(TodoFilter { complete: q.complete }, q.page).await?)
         }
         _ => Err(Error::MethodNotAllowed(spec.methods)),
     }
@@ -138,10 +96,9 @@ fn todo_id(p: &Params<'_, '_>) -> Result<TodoId> {
 fn body_id(id: Option<&str>) -> Result<Uuid> {
     match id {
         None => Ok(Uuid::new_v4()),
-        Some(s) => Uuid::try_parse(s).map_err(|_| Error::Invalid {
-            field: "id".into(),
-            message: "must be a UUID".into(),
-        }),
+        Some(s) => {
+            Uuid::try_parse(s).map_err(|_| Error::Invalid { field: "id".into(), message: "must be a UUID".into() })
+        }
     }
 }
 
@@ -192,24 +149,14 @@ struct ProfileBody {
 impl ProfileBody {
     fn parse(req: &Request<Bytes>) -> Result<(DisplayName, Email)> {
         let b: ProfileBody = body::json(req)?;
-        Ok((
-            DisplayName::parse(&b.name).map_err(Error::invalid)?,
-            Email::parse(&b.email).map_err(Error::invalid)?,
-        ))
+        Ok((DisplayName::parse(&b.name).map_err(Error::invalid)?, Email::parse(&b.email).map_err(Error::invalid)?))
     }
 }
 
 async fn post_user(ctx: &Ctx<'_>) -> Result<Response<Bytes>> {
     let (name, email) = ProfileBody::parse(ctx.req)?;
-    let (user, inserted) = ctx
-        .db
-        .upsert_profile(&ctx.principal.subject, &name, &email)
-        .await?;
-    if inserted {
-        created(&user, format!("/api/users/{}", user.id))
-    } else {
-        ok(&user)
-    }
+    let (user, inserted) = ctx.db.upsert_profile(&ctx.principal.subject, &name, &email).await?;
+    if inserted { created(&user, format!("/api/users/{}", user.id)) } else { ok(&user) }
 }
 
 async fn put_user(ctx: &Ctx<'_>, id: UserId) -> Result<Response<Bytes>> {
@@ -260,11 +207,7 @@ async fn put_member(ctx: &Ctx<'_>, tenant: TenantId, user: UserId) -> Result<Res
     let b: MemberBody = body::json(ctx.req)?;
     let role = Role::parse(&b.role).map_err(Error::invalid)?;
     let (member, inserted) = ctx.db.put_member(tenant, user, role).await?;
-    if inserted {
-        created(&member, format!("/api/tenants/{tenant}/members/{user}"))
-    } else {
-        ok(&member)
-    }
+    if inserted { created(&member, format!("/api/tenants/{tenant}/members/{user}")) } else { ok(&member) }
 }
 
 #[derive(Deserialize)]
@@ -279,10 +222,7 @@ async fn post_todo(ctx: &Ctx<'_>, tenant: TenantId) -> Result<Response<Bytes>> {
     let b: NewTodoBody = body::json(ctx.req)?;
     let title = TodoTitle::parse(&b.title).map_err(Error::invalid)?;
     let id = TodoId(body_id(b.id.as_deref())?);
-    let todo = ctx
-        .db
-        .create_todo(tenant, id, &title, b.complete.unwrap_or(false))
-        .await?;
+    let todo = ctx.db.create_todo(tenant, id, &title, b.complete.unwrap_or(false)).await?;
     created(&todo, format!("/api/tenants/{tenant}/todos/{id}"))
 }
 
@@ -296,19 +236,11 @@ struct TodoPatchBody {
 async fn patch_todo(ctx: &Ctx<'_>, tenant: TenantId, id: TodoId) -> Result<Response<Bytes>> {
     let b: TodoPatchBody = body::json(ctx.req)?;
     let patch = TodoPatch {
-        title: b
-            .title
-            .as_deref()
-            .map(TodoTitle::parse)
-            .transpose()
-            .map_err(Error::invalid)?,
+        title: b.title.as_deref().map(TodoTitle::parse).transpose().map_err(Error::invalid)?,
         complete: b.complete,
     };
     if patch.title.is_none() && patch.complete.is_none() {
-        return Err(Error::Invalid {
-            field: "body".into(),
-            message: "set at least one of title, complete".into(),
-        });
+        return Err(Error::Invalid { field: "body".into(), message: "set at least one of title, complete".into() });
     }
     ok(&ctx.db.update_todo(tenant, id, &patch).await?)
 }

@@ -23,11 +23,7 @@ pub struct Principal {
 
 impl Principal {
     pub fn new(subject: impl Into<String>) -> Self {
-        Self {
-            subject: subject.into(),
-            email: None,
-            name: None,
-        }
+        Self { subject: subject.into(), email: None, name: None }
     }
 
     pub fn user_id(&self) -> UserId {
@@ -40,10 +36,7 @@ impl Principal {
         NewUser {
             id: self.user_id(),
             subject: self.subject.clone(),
-            name: self
-                .name
-                .as_deref()
-                .and_then(|n| DisplayName::parse(n).ok()),
+            name: self.name.as_deref().and_then(|n| DisplayName::parse(n).ok()),
             email: self.email.as_deref().and_then(|e| Email::parse(e).ok()),
         }
     }
@@ -51,9 +44,7 @@ impl Principal {
     /// Builds a principal from a map of claims (JWT authorizer claims, Lambda authorizer
     /// context). `None` without a usable `sub`.
     pub fn from_claims<'a>(get: impl Fn(&str) -> Option<&'a str>) -> Option<Self> {
-        let subject = get("sub")
-            .map(str::trim)
-            .filter(|s| !s.is_empty() && s.len() <= 255)?;
+        let subject = get("sub").map(str::trim).filter(|s| !s.is_empty() && s.len() <= 255)?;
         Some(Self {
             subject: subject.to_string(),
             email: get("email").map(str::to_string),
@@ -104,29 +95,16 @@ pub struct JwtVerifier {
 
 impl fmt::Debug for JwtVerifier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("JwtVerifier")
-            .field("algorithms", &self.validation.algorithms)
-            .finish_non_exhaustive()
+        f.debug_struct("JwtVerifier").field("algorithms", &self.validation.algorithms).finish_non_exhaustive()
     }
 }
 
 impl JwtVerifier {
-    pub fn hs256(
-        secret: &[u8],
-        issuer: Option<&str>,
-        audience: Option<&str>,
-    ) -> Result<Self, TokenError> {
+    pub fn hs256(secret: &[u8], issuer: Option<&str>, audience: Option<&str>) -> Result<Self, TokenError> {
         if secret.len() < 32 {
-            return Err(TokenError::Key(
-                "an HS256 secret must be at least 32 bytes".into(),
-            ));
+            return Err(TokenError::Key("an HS256 secret must be at least 32 bytes".into()));
         }
-        Ok(Self::with(
-            DecodingKey::from_secret(secret),
-            Algorithm::HS256,
-            issuer,
-            audience,
-        ))
+        Ok(Self::with(DecodingKey::from_secret(secret), Algorithm::HS256, issuer, audience))
     }
 
     /// `algorithm` is `RS256` or `ES256`; `pem` the public key.
@@ -140,25 +118,14 @@ impl JwtVerifier {
             "RS256" => (Algorithm::RS256, DecodingKey::from_rsa_pem(pem)),
             "ES256" => (Algorithm::ES256, DecodingKey::from_ec_pem(pem)),
             other => {
-                return Err(TokenError::Key(format!(
-                    "unsupported algorithm {other:?}; use RS256 or ES256"
-                )));
+                return Err(TokenError::Key(format!("unsupported algorithm {other:?}; use RS256 or ES256")));
             }
         };
-        let key = key.map_err(|e| {
-            TokenError::Key(format!(
-                "public key is not a valid PEM {algorithm} key: {e}"
-            ))
-        })?;
+        let key = key.map_err(|e| TokenError::Key(format!("public key is not a valid PEM {algorithm} key: {e}")))?;
         Ok(Self::with(key, alg, issuer, audience))
     }
 
-    fn with(
-        key: DecodingKey,
-        alg: Algorithm,
-        issuer: Option<&str>,
-        audience: Option<&str>,
-    ) -> Self {
+    fn with(key: DecodingKey, alg: Algorithm, issuer: Option<&str>, audience: Option<&str>) -> Self {
         let mut validation = Validation::new(alg);
         validation.leeway = 30;
         // A configured issuer or audience must be present in the token, not merely match when
@@ -182,10 +149,7 @@ impl JwtVerifier {
     /// Verifies an `Authorization` header value (`Bearer <jwt>`).
     pub fn verify_header(&self, authorization: Option<&str>) -> Result<Principal, TokenError> {
         let token = authorization
-            .and_then(|h| {
-                h.strip_prefix("Bearer ")
-                    .or_else(|| h.strip_prefix("bearer "))
-            })
+            .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
             .map(str::trim)
             .filter(|t| !t.is_empty())
             .ok_or(TokenError::Missing)?;
@@ -213,10 +177,7 @@ pub fn mint_hs256(
     name: Option<&str>,
     ttl_secs: u64,
 ) -> Result<String, TokenError> {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     let claims = Claims {
         sub: subject.to_string(),
         exp: now + ttl_secs,
@@ -226,11 +187,7 @@ pub fn mint_hs256(
         iss: None,
         aud: None,
     };
-    Ok(jsonwebtoken::encode(
-        &Header::new(Algorithm::HS256),
-        &claims,
-        &EncodingKey::from_secret(secret),
-    )?)
+    Ok(jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(secret))?)
 }
 
 #[cfg(test)]
@@ -242,47 +199,23 @@ mod tests {
     #[test]
     fn a_minted_token_verifies() {
         let v = JwtVerifier::hs256(SECRET, None, None).unwrap();
-        let t = mint_hs256(
-            SECRET,
-            "alice",
-            Some("alice@example.com"),
-            Some("Alice"),
-            60,
-        )
-        .unwrap();
+        let t = mint_hs256(SECRET, "alice", Some("alice@example.com"), Some("Alice"), 60).unwrap();
         let p = v.verify_header(Some(&format!("Bearer {t}"))).unwrap();
         assert_eq!(
             p,
-            Principal {
-                subject: "alice".into(),
-                email: Some("alice@example.com".into()),
-                name: Some("Alice".into())
-            }
+            Principal { subject: "alice".into(), email: Some("alice@example.com".into()), name: Some("Alice".into()) }
         );
     }
 
     #[test]
     fn bad_tokens_are_rejected() {
         let v = JwtVerifier::hs256(SECRET, None, None).unwrap();
-        let other =
-            mint_hs256(b"another-secret-another-secret-xx", "alice", None, None, 60).unwrap();
+        let other = mint_hs256(b"another-secret-another-secret-xx", "alice", None, None, 60).unwrap();
         assert!(v.verify(&other).is_err(), "wrong key");
         let expired = {
-            let claims = Claims {
-                sub: "a".into(),
-                exp: 1_000,
-                iat: None,
-                email: None,
-                name: None,
-                iss: None,
-                aud: None,
-            };
-            jsonwebtoken::encode(
-                &Header::new(Algorithm::HS256),
-                &claims,
-                &EncodingKey::from_secret(SECRET),
-            )
-            .unwrap()
+            let claims =
+                Claims { sub: "a".into(), exp: 1_000, iat: None, email: None, name: None, iss: None, aud: None };
+            jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(SECRET)).unwrap()
         };
         assert!(v.verify(&expired).is_err(), "expired");
         let good = mint_hs256(SECRET, "alice", None, None, 60).unwrap();
@@ -290,15 +223,9 @@ mod tests {
         tampered.insert(good.find('.').unwrap() + 3, 'x');
         assert!(v.verify(&tampered).is_err(), "tampered");
         assert!(matches!(v.verify_header(None), Err(TokenError::Missing)));
-        assert!(matches!(
-            v.verify_header(Some("Basic abc")),
-            Err(TokenError::Missing)
-        ));
+        assert!(matches!(v.verify_header(Some("Basic abc")), Err(TokenError::Missing)));
         // "none" algorithm tokens are refused.
-        let none = format!(
-            "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.{}.",
-            good.split('.').nth(1).unwrap()
-        );
+        let none = format!("eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.{}.", good.split('.').nth(1).unwrap());
         assert!(v.verify(&none).is_err(), "alg none");
     }
 
@@ -307,10 +234,7 @@ mod tests {
         let v = JwtVerifier::hs256(SECRET, Some("https://issuer"), Some("api")).unwrap();
         let plain = mint_hs256(SECRET, "alice", None, None, 60).unwrap();
         assert!(v.verify(&plain).is_err());
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_secs();
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
         let claims = Claims {
             sub: "alice".into(),
             exp: now + 60,
@@ -320,12 +244,8 @@ mod tests {
             iss: Some("https://issuer".into()),
             aud: Some("api".into()),
         };
-        let t = jsonwebtoken::encode(
-            &Header::new(Algorithm::HS256),
-            &claims,
-            &EncodingKey::from_secret(SECRET),
-        )
-        .unwrap();
+        let t =
+            jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(SECRET)).unwrap();
         assert_eq!(v.verify(&t).unwrap().subject, "alice");
     }
 

@@ -84,19 +84,11 @@ impl App {
     }
 
     pub(crate) fn is_known(&self, user: UserId) -> bool {
-        self.inner
-            .known_users
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .contains(&user)
+        self.inner.known_users.lock().unwrap_or_else(|e| e.into_inner()).contains(&user)
     }
 
     pub(crate) fn set_known(&self, user: UserId, known: bool) {
-        let mut set = self
-            .inner
-            .known_users
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let mut set = self.inner.known_users.lock().unwrap_or_else(|e| e.into_inner());
         if !known {
             set.remove(&user);
             return;
@@ -115,10 +107,7 @@ pub(crate) fn json_response<T: Serialize>(status: StatusCode, value: &T) -> Resp
     let mut res = Response::new(Bytes::from(body));
     *res.status_mut() = status;
     let h = res.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     res
 }

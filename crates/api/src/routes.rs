@@ -28,70 +28,40 @@ pub struct RouteSpec {
 }
 
 pub const ROUTES: &[RouteSpec] = &[
-    RouteSpec {
-        route: Route::Health,
-        path: "/health",
-        methods: &[Method::GET],
-    },
-    RouteSpec {
-        route: Route::Me,
-        path: "/api/me",
-        methods: &[Method::GET],
-    },
-    RouteSpec {
-        route: Route::Users,
-        path: "/api/users",
-        methods: &[Method::GET, Method::POST],
-    },
+    RouteSpec { route: Route::Health, path: "/health", methods: &[Method::GET] },
+    RouteSpec { route: Route::Me, path: "/api/me", methods: &[Method::GET] },
+    RouteSpec { route: Route::Users, path: "/api/users", methods: &[Method::GET, Method::POST] },
     RouteSpec {
         route: Route::User,
         path: "/api/users/{user_id}",
         methods: &[Method::GET, Method::PUT, Method::DELETE],
     },
-    RouteSpec {
-        route: Route::Tenants,
-        path: "/api/tenants",
-        methods: &[Method::GET, Method::POST],
-    },
+    RouteSpec { route: Route::Tenants, path: "/api/tenants", methods: &[Method::GET, Method::POST] },
     RouteSpec {
         route: Route::Tenant,
         path: "/api/tenants/{tenant_id}",
         methods: &[Method::GET, Method::PATCH, Method::DELETE],
     },
-    RouteSpec {
-        route: Route::Members,
-        path: "/api/tenants/{tenant_id}/members",
-        methods: &[Method::GET],
-    },
+    RouteSpec { route: Route::Members, path: "/api/tenants/{tenant_id}/members", methods: &[Method::GET] },
     RouteSpec {
         route: Route::Member,
         path: "/api/tenants/{tenant_id}/members/{user_id}",
         methods: &[Method::PUT, Method::DELETE],
     },
-    RouteSpec {
-        route: Route::Todos,
-        path: "/api/tenants/{tenant_id}/todos",
-        methods: &[Method::GET, Method::POST],
-    },
+    RouteSpec { route: Route::Todos, path: "/api/tenants/{tenant_id}/todos", methods: &[Method::GET, Method::POST] },
     RouteSpec {
         route: Route::Todo,
         path: "/api/tenants/{tenant_id}/todos/{todo_id}",
         methods: &[Method::GET, Method::PATCH, Method::DELETE],
     },
-    RouteSpec {
-        route: Route::AllTodos,
-        path: "/api/todos",
-        methods: &[Method::GET],
-    },
+    RouteSpec { route: Route::AllTodos, path: "/api/todos", methods: &[Method::GET] },
 ];
 
 /// Builds the router once; values are indexes into [`ROUTES`].
 pub(crate) fn router() -> matchit::Router<usize> {
     let mut router = matchit::Router::new();
     for (i, spec) in ROUTES.iter().enumerate() {
-        router
-            .insert(spec.path, i)
-            .expect("route table has no conflicts");
+        router.insert(spec.path, i).expect("route table has no conflicts");
     }
     router
 }

@@ -13,11 +13,7 @@ async fn health_needs_no_identity_and_no_database() {
     let r = t.call(None, Method::GET, "/health", None).await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.body, json!({ "status": "ok" }));
-    assert_eq!(
-        t.app.store().stats().connects,
-        0,
-        "health does not touch the database"
-    );
+    assert_eq!(t.app.store().stats().connects, 0, "health does not touch the database");
 }
 
 #[tokio::test]
@@ -43,27 +39,13 @@ async fn first_call_registers_the_user_and_later_calls_do_not_write() {
 
     let admin = t.db.admin().await;
     let xmin = |c: tokio_postgres::Row| c.get::<_, String>(0);
-    let before = xmin(
-        admin
-            .query_one("SELECT xmin::text FROM users", &[])
-            .await
-            .unwrap(),
-    );
+    let before = xmin(admin.query_one("SELECT xmin::text FROM users", &[]).await.unwrap());
     let stats = t.app.store().stats();
     let again = t.get("alice", "/api/me").await;
     assert_eq!(again.body["user"], r.body["user"]);
-    let after = xmin(
-        admin
-            .query_one("SELECT xmin::text FROM users", &[])
-            .await
-            .unwrap(),
-    );
+    let after = xmin(admin.query_one("SELECT xmin::text FROM users", &[]).await.unwrap());
     assert_eq!(before, after, "the user row was not rewritten");
-    assert_eq!(
-        t.app.store().stats().round_trips - stats.round_trips,
-        1,
-        "one round trip: no registration step"
-    );
+    assert_eq!(t.app.store().stats().round_trips - stats.round_trips, 1, "one round trip: no registration step");
     assert_eq!(t.counts().await[1], ("users".into(), 1));
 }
 
@@ -76,10 +58,7 @@ async fn tenant_with_a_client_chosen_id_as_in_the_tutorial() {
     assert_eq!(r.body["id"], "108124a5-2e34-418a-9735-b93082e9fbf2");
     assert_eq!(r.body["name"], "my first customer");
     assert_eq!(r.body["role"], "admin");
-    assert_eq!(
-        r.headers["location"],
-        "/api/tenants/108124a5-2e34-418a-9735-b93082e9fbf2"
-    );
+    assert_eq!(r.headers["location"], "/api/tenants/108124a5-2e34-418a-9735-b93082e9fbf2");
 
     let again = t.post("alice", "/api/tenants", body.clone()).await;
     assert_eq!(again.status, StatusCode::CONFLICT);
@@ -97,56 +76,26 @@ async fn tenants_get_patch_delete_follow_the_role_rules() {
     let path = format!("/api/tenants/{acme}");
 
     assert_eq!(t.get("bob", &path).await.body["role"], "member");
-    assert_eq!(
-        t.get("carol", &path).await.status,
-        StatusCode::NOT_FOUND,
-        "non-members get 404"
-    );
+    assert_eq!(t.get("carol", &path).await.status, StatusCode::NOT_FOUND, "non-members get 404");
 
     let r = t.patch("bob", &path, json!({ "name": "Bob's" })).await;
-    assert_eq!(
-        (r.status, r.error_code()),
-        (StatusCode::FORBIDDEN, "forbidden")
-    );
-    assert_eq!(
-        t.patch("carol", &path, json!({ "name": "x" })).await.status,
-        StatusCode::NOT_FOUND
-    );
-    let r = t
-        .patch("alice", &path, json!({ "name": "Acme Corp" }))
-        .await;
-    assert_eq!(
-        (r.status, r.body["name"].as_str()),
-        (StatusCode::OK, Some("Acme Corp"))
-    );
+    assert_eq!((r.status, r.error_code()), (StatusCode::FORBIDDEN, "forbidden"));
+    assert_eq!(t.patch("carol", &path, json!({ "name": "x" })).await.status, StatusCode::NOT_FOUND);
+    let r = t.patch("alice", &path, json!({ "name": "Acme Corp" })).await;
+    assert_eq!((r.status, r.body["name"].as_str()), (StatusCode::OK, Some("Acme Corp")));
 
     let list = t.get("bob", "/api/tenants").await;
     assert_eq!(list.body["items"].as_array().unwrap().len(), 1);
     assert_eq!(list.body["items"][0]["name"], "Acme Corp");
-    assert_eq!(
-        t.get("carol", "/api/tenants").await.body["items"],
-        json!([])
-    );
+    assert_eq!(t.get("carol", "/api/tenants").await.body["items"], json!([]));
 
     assert_eq!(t.delete("bob", &path).await.status, StatusCode::FORBIDDEN);
     assert_eq!(t.delete("carol", &path).await.status, StatusCode::NOT_FOUND);
-    t.post(
-        "alice",
-        &format!("{path}/todos"),
-        json!({ "title": "goes with the tenant" }),
-    )
-    .await;
-    assert_eq!(
-        t.delete("alice", &path).await.status,
-        StatusCode::NO_CONTENT
-    );
+    t.post("alice", &format!("{path}/todos"), json!({ "title": "goes with the tenant" })).await;
+    assert_eq!(t.delete("alice", &path).await.status, StatusCode::NO_CONTENT);
     assert_eq!(t.get("alice", &path).await.status, StatusCode::NOT_FOUND);
     let counts = t.counts().await;
-    assert_eq!(
-        counts[0].1 + counts[2].1 + counts[3].1,
-        0,
-        "tenant, memberships and todos are gone: {counts:?}"
-    );
+    assert_eq!(counts[0].1 + counts[2].1 + counts[3].1, 0, "tenant, memberships and todos are gone: {counts:?}");
 }
 
 #[tokio::test]
@@ -157,29 +106,11 @@ async fn members_are_managed_by_admins_and_a_tenant_keeps_an_admin() {
     let alice = t.user_id("alice").await;
     let members = format!("/api/tenants/{acme}/members");
 
-    let r = t
-        .put(
-            "alice",
-            &format!("{members}/{bob}"),
-            json!({ "role": "viewer" }),
-        )
-        .await;
+    let r = t.put("alice", &format!("{members}/{bob}"), json!({ "role": "viewer" })).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
-    assert_eq!(
-        (r.body["role"].as_str(), r.body["email"].as_str()),
-        (Some("viewer"), Some("bob@example.com"))
-    );
-    let r = t
-        .put(
-            "alice",
-            &format!("{members}/{bob}"),
-            json!({ "role": "member" }),
-        )
-        .await;
-    assert_eq!(
-        (r.status, r.body["role"].as_str()),
-        (StatusCode::OK, Some("member"))
-    );
+    assert_eq!((r.body["role"].as_str(), r.body["email"].as_str()), (Some("viewer"), Some("bob@example.com")));
+    let r = t.put("alice", &format!("{members}/{bob}"), json!({ "role": "member" })).await;
+    assert_eq!((r.status, r.body["role"].as_str()), (StatusCode::OK, Some("member")));
 
     // Members see the member list; outsiders do not; members cannot manage it.
     let list = t.get("bob", &members).await;
@@ -188,102 +119,38 @@ async fn members_are_managed_by_admins_and_a_tenant_keeps_an_admin() {
     assert_eq!(t.get("carol", &members).await.status, StatusCode::NOT_FOUND);
     let carol = t.user_id("carol").await;
     assert_eq!(
-        t.put(
-            "bob",
-            &format!("{members}/{carol}"),
-            json!({ "role": "admin" })
-        )
-        .await
-        .status,
+        t.put("bob", &format!("{members}/{carol}"), json!({ "role": "admin" })).await.status,
         StatusCode::FORBIDDEN
     );
     assert_eq!(
-        t.put(
-            "carol",
-            &format!("{members}/{carol}"),
-            json!({ "role": "admin" })
-        )
-        .await
-        .status,
+        t.put("carol", &format!("{members}/{carol}"), json!({ "role": "admin" })).await.status,
         StatusCode::NOT_FOUND
     );
 
     // The last admin cannot step down or leave.
-    let r = t
-        .put(
-            "alice",
-            &format!("{members}/{alice}"),
-            json!({ "role": "member" }),
-        )
-        .await;
-    assert_eq!(
-        (r.status, r.error_code()),
-        (StatusCode::CONFLICT, "conflict")
-    );
-    assert_eq!(
-        t.delete("alice", &format!("{members}/{alice}"))
-            .await
-            .status,
-        StatusCode::CONFLICT
-    );
+    let r = t.put("alice", &format!("{members}/{alice}"), json!({ "role": "member" })).await;
+    assert_eq!((r.status, r.error_code()), (StatusCode::CONFLICT, "conflict"));
+    assert_eq!(t.delete("alice", &format!("{members}/{alice}")).await.status, StatusCode::CONFLICT);
 
     // An unknown user id: 404. A bad role: 422.
     let nobody = uuid::Uuid::new_v4();
     assert_eq!(
-        t.put(
-            "alice",
-            &format!("{members}/{nobody}"),
-            json!({ "role": "member" })
-        )
-        .await
-        .status,
+        t.put("alice", &format!("{members}/{nobody}"), json!({ "role": "member" })).await.status,
         StatusCode::NOT_FOUND
     );
-    let r = t
-        .put(
-            "alice",
-            &format!("{members}/{bob}"),
-            json!({ "role": "owner" }),
-        )
-        .await;
-    assert_eq!(
-        (r.status, r.error_code()),
-        (StatusCode::UNPROCESSABLE_ENTITY, "invalid_field")
-    );
+    let r = t.put("alice", &format!("{members}/{bob}"), json!({ "role": "owner" })).await;
+    assert_eq!((r.status, r.error_code()), (StatusCode::UNPROCESSABLE_ENTITY, "invalid_field"));
 
     // Promote bob; now alice may step down; bob removes carol-less alice; members may leave.
-    t.put(
-        "alice",
-        &format!("{members}/{bob}"),
-        json!({ "role": "admin" }),
-    )
-    .await;
+    t.put("alice", &format!("{members}/{bob}"), json!({ "role": "admin" })).await;
+    assert_eq!(t.put("alice", &format!("{members}/{alice}"), json!({ "role": "member" })).await.status, StatusCode::OK);
     assert_eq!(
-        t.put(
-            "alice",
-            &format!("{members}/{alice}"),
-            json!({ "role": "member" })
-        )
-        .await
-        .status,
-        StatusCode::OK
-    );
-    assert_eq!(
-        t.delete("alice", &format!("{members}/{alice}"))
-            .await
-            .status,
+        t.delete("alice", &format!("{members}/{alice}")).await.status,
         StatusCode::NO_CONTENT,
         "members may leave"
     );
-    assert_eq!(
-        t.get("alice", &format!("/api/tenants/{acme}")).await.status,
-        StatusCode::NOT_FOUND
-    );
-    assert_eq!(
-        t.delete("bob", &format!("{members}/{alice}")).await.status,
-        StatusCode::NOT_FOUND,
-        "already gone"
-    );
+    assert_eq!(t.get("alice", &format!("/api/tenants/{acme}")).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(t.delete("bob", &format!("{members}/{alice}")).await.status, StatusCode::NOT_FOUND, "already gone");
 }
 
 #[tokio::test]
@@ -294,82 +161,37 @@ async fn todos_crud_and_role_rules() {
     t.add_member("alice", &acme, "vic", "viewer").await;
     let todos = format!("/api/tenants/{acme}/todos");
 
-    let r = t
-        .post("bob", &todos, json!({ "title": "write tests" }))
-        .await;
+    let r = t.post("bob", &todos, json!({ "title": "write tests" })).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
-    assert_eq!(
-        (r.body["complete"].as_bool(), r.body["tenant_id"].as_str()),
-        (Some(false), Some(acme.as_str()))
-    );
+    assert_eq!((r.body["complete"].as_bool(), r.body["tenant_id"].as_str()), (Some(false), Some(acme.as_str())));
     let id = r.id();
     assert_eq!(r.headers["location"], format!("{todos}/{id}"));
     let one = format!("{todos}/{id}");
 
     assert_eq!(
-        t.post("vic", &todos, json!({ "title": "nope" }))
-            .await
-            .status,
+        t.post("vic", &todos, json!({ "title": "nope" })).await.status,
         StatusCode::FORBIDDEN,
         "viewers read only"
     );
-    assert_eq!(
-        t.post("carol", &todos, json!({ "title": "nope" }))
-            .await
-            .status,
-        StatusCode::NOT_FOUND
-    );
+    assert_eq!(t.post("carol", &todos, json!({ "title": "nope" })).await.status, StatusCode::NOT_FOUND);
     assert_eq!(t.get("vic", &one).await.body["title"], "write tests");
     assert_eq!(t.get("carol", &one).await.status, StatusCode::NOT_FOUND);
-    assert_eq!(
-        t.get("vic", &todos).await.body["items"]
-            .as_array()
-            .unwrap()
-            .len(),
-        1
-    );
+    assert_eq!(t.get("vic", &todos).await.body["items"].as_array().unwrap().len(), 1);
     assert_eq!(t.get("carol", &todos).await.status, StatusCode::NOT_FOUND);
 
     let r = t.patch("bob", &one, json!({ "complete": true })).await;
     assert_eq!(
-        (
-            r.status,
-            r.body["complete"].as_bool(),
-            r.body["title"].as_str()
-        ),
+        (r.status, r.body["complete"].as_bool(), r.body["title"].as_str()),
         (StatusCode::OK, Some(true), Some("write tests"))
     );
-    let r = t
-        .patch("bob", &one, json!({ "title": "write more tests" }))
-        .await;
-    assert_eq!(
-        (r.body["complete"].as_bool(), r.body["title"].as_str()),
-        (Some(true), Some("write more tests"))
-    );
-    assert_eq!(
-        t.patch("vic", &one, json!({ "complete": false }))
-            .await
-            .status,
-        StatusCode::FORBIDDEN
-    );
-    assert_eq!(
-        t.patch("carol", &one, json!({ "complete": false }))
-            .await
-            .status,
-        StatusCode::NOT_FOUND
-    );
+    let r = t.patch("bob", &one, json!({ "title": "write more tests" })).await;
+    assert_eq!((r.body["complete"].as_bool(), r.body["title"].as_str()), (Some(true), Some("write more tests")));
+    assert_eq!(t.patch("vic", &one, json!({ "complete": false })).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(t.patch("carol", &one, json!({ "complete": false })).await.status, StatusCode::NOT_FOUND);
     let r = t.patch("bob", &one, json!({})).await;
-    assert_eq!(
-        (r.status, r.error_code()),
-        (StatusCode::UNPROCESSABLE_ENTITY, "invalid_field")
-    );
+    assert_eq!((r.status, r.error_code()), (StatusCode::UNPROCESSABLE_ENTITY, "invalid_field"));
     let missing = format!("{todos}/{}", uuid::Uuid::new_v4());
-    assert_eq!(
-        t.patch("bob", &missing, json!({ "complete": true }))
-            .await
-            .status,
-        StatusCode::NOT_FOUND
-    );
+    assert_eq!(t.patch("bob", &missing, json!({ "complete": true })).await.status, StatusCode::NOT_FOUND);
     assert_eq!(t.get("bob", &missing).await.status, StatusCode::NOT_FOUND);
 
     assert_eq!(t.delete("vic", &one).await.status, StatusCode::FORBIDDEN);
@@ -378,16 +200,9 @@ async fn todos_crud_and_role_rules() {
     assert_eq!(t.delete("bob", &one).await.status, StatusCode::NOT_FOUND);
 
     // A client-chosen todo id makes a retried create safe: the retry is a 409.
-    let body =
-        json!({ "title": "once", "id": "6a1f0c9e-7d61-4c3b-9a53-2f8f0b7c1d2e", "complete": true });
-    assert_eq!(
-        t.post("bob", &todos, body.clone()).await.status,
-        StatusCode::CREATED
-    );
-    assert_eq!(
-        t.post("bob", &todos, body).await.status,
-        StatusCode::CONFLICT
-    );
+    let body = json!({ "title": "once", "id": "6a1f0c9e-7d61-4c3b-9a53-2f8f0b7c1d2e", "complete": true });
+    assert_eq!(t.post("bob", &todos, body.clone()).await.status, StatusCode::CREATED);
+    assert_eq!(t.post("bob", &todos, body).await.status, StatusCode::CONFLICT);
 }
 
 #[tokio::test]
@@ -396,13 +211,7 @@ async fn lists_page_with_opaque_cursors_and_filter() {
     let acme = t.tenant("alice", "Acme").await;
     let todos = format!("/api/tenants/{acme}/todos");
     for i in 0..7 {
-        let r = t
-            .post(
-                "alice",
-                &todos,
-                json!({ "title": format!("todo {i}"), "complete": i % 2 == 0 }),
-            )
-            .await;
+        let r = t.post("alice", &todos, json!({ "title": format!("todo {i}"), "complete": i % 2 == 0 })).await;
         assert_eq!(r.status, StatusCode::CREATED);
     }
     let mut seen = Vec::new();
@@ -421,23 +230,13 @@ async fn lists_page_with_opaque_cursors_and_filter() {
         }
     }
     assert_eq!(pages, 3);
-    assert_eq!(
-        seen,
-        (0..7).map(|i| format!("todo {i}")).collect::<Vec<_>>(),
-        "every item once, in creation order"
-    );
+    assert_eq!(seen, (0..7).map(|i| format!("todo {i}")).collect::<Vec<_>>(), "every item once, in creation order");
 
-    let done = t
-        .get("alice", &format!("{todos}?complete=true&limit=200"))
-        .await;
+    let done = t.get("alice", &format!("{todos}?complete=true&limit=200")).await;
     assert_eq!(done.body["items"].as_array().unwrap().len(), 4);
     assert!(done.body["next_cursor"].is_null());
     let default = t.get("alice", &todos).await;
-    assert_eq!(
-        default.body["items"].as_array().unwrap().len(),
-        7,
-        "default limit is 50"
-    );
+    assert_eq!(default.body["items"].as_array().unwrap().len(), 7, "default limit is 50");
 }
 
 #[tokio::test]
@@ -448,20 +247,10 @@ async fn todos_across_tenants_show_only_the_callers_tenants() {
     let c = t.tenant("carol", "C").await;
     t.add_member("bob", &b, "alice", "viewer").await;
     for (who, tenant) in [("alice", &a), ("bob", &b), ("carol", &c)] {
-        t.post(
-            who,
-            &format!("/api/tenants/{tenant}/todos"),
-            json!({ "title": format!("{who}'s") }),
-        )
-        .await;
+        t.post(who, &format!("/api/tenants/{tenant}/todos"), json!({ "title": format!("{who}'s") })).await;
     }
     let r = t.get("alice", "/api/todos").await;
-    let mut titles: Vec<_> = r.body["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| i["title"].as_str().unwrap())
-        .collect();
+    let mut titles: Vec<_> = r.body["items"].as_array().unwrap().iter().map(|i| i["title"].as_str().unwrap()).collect();
     titles.sort();
     assert_eq!(titles, ["alice's", "bob's"]);
     let r = t.get("dave", "/api/todos").await;
@@ -477,52 +266,18 @@ async fn users_profiles_and_visibility() {
     let bob = t.user_id("bob").await;
 
     // Register / update own profile.
-    let r = t
-        .post(
-            "dave",
-            "/api/users",
-            json!({ "name": "Dave", "email": "Dave@Example.com" }),
-        )
-        .await;
-    assert_eq!(
-        r.status,
-        StatusCode::OK,
-        "dave already exists from his first call: {}",
-        r.body
-    );
+    let r = t.post("dave", "/api/users", json!({ "name": "Dave", "email": "Dave@Example.com" })).await;
+    assert_eq!(r.status, StatusCode::OK, "dave already exists from his first call: {}", r.body);
     assert_eq!(r.body["email"], "dave@example.com");
-    let r = t
-        .post(
-            "dave",
-            "/api/users",
-            json!({ "name": "Dave D", "email": "dave@example.com" }),
-        )
-        .await;
-    assert_eq!(
-        (r.status, r.body["name"].as_str()),
-        (StatusCode::OK, Some("Dave D"))
-    );
-    let r = t
-        .post(
-            "dave",
-            "/api/users",
-            json!({ "name": "Dave", "email": "bob@example.com" }),
-        )
-        .await;
-    assert_eq!(
-        (r.status, r.error_code()),
-        (StatusCode::CONFLICT, "conflict"),
-        "email taken"
-    );
+    let r = t.post("dave", "/api/users", json!({ "name": "Dave D", "email": "dave@example.com" })).await;
+    assert_eq!((r.status, r.body["name"].as_str()), (StatusCode::OK, Some("Dave D")));
+    let r = t.post("dave", "/api/users", json!({ "name": "Dave", "email": "bob@example.com" })).await;
+    assert_eq!((r.status, r.error_code()), (StatusCode::CONFLICT, "conflict"), "email taken");
 
     // Co-members see each other; others do not.
     let list = t.get("alice", "/api/users").await;
-    let mut emails: Vec<_> = list.body["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|u| u["email"].as_str().unwrap())
-        .collect();
+    let mut emails: Vec<_> =
+        list.body["items"].as_array().unwrap().iter().map(|u| u["email"].as_str().unwrap()).collect();
     emails.sort();
     assert_eq!(emails, ["alice@example.com", "bob@example.com"]);
     assert!(
@@ -533,75 +288,30 @@ async fn users_profiles_and_visibility() {
             .all(|u| u.get("subject").is_none() || u["email"] == "alice@example.com"),
         "subjects only for self"
     );
-    assert_eq!(
-        t.get("alice", &format!("/api/users/{bob}")).await.status,
-        StatusCode::OK
-    );
-    assert_eq!(
-        t.get("alice", &format!("/api/users/{carol}")).await.status,
-        StatusCode::NOT_FOUND
-    );
+    assert_eq!(t.get("alice", &format!("/api/users/{bob}")).await.status, StatusCode::OK);
+    assert_eq!(t.get("alice", &format!("/api/users/{carol}")).await.status, StatusCode::NOT_FOUND);
 
     // Only yourself can be changed or deleted.
     assert_eq!(
-        t.put(
-            "alice",
-            &format!("/api/users/{bob}"),
-            json!({ "name": "X", "email": "x@example.com" })
-        )
-        .await
-        .status,
+        t.put("alice", &format!("/api/users/{bob}"), json!({ "name": "X", "email": "x@example.com" })).await.status,
         StatusCode::FORBIDDEN
     );
     assert_eq!(
-        t.put(
-            "alice",
-            &format!("/api/users/{carol}"),
-            json!({ "name": "X", "email": "x@example.com" })
-        )
-        .await
-        .status,
+        t.put("alice", &format!("/api/users/{carol}"), json!({ "name": "X", "email": "x@example.com" })).await.status,
         StatusCode::NOT_FOUND
     );
-    let r = t
-        .put(
-            "bob",
-            &format!("/api/users/{bob}"),
-            json!({ "name": "Robert", "email": "robert@example.com" }),
-        )
-        .await;
-    assert_eq!(
-        (r.status, r.body["name"].as_str()),
-        (StatusCode::OK, Some("Robert"))
-    );
-    assert_eq!(
-        t.delete("alice", &format!("/api/users/{bob}")).await.status,
-        StatusCode::FORBIDDEN
-    );
+    let r =
+        t.put("bob", &format!("/api/users/{bob}"), json!({ "name": "Robert", "email": "robert@example.com" })).await;
+    assert_eq!((r.status, r.body["name"].as_str()), (StatusCode::OK, Some("Robert")));
+    assert_eq!(t.delete("alice", &format!("/api/users/{bob}")).await.status, StatusCode::FORBIDDEN);
 
     // The last admin of a tenant cannot delete themself; after the tenant is gone they can.
     let alice = t.user_id("alice").await;
     let r = t.delete("alice", &format!("/api/users/{alice}")).await;
-    assert_eq!(
-        (r.status, r.error_code()),
-        (StatusCode::CONFLICT, "conflict")
-    );
-    assert_eq!(
-        t.delete("bob", &format!("/api/users/{bob}")).await.status,
-        StatusCode::NO_CONTENT
-    );
-    assert_eq!(
-        t.delete("alice", &format!("/api/tenants/{acme}"))
-            .await
-            .status,
-        StatusCode::NO_CONTENT
-    );
-    assert_eq!(
-        t.delete("alice", &format!("/api/users/{alice}"))
-            .await
-            .status,
-        StatusCode::NO_CONTENT
-    );
+    assert_eq!((r.status, r.error_code()), (StatusCode::CONFLICT, "conflict"));
+    assert_eq!(t.delete("bob", &format!("/api/users/{bob}")).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(t.delete("alice", &format!("/api/tenants/{acme}")).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(t.delete("alice", &format!("/api/users/{alice}")).await.status, StatusCode::NO_CONTENT);
     // A deleted user who calls again is registered again from their claims.
     assert_eq!(t.get("alice", "/api/me").await.status, StatusCode::OK);
 }
@@ -615,12 +325,6 @@ async fn me_lists_memberships() {
     let r = t.get("alice", "/api/me").await;
     let m = r.body["memberships"].as_array().unwrap();
     assert_eq!(m.len(), 2);
-    assert_eq!(
-        (m[0]["tenant_id"].as_str(), m[0]["role"].as_str()),
-        (Some(a.as_str()), Some("admin"))
-    );
-    assert_eq!(
-        (m[1]["tenant_name"].as_str(), m[1]["role"].as_str()),
-        (Some("B"), Some("viewer"))
-    );
+    assert_eq!((m[0]["tenant_id"].as_str(), m[0]["role"].as_str()), (Some(a.as_str()), Some("admin")));
+    assert_eq!((m[1]["tenant_name"].as_str(), m[1]["role"].as_str()), (Some("B"), Some("viewer")));
 }

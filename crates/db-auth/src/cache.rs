@@ -85,18 +85,8 @@ impl TokenCache {
         Self::with_clock(provider, Arc::new(SystemClock), DEFAULT_MARGIN)
     }
 
-    pub fn with_clock(
-        provider: SharedCredentialsProvider,
-        clock: Arc<dyn Clock>,
-        margin: Duration,
-    ) -> Self {
-        Self {
-            provider,
-            clock,
-            margin,
-            slots: Mutex::new(HashMap::new()),
-            signings: AtomicU64::new(0),
-        }
+    pub fn with_clock(provider: SharedCredentialsProvider, clock: Arc<dyn Clock>, margin: Duration) -> Self {
+        Self { provider, clock, margin, slots: Mutex::new(HashMap::new()), signings: AtomicU64::new(0) }
     }
 
     fn slot(&self, req: &TokenRequest) -> Slot {
@@ -118,11 +108,7 @@ impl TokenCache {
         {
             return Ok(c.token.clone());
         }
-        let creds = self
-            .provider
-            .provide_credentials()
-            .await
-            .map_err(|e| Error::Credentials(e.to_string()))?;
+        let creds = self.provider.provide_credentials().await.map_err(|e| Error::Credentials(e.to_string()))?;
         let token: Arc<str> = sign(req, &creds, now)?.into();
         self.signings.fetch_add(1, Ordering::Relaxed);
         let margin = self.margin.min(req.expires_in / 2);
@@ -131,21 +117,13 @@ impl TokenCache {
             refresh_at = refresh_at.min(expiry.checked_sub(margin).unwrap_or(now));
         }
         tracing::debug!(host = %req.host, user = %req.user, kind = ?req.kind, "signed a new database auth token");
-        *cached = Some(Cached {
-            token: token.clone(),
-            refresh_at,
-        });
+        *cached = Some(Cached { token: token.clone(), refresh_at });
         Ok(token)
     }
 
     /// Forgets the token for `req` (the server rejected it): the next caller signs anew.
     pub fn invalidate(&self, req: &TokenRequest) {
-        let slot = self
-            .slots
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(req)
-            .cloned();
+        let slot = self.slots.lock().unwrap_or_else(|e| e.into_inner()).get(req).cloned();
         if let Some(slot) = slot
             && let Ok(mut cached) = slot.try_lock()
         {

@@ -25,18 +25,13 @@ pub use aws_credential_types::{Credentials, provider::SharedCredentialsProvider}
 /// the profile). Built once at start-up; the chain reads credentials when a token is signed.
 /// A missing region is an error here, never a silent default: a token signed for the wrong
 /// region is refused by the database.
-pub async fn default_credentials(
-    region: Option<String>,
-) -> Result<(SharedCredentialsProvider, String)> {
+pub async fn default_credentials(region: Option<String>) -> Result<(SharedCredentialsProvider, String)> {
     let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
     if let Some(r) = region {
         loader = loader.region(aws_config::Region::new(r));
     }
     let config = loader.load().await;
-    let region = config
-        .region()
-        .map(|r| r.to_string())
-        .ok_or(Error::NoRegion)?;
+    let region = config.region().map(|r| r.to_string()).ok_or(Error::NoRegion)?;
     let provider = config
         .credentials_provider()
         .ok_or_else(|| Error::Credentials("no credential provider is configured".into()))?;

@@ -8,9 +8,7 @@ use std::{
 
 use aws_credential_types::Credentials;
 use aws_sigv4::{
-    http_request::{
-        SignableBody, SignableRequest, SignatureLocation, SigningSettings, sign as sigv4_sign,
-    },
+    http_request::{SignableBody, SignableRequest, SignatureLocation, SigningSettings, sign as sigv4_sign},
     sign::v4,
 };
 use aws_smithy_runtime_api::client::identity::Identity;
@@ -22,11 +20,7 @@ use crate::{Error, Result};
 pub const RDS_TOKEN_LIFETIME: Duration = Duration::from_secs(900);
 
 /// Everything but the unreserved characters of RFC 3986, as SigV4 (and botocore) encode.
-const SIGV4: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'_')
-    .remove(b'.')
-    .remove(b'~');
+const SIGV4: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
 
 fn enc(s: &str) -> Cow<'_, str> {
     utf8_percent_encode(s, SIGV4).into()
@@ -73,12 +67,7 @@ pub struct TokenRequest {
 }
 
 impl TokenRequest {
-    pub fn rds(
-        host: impl Into<String>,
-        port: u16,
-        user: impl Into<String>,
-        region: impl Into<String>,
-    ) -> Self {
+    pub fn rds(host: impl Into<String>, port: u16, user: impl Into<String>, region: impl Into<String>) -> Self {
         Self {
             kind: TokenKind::Rds,
             host: host.into(),
@@ -91,11 +80,7 @@ impl TokenRequest {
 
     pub fn dsql(host: impl Into<String>, region: impl Into<String>, admin: bool) -> Self {
         Self {
-            kind: if admin {
-                TokenKind::DsqlAdmin
-            } else {
-                TokenKind::Dsql
-            },
+            kind: if admin { TokenKind::DsqlAdmin } else { TokenKind::Dsql },
             host: host.into(),
             port: 5432,
             user: String::new(),
@@ -106,11 +91,7 @@ impl TokenRequest {
 
     fn validate(&self) -> Result<()> {
         let bad = |why: &str| Err(Error::Request(why.to_string()));
-        if self.host.is_empty()
-            || self
-                .host
-                .contains(|c: char| c == '/' || c == '@' || c.is_whitespace())
-        {
+        if self.host.is_empty() || self.host.contains(|c: char| c == '/' || c == '@' || c.is_whitespace()) {
             return bad("the host must be a bare host name");
         }
         if self.region.is_empty() {
@@ -175,16 +156,9 @@ pub fn sign(req: &TokenRequest, creds: &Credentials, now: SystemTime) -> Result<
         .build()
         .map_err(|e| Error::Signing(e.to_string()))?
         .into();
-    let (instructions, _) = sigv4_sign(signable, &params)
-        .map_err(|e| Error::Signing(e.to_string()))?
-        .into_parts();
+    let (instructions, _) = sigv4_sign(signable, &params).map_err(|e| Error::Signing(e.to_string()))?.into_parts();
     let signed = instructions.params();
-    let param = |name: &str| {
-        signed
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, v)| v.as_ref())
-    };
+    let param = |name: &str| signed.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_ref());
 
     let mut token = String::with_capacity(url.len() + 700);
     write!(token, "{}/?{op}", req.authority()).expect("writing to a String");
@@ -200,8 +174,8 @@ pub fn sign(req: &TokenRequest, creds: &Credentials, now: SystemTime) -> Result<
             write!(token, "&{name}={}", enc(value)).expect("writing to a String");
         }
     }
-    let signature = param("X-Amz-Signature")
-        .ok_or_else(|| Error::Signing("no signature in the signing output".into()))?;
+    let signature =
+        param("X-Amz-Signature").ok_or_else(|| Error::Signing("no signature in the signing output".into()))?;
     write!(token, "&X-Amz-Signature={signature}").expect("writing to a String");
     Ok(token)
 }

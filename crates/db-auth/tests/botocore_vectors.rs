@@ -31,11 +31,7 @@ struct Case {
 #[test]
 fn tokens_equal_botocores() {
     let vectors: Vectors = serde_json::from_str(include_str!("data/token_vectors.json")).unwrap();
-    assert!(
-        vectors.cases.len() >= 8,
-        "vectors from botocore {}",
-        vectors.botocore_version
-    );
+    assert!(vectors.cases.len() >= 8, "vectors from botocore {}", vectors.botocore_version);
     let mut kinds = std::collections::HashSet::new();
     for c in &vectors.cases {
         let kind = match c.kind.as_str() {
@@ -53,31 +49,15 @@ fn tokens_equal_botocores() {
             region: c.region.clone(),
             expires_in: std::time::Duration::from_secs(c.expires_in),
         };
-        let creds = Credentials::new(
-            &c.access_key_id,
-            &c.secret_access_key,
-            c.session_token.clone(),
-            None,
-            "vectors",
-        );
+        let creds = Credentials::new(&c.access_key_id, &c.secret_access_key, c.session_token.clone(), None, "vectors");
         let at: SystemTime =
-            time::OffsetDateTime::parse(&c.time, &time::format_description::well_known::Rfc3339)
-                .unwrap()
-                .into();
+            time::OffsetDateTime::parse(&c.time, &time::format_description::well_known::Rfc3339).unwrap().into();
         let token = sign(&req, &creds, at).unwrap();
         assert_eq!(token, c.token, "case {}", c.name);
     }
-    for want in [
-        ("rds", false),
-        ("rds", true),
-        ("dsql", false),
-        ("dsql", true),
-        ("dsql_admin", false),
-        ("dsql_admin", true),
-    ] {
-        assert!(
-            kinds.contains(&(want.0.to_string(), want.1)),
-            "vectors cover {want:?}"
-        );
+    for want in
+        [("rds", false), ("rds", true), ("dsql", false), ("dsql", true), ("dsql_admin", false), ("dsql_admin", true)]
+    {
+        assert!(kinds.contains(&(want.0.to_string(), want.1)), "vectors cover {want:?}");
     }
 }

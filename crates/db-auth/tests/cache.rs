@@ -27,13 +27,7 @@ impl ProvideCredentials for SlowCreds {
         future::ProvideCredentials::new(async move {
             self.calls.fetch_add(1, Ordering::SeqCst);
             tokio::time::sleep(Duration::from_millis(20)).await;
-            Ok(Credentials::new(
-                "AKIDEXAMPLE",
-                "secret",
-                Some("session".into()),
-                self.expiry,
-                "test",
-            ))
+            Ok(Credentials::new("AKIDEXAMPLE", "secret", Some("session".into()), self.expiry, "test"))
         })
     }
 }
@@ -45,15 +39,8 @@ fn start() -> SystemTime {
 fn setup(expiry: Option<SystemTime>) -> (TokenCache, ManualClock, Arc<AtomicU64>) {
     let calls = Arc::new(AtomicU64::new(0));
     let clock = ManualClock::new(start());
-    let provider = SharedCredentialsProvider::new(SlowCreds {
-        calls: calls.clone(),
-        expiry,
-    });
-    (
-        TokenCache::with_clock(provider, Arc::new(clock.clone()), db_auth::DEFAULT_MARGIN),
-        clock,
-        calls,
-    )
+    let provider = SharedCredentialsProvider::new(SlowCreds { calls: calls.clone(), expiry });
+    (TokenCache::with_clock(provider, Arc::new(clock.clone()), db_auth::DEFAULT_MARGIN), clock, calls)
 }
 
 fn req() -> TokenRequest {
@@ -65,28 +52,14 @@ async fn reuses_a_token_inside_the_margin_and_signs_anew_after_it() {
     let (cache, clock, _) = setup(None);
     let first = cache.token(&req()).await.unwrap();
     clock.advance(Duration::from_secs(2 * 60));
-    assert_eq!(
-        cache.token(&req()).await.unwrap(),
-        first,
-        "a reconnect after 2 minutes reuses the token"
-    );
+    assert_eq!(cache.token(&req()).await.unwrap(), first, "a reconnect after 2 minutes reuses the token");
     clock.advance(Duration::from_secs(7 * 60));
-    assert_eq!(
-        cache.token(&req()).await.unwrap(),
-        first,
-        "still 6 minutes left at 9 minutes"
-    );
+    assert_eq!(cache.token(&req()).await.unwrap(), first, "still 6 minutes left at 9 minutes");
     assert_eq!(cache.signings(), 1);
     clock.advance(Duration::from_secs(11 * 60));
     let fresh = cache.token(&req()).await.unwrap();
-    assert_ne!(
-        fresh, first,
-        "after 20 minutes a reconnect gets a fresh token"
-    );
-    assert!(
-        fresh.contains("X-Amz-Date=20261118T112640Z"),
-        "signed at the injected time: {fresh}"
-    );
+    assert_ne!(fresh, first, "after 20 minutes a reconnect gets a fresh token");
+    assert!(fresh.contains("X-Amz-Date=20261118T112640Z"), "signed at the injected time: {fresh}");
     assert_eq!(cache.signings(), 2);
 }
 
@@ -98,34 +71,15 @@ async fn credentials_that_expire_first_shorten_the_token_life() {
     assert_eq!(cache.token(&req()).await.unwrap(), first);
     clock.advance(Duration::from_secs(90));
     cache.token(&req()).await.unwrap();
-    assert_eq!(
-        cache.signings(),
-        2,
-        "5 minutes before the credentials expire, the token is replaced"
-    );
+    assert_eq!(cache.signings(), 2, "5 minutes before the credentials expire, the token is replaced");
 }
 
 #[tokio::test]
 async fn different_keys_get_different_tokens() {
     let (cache, _, _) = setup(None);
     let a = cache.token(&req()).await.unwrap();
-    let b = cache
-        .token(&TokenRequest::rds(
-            "db.example.com",
-            5432,
-            "app_owner",
-            "eu-west-1",
-        ))
-        .await
-        .unwrap();
-    let c = cache
-        .token(&TokenRequest::dsql(
-            "x.dsql.us-east-1.on.aws",
-            "us-east-1",
-            false,
-        ))
-        .await
-        .unwrap();
+    let b = cache.token(&TokenRequest::rds("db.example.com", 5432, "app_owner", "eu-west-1")).await.unwrap();
+    let c = cache.token(&TokenRequest::dsql("x.dsql.us-east-1.on.aws", "us-east-1", false)).await.unwrap();
     assert!(a != b && b != c);
     assert_eq!(cache.signings(), 3);
 }
@@ -162,9 +116,6 @@ async fn an_invalidated_token_is_signed_anew() {
 #[tokio::test]
 async fn a_missing_region_is_an_error_not_a_default() {
     let (cache, _, _) = setup(None);
-    let err = cache
-        .token(&TokenRequest::rds("db.example.com", 5432, "u", ""))
-        .await
-        .unwrap_err();
+    let err = cache.token(&TokenRequest::rds("db.example.com", 5432, "u", "")).await.unwrap_err();
     assert!(err.to_string().contains("AWS_REGION"), "{err}");
 }

@@ -11,20 +11,16 @@ use hyper_util::{
     rt::{TokioExecutor, TokioIo},
     server::{conn::auto, graceful::GracefulShutdown},
 };
-use store::{DbConfig, PasswordSource, Store};
+use store::{DbConfig, Store};
 use tokio::net::TcpListener;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Log lines for humans; `LOG_LEVEL` (or `RUST_LOG`) sets the filter.
 pub fn init_tracing() {
-    let filter = std::env::var("RUST_LOG")
-        .or_else(|_| std::env::var("LOG_LEVEL"))
-        .unwrap_or_else(|_| "info".into());
+    let filter = std::env::var("RUST_LOG").or_else(|_| std::env::var("LOG_LEVEL")).unwrap_or_else(|_| "info".into());
     let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_new(&filter).unwrap_or_else(|_| "info".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&filter).unwrap_or_else(|_| "info".into()))
         .with_target(false)
         .try_init();
 }
@@ -35,25 +31,16 @@ fn env(name: &str) -> Option<String> {
 
 /// The HS256 secret for local bearer tokens.
 fn dev_secret() -> Result<Vec<u8>, BoxError> {
-    let secret = env("DEV_JWT_SECRET").ok_or(
-        "DEV_JWT_SECRET is not set (see .env.example): it signs and verifies local bearer tokens",
-    )?;
+    let secret = env("DEV_JWT_SECRET")
+        .ok_or("DEV_JWT_SECRET is not set (see .env.example): it signs and verifies local bearer tokens")?;
     if secret.len() < 32 {
         return Err("DEV_JWT_SECRET must be at least 32 characters".into());
     }
     Ok(secret.into_bytes())
 }
 
-pub fn print_token(
-    sub: &str,
-    email: Option<&str>,
-    name: Option<&str>,
-    ttl: u64,
-) -> Result<(), BoxError> {
-    println!(
-        "{}",
-        api::identity::mint_hs256(&dev_secret()?, sub, email, name, ttl)?
-    );
+pub fn print_token(sub: &str, email: Option<&str>, name: Option<&str>, ttl: u64) -> Result<(), BoxError> {
+    println!("{}", api::identity::mint_hs256(&dev_secret()?, sub, email, name, ttl)?);
     Ok(())
 }
 
@@ -67,22 +54,10 @@ pub struct Server {
 impl Server {
     /// From the environment: the database settings (`DATABASE_URL` or `DB_*`) and
     /// `DEV_JWT_SECRET`.
-    pub fn from_env() -> Result<Self, BoxError> {
-        let cfg = DbConfig::from_env(env)?;
-        let password = match &cfg.auth {
-            store::Auth::Password(p) => PasswordSource::Fixed(p.clone()),
-            other => {
-                return Err(
-                    format!("DB_AUTH {other:?} is not supported by the dev server yet").into(),
-                );
-            }
-        };
-        let store = Store::new(cfg, password)?;
+    pub async fn from_env() -> Result<Self, BoxError> {
+        let store = Store::from_config(DbConfig::from_env(env)?).await?;
         let verifier = JwtVerifier::hs256(&dev_secret()?, None, None)?;
-        Ok(Self {
-            app: App::new(store),
-            verifier,
-        })
+        Ok(Self { app: App::new(store), verifier })
     }
 
     /// Turns a hyper request into the app's request: body read up to the limit (413 past it),
@@ -97,10 +72,7 @@ impl Server {
         let res = match Limited::new(body, limit).collect().await {
             Ok(collected) => {
                 let mut req = Request::from_parts(parts, collected.to_bytes());
-                let auth = req
-                    .headers()
-                    .get(http::header::AUTHORIZATION)
-                    .and_then(|v| v.to_str().ok());
+                let auth = req.headers().get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
                 match self.verifier.verify_header(auth) {
                     Ok(principal) => {
                         req.extensions_mut().insert::<Principal>(principal);
@@ -169,8 +141,8 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("SIGTERM handler");
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}
@@ -181,26 +153,14 @@ async fn shutdown_signal() {
 }
 
 pub async fn serve(bind: SocketAddr) -> Result<(), BoxError> {
-    let server = Server::from_env()?;
+    let server = Server::from_env().await?;
     // Connect now: a database that is down, or a role that could bypass row-level security,
     // stops the dev server here with the reason, instead of failing every request.
-    server
-        .app
-        .store()
-        .warm_up()
-        .await
-        .map_err(|e| format!("database check failed: {e}"))?;
-    let listener = TcpListener::bind(bind)
-        .await
-        .map_err(|e| format!("cannot listen on {bind}: {e}"))?;
+    server.app.store().warm_up().await.map_err(|e| format!("database check failed: {e}"))?;
+    let listener = TcpListener::bind(bind).await.map_err(|e| format!("cannot listen on {bind}: {e}"))?;
     let addr = listener.local_addr()?;
-    let example = api::identity::mint_hs256(
-        &dev_secret()?,
-        "alice",
-        Some("alice@example.com"),
-        Some("Alice"),
-        12 * 3600,
-    )?;
+    let example =
+        api::identity::mint_hs256(&dev_secret()?, "alice", Some("alice@example.com"), Some("Alice"), 12 * 3600)?;
     println!(
         "\nAPI listening on http://{addr}\n\n\
          Mint a bearer token:  cargo run -q -p devserver -- token --sub alice --email alice@example.com --name Alice\n\
@@ -217,29 +177,17 @@ async fn migration_client() -> Result<(String, tokio_postgres::Client), BoxError
         Some(url) => DbConfig::from_url(&url)?,
         None => DbConfig::from_env(env)?,
     };
-    let password = match &cfg.auth {
-        store::Auth::Password(p) => PasswordSource::Fixed(p.clone()),
-        other => {
-            return Err(format!("DB_AUTH {other:?} is not supported by this command yet").into());
-        }
-    };
     let describe = cfg.describe();
-    let store = Store::new(cfg, password)?;
+    let store = Store::from_config(cfg).await?;
     Ok((describe, store.connect_client().await?))
 }
 
 /// Creates a database if it does not exist yet.
 pub async fn create_database(name: &str) -> Result<(), BoxError> {
     let (describe, client) = migration_client().await?;
-    let exists = client
-        .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
-        .await?
-        .is_some();
+    let exists = client.query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name]).await?.is_some();
     if !exists {
-        let sql: String = client
-            .query_one("SELECT format('CREATE DATABASE %I', $1::text)", &[&name])
-            .await?
-            .get(0);
+        let sql: String = client.query_one("SELECT format('CREATE DATABASE %I', $1::text)", &[&name]).await?.get(0);
         client.batch_execute(&sql).await?;
         println!("{describe}: created database {name}");
     }
@@ -254,13 +202,8 @@ pub async fn migrate(bootstrap_roles: bool, rds_iam: bool) -> Result<(), BoxErro
         store::migrate::bootstrap_roles(&client, rds_iam).await?;
         if let Some(pw) = env("MIGRATE_RUNTIME_PASSWORD") {
             // ALTER ROLE takes no parameters; let the server quote the literal.
-            let sql: String = client
-                .query_one(
-                    "SELECT format('ALTER ROLE app_runtime PASSWORD %L', $1::text)",
-                    &[&pw],
-                )
-                .await?
-                .get(0);
+            let sql: String =
+                client.query_one("SELECT format('ALTER ROLE app_runtime PASSWORD %L', $1::text)", &[&pw]).await?.get(0);
             client.batch_execute(&sql).await?;
         }
         println!("{describe}: roles app_owner and app_runtime are in place");

@@ -12,10 +12,7 @@ use std::{net::SocketAddr, process::ExitCode};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(
-    version,
-    about = "Run the tenant API locally, mint dev tokens, apply migrations"
-)]
+#[command(version, about = "Run the tenant API locally, mint dev tokens, apply migrations")]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -63,21 +60,12 @@ async fn main() -> ExitCode {
     let _ = dotenvy::dotenv();
     devserver::init_tracing();
     let cli = Cli::parse();
-    let result = match cli.command.unwrap_or(Command::Serve {
-        bind: default_bind(),
-    }) {
+    let result = match cli.command.unwrap_or(Command::Serve { bind: default_bind() }) {
         Command::Serve { bind } => devserver::serve(bind).await,
-        Command::Token {
-            sub,
-            email,
-            name,
-            ttl,
-        } => devserver::print_token(&sub, email.as_deref(), name.as_deref(), ttl),
-        Command::Migrate {
-            bootstrap_roles,
-            rds_iam,
-            create_database,
-        } => match create_database {
+        Command::Token { sub, email, name, ttl } => {
+            devserver::print_token(&sub, email.as_deref(), name.as_deref(), ttl)
+        }
+        Command::Migrate { bootstrap_roles, rds_iam, create_database } => match create_database {
             Some(name) => devserver::create_database(&name).await,
             None => devserver::migrate(bootstrap_roles, rds_iam).await,
         },

@@ -12,10 +12,7 @@ use std::{
 };
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
 }
 
 /// Times, request ids and cursors differ on every run.
@@ -25,17 +22,12 @@ fn normalize(text: &str) -> String {
     let cursor = regex::Regex::new(r#""next_cursor":"[^"]*""#).unwrap();
     let text = time.replace_all(text, "<time>");
     let text = request_id.replace_all(&text, r#""request_id":"<id>""#);
-    cursor
-        .replace_all(&text, r#""next_cursor":"<cursor>""#)
-        .trim()
-        .to_string()
+    cursor.replace_all(&text, r#""next_cursor":"<cursor>""#).trim().to_string()
 }
 
 fn readme_session() -> String {
     let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
-    let start = readme
-        .find("<!-- demo-session:start -->")
-        .expect("README has the demo session");
+    let start = readme.find("<!-- demo-session:start -->").expect("README has the demo session");
     let end = readme.find("<!-- demo-session:end -->").unwrap();
     let block = &readme[start..end];
     let body_start = block.find("```text\n").unwrap() + "```text\n".len();
@@ -45,11 +37,7 @@ fn readme_session() -> String {
 
 #[test]
 fn dev_script_serves_the_readme_session() {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let base = format!("http://127.0.0.1:{port}");
     let mut dev = Command::new("bash")
         .arg("scripts/dev.sh")
@@ -65,9 +53,7 @@ fn dev_script_serves_the_readme_session() {
         .unwrap();
     let pgid = dev.id();
     let stop = || {
-        let _ = Command::new("kill")
-            .args(["-INT", "--", &format!("-{pgid}")])
-            .status();
+        let _ = Command::new("kill").args(["-INT", "--", &format!("-{pgid}")]).status();
     };
 
     let deadline = Instant::now() + Duration::from_secs(180);
@@ -99,38 +85,18 @@ fn dev_script_serves_the_readme_session() {
     stop();
     let exit_deadline = Instant::now() + Duration::from_secs(30);
     while dev.try_wait().unwrap().is_none() {
-        assert!(
-            Instant::now() < exit_deadline,
-            "dev.sh did not stop on Ctrl-C"
-        );
+        assert!(Instant::now() < exit_deadline, "dev.sh did not stop on Ctrl-C");
         std::thread::sleep(Duration::from_millis(100));
     }
     let mut dev_out = String::new();
-    dev.stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut dev_out)
-        .unwrap();
+    dev.stdout.take().unwrap().read_to_string(&mut dev_out).unwrap();
 
-    assert!(
-        demo.status.success(),
-        "demo.sh failed: {}",
-        String::from_utf8_lossy(&demo.stderr)
-    );
+    assert!(demo.status.success(), "demo.sh failed: {}", String::from_utf8_lossy(&demo.stderr));
     let got = normalize(&String::from_utf8(demo.stdout).unwrap());
     let want = normalize(&readme_session());
-    assert_eq!(
-        got, want,
-        "README's session differs from what scripts/demo.sh prints now"
-    );
+    assert_eq!(got, want, "README's session differs from what scripts/demo.sh prints now");
 
     let data_dir = regex::Regex::new(r"data in (\S+), removed on exit").unwrap();
-    let dir = data_dir
-        .captures(&dev_out)
-        .unwrap_or_else(|| panic!("dev.sh output: {dev_out}"))[1]
-        .to_string();
-    assert!(
-        !Path::new(&dir).exists(),
-        "the throwaway database directory {dir} is removed on exit"
-    );
+    let dir = data_dir.captures(&dev_out).unwrap_or_else(|| panic!("dev.sh output: {dev_out}"))[1].to_string();
+    assert!(!Path::new(&dir).exists(), "the throwaway database directory {dir} is removed on exit");
 }

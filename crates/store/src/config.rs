@@ -3,7 +3,7 @@
 //! Either `DATABASE_URL` (local development) or the `DB_*` variables that the Lambda function
 //! gets from Terraform. A missing or malformed variable is an error that names it.
 
-use std::{path::PathBuf, str::FromStr, time::Duration};
+use std::{net::IpAddr, path::PathBuf, str::FromStr, time::Duration};
 
 use crate::{Error, Result, Secret};
 
@@ -46,7 +46,11 @@ pub enum TlsMode {
 
 #[derive(Debug, Clone)]
 pub struct DbConfig {
+    /// The server's name: what TLS verifies and IAM tokens are signed for.
     pub host: String,
+    /// Connect to this address instead of resolving `host` (libpq's `hostaddr`): tunnels,
+    /// private IPs, local stand-ins. TLS and tokens still use `host`.
+    pub hostaddr: Option<IpAddr>,
     pub port: u16,
     pub dbname: String,
     pub user: String,
@@ -80,6 +84,7 @@ impl DbConfig {
     ) -> Self {
         Self {
             host: host.into(),
+            hostaddr: None,
             port,
             dbname: dbname.into(),
             user: user.into(),
@@ -110,6 +115,10 @@ impl DbConfig {
         if let Some(v) = var("DB_HOST") {
             cfg.host = v;
         }
+        if let Some(v) = var("DB_HOSTADDR") {
+            cfg.hostaddr =
+                Some(v.trim().parse().map_err(|_| invalid("DB_HOSTADDR", format!("is not an IP address: {v:?}")))?);
+        }
         if let Some(v) = var("DB_PORT") {
             cfg.port = parse("DB_PORT", &v)?;
         }
@@ -122,43 +131,23 @@ impl DbConfig {
         if let Some(v) = var("DB_PASSWORD") {
             cfg.auth = Auth::Password(Some(Secret::new(v)));
         }
-        match var("DB_AUTH")
-            .as_deref()
-            .map(str::to_ascii_lowercase)
-            .as_deref()
-        {
+        match var("DB_AUTH").as_deref().map(str::to_ascii_lowercase).as_deref() {
             None | Some("password") => {}
             Some(mode @ ("iam" | "dsql" | "dsql-admin")) => {
-                let region = var("AWS_REGION")
-                    .or_else(|| var("AWS_DEFAULT_REGION"))
-                    .ok_or_else(|| {
-                        invalid(
-                            "AWS_REGION",
-                            format!(
-                                "is required for DB_AUTH={mode} (tokens are signed for a region)"
-                            ),
-                        )
-                    })?;
+                let region = var("AWS_REGION").or_else(|| var("AWS_DEFAULT_REGION")).ok_or_else(|| {
+                    invalid("AWS_REGION", format!("is required for DB_AUTH={mode} (tokens are signed for a region)"))
+                })?;
                 cfg.auth = match mode {
                     "iam" => Auth::Iam { region },
-                    "dsql" => Auth::Dsql {
-                        region,
-                        admin: false,
-                    },
-                    _ => Auth::Dsql {
-                        region,
-                        admin: true,
-                    },
+                    "dsql" => Auth::Dsql { region, admin: false },
+                    _ => Auth::Dsql { region, admin: true },
                 };
                 if matches!(cfg.tls, TlsMode::Disable) && var("DB_TLS").is_none() {
                     cfg.tls = TlsMode::VerifyFull(CaSource::RdsBundle);
                 }
             }
             Some(other) => {
-                return Err(invalid(
-                    "DB_AUTH",
-                    format!("must be password, iam, dsql or dsql-admin, not {other:?}"),
-                ));
+                return Err(invalid("DB_AUTH", format!("must be password, iam, dsql or dsql-admin, not {other:?}")));
             }
         }
         if let Some(v) = var("DB_TLS") {
@@ -166,18 +155,13 @@ impl DbConfig {
                 "disable" | "off" => TlsMode::Disable,
                 "verify-full" | "on" => TlsMode::VerifyFull(CaSource::RdsBundle),
                 other => {
-                    return Err(invalid(
-                        "DB_TLS",
-                        format!("must be verify-full or disable, not {other:?}"),
-                    ));
+                    return Err(invalid("DB_TLS", format!("must be verify-full or disable, not {other:?}")));
                 }
             };
         }
         if let Some(path) = var("DB_CA_FILE") {
             match cfg.tls {
-                TlsMode::VerifyFull(_) => {
-                    cfg.tls = TlsMode::VerifyFull(CaSource::File(path.into()))
-                }
+                TlsMode::VerifyFull(_) => cfg.tls = TlsMode::VerifyFull(CaSource::File(path.into())),
                 TlsMode::Disable => {
                     return Err(invalid("DB_CA_FILE", "is set but DB_TLS=disable".into()));
                 }
@@ -190,12 +174,10 @@ impl DbConfig {
             }
         }
         if let Some(v) = var("DB_CONNECT_TIMEOUT_SECS") {
-            cfg.connect_timeout =
-                Duration::from_secs_f64(parse_positive("DB_CONNECT_TIMEOUT_SECS", &v)?);
+            cfg.connect_timeout = Duration::from_secs_f64(parse_positive("DB_CONNECT_TIMEOUT_SECS", &v)?);
         }
         if let Some(v) = var("DB_STATEMENT_TIMEOUT_MS") {
-            cfg.statement_timeout =
-                Duration::from_millis(parse_positive("DB_STATEMENT_TIMEOUT_MS", &v)? as u64);
+            cfg.statement_timeout = Duration::from_millis(parse_positive("DB_STATEMENT_TIMEOUT_MS", &v)? as u64);
         }
         if let Some(v) = var("DB_IDLE_CHECK_SECS") {
             cfg.idle_check_after = Duration::from_secs_f64(parse("DB_IDLE_CHECK_SECS", &v)?);
@@ -240,27 +222,17 @@ impl DbConfig {
         if let TlsMode::VerifyFull(_) = tls {
             tls = TlsMode::VerifyFull(ca);
         }
-        let url = if rest.is_empty() {
-            base.to_string()
-        } else {
-            format!("{base}?{}", rest.join("&"))
-        };
+        let url = if rest.is_empty() { base.to_string() } else { format!("{base}?{}", rest.join("&")) };
         // tokio-postgres knows the URL grammar (percent-decoding, IPv6 hosts); reuse it.
-        let pg = tokio_postgres::Config::from_str(&url)
-            .map_err(|_| bad("is not a valid postgres:// URL"))?;
+        let pg = tokio_postgres::Config::from_str(&url).map_err(|_| bad("is not a valid postgres:// URL"))?;
         let host = match pg.get_hosts().first() {
             Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
             _ => return Err(bad("needs a host name (unix sockets are not supported)")),
         };
         let port = pg.get_ports().first().copied().unwrap_or(5432);
-        let user = pg
-            .get_user()
-            .ok_or_else(|| bad("needs a user name"))?
-            .to_string();
+        let user = pg.get_user().ok_or_else(|| bad("needs a user name"))?.to_string();
         let dbname = pg.get_dbname().unwrap_or(&user).to_string();
-        let password = pg
-            .get_password()
-            .map(|p| Secret::new(String::from_utf8_lossy(p).into_owned()));
+        let password = pg.get_password().map(|p| Secret::new(String::from_utf8_lossy(p).into_owned()));
         let mut cfg = Self::new(host, port, dbname, user, Auth::Password(password));
         cfg.tls = tls;
         Ok(cfg)
@@ -268,18 +240,12 @@ impl DbConfig {
 
     /// `host:port/dbname as user`, for log lines: never the password.
     pub fn describe(&self) -> String {
-        format!(
-            "{}:{}/{} as {}",
-            self.host, self.port, self.dbname, self.user
-        )
+        format!("{}:{}/{} as {}", self.host, self.port, self.dbname, self.user)
     }
 }
 
 fn missing(var: &'static str) -> Error {
-    Error::Config {
-        var,
-        problem: "is not set".into(),
-    }
+    Error::Config { var, problem: "is not set".into() }
 }
 
 fn invalid(var: &'static str, problem: String) -> Error {
@@ -287,10 +253,7 @@ fn invalid(var: &'static str, problem: String) -> Error {
 }
 
 fn parse<T: FromStr>(var: &'static str, value: &str) -> Result<T> {
-    value
-        .trim()
-        .parse()
-        .map_err(|_| invalid(var, format!("is not a valid number: {value:?}")))
+    value.trim().parse().map_err(|_| invalid(var, format!("is not a valid number: {value:?}")))
 }
 
 fn parse_positive(var: &'static str, value: &str) -> Result<f64> {
@@ -298,10 +261,7 @@ fn parse_positive(var: &'static str, value: &str) -> Result<f64> {
     if v.is_finite() && v > 0.0 {
         Ok(v)
     } else {
-        Err(invalid(
-            var,
-            format!("must be greater than zero, not {value:?}"),
-        ))
+        Err(invalid(var, format!("must be greater than zero, not {value:?}")))
     }
 }
 
@@ -312,27 +272,15 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         move |k| map.get(k).cloned()
     }
 
     #[test]
     fn url_gives_every_part() {
-        let cfg = DbConfig::from_env(env(&[(
-            "DATABASE_URL",
-            "postgres://bob:s%40cret@db.local:6543/shop",
-        )]))
-        .unwrap();
+        let cfg = DbConfig::from_env(env(&[("DATABASE_URL", "postgres://bob:s%40cret@db.local:6543/shop")])).unwrap();
         assert_eq!(
-            (
-                cfg.host.as_str(),
-                cfg.port,
-                cfg.dbname.as_str(),
-                cfg.user.as_str()
-            ),
+            (cfg.host.as_str(), cfg.port, cfg.dbname.as_str(), cfg.user.as_str()),
             ("db.local", 6543, "shop", "bob")
         );
         assert_eq!(cfg.auth, Auth::Password(Some(Secret::new("s@cret"))));
@@ -341,35 +289,19 @@ mod tests {
 
     #[test]
     fn url_sslmode_means_verified_tls() {
-        let cfg =
-            DbConfig::from_url("postgres://u@h/d?sslmode=verify-full&sslrootcert=/ca.pem").unwrap();
-        assert_eq!(
-            cfg.tls,
-            TlsMode::VerifyFull(CaSource::File("/ca.pem".into()))
-        );
+        let cfg = DbConfig::from_url("postgres://u@h/d?sslmode=verify-full&sslrootcert=/ca.pem").unwrap();
+        assert_eq!(cfg.tls, TlsMode::VerifyFull(CaSource::File("/ca.pem".into())));
     }
 
     #[test]
     fn iam_needs_a_region_and_turns_tls_on() {
         let err = DbConfig::from_env(env(&[("DB_HOST", "h"), ("DB_AUTH", "iam")])).unwrap_err();
         assert!(err.to_string().contains("AWS_REGION"), "{err}");
-        let cfg = DbConfig::from_env(env(&[
-            ("DB_HOST", "h"),
-            ("DB_AUTH", "iam"),
-            ("AWS_REGION", "eu-west-1"),
-        ]))
-        .unwrap();
-        assert_eq!(
-            cfg.auth,
-            Auth::Iam {
-                region: "eu-west-1".into()
-            }
-        );
+        let cfg =
+            DbConfig::from_env(env(&[("DB_HOST", "h"), ("DB_AUTH", "iam"), ("AWS_REGION", "eu-west-1")])).unwrap();
+        assert_eq!(cfg.auth, Auth::Iam { region: "eu-west-1".into() });
         assert_eq!(cfg.tls, TlsMode::VerifyFull(CaSource::RdsBundle));
-        assert_eq!(
-            (cfg.pool_max, cfg.connect_timeout),
-            (1, Duration::from_secs(30))
-        );
+        assert_eq!((cfg.pool_max, cfg.connect_timeout), (1, Duration::from_secs(30)));
     }
 
     #[test]
@@ -386,12 +318,9 @@ mod tests {
 
     #[test]
     fn malformed_values_name_their_variable() {
-        for (var, value) in [
-            ("DB_PORT", "x"),
-            ("DB_POOL_MAX", "0"),
-            ("DB_CONNECT_TIMEOUT_SECS", "-1"),
-            ("DB_AUTH", "kerberos"),
-        ] {
+        for (var, value) in
+            [("DB_PORT", "x"), ("DB_POOL_MAX", "0"), ("DB_CONNECT_TIMEOUT_SECS", "-1"), ("DB_AUTH", "kerberos")]
+        {
             let err = DbConfig::from_env(env(&[("DB_HOST", "h"), (var, value)])).unwrap_err();
             assert!(err.to_string().contains(var), "{var}: {err}");
         }

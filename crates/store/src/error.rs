@@ -24,17 +24,10 @@ pub enum Error {
 
     /// The database cannot be reached or refused us; worth retrying after `retry_after`.
     #[error("database unavailable: {reason}")]
-    Unavailable {
-        reason: String,
-        retry_after: Duration,
-    },
+    Unavailable { reason: String, retry_after: Duration },
     /// The whole connect step took longer than the connect timeout.
     #[error("timed out after {after:?} connecting to {host}:{port}")]
-    ConnectTimeout {
-        host: String,
-        port: u16,
-        after: Duration,
-    },
+    ConnectTimeout { host: String, port: u16, after: Duration },
     /// A statement ran past the statement timeout (or the client-side deadline).
     #[error("statement timed out")]
     StatementTimeout,
@@ -64,10 +57,7 @@ impl Error {
     }
 
     pub(crate) fn unavailable(reason: impl Into<String>) -> Self {
-        Error::Unavailable {
-            reason: reason.into(),
-            retry_after: Duration::from_secs(1),
-        }
+        Error::Unavailable { reason: reason.into(), retry_after: Duration::from_secs(1) }
     }
 
     /// Turns a database error from a request into the error the API understands.

@@ -24,9 +24,8 @@ pub mod tls;
 pub use config::{Auth, CaSource, DbConfig, TlsMode};
 pub use error::{Error, Result};
 pub use model::{
-    Cursor, DisplayName, Email, Invalid, Limit, Member, Membership, NewUser, Page, PageRequest,
-    Role, Tenant, TenantId, TenantName, Todo, TodoFilter, TodoId, TodoPatch, TodoTitle, User,
-    UserId,
+    Cursor, DisplayName, Email, Invalid, Limit, Member, Membership, NewUser, Page, PageRequest, Role, Tenant, TenantId,
+    TenantName, Todo, TodoFilter, TodoId, TodoPatch, TodoTitle, User, UserId,
 };
 pub use pool::{PasswordSource, Stats, StatsSnapshot, Store};
 pub use scope::{Scoped, Tenants};

@@ -36,15 +36,11 @@ fn checksum(sql: &str) -> String {
 
 /// Runs `work` while holding the migration lock on this session.
 async fn locked<T>(client: &Client, work: impl AsyncFnOnce() -> Result<T>) -> Result<T> {
-    client
-        .execute("SELECT pg_advisory_lock($1)", &[&LOCK_KEY])
-        .await?;
+    client.execute("SELECT pg_advisory_lock($1)", &[&LOCK_KEY]).await?;
     let result = work().await;
     // Unlock even after a failure; if this fails too, the session's end releases the lock.
     let _ = client.batch_execute("RESET ROLE").await;
-    let _ = client
-        .execute("SELECT pg_advisory_unlock($1)", &[&LOCK_KEY])
-        .await;
+    let _ = client.execute("SELECT pg_advisory_unlock($1)", &[&LOCK_KEY]).await;
     result
 }
 
@@ -57,15 +53,12 @@ pub async fn bootstrap_roles(client: &Client, rds_iam: bool) -> Result<()> {
             .await
             .map_err(|e| Error::Migration(format!("creating roles: {}", db_message(&e))))?;
         if rds_iam {
-            client
-                .batch_execute("GRANT rds_iam TO app_owner, app_runtime")
-                .await
-                .map_err(|e| {
-                    Error::Migration(format!(
-                        "GRANT rds_iam (is this Aurora/RDS with IAM auth enabled?): {}",
-                        db_message(&e)
-                    ))
-                })?;
+            client.batch_execute("GRANT rds_iam TO app_owner, app_runtime").await.map_err(|e| {
+                Error::Migration(format!(
+                    "GRANT rds_iam (is this Aurora/RDS with IAM auth enabled?): {}",
+                    db_message(&e)
+                ))
+            })?;
         }
         Ok(())
     })
@@ -149,30 +142,19 @@ pub async fn check_runtime_role(client: &Client) -> Result<()> {
             &[],
         )
         .await?;
-    let (user, superuser, bypass, acts_as_owner, owned): (
-        String,
-        bool,
-        bool,
-        bool,
-        Option<String>,
-    ) = (row.get(0), row.get(1), row.get(2), row.get(3), row.get(4));
+    let (user, superuser, bypass, acts_as_owner, owned): (String, bool, bool, bool, Option<String>) =
+        (row.get(0), row.get(1), row.get(2), row.get(3), row.get(4));
     if superuser {
-        return fail(format!(
-            "the API logs in as {user}, a superuser; superusers bypass row-level security"
-        ));
+        return fail(format!("the API logs in as {user}, a superuser; superusers bypass row-level security"));
     }
     if bypass {
         return fail(format!("the API logs in as {user}, which has BYPASSRLS"));
     }
     if let Some(tables) = owned {
-        return fail(format!(
-            "the API logs in as {user}, which owns tables ({tables}); log in as app_runtime"
-        ));
+        return fail(format!("the API logs in as {user}, which owns tables ({tables}); log in as app_runtime"));
     }
     if acts_as_owner {
-        return fail(format!(
-            "the API logs in as {user}, which can act as the table owner app_owner"
-        ));
+        return fail(format!("the API logs in as {user}, which can act as the table owner app_owner"));
     }
     let names: Vec<String> = PROTECTED_TABLES.iter().map(|s| s.to_string()).collect();
     let rows = client
@@ -184,15 +166,12 @@ pub async fn check_runtime_role(client: &Client) -> Result<()> {
         )
         .await?;
     for r in rows {
-        let (name, enabled, forced): (String, Option<bool>, Option<bool>) =
-            (r.get(0), r.get(1), r.get(2));
+        let (name, enabled, forced): (String, Option<bool>, Option<bool>) = (r.get(0), r.get(1), r.get(2));
         match (enabled, forced) {
             (None, _) => return fail(format!("table {name} does not exist: run the migrations")),
             (Some(true), Some(true)) => {}
             _ => {
-                return fail(format!(
-                    "table {name} does not have row-level security enabled and forced"
-                ));
+                return fail(format!("table {name} does not have row-level security enabled and forced"));
             }
         }
     }
@@ -201,9 +180,7 @@ pub async fn check_runtime_role(client: &Client) -> Result<()> {
 
 /// The server's message without the client library's prefix; no connection details.
 fn db_message(e: &tokio_postgres::Error) -> String {
-    e.as_db_error()
-        .map(|d| d.message().to_string())
-        .unwrap_or_else(|| e.to_string())
+    e.as_db_error().map(|d| d.message().to_string()).unwrap_or_else(|| e.to_string())
 }
 
 #[cfg(test)]
@@ -213,25 +190,12 @@ mod tests {
     #[test]
     fn migrations_are_embedded_in_order() {
         assert!(!MIGRATIONS.is_empty());
-        assert!(
-            MIGRATIONS.windows(2).all(|w| w[0].version < w[1].version),
-            "versions must increase"
-        );
+        assert!(MIGRATIONS.windows(2).all(|w| w[0].version < w[1].version), "versions must increase");
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../migrations");
         let on_disk = std::fs::read_dir(dir)
             .unwrap()
-            .filter(|e| {
-                e.as_ref()
-                    .unwrap()
-                    .path()
-                    .extension()
-                    .is_some_and(|x| x == "sql")
-            })
+            .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "sql"))
             .count();
-        assert_eq!(
-            on_disk,
-            MIGRATIONS.len(),
-            "every migrations/*.sql file is embedded"
-        );
+        assert_eq!(on_disk, MIGRATIONS.len(), "every migrations/*.sql file is embedded");
     }
 }

@@ -17,10 +17,7 @@ pub struct Invalid {
 
 impl Invalid {
     pub fn new(field: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            field,
-            message: message.into(),
-        }
+        Self { field, message: message.into() }
     }
 }
 
@@ -115,10 +112,7 @@ fn check_text(field: &'static str, s: &str, max: usize) -> Result<(), Invalid> {
         return Err(Invalid::new(field, "must not be empty"));
     }
     if len > max {
-        return Err(Invalid::new(
-            field,
-            format!("must be at most {max} characters"),
-        ));
+        return Err(Invalid::new(field, format!("must be at most {max} characters")));
     }
     if s.chars().any(char::is_control) {
         return Err(Invalid::new(field, "must not contain control characters"));
@@ -203,10 +197,7 @@ impl Limit {
     pub fn parse(s: &str) -> Result<Self, Invalid> {
         match s.parse::<u8>() {
             Ok(n @ 1..=Self::MAX) => Ok(Limit(n)),
-            _ => Err(Invalid::new(
-                "limit",
-                format!("must be a whole number from 1 to {}", Self::MAX),
-            )),
+            _ => Err(Invalid::new("limit", format!("must be a whole number from 1 to {}", Self::MAX))),
         }
     }
 
@@ -249,18 +240,14 @@ impl Cursor {
             return Err(bad());
         }
         let micros = i64::from_be_bytes(raw[1..9].try_into().map_err(|_| bad())?);
-        let created_at = OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1_000)
-            .map_err(|_| bad())?;
+        let created_at = OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1_000).map_err(|_| bad())?;
         let id = Uuid::from_slice(&raw[9..]).map_err(|_| bad())?;
         Ok(Self { created_at, id })
     }
 
     /// Before every real row: the first page.
     pub(crate) fn start() -> Self {
-        Self {
-            created_at: OffsetDateTime::UNIX_EPOCH,
-            id: Uuid::nil(),
-        }
+        Self { created_at: OffsetDateTime::UNIX_EPOCH, id: Uuid::nil() }
     }
 }
 
@@ -364,10 +351,7 @@ mod tests {
     #[test]
     fn titles_are_bounded_and_clean() {
         assert!(TodoTitle::parse("buy milk").is_ok());
-        assert!(
-            TodoTitle::parse(&"é".repeat(256)).is_ok(),
-            "256 characters, not bytes"
-        );
+        assert!(TodoTitle::parse(&"é".repeat(256)).is_ok(), "256 characters, not bytes");
         assert!(TodoTitle::parse(&"x".repeat(257)).is_err());
         assert!(TodoTitle::parse("").is_err());
         assert!(TodoTitle::parse("a\0b").is_err());
@@ -383,10 +367,7 @@ mod tests {
 
     #[test]
     fn emails_have_a_shape() {
-        assert_eq!(
-            Email::parse(" Alice@Example.COM ").unwrap().as_str(),
-            "alice@example.com"
-        );
+        assert_eq!(Email::parse(" Alice@Example.COM ").unwrap().as_str(), "alice@example.com");
         for bad in [
             "",
             "alice",
@@ -413,18 +394,11 @@ mod tests {
     #[test]
     fn cursors_round_trip_and_reject_forgeries() {
         let c = Cursor {
-            created_at: OffsetDateTime::from_unix_timestamp_nanos(1_700_000_000_123_456_000)
-                .unwrap(),
+            created_at: OffsetDateTime::from_unix_timestamp_nanos(1_700_000_000_123_456_000).unwrap(),
             id: Uuid::new_v4(),
         };
         assert_eq!(Cursor::decode(&c.encode()).unwrap(), c);
-        for bad in [
-            "",
-            "abc",
-            "!!!!",
-            &URL_SAFE_NO_PAD.encode([2u8; 25]),
-            &URL_SAFE_NO_PAD.encode([1u8; 24]),
-        ] {
+        for bad in ["", "abc", "!!!!", &URL_SAFE_NO_PAD.encode([2u8; 25]), &URL_SAFE_NO_PAD.encode([1u8; 24])] {
             assert!(Cursor::decode(bad).is_err(), "{bad:?}");
         }
     }

@@ -29,25 +29,61 @@ use crate::{
 pub enum PasswordSource {
     /// A fixed password, or none (trust authentication on a local database).
     Fixed(Option<Secret>),
+    /// An IAM token from the cache: every new connection asks, so a reconnect inside the
+    /// token's life reuses it and one after gets a fresh one.
+    Token { cache: Arc<db_auth::TokenCache>, request: db_auth::TokenRequest },
 }
 
 impl fmt::Debug for PasswordSource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             PasswordSource::Fixed(p) => f.debug_tuple("Fixed").field(p).finish(),
+            PasswordSource::Token { request, .. } => {
+                f.debug_struct("Token").field("request", request).finish_non_exhaustive()
+            }
         }
     }
 }
 
 impl PasswordSource {
+    /// The token request that `cfg` implies (IAM or DSQL auth), if any.
+    pub fn token_request(cfg: &DbConfig) -> Option<db_auth::TokenRequest> {
+        match &cfg.auth {
+            crate::Auth::Password(_) => None,
+            crate::Auth::Iam { region } => Some(db_auth::TokenRequest::rds(&cfg.host, cfg.port, &cfg.user, region)),
+            crate::Auth::Dsql { region, admin } => Some(db_auth::TokenRequest::dsql(&cfg.host, region, *admin)),
+        }
+    }
+
+    /// The source `cfg` asks for: its password, or tokens signed with aws-config's default
+    /// credential chain (built here, once).
+    pub async fn for_config(cfg: &DbConfig) -> Result<Self> {
+        let Some(request) = Self::token_request(cfg) else {
+            let crate::Auth::Password(p) = &cfg.auth else { unreachable!("only password auth has no token") };
+            return Ok(PasswordSource::Fixed(p.clone()));
+        };
+        let (provider, _) = db_auth::default_credentials(Some(request.region.clone()))
+            .await
+            .map_err(|e| Error::Config { var: "AWS_REGION", problem: e.to_string() })?;
+        Ok(PasswordSource::Token { cache: Arc::new(db_auth::TokenCache::new(provider)), request })
+    }
+
     async fn password(&self) -> Result<Option<Secret>> {
         match self {
             PasswordSource::Fixed(p) => Ok(p.clone()),
+            PasswordSource::Token { cache, request } => match cache.token(request).await {
+                Ok(token) => Ok(Some(Secret::new(token.as_ref()))),
+                Err(e) => Err(Error::unavailable(format!("cannot sign a database token: {e}"))),
+            },
         }
     }
 
     /// The server rejected the password: a cached token must not be offered again.
-    fn rejected(&self) {}
+    fn rejected(&self) {
+        if let PasswordSource::Token { cache, request } = self {
+            cache.invalidate(request);
+        }
+    }
 }
 
 /// Counters of what the store did, for tests and the benchmark.
@@ -98,10 +134,7 @@ impl Gate {
     fn check(&self) -> Result<()> {
         match self.closed_until {
             Some(until) if Instant::now() < until => Err(Error::Unavailable {
-                reason: format!(
-                    "backing off after {} failed connection attempt(s)",
-                    self.failures
-                ),
+                reason: format!("backing off after {} failed connection attempt(s)", self.failures),
                 retry_after: (until - Instant::now()).max(Duration::from_secs(1)),
             }),
             _ => Ok(()),
@@ -110,9 +143,7 @@ impl Gate {
 
     fn failed(&mut self) {
         self.failures = self.failures.saturating_add(1);
-        let backoff = BACKOFF_FIRST
-            .saturating_mul(1 << self.failures.min(6).saturating_sub(1))
-            .min(BACKOFF_MAX);
+        let backoff = BACKOFF_FIRST.saturating_mul(1 << self.failures.min(6).saturating_sub(1)).min(BACKOFF_MAX);
         self.closed_until = Some(Instant::now() + backoff);
     }
 
@@ -137,9 +168,7 @@ impl Conn {
 
 impl fmt::Debug for Conn {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Conn")
-            .field("closed", &self.client.is_closed())
-            .finish_non_exhaustive()
+        f.debug_struct("Conn").field("closed", &self.client.is_closed()).finish_non_exhaustive()
     }
 }
 
@@ -157,9 +186,7 @@ pub(crate) struct Connector {
 
 impl fmt::Debug for Connector {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Connector")
-            .field("cfg", &self.cfg)
-            .finish_non_exhaustive()
+        f.debug_struct("Connector").field("cfg", &self.cfg).finish_non_exhaustive()
     }
 }
 
@@ -168,9 +195,7 @@ impl Connector {
         cfg.validate()?;
         let tls = match &cfg.tls {
             TlsMode::Disable => None,
-            TlsMode::VerifyFull(ca) => {
-                Some(MakeRustlsConnect::new((*tls::client_config(ca)?).clone()))
-            }
+            TlsMode::VerifyFull(ca) => Some(MakeRustlsConnect::new((*tls::client_config(ca)?).clone())),
         };
         // Bounds on the server side too: a statement cannot outlive the client's patience, and a
         // transaction left open by a vanished client does not hold locks for long.
@@ -192,20 +217,16 @@ impl Connector {
 
     /// Opens and logs in one connection, within the connect timeout, through the backoff gate.
     pub async fn connect(&self) -> Result<Client> {
-        self.gate
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .check()?;
+        self.gate.lock().unwrap_or_else(|e| e.into_inner()).check()?;
         let started = Instant::now();
-        let result =
-            match tokio::time::timeout(self.cfg.connect_timeout, self.connect_inner()).await {
-                Ok(r) => r,
-                Err(_) => Err(Error::ConnectTimeout {
-                    host: self.cfg.host.clone(),
-                    port: self.cfg.port,
-                    after: self.cfg.connect_timeout,
-                }),
-            };
+        let result = match tokio::time::timeout(self.cfg.connect_timeout, self.connect_inner()).await {
+            Ok(r) => r,
+            Err(_) => Err(Error::ConnectTimeout {
+                host: self.cfg.host.clone(),
+                port: self.cfg.port,
+                after: self.cfg.connect_timeout,
+            }),
+        };
         let mut gate = self.gate.lock().unwrap_or_else(|e| e.into_inner());
         match &result {
             Ok(_) => {
@@ -226,29 +247,22 @@ impl Connector {
         let cfg = &self.cfg;
         let password = self.password.password().await?;
         let mut pg = tokio_postgres::Config::new();
-        pg.host(&cfg.host)
-            .port(cfg.port)
-            .user(&cfg.user)
-            .dbname(&cfg.dbname)
-            .application_name(&cfg.application_name);
+        pg.host(&cfg.host).port(cfg.port).user(&cfg.user).dbname(&cfg.dbname).application_name(&cfg.application_name);
         if let Some(p) = &password {
             pg.password(p.expose());
         }
-        let tcp = TcpStream::connect((cfg.host.as_str(), cfg.port))
-            .await
-            .map_err(|e| {
-                Error::unavailable(format!("cannot reach {}:{}: {e}", cfg.host, cfg.port))
-            })?;
+        let tcp = match cfg.hostaddr {
+            Some(ip) => TcpStream::connect((ip, cfg.port)).await,
+            None => TcpStream::connect((cfg.host.as_str(), cfg.port)).await,
+        }
+        .map_err(|e| Error::unavailable(format!("cannot reach {}:{}: {e}", cfg.host, cfg.port)))?;
         let _ = tcp.set_nodelay(true);
         let stream = CountingStream::new(tcp, self.stats.io.clone());
         let client = match &self.tls {
             Some(make) => {
                 pg.ssl_mode(tokio_postgres::config::SslMode::Require);
-                let tls = MakeTlsConnect::<CountingStream<TcpStream>>::make_tls_connect(
-                    &mut make.clone(),
-                    &cfg.host,
-                )
-                .map_err(|e| Error::Tls(format!("{}: {e}", cfg.host)))?;
+                let tls = MakeTlsConnect::<CountingStream<TcpStream>>::make_tls_connect(&mut make.clone(), &cfg.host)
+                    .map_err(|e| Error::Tls(format!("{}: {e}", cfg.host)))?;
                 login(&pg, stream, tls).await
             }
             None => {
@@ -265,15 +279,9 @@ impl Connector {
             return Error::Tls(format!("{}:{}: {why}", cfg.host, cfg.port));
         }
         match e.code() {
-            Some(c)
-                if *c == SqlState::INVALID_AUTHORIZATION_SPECIFICATION
-                    || *c == SqlState::INVALID_PASSWORD =>
-            {
+            Some(c) if *c == SqlState::INVALID_AUTHORIZATION_SPECIFICATION || *c == SqlState::INVALID_PASSWORD => {
                 self.password.rejected();
-                let msg = e
-                    .as_db_error()
-                    .map(|d| d.message().to_string())
-                    .unwrap_or_default();
+                let msg = e.as_db_error().map(|d| d.message().to_string()).unwrap_or_default();
                 Error::Unavailable {
                     reason: format!("login to {}:{} rejected: {msg}", cfg.host, cfg.port),
                     retry_after: Duration::from_secs(5),
@@ -294,18 +302,12 @@ impl Connector {
             }
             self.role_checked.store(true, Ordering::Relaxed);
         }
-        let (settings, stmts) = join(
-            client.batch_execute(&self.session_sql),
-            try_join_all(Q::ALL.iter().map(|q| client.prepare(q.sql()))),
-        )
-        .await;
+        let (settings, stmts) =
+            join(client.batch_execute(&self.session_sql), try_join_all(Q::ALL.iter().map(|q| client.prepare(q.sql()))))
+                .await;
         settings?;
         let stmts = stmts?;
-        Ok(Conn {
-            client,
-            stmts,
-            last_used: Instant::now(),
-        })
+        Ok(Conn { client, stmts, last_used: Instant::now() })
     }
 }
 
@@ -375,13 +377,18 @@ pub struct Store {
 
 impl fmt::Debug for Store {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Store")
-            .field("db", &self.connector.cfg.describe())
-            .finish_non_exhaustive()
+        f.debug_struct("Store").field("db", &self.connector.cfg.describe()).finish_non_exhaustive()
     }
 }
 
 impl Store {
+    /// Builds the pool with the password source `cfg` asks for (see
+    /// [`PasswordSource::for_config`]).
+    pub async fn from_config(cfg: DbConfig) -> Result<Self> {
+        let password = PasswordSource::for_config(&cfg).await?;
+        Self::new(cfg, password)
+    }
+
     /// Builds the pool. Does not connect: the first request does, within the connect timeout,
     /// so that start-up never waits for (or fails on) a paused database.
     pub fn new(cfg: DbConfig, password: PasswordSource) -> Result<Self> {
@@ -395,10 +402,7 @@ impl Store {
             // for a busy connection when more requests than connections arrive at once.
             .wait_timeout(Some(wait))
             .build()
-            .map_err(|e| Error::Config {
-                var: "DB_POOL_MAX",
-                problem: e.to_string(),
-            })?;
+            .map_err(|e| Error::Config { var: "DB_POOL_MAX", problem: e.to_string() })?;
         Ok(Self { pool, connector })
     }
 
@@ -424,9 +428,7 @@ impl Store {
     pub(crate) async fn checkout(&self) -> Result<Object<Manager>> {
         self.pool.get().await.map_err(|e| match e {
             PoolError::Backend(e) => e,
-            PoolError::Timeout(_) => {
-                Error::unavailable("timed out waiting for a free database connection")
-            }
+            PoolError::Timeout(_) => Error::unavailable("timed out waiting for a free database connection"),
             other => Error::unavailable(other.to_string()),
         })
     }

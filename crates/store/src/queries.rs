@@ -6,9 +6,8 @@ use tokio_postgres::Row;
 use uuid::Uuid;
 
 use crate::{
-    Cursor, DisplayName, Email, Error, Member, Membership, NewUser, Page, PageRequest, Q, Result,
-    Role, Tenant, TenantId, TenantName, Todo, TodoFilter, TodoId, TodoPatch, TodoTitle, User,
-    UserId,
+    Cursor, DisplayName, Email, Error, Member, Membership, NewUser, Page, PageRequest, Q, Result, Role, Tenant,
+    TenantId, TenantName, Todo, TodoFilter, TodoId, TodoPatch, TodoTitle, User, UserId,
     scope::{Access, Scoped, Step, Tenants},
 };
 
@@ -35,22 +34,11 @@ fn todo_at(row: &Row, i: usize) -> Option<Todo> {
 }
 
 fn tenant(row: &Row) -> Tenant {
-    Tenant {
-        id: TenantId(row.get(0)),
-        name: row.get(1),
-        role: Role::from_db(row.get(2)),
-        created_at: row.get(3),
-    }
+    Tenant { id: TenantId(row.get(0)), name: row.get(1), role: Role::from_db(row.get(2)), created_at: row.get(3) }
 }
 
 fn user(row: &Row) -> User {
-    User {
-        id: UserId(row.get(0)),
-        subject: row.get(1),
-        name: row.get(2),
-        email: row.get(3),
-        created_at: row.get(4),
-    }
+    User { id: UserId(row.get(0)), subject: row.get(1), name: row.get(2), email: row.get(3), created_at: row.get(4) }
 }
 
 fn member_at(row: &Row, i: usize) -> Option<Member> {
@@ -67,11 +55,7 @@ fn member_at(row: &Row, i: usize) -> Option<Member> {
 
 /// The rows of a list fetched with `limit + 1`: the extra row only says that another page
 /// exists.
-fn page<T>(
-    mut items: Vec<T>,
-    req: PageRequest,
-    key: impl Fn(&T) -> (OffsetDateTime, Uuid),
-) -> Page<T> {
+fn page<T>(mut items: Vec<T>, req: PageRequest, key: impl Fn(&T) -> (OffsetDateTime, Uuid)) -> Page<T> {
     let limit = req.limit.get();
     let next_cursor = if items.len() > limit {
         items.truncate(limit);
@@ -117,14 +101,7 @@ impl Scoped<'_> {
         let mut email = new.email.as_ref().map(Email::as_str);
         loop {
             let rows = self
-                .run(
-                    Tenants::None,
-                    Access::Write,
-                    &[step(
-                        Q::UserEnsure,
-                        &[&new.id.0, &new.subject, &name, &email],
-                    )],
-                )
+                .run(Tenants::None, Access::Write, &[step(Q::UserEnsure, &[&new.id.0, &new.subject, &name, &email])])
                 .await?;
             if rows[0][0].get::<_, bool>(0) {
                 return Ok(());
@@ -137,40 +114,22 @@ impl Scoped<'_> {
 
     /// The caller's user and their memberships (at most 200; `GET /api/tenants` pages).
     pub async fn me(&self) -> Result<(User, Vec<Membership>)> {
-        let rows = self
-            .run(
-                Tenants::All,
-                Access::Read,
-                &[step(Q::UserMe, &[]), step(Q::UserMemberships, &[])],
-            )
-            .await?;
+        let rows = self.run(Tenants::All, Access::Read, &[step(Q::UserMe, &[]), step(Q::UserMemberships, &[])]).await?;
         let me = rows[0].first().map(user).ok_or(Error::NotFound)?;
         let memberships = rows[1]
             .iter()
-            .map(|r| Membership {
-                tenant_id: TenantId(r.get(0)),
-                tenant_name: r.get(1),
-                role: Role::from_db(r.get(2)),
-            })
+            .map(|r| Membership { tenant_id: TenantId(r.get(0)), tenant_name: r.get(1), role: Role::from_db(r.get(2)) })
             .collect();
         Ok((me, memberships))
     }
 
     /// Registers the caller or updates their profile. `true` when the row was created.
-    pub async fn upsert_profile(
-        &self,
-        subject: &str,
-        name: &DisplayName,
-        email: &Email,
-    ) -> Result<(User, bool)> {
+    pub async fn upsert_profile(&self, subject: &str, name: &DisplayName, email: &Email) -> Result<(User, bool)> {
         let rows = self
             .run(
                 Tenants::None,
                 Access::Write,
-                &[step(
-                    Q::UserUpsert,
-                    &[&self.user.0, &subject, &name.as_str(), &email.as_str()],
-                )],
+                &[step(Q::UserUpsert, &[&self.user.0, &subject, &name.as_str(), &email.as_str()])],
             )
             .await?;
         let row = rows[0].first().ok_or(Error::NotFound)?;
@@ -179,9 +138,7 @@ impl Scoped<'_> {
 
     /// A user the caller can see: themself or someone who shares a tenant with them.
     pub async fn get_user(&self, id: UserId) -> Result<User> {
-        let rows = self
-            .run(Tenants::All, Access::Read, &[step(Q::UserGet, &[&id.0])])
-            .await?;
+        let rows = self.run(Tenants::All, Access::Read, &[step(Q::UserGet, &[&id.0])]).await?;
         rows[0].first().map(user).ok_or(Error::NotFound)
     }
 
@@ -189,31 +146,15 @@ impl Scoped<'_> {
     pub async fn list_users(&self, req: PageRequest) -> Result<Page<User>> {
         let c = req.cursor.unwrap_or_else(Cursor::start);
         let rows = self
-            .run(
-                Tenants::All,
-                Access::Read,
-                &[step(
-                    Q::UserList,
-                    &[&c.created_at, &c.id, &fetch_limit(req)],
-                )],
-            )
+            .run(Tenants::All, Access::Read, &[step(Q::UserList, &[&c.created_at, &c.id, &fetch_limit(req)])])
             .await?;
-        Ok(page(rows[0].iter().map(user).collect(), req, |u| {
-            (u.created_at, u.id.0)
-        }))
+        Ok(page(rows[0].iter().map(user).collect(), req, |u| (u.created_at, u.id.0)))
     }
 
     /// Replaces the caller's profile. Others' profiles: 403 if visible, else 404.
     pub async fn update_user(&self, id: UserId, name: &DisplayName, email: &Email) -> Result<User> {
         let rows = self
-            .run(
-                Tenants::All,
-                Access::Write,
-                &[step(
-                    Q::UserUpdate,
-                    &[&id.0, &name.as_str(), &email.as_str()],
-                )],
-            )
+            .run(Tenants::All, Access::Write, &[step(Q::UserUpdate, &[&id.0, &name.as_str(), &email.as_str()])])
             .await?;
         let row = &rows[0][0];
         match (row.get::<_, bool>(0), row.get::<_, Option<Uuid>>(1)) {
@@ -232,22 +173,10 @@ impl Scoped<'_> {
     /// Deletes the caller (and their memberships). Refused while they are a tenant's last admin.
     pub async fn delete_user(&self, id: UserId) -> Result<()> {
         let rows = self
-            .run(
-                Tenants::All,
-                Access::Write,
-                &[
-                    step(Q::UserLockAdminTenants, &[]),
-                    step(Q::UserDelete, &[&id.0]),
-                ],
-            )
+            .run(Tenants::All, Access::Write, &[step(Q::UserLockAdminTenants, &[]), step(Q::UserDelete, &[&id.0])])
             .await?;
         let row = &rows[1][0];
-        match (
-            row.get::<_, bool>(0),
-            id == self.user,
-            row.get::<_, bool>(1),
-            row.get::<_, bool>(2),
-        ) {
+        match (row.get::<_, bool>(0), id == self.user, row.get::<_, bool>(1), row.get::<_, bool>(2)) {
             (false, _, _, _) => Err(Error::NotFound),
             (true, false, _, _) => Err(Error::Forbidden),
             (true, true, true, _) => Err(Error::Conflict(
@@ -260,73 +189,34 @@ impl Scoped<'_> {
     /// Creates a tenant with the caller as its admin. The caller's user row must exist
     /// ([`Scoped::ensure_user`]).
     pub async fn create_tenant(&self, id: TenantId, name: &TenantName) -> Result<Tenant> {
-        let rows = self
-            .run(
-                Tenants::Creating(id),
-                Access::Write,
-                &[step(Q::TenantCreate, &[&id.0, &name.as_str()])],
-            )
-            .await?;
-        rows[0]
-            .first()
-            .map(tenant)
-            .ok_or(Error::Conflict("the tenant could not be created"))
+        let rows =
+            self.run(Tenants::Creating(id), Access::Write, &[step(Q::TenantCreate, &[&id.0, &name.as_str()])]).await?;
+        rows[0].first().map(tenant).ok_or(Error::Conflict("the tenant could not be created"))
     }
 
     pub async fn list_tenants(&self, req: PageRequest) -> Result<Page<Tenant>> {
         let c = req.cursor.unwrap_or_else(Cursor::start);
         let rows = self
-            .run(
-                Tenants::All,
-                Access::Read,
-                &[step(
-                    Q::TenantList,
-                    &[&c.created_at, &c.id, &fetch_limit(req)],
-                )],
-            )
+            .run(Tenants::All, Access::Read, &[step(Q::TenantList, &[&c.created_at, &c.id, &fetch_limit(req)])])
             .await?;
-        Ok(page(rows[0].iter().map(tenant).collect(), req, |t| {
-            (t.created_at, t.id.0)
-        }))
+        Ok(page(rows[0].iter().map(tenant).collect(), req, |t| (t.created_at, t.id.0)))
     }
 
     pub async fn get_tenant(&self, id: TenantId) -> Result<Tenant> {
-        let rows = self
-            .run(
-                Tenants::Member(id),
-                Access::Read,
-                &[step(Q::TenantGet, &[&id.0])],
-            )
-            .await?;
+        let rows = self.run(Tenants::Member(id), Access::Read, &[step(Q::TenantGet, &[&id.0])]).await?;
         rows[0].first().map(tenant).ok_or(Error::NotFound)
     }
 
     pub async fn rename_tenant(&self, id: TenantId, name: &TenantName) -> Result<Tenant> {
-        let rows = self
-            .run(
-                Tenants::Member(id),
-                Access::Write,
-                &[step(Q::TenantRename, &[&id.0, &name.as_str()])],
-            )
-            .await?;
+        let rows =
+            self.run(Tenants::Member(id), Access::Write, &[step(Q::TenantRename, &[&id.0, &name.as_str()])]).await?;
         let row = gated(&rows[0], ADMINS)?;
-        Ok(Tenant {
-            id: TenantId(row.get(1)),
-            name: row.get(2),
-            role: me_role(row),
-            created_at: row.get(3),
-        })
+        Ok(Tenant { id: TenantId(row.get(1)), name: row.get(2), role: me_role(row), created_at: row.get(3) })
     }
 
     /// Deletes a tenant with its memberships and todos.
     pub async fn delete_tenant(&self, id: TenantId) -> Result<()> {
-        let rows = self
-            .run(
-                Tenants::Member(id),
-                Access::Write,
-                &[step(Q::TenantDelete, &[&id.0])],
-            )
-            .await?;
+        let rows = self.run(Tenants::Member(id), Access::Write, &[step(Q::TenantDelete, &[&id.0])]).await?;
         gated(&rows[0], ADMINS).map(drop)
     }
 
@@ -336,10 +226,7 @@ impl Scoped<'_> {
             .run(
                 Tenants::Member(tenant),
                 Access::Read,
-                &[step(
-                    Q::MemberList,
-                    &[&tenant.0, &c.created_at, &c.id, &fetch_limit(req)],
-                )],
+                &[step(Q::MemberList, &[&tenant.0, &c.created_at, &c.id, &fetch_limit(req)])],
             )
             .await?;
         gated_rows(&rows[0])?;
@@ -348,12 +235,7 @@ impl Scoped<'_> {
     }
 
     /// Adds a member or changes their role (admins only). `true` when the member was added.
-    pub async fn put_member(
-        &self,
-        tenant: TenantId,
-        user: UserId,
-        role: Role,
-    ) -> Result<(Member, bool)> {
+    pub async fn put_member(&self, tenant: TenantId, user: UserId, role: Role) -> Result<(Member, bool)> {
         let role = role.as_str();
         let rows = self
             .run(
@@ -371,10 +253,7 @@ impl Scoped<'_> {
             return Err(Error::Conflict("a tenant must keep at least one admin"));
         }
         let created = row.get::<_, Option<bool>>(2).unwrap_or(false);
-        let member = rows[2]
-            .first()
-            .and_then(|r| member_at(r, 0))
-            .ok_or(Error::NotFound)?;
+        let member = rows[2].first().and_then(|r| member_at(r, 0)).ok_or(Error::NotFound)?;
         Ok((member, created))
     }
 
@@ -384,18 +263,11 @@ impl Scoped<'_> {
             .run(
                 Tenants::Member(tenant),
                 Access::Write,
-                &[
-                    step(Q::TenantLock, &[&tenant.0]),
-                    step(Q::MemberDelete, &[&tenant.0, &user.0]),
-                ],
+                &[step(Q::TenantLock, &[&tenant.0]), step(Q::MemberDelete, &[&tenant.0, &user.0])],
             )
             .await?;
         let row = rows[1].first().ok_or(Error::NotFound)?;
-        let (me, target, deleted) = (
-            me_role(row),
-            row.get::<_, Option<&str>>(1),
-            row.get::<_, bool>(3),
-        );
+        let (me, target, deleted) = (me_role(row), row.get::<_, Option<&str>>(1), row.get::<_, bool>(3));
         if me != Role::Admin && user != self.user {
             return Err(Error::Forbidden);
         }
@@ -406,27 +278,13 @@ impl Scoped<'_> {
         }
     }
 
-    pub async fn list_todos(
-        &self,
-        tenant: TenantId,
-        filter: TodoFilter,
-        req: PageRequest,
-    ) -> Result<Page<Todo>> {
+    pub async fn list_todos(&self, tenant: TenantId, filter: TodoFilter, req: PageRequest) -> Result<Page<Todo>> {
         let c = req.cursor.unwrap_or_else(Cursor::start);
         let rows = self
             .run(
                 Tenants::Member(tenant),
                 Access::Read,
-                &[step(
-                    Q::TodoList,
-                    &[
-                        &tenant.0,
-                        &filter.complete,
-                        &c.created_at,
-                        &c.id,
-                        &fetch_limit(req),
-                    ],
-                )],
+                &[step(Q::TodoList, &[&tenant.0, &filter.complete, &c.created_at, &c.id, &fetch_limit(req)])],
             )
             .await?;
         gated_rows(&rows[0])?;
@@ -434,21 +292,12 @@ impl Scoped<'_> {
         Ok(page(items, req, |t| (t.created_at, t.id.0)))
     }
 
-    pub async fn create_todo(
-        &self,
-        tenant: TenantId,
-        id: TodoId,
-        title: &TodoTitle,
-        complete: bool,
-    ) -> Result<Todo> {
+    pub async fn create_todo(&self, tenant: TenantId, id: TodoId, title: &TodoTitle, complete: bool) -> Result<Todo> {
         let rows = self
             .run(
                 Tenants::Member(tenant),
                 Access::Write,
-                &[step(
-                    Q::TodoCreate,
-                    &[&tenant.0, &id.0, &title.as_str(), &complete],
-                )],
+                &[step(Q::TodoCreate, &[&tenant.0, &id.0, &title.as_str(), &complete])],
             )
             .await?;
         let row = gated(&rows[0], EDITORS)?;
@@ -456,32 +305,18 @@ impl Scoped<'_> {
     }
 
     pub async fn get_todo(&self, tenant: TenantId, id: TodoId) -> Result<Todo> {
-        let rows = self
-            .run(
-                Tenants::Member(tenant),
-                Access::Read,
-                &[step(Q::TodoGet, &[&tenant.0, &id.0])],
-            )
-            .await?;
+        let rows = self.run(Tenants::Member(tenant), Access::Read, &[step(Q::TodoGet, &[&tenant.0, &id.0])]).await?;
         let row = gated(&rows[0], ANYONE)?;
         todo_at(row, 1).ok_or(Error::NotFound)
     }
 
-    pub async fn update_todo(
-        &self,
-        tenant: TenantId,
-        id: TodoId,
-        patch: &TodoPatch,
-    ) -> Result<Todo> {
+    pub async fn update_todo(&self, tenant: TenantId, id: TodoId, patch: &TodoPatch) -> Result<Todo> {
         let title = patch.title.as_ref().map(TodoTitle::as_str);
         let rows = self
             .run(
                 Tenants::Member(tenant),
                 Access::Write,
-                &[step(
-                    Q::TodoUpdate,
-                    &[&tenant.0, &id.0, &title, &patch.complete],
-                )],
+                &[step(Q::TodoUpdate, &[&tenant.0, &id.0, &title, &patch.complete])],
             )
             .await?;
         let row = gated(&rows[0], EDITORS)?;
@@ -489,13 +324,8 @@ impl Scoped<'_> {
     }
 
     pub async fn delete_todo(&self, tenant: TenantId, id: TodoId) -> Result<()> {
-        let rows = self
-            .run(
-                Tenants::Member(tenant),
-                Access::Write,
-                &[step(Q::TodoDelete, &[&tenant.0, &id.0])],
-            )
-            .await?;
+        let rows =
+            self.run(Tenants::Member(tenant), Access::Write, &[step(Q::TodoDelete, &[&tenant.0, &id.0])]).await?;
         let row = gated(&rows[0], EDITORS)?;
         row.get::<_, bool>(1).then_some(()).ok_or(Error::NotFound)
     }
@@ -507,10 +337,7 @@ impl Scoped<'_> {
             .run(
                 Tenants::All,
                 Access::Read,
-                &[step(
-                    Q::TodoListAll,
-                    &[&filter.complete, &c.created_at, &c.id, &fetch_limit(req)],
-                )],
+                &[step(Q::TodoListAll, &[&filter.complete, &c.created_at, &c.id, &fetch_limit(req)])],
             )
             .await?;
         let items = rows[0].iter().filter_map(|r| todo_at(r, 0)).collect();

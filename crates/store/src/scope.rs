@@ -68,18 +68,12 @@ struct Failed {
 
 impl Scoped<'_> {
     /// Runs `steps` in one transaction scoped to `tenants`; returns each step's rows.
-    pub(crate) async fn run(
-        &self,
-        tenants: Tenants,
-        access: Access,
-        steps: &[Step<'_>],
-    ) -> Result<Vec<Vec<Row>>> {
+    pub(crate) async fn run(&self, tenants: Tenants, access: Access, steps: &[Step<'_>]) -> Result<Vec<Vec<Row>>> {
         let deadline = self.store.config().statement_timeout + CLIENT_GRACE;
         let mut retried = false;
         loop {
             let mut conn = self.store.checkout().await?;
-            match tokio::time::timeout(deadline, self.pipeline(&conn, tenants, access, steps)).await
-            {
+            match tokio::time::timeout(deadline, self.pipeline(&conn, tenants, access, steps)).await {
                 Ok(Ok(rows)) => {
                     conn.last_used = Instant::now();
                     return Ok(rows);
@@ -132,11 +126,7 @@ impl Scoped<'_> {
             Tenants::All => Some((Q::ScopeAll, &all_params[..])),
             Tenants::None | Tenants::Creating(_) => None,
         };
-        let begin = if access == Access::Read {
-            "BEGIN READ ONLY"
-        } else {
-            "BEGIN"
-        };
+        let begin = if access == Access::Read { "BEGIN READ ONLY" } else { "BEGIN" };
         // Each future sends its message when first polled; join5 polls them in this order, so the
         // server receives them in this order, all before the first reply is awaited.
         let (begun, set, resolved, results, committed) = join5(
@@ -152,10 +142,7 @@ impl Scoped<'_> {
         begun.map_err(fail)?;
         set.map_err(fail)?;
         resolved.transpose().map_err(fail)?;
-        let rows = results
-            .into_iter()
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(fail)?;
+        let rows = results.into_iter().collect::<Result<Vec<_>, _>>().map_err(fail)?;
         committed.map_err(fail)?;
         Ok(rows)
     }

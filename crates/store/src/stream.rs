@@ -32,20 +32,14 @@ pub(crate) struct CountingStream<S> {
 
 impl<S> CountingStream<S> {
     pub fn new(inner: S, counters: Arc<Counters>) -> Self {
-        Self {
-            inner,
-            counters,
-            awaiting_write: true,
-        }
+        Self { inner, counters, awaiting_write: true }
     }
 
     fn record_write(&mut self, n: usize) {
         if n == 0 {
             return;
         }
-        self.counters
-            .bytes_sent
-            .fetch_add(n as u64, Ordering::Relaxed);
+        self.counters.bytes_sent.fetch_add(n as u64, Ordering::Relaxed);
         if self.awaiting_write {
             self.awaiting_write = false;
             self.counters.round_trips.fetch_add(1, Ordering::Relaxed);
@@ -54,18 +48,12 @@ impl<S> CountingStream<S> {
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for CountingStream<S> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let before = buf.filled().len();
         let res = Pin::new(&mut self.inner).poll_read(cx, buf);
         let n = buf.filled().len() - before;
         if n > 0 {
-            self.counters
-                .bytes_received
-                .fetch_add(n as u64, Ordering::Relaxed);
+            self.counters.bytes_received.fetch_add(n as u64, Ordering::Relaxed);
             self.awaiting_write = true;
         }
         res
@@ -73,11 +61,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for CountingStream<S> {
 }
 
 impl<S: AsyncWrite + Unpin> AsyncWrite for CountingStream<S> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        data: &[u8],
-    ) -> Poll<io::Result<usize>> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
         let res = Pin::new(&mut self.inner).poll_write(cx, data);
         if let Poll::Ready(Ok(n)) = res {
             self.record_write(n);

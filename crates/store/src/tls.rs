@@ -18,18 +18,13 @@ pub fn client_config(ca: &CaSource) -> Result<Arc<ClientConfig>> {
         CaSource::RdsBundle => RDS_CA_BUNDLE.into(),
         CaSource::Pem(bytes) => bytes.as_slice().into(),
         CaSource::File(path) => std::fs::read(path)
-            .map_err(|e| Error::Config {
-                var: "DB_CA_FILE",
-                problem: format!("cannot read {}: {e}", path.display()),
-            })?
+            .map_err(|e| Error::Config { var: "DB_CA_FILE", problem: format!("cannot read {}: {e}", path.display()) })?
             .into(),
     };
     let mut roots = RootCertStore::empty();
     for cert in CertificateDer::pem_slice_iter(&pem) {
         let cert = cert.map_err(|e| Error::Tls(format!("CA bundle is not valid PEM: {e}")))?;
-        roots
-            .add(cert)
-            .map_err(|e| Error::Tls(format!("CA certificate rejected: {e}")))?;
+        roots.add(cert).map_err(|e| Error::Tls(format!("CA certificate rejected: {e}")))?;
     }
     if roots.is_empty() {
         return Err(Error::Tls("the CA bundle holds no certificates".into()));
@@ -52,9 +47,7 @@ pub(crate) fn explain(err: &(dyn std::error::Error + 'static)) -> Option<String>
             return Some(describe(tls));
         }
         if let Some(io) = e.downcast_ref::<std::io::Error>()
-            && let Some(tls) = io
-                .get_ref()
-                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+            && let Some(tls) = io.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>())
         {
             return Some(describe(tls));
         }
@@ -69,11 +62,14 @@ fn describe(e: &rustls::Error) -> String {
         rustls::Error::InvalidCertificate(C::UnknownIssuer) => {
             "the server certificate is not signed by a trusted CA (unknown issuer)".into()
         }
-        rustls::Error::InvalidCertificate(
-            C::NotValidForName | C::NotValidForNameContext { .. },
-        ) => "the server certificate is not valid for this host name".into(),
+        rustls::Error::InvalidCertificate(C::NotValidForName | C::NotValidForNameContext { .. }) => {
+            "the server certificate is not valid for this host name".into()
+        }
         rustls::Error::InvalidCertificate(C::Expired | C::ExpiredContext { .. }) => {
             "the server certificate has expired".into()
+        }
+        rustls::Error::InvalidCertificate(C::BadSignature) => {
+            "the server certificate is not signed by a trusted CA (bad signature)".into()
         }
         other => format!("TLS handshake failed: {other}"),
     }

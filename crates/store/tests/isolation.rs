@@ -25,10 +25,7 @@ async fn seed(db: &testkit::pg::TestDb) {
 }
 
 async fn count(c: &Client, table: &str) -> i64 {
-    c.query_one(&format!("SELECT count(*) FROM {table}"), &[])
-        .await
-        .unwrap()
-        .get(0)
+    c.query_one(&format!("SELECT count(*) FROM {table}"), &[]).await.unwrap().get(0)
 }
 
 /// Runs `sql` and reports whether the database refused it.
@@ -38,14 +35,8 @@ async fn refused(c: &Client, sql: &str) -> bool {
     c.batch_execute("ROLLBACK TO SAVEPOINT s").await.unwrap();
     match r {
         Err(e) => {
-            let msg = e
-                .as_db_error()
-                .map(|d| d.message().to_string())
-                .unwrap_or_default();
-            assert!(
-                msg.contains("row-level security"),
-                "refused by RLS, not something else: {msg}"
-            );
+            let msg = e.as_db_error().map(|d| d.message().to_string()).unwrap_or_default();
+            assert!(msg.contains("row-level security"), "refused by RLS, not something else: {msg}");
             true
         }
         Ok(()) => false,
@@ -62,70 +53,30 @@ async fn without_a_tenant_setting_nothing_is_visible_or_writable() {
     seed(&db).await;
     let admin = db.admin().await;
     for t in TABLES {
-        assert!(
-            count(&admin, t).await > 0,
-            "the superuser sees the seeded {t}"
-        );
+        assert!(count(&admin, t).await > 0, "the superuser sees the seeded {t}");
     }
     let rt = testkit::pg::connect(&db.runtime_url()).await;
-    assert_eq!(
-        rt.query_one("SELECT current_user::text", &[])
-            .await
-            .unwrap()
-            .get::<_, String>(0),
-        "app_runtime"
-    );
+    assert_eq!(rt.query_one("SELECT current_user::text", &[]).await.unwrap().get::<_, String>(0), "app_runtime");
     rt.batch_execute("BEGIN").await.unwrap();
     for t in TABLES {
         assert_eq!(count(&rt, t).await, 0, "{t} without a tenant setting");
     }
     let new = "cccccccc-0000-4000-8000-000000000003";
+    assert!(refused(&rt, &format!("INSERT INTO tenants (id, name) VALUES ('{new}', 'C')")).await);
+    assert!(refused(&rt, &format!("INSERT INTO todos (tenant_id, title) VALUES ('{A}', 'sneaky')")).await);
     assert!(
-        refused(
-            &rt,
-            &format!("INSERT INTO tenants (id, name) VALUES ('{new}', 'C')")
-        )
-        .await
+        refused(&rt, &format!("INSERT INTO memberships (tenant_id, user_id, role) VALUES ('{A}', '{UB}', 'admin')"))
+            .await
     );
-    assert!(
-        refused(
-            &rt,
-            &format!("INSERT INTO todos (tenant_id, title) VALUES ('{A}', 'sneaky')")
-        )
-        .await
-    );
-    assert!(
-        refused(
-            &rt,
-            &format!(
-                "INSERT INTO memberships (tenant_id, user_id, role) VALUES ('{A}', '{UB}', 'admin')"
-            )
-        )
-        .await
-    );
-    assert!(
-        refused(
-            &rt,
-            &format!("INSERT INTO users (id, subject) VALUES ('{new}', 'someone')")
-        )
-        .await
-    );
+    assert!(refused(&rt, &format!("INSERT INTO users (id, subject) VALUES ('{new}', 'someone')")).await);
     assert_eq!(affected(&rt, "UPDATE todos SET title = 'x'").await, 0);
     assert_eq!(affected(&rt, "DELETE FROM todos").await, 0);
     assert_eq!(affected(&rt, "DELETE FROM tenants").await, 0);
     rt.batch_execute("COMMIT").await.unwrap();
 
     // A setting that was made local to an earlier transaction is gone in the next one.
-    rt.batch_execute(&format!(
-        "BEGIN; SELECT set_config('app.tenant_ids', '{{{A}}}', true); COMMIT;"
-    ))
-    .await
-    .unwrap();
-    assert_eq!(
-        count(&rt, "todos").await,
-        0,
-        "transaction-local: no leak into the next transaction"
-    );
+    rt.batch_execute(&format!("BEGIN; SELECT set_config('app.tenant_ids', '{{{A}}}', true); COMMIT;")).await.unwrap();
+    assert_eq!(count(&rt, "todos").await, 0, "transaction-local: no leak into the next transaction");
 }
 
 #[tokio::test]
@@ -134,96 +85,27 @@ async fn with_tenant_a_set_tenant_b_is_invisible_and_untouchable() {
     seed(&db).await;
     let rt = testkit::pg::connect(&db.runtime_url()).await;
     rt.batch_execute("BEGIN").await.unwrap();
-    rt.execute(
-        "SELECT set_config('app.tenant_ids', $1, true)",
-        &[&format!("{{{A}}}")],
-    )
-    .await
-    .unwrap();
+    rt.execute("SELECT set_config('app.tenant_ids', $1, true)", &[&format!("{{{A}}}")]).await.unwrap();
 
-    let titles: Vec<String> = rt
-        .query("SELECT title FROM todos ORDER BY title", &[])
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let titles: Vec<String> =
+        rt.query("SELECT title FROM todos ORDER BY title", &[]).await.unwrap().iter().map(|r| r.get(0)).collect();
     assert_eq!(titles, ["a1", "a2"]);
     assert_eq!(count(&rt, "tenants").await, 1);
-    assert_eq!(
-        rt.query(&format!("SELECT 1 FROM todos WHERE tenant_id = '{B}'"), &[])
-            .await
-            .unwrap()
-            .len(),
-        0
-    );
-    assert_eq!(
-        rt.query(
-            &format!("SELECT 1 FROM memberships WHERE tenant_id = '{B}'"),
-            &[]
-        )
-        .await
-        .unwrap()
-        .len(),
-        0
-    );
-    assert_eq!(
-        rt.query(&format!("SELECT 1 FROM users WHERE id = '{UB}'"), &[])
-            .await
-            .unwrap()
-            .len(),
-        0
-    );
+    assert_eq!(rt.query(&format!("SELECT 1 FROM todos WHERE tenant_id = '{B}'"), &[]).await.unwrap().len(), 0);
+    assert_eq!(rt.query(&format!("SELECT 1 FROM memberships WHERE tenant_id = '{B}'"), &[]).await.unwrap().len(), 0);
+    assert_eq!(rt.query(&format!("SELECT 1 FROM users WHERE id = '{UB}'"), &[]).await.unwrap().len(), 0);
 
-    assert_eq!(
-        affected(
-            &rt,
-            &format!("UPDATE todos SET title = 'pwned' WHERE tenant_id = '{B}'")
-        )
-        .await,
-        0
-    );
-    assert_eq!(
-        affected(&rt, &format!("DELETE FROM todos WHERE tenant_id = '{B}'")).await,
-        0
-    );
-    assert_eq!(
-        affected(
-            &rt,
-            &format!("UPDATE tenants SET name = 'pwned' WHERE id = '{B}'")
-        )
-        .await,
-        0
-    );
-    assert_eq!(
-        affected(
-            &rt,
-            &format!("DELETE FROM memberships WHERE tenant_id = '{B}'")
-        )
-        .await,
-        0
-    );
+    assert_eq!(affected(&rt, &format!("UPDATE todos SET title = 'pwned' WHERE tenant_id = '{B}'")).await, 0);
+    assert_eq!(affected(&rt, &format!("DELETE FROM todos WHERE tenant_id = '{B}'")).await, 0);
+    assert_eq!(affected(&rt, &format!("UPDATE tenants SET name = 'pwned' WHERE id = '{B}'")).await, 0);
+    assert_eq!(affected(&rt, &format!("DELETE FROM memberships WHERE tenant_id = '{B}'")).await, 0);
+    assert!(refused(&rt, &format!("INSERT INTO todos (tenant_id, title) VALUES ('{B}', 'sneaky')")).await);
     assert!(
-        refused(
-            &rt,
-            &format!("INSERT INTO todos (tenant_id, title) VALUES ('{B}', 'sneaky')")
-        )
-        .await
-    );
-    assert!(
-        refused(
-            &rt,
-            &format!("UPDATE todos SET tenant_id = '{B}' WHERE tenant_id = '{A}'")
-        )
-        .await,
+        refused(&rt, &format!("UPDATE todos SET tenant_id = '{B}' WHERE tenant_id = '{A}'")).await,
         "cannot move rows into B"
     );
     assert_eq!(
-        affected(
-            &rt,
-            &format!("UPDATE todos SET title = title || '!' WHERE tenant_id = '{A}'")
-        )
-        .await,
+        affected(&rt, &format!("UPDATE todos SET title = title || '!' WHERE tenant_id = '{A}'")).await,
         2,
         "A is writable"
     );
@@ -231,10 +113,7 @@ async fn with_tenant_a_set_tenant_b_is_invisible_and_untouchable() {
 
     let admin = db.admin().await;
     let b: Vec<String> = admin
-        .query(
-            &format!("SELECT title FROM todos WHERE tenant_id = '{B}' ORDER BY title"),
-            &[],
-        )
+        .query(&format!("SELECT title FROM todos WHERE tenant_id = '{B}' ORDER BY title"), &[])
         .await
         .unwrap()
         .iter()
@@ -248,18 +127,12 @@ async fn with_tenant_a_set_tenant_b_is_invisible_and_untouchable() {
 async fn the_runtime_role_passes_the_self_check_and_the_owner_does_not() {
     let db = testkit::pg::db().await;
     let rt = testkit::pg::connect(&db.runtime_url()).await;
-    store::migrate::check_runtime_role(&rt)
-        .await
-        .expect("app_runtime is safe");
+    store::migrate::check_runtime_role(&rt).await.expect("app_runtime is safe");
     let admin = db.admin().await;
-    let err = store::migrate::check_runtime_role(&admin)
-        .await
-        .unwrap_err();
+    let err = store::migrate::check_runtime_role(&admin).await.unwrap_err();
     assert!(err.to_string().contains("superuser"), "{err}");
     admin.batch_execute("SET ROLE app_owner").await.unwrap();
-    let err = store::migrate::check_runtime_role(&admin)
-        .await
-        .unwrap_err();
+    let err = store::migrate::check_runtime_role(&admin).await.unwrap_err();
     assert!(err.to_string().contains("owns tables"), "{err}");
 }
 
@@ -268,19 +141,9 @@ async fn migrations_run_again_are_a_no_op() {
     let db = testkit::pg::db().await;
     let admin = db.admin().await;
     assert!(store::migrate::run(&admin).await.unwrap().is_empty());
-    let owner: String = admin
-        .query_one(
-            "SELECT tableowner::text FROM pg_tables WHERE tablename = 'todos'",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let owner: String =
+        admin.query_one("SELECT tableowner::text FROM pg_tables WHERE tablename = 'todos'", &[]).await.unwrap().get(0);
     assert_eq!(owner, "app_owner");
-    let rows: i64 = admin
-        .query_one("SELECT count(*) FROM schema_migrations", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let rows: i64 = admin.query_one("SELECT count(*) FROM schema_migrations", &[]).await.unwrap().get(0);
     assert_eq!(rows as usize, store::migrate::MIGRATIONS.len());
 }

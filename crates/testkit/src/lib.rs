@@ -4,5 +4,8 @@
 //!   `postgres` from the machine's server package, as an unprivileged user when the tests run
 //!   as root), or the server named by `TEST_DATABASE_URL`; and a fresh database per test, cloned
 //!   from a migrated template.
+//! - [`iam`]: the IAM-auth stand-in in front of that server, and API settings that log in
+//!   through it with signed tokens over verified TLS.
 
+pub mod iam;
 pub mod pg;

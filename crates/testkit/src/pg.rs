@@ -41,10 +41,7 @@ pub struct Server {
 
 impl Server {
     pub fn url(&self, db: &str) -> String {
-        format!(
-            "postgres://{}:{}@{}:{}/{}",
-            self.superuser, self.password, self.host, self.port, db
-        )
+        format!("postgres://{}:{}@{}:{}/{}", self.superuser, self.password, self.host, self.port, db)
     }
 }
 
@@ -64,14 +61,7 @@ fn from_url(url: &str) -> Server {
         Auth::Password(Some(p)) => p.expose().to_string(),
         _ => String::new(),
     };
-    Server {
-        host: cfg.host,
-        port: cfg.port,
-        superuser: cfg.user,
-        password,
-        socket_dir: None,
-        data_dir: None,
-    }
+    Server { host: cfg.host, port: cfg.port, superuser: cfg.user, password, socket_dir: None, data_dir: None }
 }
 
 /// Finds a PostgreSQL server program: on PATH, in Debian's versioned directories, or Homebrew's.
@@ -80,11 +70,7 @@ pub fn find_pg_bin(program: &str) -> Option<PathBuf> {
         .map(|p| std::env::split_paths(&p).map(|d| d.join(program)).collect())
         .unwrap_or_default();
     let mut debian: Vec<PathBuf> = fs::read_dir("/usr/lib/postgresql")
-        .map(|rd| {
-            rd.filter_map(|e| e.ok())
-                .map(|e| e.path().join("bin").join(program))
-                .collect()
-        })
+        .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path().join("bin").join(program)).collect())
         .unwrap_or_default();
     debian.sort_by_key(|p| std::cmp::Reverse(version_of(p)));
     candidates.extend(debian);
@@ -129,9 +115,7 @@ fn unprivileged_user() -> Option<(u32, u32)> {
 
 fn running_as_root() -> bool {
     // The owner of /proc/self is the process's effective user.
-    fs::metadata("/proc/self")
-        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
-        .unwrap_or(false)
+    fs::metadata("/proc/self").map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0).unwrap_or(false)
 }
 
 fn free_port() -> std::io::Result<u16> {
@@ -142,19 +126,12 @@ fn start_cluster() -> Result<Server, String> {
     let initdb = find_pg_bin("initdb").ok_or(INSTALL_HINT)?;
     let postgres = find_pg_bin("postgres").ok_or(INSTALL_HINT)?;
     let as_user = if running_as_root() {
-        Some(
-            unprivileged_user()
-                .ok_or("running as root and no unprivileged user (postgres or nobody) exists")?,
-        )
+        Some(unprivileged_user().ok_or("running as root and no unprivileged user (postgres or nobody) exists")?)
     } else {
         None
     };
 
-    let base = tempfile::Builder::new()
-        .prefix("tenant-api-pg-")
-        .tempdir()
-        .map_err(|e| e.to_string())?
-        .keep();
+    let base = tempfile::Builder::new().prefix("tenant-api-pg-").tempdir().map_err(|e| e.to_string())?.keep();
     let data = base.join("data");
     let sock = base.join("sock");
     fs::create_dir_all(&sock).map_err(|e| e.to_string())?;
@@ -183,18 +160,11 @@ fn start_cluster() -> Result<Server, String> {
         "--auth-local=trust",
         "--auth-host=scram-sha-256",
     ]);
-    init.arg(format!("--pwfile={}", pwfile.display()))
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
+    init.arg(format!("--pwfile={}", pwfile.display())).stdout(Stdio::null()).stderr(Stdio::piped());
     run_as(&mut init);
-    let out = init
-        .output()
-        .map_err(|e| format!("running {}: {e}", initdb.display()))?;
+    let out = init.output().map_err(|e| format!("running {}: {e}", initdb.display()))?;
     if !out.status.success() {
-        return Err(format!(
-            "initdb failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        ));
+        return Err(format!("initdb failed: {}", String::from_utf8_lossy(&out.stderr)));
     }
     let _ = fs::remove_file(&pwfile);
 
@@ -214,15 +184,9 @@ fn start_cluster() -> Result<Server, String> {
     "#;
     let mut cmd = Command::new("sh");
     cmd.arg("-c").arg(script);
-    cmd.env("PG", &postgres)
-        .env("DATA", &data)
-        .env("PORT", port.to_string())
-        .env("SOCK", &sock)
-        .env("BASE", &base);
+    cmd.env("PG", &postgres).env("DATA", &data).env("PORT", port.to_string()).env("SOCK", &sock).env("BASE", &base);
     cmd.env("WATCH", std::process::id().to_string());
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
+    cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
     // Its own process group: Ctrl-C in a terminal reaches the tests, and the watchdog still
     // gets to clean up after them.
     cmd.process_group(0);
@@ -233,9 +197,7 @@ fn start_cluster() -> Result<Server, String> {
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         if Instant::now() > deadline {
             let log = fs::read_to_string(base.join("log")).unwrap_or_default();
-            return Err(format!(
-                "postgres did not start listening on port {port}: {log}"
-            ));
+            return Err(format!("postgres did not start listening on port {port}: {log}"));
         }
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -313,10 +275,7 @@ impl TestDb {
 
     /// A runtime-role URL of this database.
     pub fn runtime_url(&self) -> String {
-        format!(
-            "postgres://app_runtime:{RUNTIME_PASSWORD}@{}:{}/{}",
-            self.server.host, self.server.port, self.name
-        )
+        format!("postgres://app_runtime:{RUNTIME_PASSWORD}@{}:{}/{}", self.server.host, self.server.port, self.name)
     }
 }
 
@@ -325,58 +284,35 @@ pub async fn db() -> TestDb {
     let server = server().clone();
     let template = template_name();
     let admin = connect(&server.url("postgres")).await;
-    admin
-        .execute("SELECT pg_advisory_lock(8675309)", &[])
-        .await
-        .unwrap();
+    admin.execute("SELECT pg_advisory_lock(8675309)", &[]).await.unwrap();
     let ready: bool = admin
-        .query_opt(
-            "SELECT datistemplate FROM pg_database WHERE datname = $1",
-            &[&template],
-        )
+        .query_opt("SELECT datistemplate FROM pg_database WHERE datname = $1", &[&template])
         .await
         .unwrap()
         .map(|r| r.get(0))
         .unwrap_or(false);
     if !ready {
-        admin
-            .batch_execute(&format!("DROP DATABASE IF EXISTS {template}"))
-            .await
-            .unwrap();
-        admin
-            .batch_execute(&format!("CREATE DATABASE {template}"))
-            .await
-            .unwrap();
+        admin.batch_execute(&format!("DROP DATABASE IF EXISTS {template}")).await.unwrap();
+        admin.batch_execute(&format!("CREATE DATABASE {template}")).await.unwrap();
         {
             let tpl = connect(&server.url(&template)).await;
-            store::migrate::bootstrap_roles(&tpl, false)
-                .await
-                .expect("bootstrap roles");
+            store::migrate::bootstrap_roles(&tpl, false).await.expect("bootstrap roles");
             store::migrate::run(&tpl).await.expect("migrations");
-            tpl.batch_execute(&format!(
-                "ALTER ROLE app_runtime PASSWORD '{RUNTIME_PASSWORD}'"
-            ))
-            .await
-            .unwrap();
+            tpl.batch_execute(&format!("ALTER ROLE app_runtime PASSWORD '{RUNTIME_PASSWORD}'")).await.unwrap();
         }
         // Its connection must be gone before the template can be cloned.
         admin
-            .execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()", &[&template])
+            .execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+                &[&template],
+            )
             .await
             .unwrap();
-        admin
-            .batch_execute(&format!("ALTER DATABASE {template} IS_TEMPLATE true"))
-            .await
-            .unwrap();
+        admin.batch_execute(&format!("ALTER DATABASE {template} IS_TEMPLATE true")).await.unwrap();
     }
     let name = format!("t_{}", uuid::Uuid::new_v4().simple());
-    let created = admin
-        .batch_execute(&format!("CREATE DATABASE {name} TEMPLATE {template}"))
-        .await;
-    admin
-        .execute("SELECT pg_advisory_unlock(8675309)", &[])
-        .await
-        .unwrap();
+    let created = admin.batch_execute(&format!("CREATE DATABASE {name} TEMPLATE {template}")).await;
+    admin.execute("SELECT pg_advisory_unlock(8675309)", &[]).await.unwrap();
     created.unwrap();
     TestDb { server, name }
 }

@@ -26,26 +26,13 @@ impl Reply {
     /// The error code of an error reply, after checking the error shape.
     pub fn error_code(&self) -> &str {
         let e = &self.body["error"];
-        assert!(
-            e["message"].as_str().is_some_and(|m| !m.is_empty()),
-            "error has a message: {}",
-            self.body
-        );
-        assert!(
-            e["request_id"].as_str().is_some_and(|m| !m.is_empty()),
-            "error has a request id: {}",
-            self.body
-        );
-        e["code"]
-            .as_str()
-            .unwrap_or_else(|| panic!("not an error reply: {}", self.body))
+        assert!(e["message"].as_str().is_some_and(|m| !m.is_empty()), "error has a message: {}", self.body);
+        assert!(e["request_id"].as_str().is_some_and(|m| !m.is_empty()), "error has a request id: {}", self.body);
+        e["code"].as_str().unwrap_or_else(|| panic!("not an error reply: {}", self.body))
     }
 
     pub fn id(&self) -> String {
-        self.body["id"]
-            .as_str()
-            .unwrap_or_else(|| panic!("no id in {}", self.body))
-            .to_string()
+        self.body["id"].as_str().unwrap_or_else(|| panic!("no id in {}", self.body)).to_string()
     }
 }
 
@@ -62,18 +49,9 @@ impl TestApp {
     }
 
     /// Calls the app as `user` (a subject; `None` for no identity) with an optional JSON body.
-    pub async fn call(
-        &self,
-        user: Option<&str>,
-        method: Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> Reply {
-        let bytes = body
-            .map(|b| Bytes::from(serde_json::to_vec(&b).unwrap()))
-            .unwrap_or_default();
-        self.raw(user, method, path, Some("application/json"), bytes)
-            .await
+    pub async fn call(&self, user: Option<&str>, method: Method, path: &str, body: Option<Value>) -> Reply {
+        let bytes = body.map(|b| Bytes::from(serde_json::to_vec(&b).unwrap())).unwrap_or_default();
+        self.raw(user, method, path, Some("application/json"), bytes).await
     }
 
     pub async fn raw(
@@ -96,24 +74,16 @@ impl TestApp {
                 name: Some(format!("User {sub}")),
             });
         }
-        req.extensions_mut()
-            .insert(RequestId(format!("test-{}", uuid::Uuid::new_v4())));
+        req.extensions_mut().insert(RequestId(format!("test-{}", uuid::Uuid::new_v4())));
         let res = self.app.handle(req).await;
         let status = res.status();
         let headers = res.headers().clone();
-        let body = if res.body().is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(res.body()).expect("JSON body")
-        };
+        let body =
+            if res.body().is_empty() { Value::Null } else { serde_json::from_slice(res.body()).expect("JSON body") };
         if status.is_server_error() {
             panic!("server error {status}: {body}");
         }
-        Reply {
-            status,
-            headers,
-            body,
-        }
+        Reply { status, headers, body }
     }
 
     pub async fn get(&self, user: &str, path: &str) -> Reply {
@@ -138,9 +108,7 @@ impl TestApp {
 
     /// Creates a tenant as `admin` and returns its id.
     pub async fn tenant(&self, admin: &str, name: &str) -> String {
-        let r = self
-            .post(admin, "/api/tenants", serde_json::json!({ "name": name }))
-            .await;
+        let r = self.post(admin, "/api/tenants", serde_json::json!({ "name": name })).await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
         r.id()
     }
@@ -155,18 +123,9 @@ impl TestApp {
     /// Adds `user` to `tenant` with `role`, as `admin`.
     pub async fn add_member(&self, admin: &str, tenant: &str, user: &str, role: &str) {
         let uid = self.user_id(user).await;
-        let r = self
-            .put(
-                admin,
-                &format!("/api/tenants/{tenant}/members/{uid}"),
-                serde_json::json!({ "role": role }),
-            )
-            .await;
-        assert!(
-            r.status == StatusCode::CREATED || r.status == StatusCode::OK,
-            "{}",
-            r.body
-        );
+        let r =
+            self.put(admin, &format!("/api/tenants/{tenant}/members/{uid}"), serde_json::json!({ "role": role })).await;
+        assert!(r.status == StatusCode::CREATED || r.status == StatusCode::OK, "{}", r.body);
     }
 
     /// Row counts of every table, read as superuser (bypassing RLS).
@@ -174,11 +133,7 @@ impl TestApp {
         let admin = self.db.admin().await;
         let mut out = Vec::new();
         for t in ["tenants", "users", "memberships", "todos"] {
-            let n: i64 = admin
-                .query_one(&format!("SELECT count(*) FROM {t}"), &[])
-                .await
-                .unwrap()
-                .get(0);
+            let n: i64 = admin.query_one(&format!("SELECT count(*) FROM {t}"), &[]).await.unwrap().get(0);
             out.push((t.to_string(), n));
         }
         out
@@ -190,12 +145,7 @@ impl TestApp {
         let mut out = String::new();
         for t in ["tenants", "users", "memberships", "todos"] {
             let row = admin
-                .query_one(
-                    &format!(
-                        "SELECT coalesce(string_agg(x::text, '|' ORDER BY x::text), '') FROM {t} x"
-                    ),
-                    &[],
-                )
+                .query_one(&format!("SELECT coalesce(string_agg(x::text, '|' ORDER BY x::text), '') FROM {t} x"), &[])
                 .await
                 .unwrap();
             out.push_str(&row.get::<_, String>(0));

@@ -8,10 +8,7 @@ use clap::Parser;
 use db_auth::{TokenCache, TokenRequest};
 
 #[derive(Parser)]
-#[command(
-    version,
-    about = "Print an IAM auth token for Aurora/RDS PostgreSQL or Aurora DSQL"
-)]
+#[command(version, about = "Print an IAM auth token for Aurora/RDS PostgreSQL or Aurora DSQL")]
 struct Args {
     /// The database host name (the cluster endpoint).
     #[arg(long, env = "DB_HOST")]
