@@ -38,3 +38,20 @@ as_db_user() {
 if [ "$(id -u)" -eq 0 ] && [ -z "${DB_OS_USER:-}" ]; then
   if id postgres >/dev/null 2>&1; then DB_OS_USER=postgres; else DB_OS_USER=nobody; fi
 fi
+
+# load_db_settings: fills DB_HOST, DB_PORT, DB_NAME, DB_USER and AWS_REGION from the
+# environment, or else from `terraform output` (after `terraform apply` in terraform/).
+load_db_settings() {
+  if [ -z "${DB_HOST:-}" ] && command -v terraform >/dev/null 2>&1 && [ -f "$root/terraform/terraform.tfstate" ]; then
+    tf() { terraform -chdir="$root/terraform" output -raw "$1" 2>/dev/null || true; }
+    DB_HOST=$(tf db_host); DB_PORT=${DB_PORT:-$(tf db_port)}; DB_NAME=${DB_NAME:-$(tf db_name)}
+    DB_USER=${DB_USER:-$(tf db_user)}; AWS_REGION=${AWS_REGION:-$(tf aws_region)}
+  fi
+  [ -n "${DB_HOST:-}" ] || die "DB_HOST is not set (nor found in terraform outputs)"
+  DB_PORT=${DB_PORT:-5432}; DB_NAME=${DB_NAME:-app}; DB_USER=${DB_USER:-app_runtime}
+  AWS_REGION=${AWS_REGION:-${AWS_DEFAULT_REGION:-}}
+  export DB_HOST DB_PORT DB_NAME DB_USER AWS_REGION
+}
+
+# ca_file: the CA bundle to verify the server with: DB_CA_FILE, or the RDS bundle in the repo.
+ca_file() { echo "${DB_CA_FILE:-$root/crates/store/certs/rds-ca-bundle.pem}"; }

@@ -18,6 +18,14 @@ step() { printf '\n==> %s\n' "$*"; }
 step "Rust tests"
 cargo test --workspace --locked
 
+step "IAM token vectors still match botocore"
+venv=${BOTOCORE_VENV:-$HOME/.cache/tenant-api/venv-botocore}
+if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import botocore, sys; sys.exit(botocore.__version__ != "1.44.5")' 2>/dev/null; then
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check botocore==1.44.5
+fi
+"$venv/bin/python" crates/db-auth/tests/data/gen_token_vectors.py --check
+
 step "Terraform checks"
 scripts/check-terraform.sh
 

@@ -13,6 +13,7 @@
 
 mod cache;
 mod error;
+mod no_network;
 mod token;
 
 pub use cache::{Clock, DEFAULT_MARGIN, ManualClock, SystemClock, TokenCache};
@@ -25,8 +26,14 @@ pub use aws_credential_types::{Credentials, provider::SharedCredentialsProvider}
 /// the profile). Built once at start-up; the chain reads credentials when a token is signed.
 /// A missing region is an error here, never a silent default: a token signed for the wrong
 /// region is refused by the database.
+///
+/// The chain is built without an HTTP client ([`no_network`]): signing a token needs no network,
+/// and leaving out an HTTPS stack keeps the Lambda package small. Credentials therefore come
+/// from the environment (what Lambda provides), the shared credentials file or
+/// `credential_process`; SSO and instance-metadata credentials need `aws configure
+/// export-credentials` first (the scripts do that when the AWS CLI is installed).
 pub async fn default_credentials(region: Option<String>) -> Result<(SharedCredentialsProvider, String)> {
-    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(no_network::NoNetwork);
     if let Some(r) = region {
         loader = loader.region(aws_config::Region::new(r));
     }

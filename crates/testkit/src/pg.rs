@@ -279,6 +279,18 @@ impl TestDb {
     }
 }
 
+/// A fresh, empty database (no schema) on a server where the roles exist, with the roles'
+/// per-database grants applied as an administrator would (`migrate --bootstrap-roles`).
+pub async fn empty_db() -> TestDb {
+    let db = db().await;
+    let admin = connect(&db.server.url("postgres")).await;
+    let name = format!("e_{}", uuid::Uuid::new_v4().simple());
+    admin.batch_execute(&format!("CREATE DATABASE {name}")).await.unwrap();
+    let empty = TestDb { server: db.server.clone(), name };
+    store::migrate::bootstrap_roles(&empty.admin().await, false).await.expect("bootstrap roles");
+    empty
+}
+
 /// A fresh, migrated database.
 pub async fn db() -> TestDb {
     let server = server().clone();

@@ -20,17 +20,17 @@ through that module-level name, which returns a naive UTC datetime).
 
 Usage (from anywhere; paths are relative to this file)::
 
-    python3 -m venv /work/venvs/botocore
-    /work/venvs/botocore/bin/pip install botocore
+    python3 -m venv ~/.cache/tenant-api/venv-botocore
+    ~/.cache/tenant-api/venv-botocore/bin/pip install botocore==1.44.5
 
     # (re)write token_vectors.json
-    /work/venvs/botocore/bin/python crates/db-auth/tests/data/gen_token_vectors.py
+    ~/.cache/tenant-api/venv-botocore/bin/python crates/db-auth/tests/data/gen_token_vectors.py
 
     # CI: regenerate in memory, exit 1 if token_vectors.json differs
-    /work/venvs/botocore/bin/python crates/db-auth/tests/data/gen_token_vectors.py --check
+    ~/.cache/tenant-api/venv-botocore/bin/python crates/db-auth/tests/data/gen_token_vectors.py --check
 
     # print botocore's canonical request / string-to-sign for every case
-    /work/venvs/botocore/bin/python crates/db-auth/tests/data/gen_token_vectors.py --debug --check
+    ~/.cache/tenant-api/venv-botocore/bin/python crates/db-auth/tests/data/gen_token_vectors.py --debug --check
 
 Options:
     --check         do not write; compare with the committed file (exit 1 on
