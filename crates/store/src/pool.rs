@@ -158,6 +158,10 @@ pub(crate) struct Conn {
     pub client: Client,
     stmts: Vec<Statement>,
     pub last_used: Instant,
+    /// A transaction is under way. Still set when the connection comes back to the pool, the
+    /// request that used it was dropped midway (a panic, a cancelled future): the connection
+    /// may hold an open transaction, so it is closed, not reused.
+    pub in_flight: bool,
 }
 
 impl Conn {
@@ -307,7 +311,7 @@ impl Connector {
                 .await;
         settings?;
         let stmts = stmts?;
-        Ok(Conn { client, stmts, last_used: Instant::now() })
+        Ok(Conn { client, stmts, last_used: Instant::now(), in_flight: false })
     }
 }
 
@@ -349,6 +353,9 @@ impl managed::Manager for Manager {
     }
 
     async fn recycle(&self, conn: &mut Conn, _: &Metrics) -> RecycleResult<Error> {
+        if conn.in_flight {
+            return Err(RecycleError::message("abandoned in the middle of a transaction"));
+        }
         if conn.client.is_closed() {
             return Err(RecycleError::message("connection closed"));
         }

@@ -73,15 +73,20 @@ impl Scoped<'_> {
         let mut retried = false;
         loop {
             let mut conn = self.store.checkout().await?;
+            conn.in_flight = true;
             match tokio::time::timeout(deadline, self.pipeline(&conn, tenants, access, steps)).await {
                 Ok(Ok(rows)) => {
                     conn.last_used = Instant::now();
+                    conn.in_flight = false;
                     return Ok(rows);
                 }
                 Ok(Err(Failed { error, clean })) => {
                     let lost = error.code().is_none();
                     if lost || !clean {
                         drop(Object::take(conn));
+                    } else {
+                        // A statement failed, the transaction ended: the connection is fine.
+                        conn.in_flight = false;
                     }
                     if lost && access == Access::Read && !retried {
                         tracing::info!(error = %error, "database connection lost during a read; retrying once");

@@ -1,0 +1,156 @@
+//! Who is calling, from what API Gateway established. Which sources are trusted is
+//! configuration (`IDENTITY_SOURCES`), closed by default: with none configured nobody gets in.
+//! A client header is never identity by itself; a bearer token counts only when the function
+//! verifies its signature.
+
+use std::collections::HashMap;
+
+use api::{JwtVerifier, Principal};
+use lambda_http::{RequestExt, aws_lambda_events::apigw::ApiGatewayRequestAuthorizer, request::RequestContext};
+use serde_json::Value;
+
+use crate::{Error, Result};
+
+/// A place the caller's identity may come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// The claims of an API Gateway JWT authorizer (HTTP API), or a Cognito authorizer (REST).
+    ApiGatewayJwt,
+    /// The context of a Lambda authorizer (`sub`, optional `email`, `name`; REST: `principalId`).
+    LambdaAuthorizer,
+    /// An `Authorization: Bearer` JWT that the function verifies itself (no API Gateway
+    /// authorizer in front).
+    BearerJwt,
+}
+
+impl Source {
+    fn parse(s: &str) -> Option<Self> {
+        match s {
+            "apigw_jwt" => Some(Source::ApiGatewayJwt),
+            "lambda_authorizer" => Some(Source::LambdaAuthorizer),
+            "bearer_jwt" => Some(Source::BearerJwt),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Identity {
+    sources: Vec<Source>,
+    bearer: Option<JwtVerifier>,
+    /// When set, API Gateway JWT claims must carry this `iss` too.
+    issuer: Option<String>,
+}
+
+impl Identity {
+    /// Reads `IDENTITY_SOURCES` (comma-separated `apigw_jwt`, `lambda_authorizer`,
+    /// `bearer_jwt`; empty means closed) and, for `bearer_jwt`, `JWT_ALGORITHM` (HS256, RS256,
+    /// ES256), `JWT_HS256_SECRET` or `JWT_PUBLIC_KEY` (PEM), `JWT_ISSUER`, `JWT_AUDIENCE`.
+    pub fn from_env(get: &impl Fn(&str) -> Option<String>) -> Result<Self> {
+        let mut sources = Vec::new();
+        for name in get("IDENTITY_SOURCES").unwrap_or_default().split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let source = Source::parse(name).ok_or_else(|| {
+                Error::config("IDENTITY_SOURCES", format!("has {name:?}; use apigw_jwt, lambda_authorizer, bearer_jwt"))
+            })?;
+            if !sources.contains(&source) {
+                sources.push(source);
+            }
+        }
+        let issuer = get("JWT_ISSUER");
+        let audience = get("JWT_AUDIENCE");
+        let bearer = if sources.contains(&Source::BearerJwt) {
+            let secret = get("JWT_HS256_SECRET");
+            let algorithm =
+                get("JWT_ALGORITHM").unwrap_or_else(|| if secret.is_some() { "HS256" } else { "RS256" }.into());
+            let verifier = match algorithm.as_str() {
+                "HS256" => {
+                    let secret = secret
+                        .ok_or_else(|| Error::config("JWT_HS256_SECRET", "is required for JWT_ALGORITHM=HS256"))?;
+                    JwtVerifier::hs256(secret.as_bytes(), issuer.as_deref(), audience.as_deref())
+                        .map_err(|e| Error::config("JWT_HS256_SECRET", e.to_string()))?
+                }
+                "RS256" | "ES256" => {
+                    let pem = get("JWT_PUBLIC_KEY").ok_or_else(|| {
+                        Error::config("JWT_PUBLIC_KEY", format!("is required for JWT_ALGORITHM={algorithm}"))
+                    })?;
+                    // Environment variables often carry PEM with escaped newlines.
+                    let pem = pem.replace("\\n", "\n");
+                    JwtVerifier::public_key(&algorithm, pem.as_bytes(), issuer.as_deref(), audience.as_deref())
+                        .map_err(|e| Error::config("JWT_PUBLIC_KEY", e.to_string()))?
+                }
+                other => {
+                    return Err(Error::config("JWT_ALGORITHM", format!("is {other:?}; use HS256, RS256 or ES256")));
+                }
+            };
+            Some(verifier)
+        } else {
+            None
+        };
+        Ok(Self { sources, bearer, issuer })
+    }
+
+    pub fn with_sources(sources: Vec<Source>, bearer: Option<JwtVerifier>) -> Self {
+        Self { sources, bearer, issuer: None }
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.sources.is_empty()
+    }
+
+    /// The caller, from the first configured source that has one.
+    pub fn principal(&self, req: &lambda_http::Request) -> Option<Principal> {
+        self.sources.iter().find_map(|source| match source {
+            Source::ApiGatewayJwt => authorizer(req).and_then(|a| self.jwt_authorizer_principal(a)),
+            Source::LambdaAuthorizer => authorizer(req).and_then(from_lambda_authorizer),
+            Source::BearerJwt => {
+                let header = req.headers().get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+                match self.bearer.as_ref()?.verify_header(header) {
+                    Ok(p) => Some(p),
+                    Err(e) => {
+                        tracing::debug!(error = %e, "bearer token not accepted");
+                        None
+                    }
+                }
+            }
+        })
+    }
+
+    fn jwt_authorizer_principal(&self, a: &ApiGatewayRequestAuthorizer) -> Option<Principal> {
+        // HTTP API JWT authorizer: requestContext.authorizer.jwt.claims (strings).
+        let claims: HashMap<String, String> = match &a.jwt {
+            Some(jwt) => jwt.claims.clone(),
+            // REST API Cognito authorizer: requestContext.authorizer.claims.
+            None => match a.fields.get("claims") {
+                Some(Value::Object(map)) => {
+                    map.iter().filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string()))).collect()
+                }
+                _ => return None,
+            },
+        };
+        if let Some(want) = &self.issuer
+            && claims.get("iss") != Some(want)
+        {
+            tracing::warn!("JWT authorizer claims from an unexpected issuer; refusing them");
+            return None;
+        }
+        Principal::from_claims(|k| claims.get(k).map(String::as_str))
+    }
+}
+
+fn authorizer(req: &lambda_http::Request) -> Option<&ApiGatewayRequestAuthorizer> {
+    match req.request_context_ref()? {
+        RequestContext::ApiGatewayV2(ctx) => ctx.authorizer.as_ref(),
+        RequestContext::ApiGatewayV1(ctx) => Some(&ctx.authorizer),
+        _ => None,
+    }
+}
+
+/// A Lambda authorizer's context: HTTP API (`authorizer.lambda`) or REST (flattened into
+/// `authorizer`, with `principalId`).
+fn from_lambda_authorizer(a: &ApiGatewayRequestAuthorizer) -> Option<Principal> {
+    let get = |k: &str| a.fields.get(k).and_then(Value::as_str);
+    Principal::from_claims(|k| match k {
+        "sub" => get("sub").or_else(|| get("principalId")),
+        other => get(other),
+    })
+}

@@ -1,0 +1,191 @@
+//! The Lambda entry point: turns API Gateway events (HTTP API payload 2.0, REST payload 1.0)
+//! into requests for the shared `api::App` and its responses back into API Gateway's.
+//!
+//! Everything that needs no network lives here so that tests and the benchmark can call
+//! [`Function::handle`] in-process; `src/main.rs` is init plus `lambda_http::run`.
+//!
+//! - Init reads the configuration once (a missing or malformed variable is an init error that
+//!   names it) and builds the store without connecting: a paused database delays the first
+//!   request (within the connect timeout), never init.
+//! - HTTP-level failures are responses, never invocation errors; a panic while handling one
+//!   request becomes a 500 for that request only.
+//! - The Lambda request id is the request id in logs and error bodies.
+
+mod error;
+pub mod identity;
+
+use std::{panic::AssertUnwindSafe, time::Instant};
+
+use api::{App, RequestId};
+use bytes::Bytes;
+use futures_util::FutureExt;
+use lambda_http::{Body, RequestExt, request::RequestContext};
+use store::{DbConfig, Store};
+
+pub use error::{Error, Result};
+pub use identity::{Identity, Source};
+
+/// The function: the app and the identity rules, built once per Lambda instance.
+#[derive(Debug, Clone)]
+pub struct Function {
+    app: App,
+    identity: Identity,
+}
+
+impl Function {
+    pub fn new(app: App, identity: Identity) -> Self {
+        Self { app, identity }
+    }
+
+    /// Init: the database settings (`DB_*`, see `.env.example`), credentials and the token
+    /// cache for IAM auth, the pool (not connected), and the identity settings.
+    pub async fn from_env(get: &impl Fn(&str) -> Option<String>) -> Result<Self> {
+        let db = DbConfig::from_env(get)?;
+        let identity = Identity::from_env(get)?;
+        if identity.is_closed() {
+            tracing::warn!("IDENTITY_SOURCES is empty: every /api request will get 401 (closed by default)");
+        }
+        tracing::info!(db = %db.describe(), auth = ?db.auth, pool_max = db.pool_max, "init");
+        let store = Store::from_config(db).await?;
+        Ok(Self::new(App::new(store), identity))
+    }
+
+    pub fn app(&self) -> &App {
+        &self.app
+    }
+
+    /// Answers one API Gateway event. Never fails: errors, even panics, are HTTP responses.
+    pub async fn handle(&self, event: lambda_http::Request) -> lambda_http::Response<Body> {
+        let started = Instant::now();
+        let request_id = event.lambda_context_ref().map(|c| c.request_id.clone()).unwrap_or_default();
+        let (method, path) = (event.method().clone(), app_path(&event));
+        let res = match self.to_app_request(event, &path, &request_id) {
+            Ok(req) => match AssertUnwindSafe(self.app.handle(req)).catch_unwind().await {
+                Ok(res) => res,
+                Err(panic) => {
+                    let detail = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "unknown panic".into());
+                    api::Error::Internal { detail: format!("panic while handling the request: {detail}") }
+                        .into_response(&request_id)
+                }
+            },
+            Err(e) => e.into_response(&request_id),
+        };
+        tracing::info!(
+            request_id,
+            method = %method,
+            path,
+            status = res.status().as_u16(),
+            latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+            "request"
+        );
+        to_lambda_response(res)
+    }
+
+    /// The app's request: the path without the stage, the query, headers, body, and in the
+    /// extensions the caller (from the configured identity sources) and the request id.
+    fn to_app_request(
+        &self,
+        event: lambda_http::Request,
+        path: &str,
+        request_id: &str,
+    ) -> api::Result<http::Request<Bytes>> {
+        let principal = self.identity.principal(&event);
+        let uri = match event.uri().query() {
+            Some(q) => format!("{path}?{q}"),
+            None => path.to_string(),
+        };
+        let (parts, body) = event.into_parts();
+        let body = match body {
+            Body::Empty => Bytes::new(),
+            Body::Text(s) => Bytes::from(s),
+            Body::Binary(b) => Bytes::from(b),
+            _ => Bytes::new(),
+        };
+        let mut req = http::Request::new(body);
+        *req.method_mut() = parts.method;
+        *req.uri_mut() =
+            uri.parse().map_err(|_| api::Error::BadRequest("the request path is not a valid URI".into()))?;
+        *req.headers_mut() = parts.headers;
+        if let Some(p) = principal {
+            req.extensions_mut().insert(p);
+        }
+        req.extensions_mut().insert(RequestId(request_id.to_string()));
+        Ok(req)
+    }
+}
+
+/// The path the app routes on: API Gateway's raw path without a named stage's prefix (REST
+/// APIs and HTTP API named stages put `/stage` in front; the `$default` stage does not).
+fn app_path(event: &lambda_http::Request) -> String {
+    let raw = event.raw_http_path();
+    let stage = match event.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(c)) => c.stage.as_deref(),
+        Some(RequestContext::ApiGatewayV1(c)) => c.stage.as_deref(),
+        _ => None,
+    };
+    let path = match stage {
+        Some(stage) if stage != "$default" => match raw.strip_prefix('/').and_then(|r| r.strip_prefix(stage)) {
+            Some(rest) if rest.is_empty() || rest.starts_with('/') => rest,
+            _ => raw,
+        },
+        _ => raw,
+    };
+    if path.is_empty() { "/".to_string() } else { path.to_string() }
+}
+
+/// JSON is text: API Gateway gets it as is, not base64.
+pub fn to_lambda_response(res: http::Response<Bytes>) -> lambda_http::Response<Body> {
+    let (parts, body) = res.into_parts();
+    let body = if body.is_empty() {
+        Body::Empty
+    } else {
+        match String::from_utf8(body.to_vec()) {
+            Ok(text) => Body::Text(text),
+            Err(e) => Body::Binary(e.into_bytes()),
+        }
+    };
+    lambda_http::Response::from_parts(parts, body)
+}
+
+/// JSON logs for CloudWatch; `LOG_LEVEL` is a level or a filter (`info`, `store=debug,info`).
+pub fn init_tracing(filter: Option<&str>) -> Result<()> {
+    let filter = filter.unwrap_or("info");
+    let env_filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .map_err(|e| Error::config("LOG_LEVEL", format!("is not a level or filter ({filter:?}): {e}")));
+    let (env_filter, result) = match env_filter {
+        Ok(f) => (f, Ok(())),
+        Err(e) => (tracing_subscriber::EnvFilter::new("info"), Err(e)),
+    };
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(env_filter)
+        .with_ansi(false)
+        .with_target(false)
+        .with_current_span(false)
+        .without_time()
+        .try_init();
+    result
+}
+
+/// Tells Lambda that init failed, and why (it shows the message as the init error).
+pub async fn report_init_error(error: &Error) {
+    tracing::error!(error = %error, "init failed");
+    let body = serde_json::json!({ "errorType": "Runtime.ConfigError", "errorMessage": error.to_string() });
+    let request = lambda_runtime_api_client::build_request()
+        .method(http::Method::POST)
+        .uri("/2018-06-01/runtime/init/error")
+        .header("lambda-runtime-function-error-type", "Runtime.ConfigError")
+        .body(lambda_runtime_api_client::body::Body::from(body.to_string()));
+    let sent = match (lambda_runtime_api_client::Client::builder().build(), request) {
+        (Ok(client), Ok(request)) => client.call(request).await.map(drop),
+        (Err(e), _) => Err(e.into()),
+        (_, Err(e)) => Err(e.into()),
+    };
+    if let Err(e) = sent {
+        tracing::error!(error = %e, "could not report the init error to the Runtime API");
+    }
+}

@@ -1,0 +1,159 @@
+//! The adapter in-process: API Gateway events (HTTP API 2.0 with a JWT authorizer, with a
+//! Lambda authorizer, with none; REST 1.0 with a stage) become the app's requests with the
+//! right caller, and the app's responses become proxy responses.
+
+mod common;
+
+use std::collections::HashMap;
+
+use common::event;
+use lambda::{Function, Identity, Source};
+use lambda_http::{Body, RequestExt};
+use serde_json::{Value, json};
+use store::{PasswordSource, Store};
+
+async fn function(identity: Identity) -> Function {
+    let db = testkit::pg::db().await;
+    let cfg = db.runtime_config();
+    let store::Auth::Password(p) = &cfg.auth else { unreachable!() };
+    let store = Store::new(cfg.clone(), PasswordSource::Fixed(p.clone())).unwrap();
+    Function::new(api::App::new(store), identity)
+}
+
+fn all_sources() -> Identity {
+    Identity::with_sources(vec![Source::ApiGatewayJwt, Source::LambdaAuthorizer], None)
+}
+
+/// Runs one event through `Function::handle`, as `lambda_http` would hand it over.
+async fn call(f: &Function, event: Value) -> (u16, Value, http::HeaderMap) {
+    let mut ctx = lambda_http::Context::default();
+    ctx.request_id = "c6af9ac6-7b61-11e6-9a41-93e8deadbeef".into();
+    let req = lambda_http::request::from_str(&event.to_string()).unwrap().with_lambda_context(ctx);
+    let res = f.handle(req).await;
+    let status = res.status().as_u16();
+    let headers = res.headers().clone();
+    let body = match res.body() {
+        Body::Text(t) => serde_json::from_str(t).unwrap(),
+        Body::Empty => Value::Null,
+        Body::Binary(b) => panic!("JSON must go back as text, got {} bytes of binary", b.len()),
+        _ => Value::Null,
+    };
+    (status, body, headers)
+}
+
+#[tokio::test]
+async fn http_api_jwt_authorizer_claims_are_the_caller() {
+    let f = function(all_sources()).await;
+    let (status, body, _) = call(&f, event("apigw-v2-jwt.json", "GET", "/api/me", None)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["user"]["subject"], "3f1c9b2e-8a4d-4e7f-9b6a-2c5d8e1f0a3b");
+    assert_eq!(body["user"]["email"], "alice@example.com");
+    assert_eq!(body["user"]["name"], "Alice");
+}
+
+#[tokio::test]
+async fn http_api_lambda_authorizer_context_is_the_caller() {
+    let f = function(all_sources()).await;
+    let (status, body, _) = call(&f, event("apigw-v2-lambda-authorizer.json", "GET", "/api/me", None)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["user"]["subject"], "auth0|65f1c2d3e4b5a6978812");
+}
+
+#[tokio::test]
+async fn rest_api_payload_1_0_works_and_the_stage_is_not_part_of_the_path() {
+    let f = function(all_sources()).await;
+    let (status, body, _) = call(&f, event("apigw-v1-rest.json", "GET", "/api/me", None)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["user"]["subject"], "carol-7d2e", "principalId of a REST Lambda authorizer");
+    let (status, body, _) =
+        call(&f, event("apigw-v1-rest.json", "POST", "/api/tenants", Some(json!({ "name": "Carol's" })))).await;
+    assert_eq!(status, 201, "{body}");
+    let tenant = body["id"].as_str().unwrap().to_string();
+    let (status, body, _) = call(
+        &f,
+        event("apigw-v1-rest.json", "POST", &format!("/api/tenants/{tenant}/todos"), Some(json!({ "title": "t" }))),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body, _) =
+        call(&f, event("apigw-v1-rest.json", "GET", &format!("/api/tenants/{tenant}/todos?limit=1"), None)).await;
+    assert_eq!((status, body["items"].as_array().map(Vec::len)), (200, Some(1)), "{body}");
+}
+
+#[tokio::test]
+async fn a_named_http_api_stage_is_stripped_too() {
+    let f = function(all_sources()).await;
+    let mut e = event("apigw-v2-jwt.json", "GET", "/api/me", None);
+    e["requestContext"]["stage"] = json!("beta");
+    e["rawPath"] = json!("/beta/api/me");
+    e["requestContext"]["http"]["path"] = json!("/beta/api/me");
+    let (status, body, _) = call(&f, e).await;
+    assert_eq!(status, 200, "{body}");
+}
+
+#[tokio::test]
+async fn no_identity_means_401_and_headers_are_never_trusted() {
+    let f = function(all_sources()).await;
+    let (status, body, headers) = call(&f, event("apigw-v2-no-auth.json", "GET", "/api/me", None)).await;
+    assert_eq!(status, 401, "an x-user-id header is not an identity: {body}");
+    assert_eq!(body["error"]["request_id"], "c6af9ac6-7b61-11e6-9a41-93e8deadbeef", "the Lambda request id");
+    assert_eq!(headers["x-request-id"], "c6af9ac6-7b61-11e6-9a41-93e8deadbeef");
+
+    // Closed by default: with no sources configured even verified claims get nobody in.
+    let closed = function(Identity::default()).await;
+    let (status, _, _) = call(&closed, event("apigw-v2-jwt.json", "GET", "/api/me", None)).await;
+    assert_eq!(status, 401);
+    // Only the configured source counts.
+    let jwt_only = function(Identity::with_sources(vec![Source::ApiGatewayJwt], None)).await;
+    let (status, _, _) = call(&jwt_only, event("apigw-v2-lambda-authorizer.json", "GET", "/api/me", None)).await;
+    assert_eq!(status, 401);
+    let (status, _, _) = call(&jwt_only, event("apigw-v2-no-auth.json", "GET", "/health", None)).await;
+    assert_eq!(status, 200, "/health needs no identity");
+}
+
+#[tokio::test]
+async fn bearer_tokens_are_verified_by_the_function_when_configured() {
+    let secret = "a-test-secret-of-at-least-32-bytes!!";
+    let env: HashMap<&str, &str> = [("IDENTITY_SOURCES", "bearer_jwt"), ("JWT_HS256_SECRET", secret)].into();
+    let identity = Identity::from_env(&|k: &str| env.get(k).map(|v| v.to_string())).unwrap();
+    let f = function(identity).await;
+    let token = api::identity::mint_hs256(secret.as_bytes(), "dave", None, None, 60).unwrap();
+    let mut e = event("apigw-v2-no-auth.json", "GET", "/api/me", None);
+    e["headers"]["authorization"] = json!(format!("Bearer {token}"));
+    let (status, body, _) = call(&f, e.clone()).await;
+    assert_eq!((status, body["user"]["subject"].as_str()), (200, Some("dave")), "{body}");
+    e["headers"]["authorization"] = json!(format!("Bearer {token}x"));
+    assert_eq!(call(&f, e).await.0, 401, "a bad signature");
+    // JWT authorizer claims are not a source here.
+    assert_eq!(call(&f, event("apigw-v2-jwt.json", "GET", "/api/me", None)).await.0, 401);
+}
+
+#[tokio::test]
+async fn http_failures_are_responses_with_the_error_shape() {
+    let f = function(all_sources()).await;
+    let mut e = event("apigw-v2-jwt.json", "POST", "/api/tenants", None);
+    e["headers"]["content-type"] = json!("application/json");
+    e["body"] = json!("{not json");
+    let (status, body, _) = call(&f, e).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("bad_request")));
+    let (status, body, headers) = call(&f, event("apigw-v2-jwt.json", "DELETE", "/api/me", None)).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (405, Some("method_not_allowed")));
+    assert_eq!(headers["allow"], "GET");
+    let (status, _, _) = call(&f, event("apigw-v2-jwt.json", "GET", "/nope", None)).await;
+    assert_eq!(status, 404);
+}
+
+#[test]
+fn identity_settings_name_the_variable_at_fault() {
+    let check = |pairs: &[(&str, &str)], var: &str| {
+        let env: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let err = Identity::from_env(&|k: &str| env.get(k).cloned()).unwrap_err().to_string();
+        assert!(err.contains(var), "{pairs:?}: {err}");
+    };
+    check(&[("IDENTITY_SOURCES", "apigw_jwt,header")], "IDENTITY_SOURCES");
+    check(&[("IDENTITY_SOURCES", "bearer_jwt")], "JWT_PUBLIC_KEY");
+    check(&[("IDENTITY_SOURCES", "bearer_jwt"), ("JWT_ALGORITHM", "HS256")], "JWT_HS256_SECRET");
+    check(&[("IDENTITY_SOURCES", "bearer_jwt"), ("JWT_HS256_SECRET", "short")], "JWT_HS256_SECRET");
+    check(&[("IDENTITY_SOURCES", "bearer_jwt"), ("JWT_ALGORITHM", "none"), ("JWT_HS256_SECRET", "x")], "JWT_ALGORITHM");
+    check(&[("IDENTITY_SOURCES", "bearer_jwt"), ("JWT_PUBLIC_KEY", "not a key")], "JWT_PUBLIC_KEY");
+}
