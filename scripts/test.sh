@@ -18,6 +18,24 @@ step() { printf '\n==> %s\n' "$*"; }
 step "Rust tests"
 cargo test --workspace --locked
 
+# REQUIRE_ALL=1 (set by .ci/run): a missing tool fails the run instead of skipping a step.
+skip_or_fail() {
+  if [ "${REQUIRE_ALL:-}" = 1 ]; then die "$1"; fi
+  echo "SKIPPED: $1"
+}
+
+step "arm64 package: scripts/package.sh, then the process tests against it under qemu"
+qemu=$(command -v qemu-aarch64-static || command -v qemu-aarch64 || true)
+if [ "$(uname -m)" = aarch64 ] || [ -n "$qemu" ]; then
+  pkg=$(mktemp -d)
+  trap 'rm -rf "$pkg"' EXIT
+  scripts/package.sh --arch arm64 --out "$pkg/lambda.zip"
+  (cd "$pkg" && unzip -q lambda.zip)
+  BOOTSTRAP_UNDER_TEST="$pkg/bootstrap" BOOTSTRAP_RUNNER="$qemu" cargo test -q --locked -p lambda --test process
+else
+  skip_or_fail "no qemu-aarch64 to run the arm64 bootstrap (Debian: apt-get install qemu-user-static)"
+fi
+
 step "IAM token vectors still match botocore"
 venv=${BOTOCORE_VENV:-$HOME/.cache/tenant-api/venv-botocore}
 if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import botocore, sys; sys.exit(botocore.__version__ != "1.44.5")' 2>/dev/null; then

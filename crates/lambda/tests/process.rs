@@ -1,5 +1,6 @@
 //! The real `bootstrap` process against the Runtime API stand-in, as Lambda runs it, logging in
-//! to a throwaway PostgreSQL through the IAM-auth stand-in (token + verified TLS).
+//! to a throwaway PostgreSQL through the IAM-auth stand-in (token + verified TLS). scripts/test.sh
+//! runs these tests a second time against the packaged arm64 binary under qemu.
 
 mod common;
 
@@ -54,8 +55,23 @@ fn lambda_env(
     .collect()
 }
 
+/// The binary under test: this build's `bootstrap`, or the one `BOOTSTRAP_UNDER_TEST` names
+/// (scripts/test.sh sets it to the packaged arm64 binary, run through
+/// `BOOTSTRAP_RUNNER=qemu-aarch64-static`).
+fn bootstrap_command() -> Command {
+    let binary = std::env::var("BOOTSTRAP_UNDER_TEST").unwrap_or_else(|_| env!("CARGO_BIN_EXE_bootstrap").to_string());
+    match std::env::var("BOOTSTRAP_RUNNER") {
+        Ok(runner) if !runner.is_empty() => {
+            let mut cmd = Command::new(runner);
+            cmd.arg(binary);
+            cmd
+        }
+        _ => Command::new(binary),
+    }
+}
+
 fn spawn(env: &[(String, String)]) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_bootstrap"))
+    bootstrap_command()
         .env_clear()
         .envs(env.iter().map(|(k, v)| (k, v)))
         .stdout(Stdio::null())

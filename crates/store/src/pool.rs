@@ -9,7 +9,7 @@ use std::{
 };
 
 use deadpool::managed::{self, Metrics, Object, PoolError, RecycleError, RecycleResult};
-use futures_util::future::{join, try_join_all};
+use futures_util::future::{OptionFuture, join3, try_join_all};
 use tokio::net::TcpStream;
 use tokio_postgres::{
     Client, NoTls, Statement,
@@ -299,16 +299,22 @@ impl Connector {
     /// out together, in one round trip.
     async fn open(&self) -> Result<Conn> {
         let client = self.connect().await?;
-        if !self.role_checked.load(Ordering::Relaxed) {
-            if let Err(e) = migrate::check_runtime_role(&client).await {
-                tracing::error!(error = %e, "refusing to serve: the database role is not safe for a multi-tenant API");
-                return Err(e);
-            }
+        // The session settings, every statement, and (once per process) the role self-check all
+        // go out together: one round trip after the login.
+        let check = !self.role_checked.load(Ordering::Relaxed);
+        let (settings, stmts, checked) = join3(
+            client.batch_execute(&self.session_sql),
+            try_join_all(Q::ALL.iter().map(|q| client.prepare(q.sql()))),
+            OptionFuture::from(check.then(|| migrate::check_runtime_role(&client))),
+        )
+        .await;
+        if let Some(Err(e)) = checked {
+            tracing::error!(error = %e, "refusing to serve: the database role is not safe for a multi-tenant API");
+            return Err(e);
+        }
+        if check {
             self.role_checked.store(true, Ordering::Relaxed);
         }
-        let (settings, stmts) =
-            join(client.batch_execute(&self.session_sql), try_join_all(Q::ALL.iter().map(|q| client.prepare(q.sql()))))
-                .await;
         settings?;
         let stmts = stmts?;
         Ok(Conn { client, stmts, last_used: Instant::now(), in_flight: false })

@@ -1,0 +1,103 @@
+//! Database round trips per request, counted by the store (the client waiting for the server
+//! before it can send more): a number that does not depend on the machine, so a regression
+//! fails here rather than in the benchmark. With a warm connection and a known user, every
+//! request is one pipelined transaction: BEGIN, the scope, the statement(s), COMMIT.
+
+mod common;
+
+use common::TestApp;
+use http::{Method, StatusCode};
+use serde_json::json;
+
+#[tokio::test]
+async fn each_request_is_one_round_trip() {
+    let t = TestApp::new().await;
+    let tenant = t.tenant("alice", "Acme").await;
+    let todos = format!("/api/tenants/{tenant}/todos");
+    let one = t.post("alice", &todos, json!({ "title": "first" })).await.id();
+    let bob = t.user_id("bob").await;
+    let alice = t.user_id("alice").await;
+    for i in 0..25 {
+        t.post("alice", &todos, json!({ "title": format!("todo {i}") })).await;
+    }
+    let members = format!("/api/tenants/{tenant}/members");
+
+    let cases: Vec<(&str, Method, String, Option<serde_json::Value>, StatusCode)> = vec![
+        ("GET a list of 20 todos", Method::GET, format!("{todos}?limit=20"), None, StatusCode::OK),
+        ("GET one todo", Method::GET, format!("{todos}/{one}"), None, StatusCode::OK),
+        ("POST a todo", Method::POST, todos.clone(), Some(json!({ "title": "new" })), StatusCode::CREATED),
+        ("PATCH a todo", Method::PATCH, format!("{todos}/{one}"), Some(json!({ "complete": true })), StatusCode::OK),
+        ("DELETE a todo", Method::DELETE, format!("{todos}/{one}"), None, StatusCode::NO_CONTENT),
+        ("GET /api/todos", Method::GET, "/api/todos".into(), None, StatusCode::OK),
+        ("GET /api/me", Method::GET, "/api/me".into(), None, StatusCode::OK),
+        ("GET /api/tenants", Method::GET, "/api/tenants".into(), None, StatusCode::OK),
+        ("GET a tenant", Method::GET, format!("/api/tenants/{tenant}"), None, StatusCode::OK),
+        (
+            "PATCH a tenant",
+            Method::PATCH,
+            format!("/api/tenants/{tenant}"),
+            Some(json!({ "name": "Acme 2" })),
+            StatusCode::OK,
+        ),
+        ("GET members", Method::GET, members.clone(), None, StatusCode::OK),
+        (
+            "PUT a member",
+            Method::PUT,
+            format!("{members}/{bob}"),
+            Some(json!({ "role": "member" })),
+            StatusCode::CREATED,
+        ),
+        ("DELETE a member", Method::DELETE, format!("{members}/{bob}"), None, StatusCode::NO_CONTENT),
+        ("GET /api/users", Method::GET, "/api/users".into(), None, StatusCode::OK),
+        ("GET a user", Method::GET, format!("/api/users/{alice}"), None, StatusCode::OK),
+        (
+            "PUT a user",
+            Method::PUT,
+            format!("/api/users/{alice}"),
+            Some(json!({ "name": "A", "email": "a@example.com" })),
+            StatusCode::OK,
+        ),
+        (
+            "POST /api/users",
+            Method::POST,
+            "/api/users".into(),
+            Some(json!({ "name": "A", "email": "a@example.com" })),
+            StatusCode::OK,
+        ),
+        ("POST a tenant", Method::POST, "/api/tenants".into(), Some(json!({ "name": "Other" })), StatusCode::CREATED),
+        (
+            "GET a tenant of someone else (404)",
+            Method::GET,
+            format!("/api/tenants/{}", uuid::Uuid::new_v4()),
+            None,
+            StatusCode::NOT_FOUND,
+        ),
+    ];
+    for (what, method, path, body, status) in cases {
+        let before = t.app.store().stats();
+        let r = t.call(Some("alice"), method, &path, body).await;
+        assert_eq!(r.status, status, "{what}: {}", r.body);
+        let after = t.app.store().stats();
+        assert_eq!(after.round_trips - before.round_trips, 1, "{what}: round trips");
+        assert_eq!(after.connects, before.connects, "{what}: no new connection");
+    }
+
+    // Requests the store rejects before the database are free.
+    let before = t.app.store().stats().round_trips;
+    t.call(Some("alice"), Method::POST, &todos, Some(json!({ "title": "" }))).await;
+    t.call(Some("alice"), Method::GET, "/api/tenants/not-a-uuid", None).await;
+    assert_eq!(t.app.store().stats().round_trips, before, "invalid input never reaches the database");
+}
+
+#[tokio::test]
+async fn a_new_connection_costs_a_fixed_number_of_round_trips() {
+    let t = TestApp::new().await;
+    let before = t.app.store().stats();
+    t.get("alice", "/api/me").await;
+    let after = t.app.store().stats();
+    assert_eq!(after.connects - before.connects, 1);
+    // Startup and password authentication (SCRAM: 3), then session settings, every statement
+    // prepared and the role self-check together (1), the user's registration check (1), the
+    // request (1). Pinned so that a change to connection setup is a deliberate one.
+    assert_eq!(after.round_trips - before.round_trips, 6, "{before:?} -> {after:?}");
+}
