@@ -44,6 +44,32 @@ if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import botocore, sys;
 fi
 "$venv/bin/python" crates/db-auth/tests/data/gen_token_vectors.py --check
 
+step "schemathesis: the OpenAPI document against the running dev server"
+st_venv=${SCHEMATHESIS_VENV:-$HOME/.cache/tenant-api/venv-schemathesis}
+if [ ! -x "$st_venv/bin/st" ] || [ "$("$st_venv/bin/st" --version 2>/dev/null)" != "st, version 4.32.5" ]; then
+  python3 -m venv "$st_venv"
+  "$st_venv/bin/pip" install -q --disable-pip-version-check schemathesis==4.32.5
+fi
+cargo build -q --locked -p devserver
+export DEVSERVER_BIN="${CARGO_TARGET_DIR:-$root/target}/debug/devserver"
+port=$(free_port 3100 3200)
+devlog=$(mktemp)
+BIND_ADDR=127.0.0.1:$port setsid scripts/dev.sh >"$devlog" 2>&1 &
+devpid=$!
+stop_dev() { kill -INT -- "-$devpid" 2>/dev/null || true; wait "$devpid" 2>/dev/null || true; rm -f "$devlog"; }
+for _ in $(seq 300); do curl -sf "http://127.0.0.1:$port/health" >/dev/null && break; sleep 0.2; done
+curl -sf "http://127.0.0.1:$port/health" >/dev/null || { cat "$devlog"; stop_dev; die "the dev server did not start"; }
+token=$(DEV_JWT_SECRET=${DEV_JWT_SECRET:-local-development-secret-not-for-production} "$DEVSERVER_BIN" token --sub schemathesis)
+set +e
+"$st_venv/bin/st" --no-color run "http://127.0.0.1:$port/openapi.json" \
+  --checks not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance,negative_data_rejection,ignored_auth,unsupported_method \
+  -H "Authorization: Bearer $token" --max-examples "${SCHEMATHESIS_EXAMPLES:-40}" --seed 20261122 \
+  --phases examples,coverage,fuzzing --workers 1 --request-timeout 10
+st_status=$?
+set -e
+stop_dev
+[ "$st_status" -eq 0 ] || die "schemathesis found server errors or schema violations"
+
 step "Terraform checks"
 scripts/check-terraform.sh
 

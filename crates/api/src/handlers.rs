@@ -23,8 +23,10 @@ pub(crate) async fn dispatch(app: &App, req: &Request<Bytes>) -> Result<Response
     if !spec.methods.contains(req.method()) {
         return Err(Error::MethodNotAllowed(spec.methods));
     }
-    if spec.route == Route::Health {
-        return Ok(json_response(StatusCode::OK, &serde_json::json!({ "status": "ok" })));
+    match spec.route {
+        Route::Health => return Ok(json_response(StatusCode::OK, &serde_json::json!({ "status": "ok" }))),
+        Route::OpenApi => return Ok(openapi()),
+        _ => {}
     }
     let principal = req.extensions().get::<Principal>().ok_or(Error::Unauthorized)?;
     let me = principal.user_id();
@@ -100,6 +102,16 @@ fn body_id(id: Option<&str>) -> Result<Uuid> {
             Uuid::try_parse(s).map_err(|_| Error::Invalid { field: "id".into(), message: "must be a UUID".into() })
         }
     }
+}
+
+/// The OpenAPI document of this API (`crates/api/openapi.json`, checked against the route
+/// table by a test and against real responses by schemathesis in CI).
+pub const OPENAPI: &str = include_str!("../openapi.json");
+
+fn openapi() -> Response<Bytes> {
+    let mut res = Response::new(Bytes::from_static(OPENAPI.as_bytes()));
+    res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    res
 }
 
 fn ok<T: Serialize>(value: &T) -> Result<Response<Bytes>> {

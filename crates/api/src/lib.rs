@@ -20,6 +20,7 @@ use serde::Serialize;
 use store::{Store, UserId};
 
 pub use error::{Error, Result};
+pub use handlers::OPENAPI;
 pub use identity::{JwtVerifier, Principal, RequestId};
 
 /// Request bodies larger than this get 413.

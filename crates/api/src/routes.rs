@@ -7,6 +7,7 @@ use http::Method;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Route {
     Health,
+    OpenApi,
     Me,
     Users,
     User,
@@ -29,6 +30,7 @@ pub struct RouteSpec {
 
 pub const ROUTES: &[RouteSpec] = &[
     RouteSpec { route: Route::Health, path: "/health", methods: &[Method::GET] },
+    RouteSpec { route: Route::OpenApi, path: "/openapi.json", methods: &[Method::GET] },
     RouteSpec { route: Route::Me, path: "/api/me", methods: &[Method::GET] },
     RouteSpec { route: Route::Users, path: "/api/users", methods: &[Method::GET, Method::POST] },
     RouteSpec {

@@ -57,6 +57,9 @@ struct Args {
     arm64_zip: Option<PathBuf>,
     #[arg(long, default_value = "qemu-aarch64-static")]
     qemu: String,
+    /// Only the warm-latency part (quick iterations while tuning); no table file is written.
+    #[arg(long)]
+    warm_only: bool,
     /// Where to write the results as JSON.
     #[arg(long, default_value = "bench-results.json")]
     json: PathBuf,
@@ -66,6 +69,8 @@ struct Args {
 struct Results {
     machine: String,
     warm: Vec<Warm>,
+    /// GET /health through the adapter: everything but the database.
+    adapter_only_p50_us: f64,
     cold_start: Vec<Cold>,
     peak_rss_kib: u64,
     sizes: Vec<(String, u64)>,
@@ -130,9 +135,12 @@ struct Floor {
 }
 
 impl Floor {
-    async fn connect(db: &TestDb) -> Floor {
+    /// One plain connection as the runtime role, with the same session settings as the store's
+    /// (the server-side timeouts cost the same on both sides).
+    async fn connect(db: &TestDb, session_settings: &str) -> Floor {
         let (client, conn) = tokio_postgres::connect(&db.runtime_url(), tokio_postgres::NoTls).await.unwrap();
         tokio::spawn(conn);
+        client.batch_execute(session_settings).await.unwrap();
         let mut stmts = Vec::new();
         for q in Q::ALL {
             stmts.push(client.prepare(q.sql()).await.unwrap());
@@ -188,7 +196,7 @@ async fn warm(args: &Args, results: &mut Results) {
             201
         );
     }
-    let floor = Floor::connect(&db).await;
+    let floor = Floor::connect(&db, store.session_settings()).await;
     let user = UserId::for_subject(SUBJECT).0;
     let start_ts = time_start();
     let nil = Uuid::nil();
@@ -196,6 +204,20 @@ async fn warm(args: &Args, results: &mut Results) {
     let complete: Option<bool> = None;
     let title = "a new todo";
     let no_title: Option<&str> = None;
+
+    // What the adapter and the app cost without the database: event parsing, routing,
+    // response building.
+    let health = claims_event("GET", "/health", None);
+    let mut times = Vec::with_capacity(args.requests);
+    for n in 0..args.requests + args.requests / 10 {
+        let t = Instant::now();
+        assert_eq!(handle(&f, &health).await, 200);
+        if n >= args.requests / 10 {
+            times.push(t.elapsed());
+        }
+    }
+    times.sort();
+    results.adapter_only_p50_us = percentile(&times, 0.5);
 
     let routes: [(&'static str, String, u16); 4] = [
         ("GET todos (20 items)", claims_event("GET", &format!("{todos}?limit=20"), None), 200),
@@ -425,6 +447,10 @@ fn main() {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     eprintln!("warm latency: {} requests per route ...", args.requests);
     rt.block_on(warm(&args, &mut results));
+    if args.warm_only {
+        print_table(&results);
+        return;
+    }
     // The stand-ins run on their own threads so that the spawned process is served promptly.
     let mt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     eprintln!("cold start: {} spawns ...", args.spawns);
@@ -461,6 +487,7 @@ fn print_table(r: &Results) {
             w.route, w.p50_us, w.p99_us, w.floor_p50_us, w.floor_p99_us, w.ratio_p50, w.round_trips_per_request
         );
     }
+    println!("\nadapter and app without the database (GET /health): p50 {:.1} µs", r.adapter_only_p50_us);
     println!(
         "\n| cold start | spawns | ready median ms | ready max ms | first response median ms | first response max ms |"
     );

@@ -22,6 +22,20 @@ pub use token::{RDS_TOKEN_LIFETIME, TokenKind, TokenRequest, sign};
 
 pub use aws_credential_types::{Credentials, provider::SharedCredentialsProvider};
 
+/// Log targets that must stay at `info` or quieter whatever the configured level: `aws_sigv4`
+/// logs the canonical request at `trace`, and for a token that includes the session token.
+/// Every entry point appends `target=info` for each of these to its log filter.
+pub const QUIET_LOG_TARGETS: &[&str] = &["aws_sigv4", "aws_smithy_runtime", "aws_config", "aws_credential_types"];
+
+/// `spec` (a level or an `EnvFilter` directive list) with [`QUIET_LOG_TARGETS`] capped at `info`.
+pub fn log_directives(spec: &str) -> String {
+    let mut out = spec.to_string();
+    for target in QUIET_LOG_TARGETS {
+        out.push_str(&format!(",{target}=info"));
+    }
+    out
+}
+
 /// The default credential chain of aws-config, and the region it resolves (`AWS_REGION`, then
 /// the profile). Built once at start-up; the chain reads credentials when a token is signed.
 /// A missing region is an error here, never a silent default: a token signed for the wrong

@@ -20,7 +20,10 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub fn init_tracing() {
     let filter = std::env::var("RUST_LOG").or_else(|_| std::env::var("LOG_LEVEL")).unwrap_or_else(|_| "info".into());
     let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&filter).unwrap_or_else(|_| "info".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(db_auth::log_directives(&filter))
+                .unwrap_or_else(|_| db_auth::log_directives("info").parse().expect("valid default filter")),
+        )
         .with_target(false)
         .try_init();
 }

@@ -148,6 +148,9 @@ impl Standin {
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else { continue };
+                // Small protocol messages must not wait for delayed ACKs (Nagle), as with a
+                // real server.
+                let _ = stream.set_nodelay(true);
                 let shared = shared.clone();
                 tokio::spawn(async move { shared.serve(stream).await });
             }
@@ -424,7 +427,11 @@ impl Shared {
 
     async fn connect_upstream(&self) -> std::io::Result<UpstreamStream> {
         Ok(match &self.config.upstream {
-            Upstream::Tcp(addr) => UpstreamStream::Tcp(TcpStream::connect(addr).await?),
+            Upstream::Tcp(addr) => {
+                let stream = TcpStream::connect(addr).await?;
+                stream.set_nodelay(true)?;
+                UpstreamStream::Tcp(stream)
+            }
             Upstream::Unix(path) => UpstreamStream::Unix(UnixStream::connect(path).await?),
         })
     }

@@ -3,8 +3,6 @@
 //! A client header is never identity by itself; a bearer token counts only when the function
 //! verifies its signature.
 
-use std::collections::HashMap;
-
 use api::{JwtVerifier, Principal};
 use lambda_http::{RequestExt, aws_lambda_events::apigw::ApiGatewayRequestAuthorizer, request::RequestContext};
 use serde_json::Value;
@@ -116,24 +114,27 @@ impl Identity {
     }
 
     fn jwt_authorizer_principal(&self, a: &ApiGatewayRequestAuthorizer) -> Option<Principal> {
-        // HTTP API JWT authorizer: requestContext.authorizer.jwt.claims (strings).
-        let claims: HashMap<String, String> = match &a.jwt {
-            Some(jwt) => jwt.claims.clone(),
-            // REST API Cognito authorizer: requestContext.authorizer.claims.
-            None => match a.fields.get("claims") {
-                Some(Value::Object(map)) => {
-                    map.iter().filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string()))).collect()
-                }
-                _ => return None,
-            },
+        // HTTP API JWT authorizer: requestContext.authorizer.jwt.claims (strings); REST API
+        // Cognito authorizer: requestContext.authorizer.claims.
+        let cognito = match (&a.jwt, a.fields.get("claims")) {
+            (None, Some(Value::Object(map))) => Some(map),
+            _ => None,
+        };
+        if a.jwt.is_none() && cognito.is_none() {
+            return None;
+        }
+        let claim = |k: &str| match (&a.jwt, cognito) {
+            (Some(jwt), _) => jwt.claims.get(k).map(String::as_str),
+            (None, Some(map)) => map.get(k).and_then(Value::as_str),
+            (None, None) => None,
         };
         if let Some(want) = &self.issuer
-            && claims.get("iss") != Some(want)
+            && claim("iss") != Some(want.as_str())
         {
             tracing::warn!("JWT authorizer claims from an unexpected issuer; refusing them");
             return None;
         }
-        Principal::from_claims(|k| claims.get(k).map(String::as_str))
+        Principal::from_claims(claim)
     }
 }
 

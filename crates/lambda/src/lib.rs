@@ -143,7 +143,8 @@ pub fn to_lambda_response(res: http::Response<Bytes>) -> lambda_http::Response<B
     let body = if body.is_empty() {
         Body::Empty
     } else {
-        match String::from_utf8(body.to_vec()) {
+        // Bytes -> Vec<u8> reuses the buffer when it is not shared (it is not, here).
+        match String::from_utf8(Vec::from(body)) {
             Ok(text) => Body::Text(text),
             Err(e) => Body::Binary(e.into_bytes()),
         }
@@ -151,18 +152,22 @@ pub fn to_lambda_response(res: http::Response<Bytes>) -> lambda_http::Response<B
     lambda_http::Response::from_parts(parts, body)
 }
 
-/// JSON logs for CloudWatch; `LOG_LEVEL` is a level or a filter (`info`, `store=debug,info`).
-pub fn init_tracing(filter: Option<&str>) -> Result<()> {
-    let filter = filter.unwrap_or("info");
-    let env_filter = tracing_subscriber::EnvFilter::try_new(filter)
-        .map_err(|e| Error::config("LOG_LEVEL", format!("is not a level or filter ({filter:?}): {e}")));
-    let (env_filter, result) = match env_filter {
+/// The log filter for `LOG_LEVEL` (a level, or a filter like `store=debug,info`), with the
+/// targets that could log secrets capped at `info` (see `db_auth::QUIET_LOG_TARGETS`).
+pub fn log_filter(level: &str) -> Result<tracing_subscriber::EnvFilter> {
+    tracing_subscriber::EnvFilter::try_new(db_auth::log_directives(level))
+        .map_err(|e| Error::config("LOG_LEVEL", format!("is not a level or filter ({level:?}): {e}")))
+}
+
+/// JSON logs for CloudWatch, filtered by `LOG_LEVEL` (default `info`).
+pub fn init_tracing(level: Option<&str>) -> Result<()> {
+    let (filter, result) = match log_filter(level.unwrap_or("info")) {
         Ok(f) => (f, Ok(())),
-        Err(e) => (tracing_subscriber::EnvFilter::new("info"), Err(e)),
+        Err(e) => (log_filter("info").expect("the default filter is valid"), Err(e)),
     };
     let _ = tracing_subscriber::fmt()
         .json()
-        .with_env_filter(env_filter)
+        .with_env_filter(filter)
         .with_ansi(false)
         .with_target(false)
         .with_current_span(false)

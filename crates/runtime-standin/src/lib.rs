@@ -71,6 +71,7 @@ impl RuntimeApi {
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else { continue };
+                let _ = stream.set_nodelay(true);
                 let state = shared.clone();
                 tokio::spawn(async move {
                     let service = service_fn(move |req| {

@@ -349,6 +349,7 @@ impl fmt::Debug for Manager {
 }
 
 const PING_TIMEOUT: Duration = Duration::from_secs(2);
+const THAW_CHECK_AFTER: Duration = Duration::from_millis(50);
 
 impl managed::Manager for Manager {
     type Type = Conn;
@@ -361,6 +362,13 @@ impl managed::Manager for Manager {
     async fn recycle(&self, conn: &mut Conn, _: &Metrics) -> RecycleResult<Error> {
         if conn.in_flight {
             return Err(RecycleError::message("abandoned in the middle of a transaction"));
+        }
+        // After a pause (a Lambda instance thawing), let the connection's I/O task run first: a
+        // close or reset that arrived meanwhile is waiting to be read, and this turns it into
+        // `is_closed()` before a request is sent on a dead connection. Back-to-back requests
+        // skip the extra scheduler turn.
+        if conn.last_used.elapsed() >= THAW_CHECK_AFTER {
+            tokio::task::yield_now().await;
         }
         if conn.client.is_closed() {
             return Err(RecycleError::message("connection closed"));
@@ -421,6 +429,12 @@ impl Store {
 
     pub fn config(&self) -> &DbConfig {
         &self.connector.cfg
+    }
+
+    /// The session settings every connection gets (statement and idle-in-transaction
+    /// timeouts), for tools that compare against plain connections.
+    pub fn session_settings(&self) -> &str {
+        &self.connector.session_sql
     }
 
     pub fn stats(&self) -> StatsSnapshot {

@@ -40,6 +40,23 @@ pub struct Server {
 }
 
 impl Server {
+    /// Restarts the server this process started (fast shutdown, then start), and waits until
+    /// it accepts connections again. Every test of the process sees the restart.
+    pub fn restart(&self) {
+        let data = self.data_dir.as_ref().expect("only a server the tests started can be restarted");
+        let base = data.parent().unwrap();
+        fs::write(base.join("restart"), b"").unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while base.join("restart").exists() {
+            assert!(Instant::now() < deadline, "the server did not restart");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        while std::net::TcpStream::connect((self.host.as_str(), self.port)).is_err() {
+            assert!(Instant::now() < deadline, "the server did not come back");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     pub fn url(&self, db: &str) -> String {
         format!("postgres://{}:{}@{}:{}/{}", self.superuser, self.password, self.host, self.port, db)
     }
@@ -171,13 +188,27 @@ fn start_cluster() -> Result<Server, String> {
     let port = free_port().map_err(|e| e.to_string())?;
     // The watchdog: runs the server, and stops it and removes the directory once this test
     // process is gone (checked every 200 ms), so nothing outlives the test run.
+    // A file `restart` in the directory asks for a restart: the server is stopped (fast) and
+    // started again, as a real PostgreSQL restart looks to clients (see `Server::restart`).
     let script = r#"
-        "$PG" -D "$DATA" -p "$PORT" -k "$SOCK" -c listen_addresses=127.0.0.1 -c fsync=off \
-              -c synchronous_commit=off -c full_page_writes=off -c max_connections=300 \
-              -c shared_buffers=32MB -c log_min_messages=warning >"$BASE/log" 2>&1 &
-        pg=$!
+        start() {
+          "$PG" -D "$DATA" -p "$PORT" -k "$SOCK" -c listen_addresses=127.0.0.1 -c fsync=off \
+                -c synchronous_commit=off -c full_page_writes=off -c max_connections=300 \
+                -c shared_buffers=32MB -c log_min_messages=warning >>"$BASE/log" 2>&1 &
+          pg=$!
+        }
         alive() { [ -d "/proc/$WATCH" ] || kill -0 "$WATCH" 2>/dev/null; }
-        while alive && kill -0 "$pg" 2>/dev/null; do sleep 0.2; done
+        start
+        while alive; do
+          if [ -e "$BASE/restart" ]; then
+            kill -INT "$pg" 2>/dev/null; wait "$pg" 2>/dev/null
+            rm -f "$BASE/restart"
+            start
+          elif ! kill -0 "$pg" 2>/dev/null; then
+            break
+          fi
+          sleep 0.05
+        done
         kill -INT "$pg" 2>/dev/null
         wait "$pg" 2>/dev/null
         rm -rf "$BASE"

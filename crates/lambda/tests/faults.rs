@@ -1,0 +1,309 @@
+//! Reliability under faults, through the IAM-auth stand-in and the Lambda adapter: each
+//! scenario asserts the status, the JSON error shape, the time taken and what the database
+//! holds afterwards. Timeouts are scaled down (a 1.5 s connect timeout stands for 30 s).
+
+mod common;
+
+use std::{
+    sync::{Arc, Mutex},
+    time::{Duration, Instant, SystemTime},
+};
+
+use common::event;
+use db_auth::{Clock, ManualClock, SystemClock, TokenCache};
+use iam_standin::Standin;
+use lambda::{Function, Identity, Source};
+use lambda_http::{Body, RequestExt};
+use serde_json::{Value, json};
+use store::Store;
+use testkit::{iam, pg::TestDb};
+
+const CONNECT_TIMEOUT: Duration = Duration::from_millis(1500);
+
+struct Rig {
+    db: TestDb,
+    standin: Standin,
+    cache: Arc<TokenCache>,
+    f: Function,
+}
+
+impl Rig {
+    async fn new() -> Rig {
+        Rig::with_clock(Arc::new(SystemClock)).await
+    }
+
+    async fn with_clock(clock: Arc<dyn Clock>) -> Rig {
+        Rig::build(clock, |_| {}).await
+    }
+
+    async fn build(clock: Arc<dyn Clock>, tune: impl FnOnce(&mut store::DbConfig)) -> Rig {
+        let db = testkit::pg::db().await;
+        let standin = iam::standin(&db, clock.clone()).await;
+        let mut cfg = iam::config(&db, &standin);
+        cfg.connect_timeout = CONNECT_TIMEOUT;
+        tune(&mut cfg);
+        let cache = iam::token_cache(clock);
+        let store = Store::new(cfg.clone(), iam::tokens(&cfg, cache.clone())).unwrap();
+        let f = Function::new(api::App::new(store), Identity::with_sources(vec![Source::ApiGatewayJwt], None));
+        Rig { db, standin, cache, f }
+    }
+
+    /// One request as alice; status, body, Retry-After, and how long it took.
+    async fn call(&self, method: &str, path: &str, body: Option<Value>) -> Answer {
+        let mut ctx = lambda_http::Context::default();
+        ctx.request_id = "fault-test".into();
+        let req = lambda_http::request::from_str(&event("apigw-v2-jwt.json", method, path, body).to_string())
+            .unwrap()
+            .with_lambda_context(ctx);
+        let started = Instant::now();
+        let res = self.f.handle(req).await;
+        let took = started.elapsed();
+        let body = match res.body() {
+            Body::Text(t) => serde_json::from_str(t).unwrap(),
+            _ => Value::Null,
+        };
+        let retry_after = res.headers().get("retry-after").map(|v| v.to_str().unwrap().parse::<u64>().unwrap());
+        Answer { status: res.status().as_u16(), body, retry_after, took }
+    }
+
+    async fn count(&self, sql: &str) -> i64 {
+        self.db.admin().await.query_one(sql, &[]).await.unwrap().get(0)
+    }
+
+    fn connects(&self) -> u64 {
+        self.f.app().store().stats().connects
+    }
+}
+
+#[derive(Debug)]
+struct Answer {
+    status: u16,
+    body: Value,
+    retry_after: Option<u64>,
+    took: Duration,
+}
+
+impl Answer {
+    /// A 503 with the error shape, `Retry-After`, and nothing internal in the body.
+    fn unavailable(&self) {
+        assert_eq!(self.status, 503, "{self:?}");
+        assert_eq!(self.body["error"]["code"], "service_unavailable", "{self:?}");
+        assert_eq!(self.body["error"]["request_id"], "fault-test");
+        assert!(self.retry_after.is_some_and(|s| s >= 1), "Retry-After: {self:?}");
+        let text = self.body.to_string();
+        assert!(!text.contains("X-Amz") && !text.contains("standin") && !text.contains("127.0.0.1"), "{text}");
+    }
+}
+
+async fn tenant(rig: &Rig) -> String {
+    let r = rig.call("POST", "/api/tenants", Some(json!({ "name": "Acme" }))).await;
+    assert_eq!(r.status, 201, "{r:?}");
+    r.body["id"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn s01_database_down_at_the_first_request() {
+    let rig = Rig::new().await;
+    rig.standin.set_refuse_connections(true);
+    let r = rig.call("POST", "/api/tenants", Some(json!({ "name": "Acme" }))).await;
+    r.unavailable();
+    assert!(r.took < CONNECT_TIMEOUT, "503 within the connect timeout: {:?}", r.took);
+    assert_eq!(rig.count("SELECT count(*) FROM tenants").await, 0, "nothing written");
+    assert_eq!(rig.standin.accepted_logins(), 0);
+}
+
+#[tokio::test]
+async fn s02_slow_resume_shorter_than_the_connect_timeout() {
+    let rig = Rig::new().await;
+    rig.standin.set_delay(Duration::from_millis(700));
+    let r = rig.call("POST", "/api/tenants", Some(json!({ "name": "Acme" }))).await;
+    assert_eq!(r.status, 201, "{r:?}");
+    assert!(r.took >= Duration::from_millis(700) && r.took < CONNECT_TIMEOUT, "{:?}", r.took);
+    assert_eq!(rig.count("SELECT count(*) FROM tenants").await, 1);
+}
+
+#[tokio::test]
+async fn s03_slow_resume_longer_than_the_connect_timeout_then_back() {
+    let rig = Rig::new().await;
+    rig.standin.set_delay(Duration::from_secs(4));
+    let r = rig.call("POST", "/api/tenants", Some(json!({ "name": "Acme" }))).await;
+    r.unavailable();
+    assert!(
+        r.took >= CONNECT_TIMEOUT && r.took < CONNECT_TIMEOUT + Duration::from_millis(700),
+        "at the timeout: {:?}",
+        r.took
+    );
+    assert_eq!(rig.count("SELECT count(*) FROM tenants").await, 0);
+    // The database is back; after the short backoff the next request succeeds.
+    rig.standin.set_delay(Duration::ZERO);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let r = rig.call("POST", "/api/tenants", Some(json!({ "name": "Acme" }))).await;
+    assert_eq!(r.status, 201, "{r:?}");
+    assert_eq!(rig.count("SELECT count(*) FROM tenants").await, 1);
+}
+
+#[tokio::test]
+async fn s04_connection_dropped_while_idle() {
+    let rig = Rig::new().await;
+    let t = tenant(&rig).await;
+    let todos = format!("/api/tenants/{t}/todos");
+    // A frozen Lambda thawing finds its connection gone: a read, then a write.
+    rig.standin.drop_sessions();
+    let r = rig.call("GET", &todos, None).await;
+    assert_eq!(r.status, 200, "no error reaches the client: {r:?}");
+    rig.standin.drop_sessions();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let r = rig.call("POST", &todos, Some(json!({ "title": "after the thaw" }))).await;
+    assert_eq!(r.status, 201, "{r:?}");
+    assert_eq!(rig.count("SELECT count(*) FROM todos").await, 1);
+    assert_eq!(rig.standin.accepted_logins(), 3, "a fresh connection each time");
+}
+
+#[tokio::test]
+async fn s05_connection_dropped_in_the_middle_of_a_write() {
+    let rig = Rig::new().await;
+    let t = tenant(&rig).await;
+    let todos = format!("/api/tenants/{t}/todos");
+    // Hold the write inside the database: a lock that the INSERT waits for.
+    let admin = rig.db.admin().await;
+    admin.batch_execute("BEGIN; LOCK TABLE todos IN ACCESS EXCLUSIVE MODE").await.unwrap();
+    let write = rig.call("POST", &todos, Some(json!({ "title": "in flight" })));
+    let drop_it = async {
+        let watcher = rig.db.admin().await;
+        loop {
+            let waiting: i64 = watcher
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity WHERE usename = 'app_runtime' AND wait_event_type = 'Lock'",
+                    &[],
+                )
+                .await
+                .unwrap()
+                .get(0);
+            if waiting > 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        rig.standin.drop_sessions();
+    };
+    let (r, ()) = tokio::join!(write, drop_it);
+    r.unavailable();
+    assert!(r.took < Duration::from_secs(5), "{:?}", r.took);
+    admin.batch_execute("ROLLBACK").await.unwrap();
+    // Either fully committed or absent: never half a row, never a duplicate.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let n = rig.count("SELECT count(*) FROM todos WHERE title = 'in flight' AND complete = false").await;
+    assert!(n == 0 || n == 1, "{n}");
+    assert_eq!(rig.count("SELECT count(*) FROM todos").await, n);
+    let r = rig.call("GET", &todos, None).await;
+    assert_eq!(r.status, 200, "the next request succeeds: {r:?}");
+}
+
+#[tokio::test]
+async fn s07_cached_token_expired_when_a_reconnect_is_needed() {
+    let clock = ManualClock::new(SystemTime::now());
+    let rig = Rig::with_clock(Arc::new(clock.clone())).await;
+    let t = tenant(&rig).await;
+    assert_eq!(rig.cache.signings(), 1);
+    clock.advance(Duration::from_secs(20 * 60));
+    rig.standin.drop_sessions();
+    let r = rig.call("GET", &format!("/api/tenants/{t}"), None).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(rig.cache.signings(), 2, "a new token was signed");
+    assert_eq!(rig.standin.accepted_logins(), 2, "and accepted");
+    assert_eq!(rig.standin.rejected_logins(), 0);
+}
+
+/// Log lines written while `f` runs (this thread's subscriber).
+async fn capture_logs<F: std::future::Future>(f: F) -> (F::Output, String) {
+    #[derive(Clone, Default)]
+    struct Buf(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Buf {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let buf = Buf::default();
+    let writer = buf.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_max_level(tracing::Level::DEBUG)
+        .with_writer(move || writer.clone())
+        .finish();
+    let guard = tracing::subscriber::set_default(subscriber);
+    let out = f.await;
+    drop(guard);
+    let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+    (out, text)
+}
+
+#[tokio::test]
+async fn s08_certificate_from_another_ca_or_for_another_host() {
+    let other = Rig::new().await;
+    for (what, expected) in
+        [("another CA", "not signed by a trusted CA"), ("another host", "not valid for this host name")]
+    {
+        let other_ca = other.standin.ca_pem().as_bytes().to_vec();
+        let rig = Rig::build(Arc::new(SystemClock), move |cfg| match what {
+            "another CA" => cfg.tls = store::TlsMode::VerifyFull(store::CaSource::Pem(other_ca)),
+            _ => cfg.host = "db.elsewhere.internal".into(),
+        })
+        .await;
+        let (r, logs) = capture_logs(rig.call("GET", "/api/me", None)).await;
+        r.unavailable();
+        assert!(r.took < Duration::from_secs(1), "{what}: {:?}", r.took);
+        assert!(logs.contains(expected), "{what}: the log says why: {logs}");
+        assert_eq!(rig.standin.accepted_logins() + rig.standin.rejected_logins(), 0, "{what}: no token was sent");
+        assert_eq!(rig.count("SELECT count(*) FROM users").await, 0);
+    }
+}
+
+#[tokio::test]
+async fn s09_statement_longer_than_the_statement_timeout() {
+    let rig = Rig::build(Arc::new(SystemClock), |cfg| cfg.statement_timeout = Duration::from_millis(500)).await;
+    let t = tenant(&rig).await;
+    let todos = format!("/api/tenants/{t}/todos");
+    let connects = rig.connects();
+    let admin = rig.db.admin().await;
+    admin.batch_execute("BEGIN; LOCK TABLE todos IN ACCESS EXCLUSIVE MODE").await.unwrap();
+    let r = rig.call("POST", &todos, Some(json!({ "title": "blocked" }))).await;
+    admin.batch_execute("ROLLBACK").await.unwrap();
+    r.unavailable();
+    assert!(r.took >= Duration::from_millis(500) && r.took < Duration::from_secs(2), "{:?}", r.took);
+    assert_eq!(rig.count("SELECT count(*) FROM todos").await, 0);
+    let r = rig.call("POST", &todos, Some(json!({ "title": "after" }))).await;
+    assert_eq!(r.status, 201, "{r:?}");
+    assert_eq!(rig.connects(), connects, "the same connection is still usable");
+}
+
+#[tokio::test]
+async fn s10_login_refused_without_a_retry_storm() {
+    let rig = Rig::new().await;
+    rig.standin.set_refuse_logins(true);
+    let started = Instant::now();
+    let mut answers = Vec::new();
+    while started.elapsed() < Duration::from_secs(1) {
+        answers.push(rig.call("GET", "/api/me", None).await);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for a in &answers {
+        a.unavailable();
+        assert!(a.took < Duration::from_millis(500), "quick: {:?}", a.took);
+    }
+    let attempts = rig.standin.connections();
+    assert!(answers.len() >= 20, "{} requests", answers.len());
+    // Backoff 200 ms, 400 ms, 800 ms...: a second of requests makes at most 4 attempts.
+    assert!((1..=4).contains(&attempts), "{attempts} login attempts for {} requests", answers.len());
+    assert!(rig.cache.signings() <= attempts, "signings {} bounded by attempts {attempts}", rig.cache.signings());
+    assert_eq!(rig.standin.rejected_logins(), attempts);
+    assert!(rig.standin.last_rejection().unwrap().contains("refused"));
+    // Access restored: the next attempt after the backoff gets in.
+    rig.standin.set_refuse_logins(false);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let r = rig.call("GET", "/api/me", None).await;
+    assert_eq!(r.status, 200, "{r:?}");
+}

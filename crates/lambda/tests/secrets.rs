@@ -1,0 +1,210 @@
+//! Secrets never reach logs or response bodies: a full run through the IAM path, including
+//! failures (rejected, expired and refused logins, a wrong CA, a timeout), with every log line
+//! captured at the most verbose level, in-process and from the real `bootstrap` process.
+
+mod common;
+
+use std::{
+    io::Read,
+    process::{Command, Stdio},
+    sync::{Arc, Mutex},
+    time::{Duration, SystemTime},
+};
+
+use common::{event, status_and_body};
+use db_auth::{ManualClock, SystemClock};
+use lambda::{Function, Identity, Source};
+use lambda_http::{Body, RequestExt};
+use runtime_standin::{Outcome, RuntimeApi};
+use serde_json::json;
+use store::{PasswordSource, Secret, Store};
+use testkit::iam;
+
+/// What must never appear: tokens (their SigV4 parts), the signing secret, the session token,
+/// passwords, connection strings with credentials.
+fn assert_clean(what: &str, text: &str) {
+    let creds = iam_standin::test_credentials();
+    for needle in [
+        "X-Amz-Signature",
+        "X-Amz-Credential",
+        "X-Amz-Security-Token",
+        "Action=connect",
+        creds.secret_access_key(),
+        creds.session_token().unwrap(),
+        testkit::pg::RUNTIME_PASSWORD,
+        "postgres://",
+        "postgresql://",
+        "password=",
+    ] {
+        let at = text.find(needle).map(|i| &text[text[..i].rfind('\n').map_or(0, |n| n + 1)..]).unwrap_or("");
+        assert!(!text.contains(needle), "{what} contains {needle:?}: {}", &at[..at.len().min(600)]);
+    }
+}
+
+#[derive(Clone, Default)]
+struct Buf(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Buf {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+async fn call(f: &Function, method: &str, path: &str, body: Option<serde_json::Value>) -> (u16, String) {
+    let req = lambda_http::request::from_str(&event("apigw-v2-jwt.json", method, path, body).to_string())
+        .unwrap()
+        .with_lambda_context(lambda_http::Context::default());
+    let res = f.handle(req).await;
+    let text = match res.body() {
+        Body::Text(t) => t.clone(),
+        _ => String::new(),
+    };
+    (res.status().as_u16(), text)
+}
+
+fn function(store: Store) -> Function {
+    Function::new(api::App::new(store), Identity::with_sources(vec![Source::ApiGatewayJwt], None))
+}
+
+#[tokio::test]
+async fn no_secret_in_logs_or_bodies_in_process() {
+    let buf = Buf::default();
+    let writer = buf.clone();
+    // The function's own filter at its most verbose.
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(lambda::log_filter("trace").unwrap())
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let db = testkit::pg::db().await;
+    let standin = iam::standin(&db, Arc::new(SystemClock)).await;
+    let cfg = iam::config(&db, &standin);
+    let mut bodies = String::new();
+    let mut statuses = Vec::new();
+
+    // Success, then a refused login, then a wrong CA.
+    let f = function(Store::new(cfg.clone(), iam::tokens(&cfg, iam::token_cache(Arc::new(SystemClock)))).unwrap());
+    for (method, path, body) in [
+        ("POST", "/api/tenants", Some(json!({ "name": "Acme" }))),
+        ("GET", "/api/me", None),
+        ("GET", "/api/tenants", None),
+    ] {
+        let (s, b) = call(&f, method, path, body).await;
+        statuses.push(s);
+        bodies.push_str(&b);
+    }
+    standin.set_refuse_logins(true);
+    standin.drop_sessions();
+    let (s, b) = call(&f, "GET", "/api/me", None).await;
+    statuses.push(s);
+    bodies.push_str(&b);
+    standin.set_refuse_logins(false);
+
+    // An expired token (the signer's clock is behind) and a tampered one.
+    let old = ManualClock::new(SystemTime::now() - Duration::from_secs(30 * 60));
+    let f = function(Store::new(cfg.clone(), iam::tokens(&cfg, iam::token_cache(Arc::new(old)))).unwrap());
+    let (s, b) = call(&f, "GET", "/api/me", None).await;
+    statuses.push(s);
+    bodies.push_str(&b);
+    let good = db_auth::sign(
+        &PasswordSource::token_request(&cfg).unwrap(),
+        &iam_standin::test_credentials(),
+        SystemTime::now(),
+    )
+    .unwrap();
+    let f = function(
+        Store::new(cfg.clone(), PasswordSource::Fixed(Some(Secret::new(good.replace("app_runtime", "app_owner")))))
+            .unwrap(),
+    );
+    let (s, b) = call(&f, "GET", "/api/me", None).await;
+    statuses.push(s);
+    bodies.push_str(&b);
+
+    // Password login with a wrong password, and a connect timeout.
+    let mut pw = db.runtime_config();
+    pw.auth = store::Auth::Password(Some(Secret::new(format!("{}-wrong", testkit::pg::RUNTIME_PASSWORD))));
+    let store::Auth::Password(p) = &pw.auth else { unreachable!() };
+    let f = function(Store::new(pw.clone(), PasswordSource::Fixed(p.clone())).unwrap());
+    let (s, b) = call(&f, "GET", "/api/me", None).await;
+    statuses.push(s);
+    bodies.push_str(&b);
+    standin.set_delay(Duration::from_secs(3));
+    let mut slow = cfg.clone();
+    slow.connect_timeout = Duration::from_millis(500);
+    let f = function(Store::new(slow.clone(), iam::tokens(&slow, iam::token_cache(Arc::new(SystemClock)))).unwrap());
+    let (s, b) = call(&f, "GET", "/api/me", None).await;
+    statuses.push(s);
+    bodies.push_str(&b);
+
+    assert_eq!(statuses, [201, 200, 200, 503, 503, 503, 503, 503]);
+    let logs = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+    assert!(logs.contains("login to") && logs.contains("rejected"), "the failures were logged: {logs}");
+    assert!(logs.contains("timed out after"), "{logs}");
+    assert_clean("the logs", &logs);
+    assert_clean("the response bodies", &bodies);
+    assert_clean("Debug of the config", &format!("{cfg:?} {pw:?}"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_secret_in_the_bootstrap_process_output() {
+    let db = testkit::pg::db().await;
+    let standin = iam::standin(&db, Arc::new(SystemClock)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, standin.ca_pem()).unwrap();
+    let runtime = RuntimeApi::start().await;
+    let creds = iam_standin::test_credentials();
+    let port = standin.addr().port().to_string();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bootstrap"))
+        .env_clear()
+        .envs([
+            ("AWS_LAMBDA_RUNTIME_API", runtime.endpoint().as_str()),
+            ("AWS_LAMBDA_FUNCTION_NAME", "tenant-api"),
+            ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST"),
+            ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128"),
+            ("AWS_REGION", iam::REGION),
+            ("AWS_ACCESS_KEY_ID", creds.access_key_id()),
+            ("AWS_SECRET_ACCESS_KEY", creds.secret_access_key()),
+            ("AWS_SESSION_TOKEN", creds.session_token().unwrap()),
+            ("AWS_CONFIG_FILE", "/dev/null"),
+            ("AWS_SHARED_CREDENTIALS_FILE", "/dev/null"),
+            ("DB_HOST", iam::HOST),
+            ("DB_HOSTADDR", "127.0.0.1"),
+            ("DB_PORT", port.as_str()),
+            ("DB_NAME", db.name.as_str()),
+            ("DB_AUTH", "iam"),
+            ("DB_CA_FILE", ca.to_str().unwrap()),
+            ("IDENTITY_SOURCES", "apigw_jwt"),
+            ("LOG_LEVEL", "trace"),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut bodies = String::new();
+    let mut ask = async |e| match runtime.call(e, Duration::from_secs(30)).await {
+        Some(Outcome::Response(r)) => {
+            bodies.push_str(&r.to_string());
+            status_and_body(&r).0
+        }
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(ask(event("apigw-v2-jwt.json", "GET", "/api/me", None)).await, 200);
+    standin.set_refuse_logins(true);
+    standin.drop_sessions();
+    assert_eq!(ask(event("apigw-v2-jwt.json", "GET", "/api/me", None)).await, 503);
+    let _ = child.kill();
+    let mut out = String::new();
+    child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+    child.stderr.take().unwrap().read_to_string(&mut out).unwrap();
+    let _ = child.wait();
+    assert!(out.contains("\"request\""), "the process logged requests: {out}");
+    assert!(out.contains("rejected"), "and the refused login: {out}");
+    assert_clean("the process output", &out);
+    assert_clean("the responses", &bodies);
+}
