@@ -42,7 +42,7 @@ fi
 # load_db_settings: fills DB_HOST, DB_PORT, DB_NAME, DB_USER and AWS_REGION from the
 # environment, or else from `terraform output` (after `terraform apply` in terraform/).
 load_db_settings() {
-  if [ -z "${DB_HOST:-}" ] && command -v terraform >/dev/null 2>&1 && [ -f "$root/terraform/terraform.tfstate" ]; then
+  if [ -z "${DB_HOST:-}" ] && command -v terraform >/dev/null 2>&1 && [ -d "$root/terraform/.terraform" ]; then
     tf() { terraform -chdir="$root/terraform" output -raw "$1" 2>/dev/null || true; }
     DB_HOST=$(tf db_host); DB_PORT=${DB_PORT:-$(tf db_port)}; DB_NAME=${DB_NAME:-$(tf db_name)}
     DB_USER=${DB_USER:-$(tf db_user)}; AWS_REGION=${AWS_REGION:-$(tf aws_region)}

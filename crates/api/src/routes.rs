@@ -59,6 +59,11 @@ pub const ROUTES: &[RouteSpec] = &[
     RouteSpec { route: Route::AllTodos, path: "/api/todos", methods: &[Method::GET] },
 ];
 
+/// The tenant a path is about (`/api/tenants/{tenant_id}/...`), for log lines.
+pub fn tenant_in_path(path: &str) -> Option<&str> {
+    path.strip_prefix("/api/tenants/")?.split('/').next().filter(|s| !s.is_empty())
+}
+
 /// Builds the router once; values are indexes into [`ROUTES`].
 pub(crate) fn router() -> matchit::Router<usize> {
     let mut router = matchit::Router::new();

@@ -92,6 +92,7 @@ impl Server {
             request_id,
             method = %method,
             path,
+            tenant_id = api::routes::tenant_in_path(&path),
             status = status.as_u16(),
             latency_ms = started.elapsed().as_secs_f64() * 1000.0,
             "request"

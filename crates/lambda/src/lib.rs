@@ -78,6 +78,7 @@ impl Function {
             request_id,
             method = %method,
             path,
+            tenant_id = api::routes::tenant_in_path(&path),
             status = res.status().as_u16(),
             latency_ms = started.elapsed().as_secs_f64() * 1000.0,
             "request"
