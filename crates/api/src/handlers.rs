@@ -93,6 +93,12 @@ fn todo_id(p: &Params<'_, '_>) -> Result<TodoId> {
     TodoId::parse(param(p, "todo_id")).map_err(Error::bad_param)
 }
 
+/// An optional field that, when present, must have a value: `null` is rejected (422) like any
+/// other wrong type, rather than read as "absent".
+fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
+}
+
 /// An optional client-chosen id in a body: lets a client retry a create without duplicating
 /// it (the retry gets 409).
 fn body_id(id: Option<&str>) -> Result<Uuid> {
@@ -186,6 +192,7 @@ async fn delete_user(ctx: &Ctx<'_>, id: UserId) -> Result<Response<Bytes>> {
 #[serde(deny_unknown_fields)]
 struct NewTenantBody {
     name: String,
+    #[serde(default, deserialize_with = "present")]
     id: Option<String>,
 }
 
@@ -226,7 +233,9 @@ async fn put_member(ctx: &Ctx<'_>, tenant: TenantId, user: UserId) -> Result<Res
 #[serde(deny_unknown_fields)]
 struct NewTodoBody {
     title: String,
+    #[serde(default, deserialize_with = "present")]
     complete: Option<bool>,
+    #[serde(default, deserialize_with = "present")]
     id: Option<String>,
 }
 
@@ -241,7 +250,9 @@ async fn post_todo(ctx: &Ctx<'_>, tenant: TenantId) -> Result<Response<Bytes>> {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct TodoPatchBody {
+    #[serde(default, deserialize_with = "present")]
     title: Option<String>,
+    #[serde(default, deserialize_with = "present")]
     complete: Option<bool>,
 }
 

@@ -101,3 +101,31 @@ async fn a_new_connection_costs_a_fixed_number_of_round_trips() {
     // request (1). Pinned so that a change to connection setup is a deliberate one.
     assert_eq!(after.round_trips - before.round_trips, 6, "{before:?} -> {after:?}");
 }
+
+/// A request abandoned in the middle of a transaction (its future dropped, as by a panic or a
+/// cancelled caller) leaves its connection mid-transaction: the store must not reuse it.
+#[tokio::test]
+async fn an_abandoned_transaction_does_not_leak_into_the_next_request() {
+    let t = TestApp::new().await;
+    let tenant = t.tenant("alice", "Acme").await;
+    let todos = format!("/api/tenants/{tenant}/todos");
+    let admin = t.db.admin().await;
+    admin.batch_execute("BEGIN; LOCK TABLE todos IN ACCESS EXCLUSIVE MODE").await.unwrap();
+    let connects = t.app.store().stats().connects;
+    let abandoned = tokio::time::timeout(
+        std::time::Duration::from_millis(300),
+        t.call(Some("alice"), Method::POST, &todos, Some(json!({ "title": "abandoned" }))),
+    )
+    .await;
+    assert!(abandoned.is_err(), "the write was blocked and then abandoned");
+    admin.batch_execute("ROLLBACK").await.unwrap();
+    let r = t.call(Some("alice"), Method::POST, &todos, Some(json!({ "title": "next" }))).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert_eq!(t.app.store().stats().connects, connects + 1, "the abandoned connection was replaced");
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let titles: Vec<String> =
+        admin.query("SELECT title FROM todos ORDER BY title", &[]).await.unwrap().iter().map(|r| r.get(0)).collect();
+    // The abandoned write may or may not have committed (its outcome was never reported), but it
+    // is never part of the next request's transaction.
+    assert!(titles == ["next"] || titles == ["abandoned", "next"], "{titles:?}");
+}

@@ -60,18 +60,7 @@ impl Function {
         let request_id = event.lambda_context_ref().map(|c| c.request_id.clone()).unwrap_or_default();
         let (method, path) = (event.method().clone(), app_path(&event));
         let res = match self.to_app_request(event, &path, &request_id) {
-            Ok(req) => match AssertUnwindSafe(self.app.handle(req)).catch_unwind().await {
-                Ok(res) => res,
-                Err(panic) => {
-                    let detail = panic
-                        .downcast_ref::<&str>()
-                        .map(|s| s.to_string())
-                        .or_else(|| panic.downcast_ref::<String>().cloned())
-                        .unwrap_or_else(|| "unknown panic".into());
-                    api::Error::Internal { detail: format!("panic while handling the request: {detail}") }
-                        .into_response(&request_id)
-                }
-            },
+            Ok(req) => contain_panics(&request_id, self.app.handle(req)).await,
             Err(e) => e.into_response(&request_id),
         };
         tracing::info!(
@@ -116,6 +105,27 @@ impl Function {
         }
         req.extensions_mut().insert(RequestId(request_id.to_string()));
         Ok(req)
+    }
+}
+
+/// Runs `handling`; a panic inside it becomes a 500 for this request alone (logged with its
+/// message, which the body does not carry). The store discards a connection that a panicking
+/// request left mid-transaction, so the next request starts clean.
+pub async fn contain_panics(
+    request_id: &str,
+    handling: impl std::future::Future<Output = http::Response<Bytes>>,
+) -> http::Response<Bytes> {
+    match AssertUnwindSafe(handling).catch_unwind().await {
+        Ok(res) => res,
+        Err(panic) => {
+            let detail = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            api::Error::Internal { detail: format!("panic while handling the request: {detail}") }
+                .into_response(request_id)
+        }
     }
 }
 
@@ -193,5 +203,22 @@ pub async fn report_init_error(error: &Error) {
     };
     if let Err(e) = sent {
         tracing::error!(error = %e, "could not report the init error to the Runtime API");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panic_becomes_a_500_for_that_request_only() {
+        let res = contain_panics("req-1", async { panic!("secret internals") }).await;
+        assert_eq!(res.status(), 500);
+        let body: serde_json::Value = serde_json::from_slice(res.body()).unwrap();
+        assert_eq!(body["error"]["code"], "internal");
+        assert_eq!(body["error"]["request_id"], "req-1");
+        assert!(!body.to_string().contains("secret internals"), "no panic text in the body");
+        let ok = contain_panics("req-2", async { http::Response::new(Bytes::from_static(b"fine")) }).await;
+        assert_eq!(ok.status(), 200);
     }
 }

@@ -158,10 +158,6 @@ pub(crate) struct Conn {
     pub client: Client,
     stmts: Vec<Statement>,
     pub last_used: Instant,
-    /// A transaction is under way. Still set when the connection comes back to the pool, the
-    /// request that used it was dropped midway (a panic, a cancelled future): the connection
-    /// may hold an open transaction, so it is closed, not reused.
-    pub in_flight: bool,
 }
 
 impl Conn {
@@ -317,7 +313,7 @@ impl Connector {
         }
         settings?;
         let stmts = stmts?;
-        Ok(Conn { client, stmts, last_used: Instant::now(), in_flight: false })
+        Ok(Conn { client, stmts, last_used: Instant::now() })
     }
 }
 
@@ -360,9 +356,6 @@ impl managed::Manager for Manager {
     }
 
     async fn recycle(&self, conn: &mut Conn, _: &Metrics) -> RecycleResult<Error> {
-        if conn.in_flight {
-            return Err(RecycleError::message("abandoned in the middle of a transaction"));
-        }
         // After a pause (a Lambda instance thawing), let the connection's I/O task run first: a
         // close or reset that arrived meanwhile is waiting to be read, and this turns it into
         // `is_closed()` before a request is sent on a dead connection. Back-to-back requests

@@ -60,6 +60,32 @@ impl Store {
     }
 }
 
+/// A connection checked out for one transaction. Unless released after the transaction ended,
+/// dropping it closes the connection: a request abandoned midway (a panic, a cancelled future,
+/// a timeout) must not hand the next request a connection in the middle of a transaction.
+struct Lease(Option<Object<Manager>>);
+
+impl Lease {
+    fn conn(&self) -> &Object<Manager> {
+        self.0.as_ref().expect("a lease holds its connection until it ends")
+    }
+
+    /// Back to the pool: the transaction is over.
+    fn release(mut self) {
+        if let Some(mut conn) = self.0.take() {
+            conn.last_used = Instant::now();
+        }
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        if let Some(conn) = self.0.take() {
+            drop(Object::take(conn));
+        }
+    }
+}
+
 struct Failed {
     error: tokio_postgres::Error,
     /// The transaction ended (COMMIT answered), so the connection can be reused.
@@ -72,21 +98,17 @@ impl Scoped<'_> {
         let deadline = self.store.config().statement_timeout + CLIENT_GRACE;
         let mut retried = false;
         loop {
-            let mut conn = self.store.checkout().await?;
-            conn.in_flight = true;
-            match tokio::time::timeout(deadline, self.pipeline(&conn, tenants, access, steps)).await {
+            let lease = Lease(Some(self.store.checkout().await?));
+            match tokio::time::timeout(deadline, self.pipeline(lease.conn(), tenants, access, steps)).await {
                 Ok(Ok(rows)) => {
-                    conn.last_used = Instant::now();
-                    conn.in_flight = false;
+                    lease.release();
                     return Ok(rows);
                 }
                 Ok(Err(Failed { error, clean })) => {
                     let lost = error.code().is_none();
-                    if lost || !clean {
-                        drop(Object::take(conn));
-                    } else {
+                    if clean && !lost {
                         // A statement failed, the transaction ended: the connection is fine.
-                        conn.in_flight = false;
+                        lease.release();
                     }
                     if lost && access == Access::Read && !retried {
                         tracing::info!(error = %error, "database connection lost during a read; retrying once");
@@ -96,7 +118,6 @@ impl Scoped<'_> {
                     return Err(Error::from_query(error));
                 }
                 Err(_) => {
-                    drop(Object::take(conn));
                     tracing::warn!(
                         after_ms = deadline.as_millis() as u64,
                         "database did not answer; connection dropped"
