@@ -101,11 +101,26 @@ impl App {
     }
 }
 
+const JSON_BUF_KEEP: usize = 64 * 1024;
+
 /// A JSON response. API responses are per-user data: never cached by intermediaries.
 pub(crate) fn json_response<T: Serialize>(status: StatusCode, value: &T) -> Response<Bytes> {
-    let mut body = Vec::with_capacity(256);
-    serde_json::to_writer(&mut body, value).expect("our response types always serialise");
-    let mut res = Response::new(Bytes::from(body));
+    // Serialise into a buffer kept for the thread (built once, not grown step by step for every
+    // response), then copy out exactly the bytes written.
+    thread_local! {
+        static BUF: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(Vec::with_capacity(JSON_BUF_KEEP));
+    }
+    let body = BUF.with_borrow_mut(|buf| {
+        buf.clear();
+        serde_json::to_writer(&mut *buf, value).expect("our response types always serialise");
+        let body = Bytes::copy_from_slice(buf);
+        if buf.capacity() > 4 * JSON_BUF_KEEP {
+            // An unusually large response: do not keep its memory.
+            *buf = Vec::with_capacity(JSON_BUF_KEEP);
+        }
+        body
+    });
+    let mut res = Response::new(body);
     *res.status_mut() = status;
     let h = res.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));

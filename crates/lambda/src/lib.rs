@@ -12,6 +12,7 @@
 //! - The Lambda request id is the request id in logs and error bodies.
 
 mod error;
+pub mod event;
 pub mod identity;
 
 use std::{panic::AssertUnwindSafe, time::Instant};

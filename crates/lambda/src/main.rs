@@ -2,9 +2,13 @@
 //! pool), then serve API Gateway events one at a time on a single-threaded runtime: a Lambda
 //! instance never has two requests at once, and one thread starts faster and uses less memory.
 
+// The runtime's future types nest deeper than the compiler's default query depth.
+#![recursion_limit = "256"]
+
 use std::{process::ExitCode, sync::Arc};
 
-use lambda_http::{Error, service_fn};
+use lambda::event::{ApiEvent, ApiResponse};
+use lambda_http::{Error, LambdaEvent, lambda_runtime, service_fn};
 
 fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
@@ -20,9 +24,12 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let served = lambda_http::run(service_fn(move |event| {
+    let served = lambda_runtime::run(service_fn(move |event: LambdaEvent<ApiEvent>| {
         let function = function.clone();
-        async move { Ok::<_, Error>(function.handle(event).await) }
+        async move {
+            let (origin, request) = event.payload.into_request(event.context);
+            Ok::<_, Error>(ApiResponse::new(origin, function.handle(request).await))
+        }
     }))
     .await;
     match served {

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 
 use common::event;
 use lambda::{Function, Identity, Source};
-use lambda_http::{Body, RequestExt};
+use lambda_http::Body;
 use serde_json::{Value, json};
 use store::{PasswordSource, Store};
 
@@ -28,7 +28,7 @@ fn all_sources() -> Identity {
 async fn call(f: &Function, event: Value) -> (u16, Value, http::HeaderMap) {
     let mut ctx = lambda_http::Context::default();
     ctx.request_id = "c6af9ac6-7b61-11e6-9a41-93e8deadbeef".into();
-    let req = lambda_http::request::from_str(&event.to_string()).unwrap().with_lambda_context(ctx);
+    let req = common::request(&event, ctx);
     let res = f.handle(req).await;
     let status = res.status().as_u16();
     let headers = res.headers().clone();
@@ -156,4 +156,37 @@ fn identity_settings_name_the_variable_at_fault() {
     check(&[("IDENTITY_SOURCES", "bearer_jwt"), ("JWT_HS256_SECRET", "short")], "JWT_HS256_SECRET");
     check(&[("IDENTITY_SOURCES", "bearer_jwt"), ("JWT_ALGORITHM", "none"), ("JWT_HS256_SECRET", "x")], "JWT_ALGORITHM");
     check(&[("IDENTITY_SOURCES", "bearer_jwt"), ("JWT_PUBLIC_KEY", "not a key")], "JWT_PUBLIC_KEY");
+}
+
+#[test]
+fn events_are_parsed_as_payload_2_0_or_1_0_and_answered_in_kind() {
+    use lambda::event::{ApiEvent, ApiResponse, Origin};
+    for (fixture, origin) in [
+        ("apigw-v2-jwt.json", Origin::HttpApi),
+        ("apigw-v2-lambda-authorizer.json", Origin::HttpApi),
+        ("apigw-v2-no-auth.json", Origin::HttpApi),
+        ("apigw-v1-rest.json", Origin::Rest),
+    ] {
+        let bytes =
+            std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(fixture)).unwrap();
+        let (got, req) = ApiEvent::from_slice(&bytes).unwrap().into_request(lambda_http::Context::default());
+        assert_eq!(got, origin, "{fixture}");
+        assert_eq!(req.method(), "GET", "{fixture}");
+        let mut res = http::Response::new(Body::Text("{}".into()));
+        res.headers_mut().insert("content-type", "application/json".parse().unwrap());
+        res.headers_mut().append("set-cookie", "a=1".parse().unwrap());
+        let json = serde_json::to_value(ApiResponse::new(got, res)).unwrap();
+        assert_eq!(json["statusCode"], 200);
+        assert_eq!(json["body"], "{}");
+        assert_eq!(json["isBase64Encoded"], false);
+        match origin {
+            Origin::HttpApi => {
+                assert_eq!(json["headers"]["content-type"], "application/json");
+                assert_eq!(json["cookies"], json!(["a=1"]), "HTTP APIs take cookies in their own field");
+            }
+            Origin::Rest => assert_eq!(json["multiValueHeaders"]["content-type"], json!(["application/json"])),
+        }
+    }
+    assert!(ApiEvent::from_slice(br#"{"hello": "world"}"#).is_err());
+    assert!(ApiEvent::from_slice(b"not json").is_err());
 }

@@ -13,7 +13,7 @@ use common::event;
 use db_auth::{Clock, ManualClock, SystemClock, TokenCache};
 use iam_standin::Standin;
 use lambda::{Function, Identity, Source};
-use lambda_http::{Body, RequestExt};
+use lambda_http::Body;
 use serde_json::{Value, json};
 use store::Store;
 use testkit::{iam, pg::TestDb};
@@ -52,9 +52,7 @@ impl Rig {
     async fn call(&self, method: &str, path: &str, body: Option<Value>) -> Answer {
         let mut ctx = lambda_http::Context::default();
         ctx.request_id = "fault-test".into();
-        let req = lambda_http::request::from_str(&event("apigw-v2-jwt.json", method, path, body).to_string())
-            .unwrap()
-            .with_lambda_context(ctx);
+        let req = common::request(&event("apigw-v2-jwt.json", method, path, body), ctx);
         let started = Instant::now();
         let res = self.f.handle(req).await;
         let took = started.elapsed();

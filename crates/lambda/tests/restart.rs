@@ -9,15 +9,13 @@ use std::sync::Arc;
 use common::event;
 use db_auth::SystemClock;
 use lambda::{Function, Identity, Source};
-use lambda_http::{Body, RequestExt};
+use lambda_http::Body;
 use serde_json::{Value, json};
 use store::Store;
 use testkit::iam;
 
 async fn call(f: &Function, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-    let req = lambda_http::request::from_str(&event("apigw-v2-jwt.json", method, path, body).to_string())
-        .unwrap()
-        .with_lambda_context(lambda_http::Context::default());
+    let req = common::request(&event("apigw-v2-jwt.json", method, path, body), lambda_http::Context::default());
     let res = f.handle(req).await;
     let body = match res.body() {
         Body::Text(t) => serde_json::from_str(t).unwrap(),

@@ -14,7 +14,7 @@ use std::{
 use common::{event, status_and_body};
 use db_auth::{ManualClock, SystemClock};
 use lambda::{Function, Identity, Source};
-use lambda_http::{Body, RequestExt};
+use lambda_http::Body;
 use runtime_standin::{Outcome, RuntimeApi};
 use serde_json::json;
 use store::{PasswordSource, Secret, Store};
@@ -55,9 +55,7 @@ impl std::io::Write for Buf {
 }
 
 async fn call(f: &Function, method: &str, path: &str, body: Option<serde_json::Value>) -> (u16, String) {
-    let req = lambda_http::request::from_str(&event("apigw-v2-jwt.json", method, path, body).to_string())
-        .unwrap()
-        .with_lambda_context(lambda_http::Context::default());
+    let req = common::request(&event("apigw-v2-jwt.json", method, path, body), lambda_http::Context::default());
     let res = f.handle(req).await;
     let text = match res.body() {
         Body::Text(t) => t.clone(),

@@ -8,6 +8,54 @@ use serde::Serialize;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+/// Writes a timestamp as RFC 3339 in UTC (`2026-11-22T10:49:13.123456Z`, trailing zeros of the
+/// fraction dropped, as the `time` crate writes it), into a buffer on the stack: a page of todos
+/// has 40 timestamps, and formatting each through `time`'s general formatter allocated a string
+/// apiece (a tenth of a list request's CPU time).
+fn rfc3339<S: serde::Serializer>(t: &OffsetDateTime, s: S) -> Result<S::Ok, S::Error> {
+    struct Buf {
+        bytes: [u8; 32],
+        len: usize,
+    }
+    impl Buf {
+        fn push(&mut self, b: u8) {
+            self.bytes[self.len] = b;
+            self.len += 1;
+        }
+        fn digits(&mut self, mut value: u32, width: usize) {
+            for i in (0..width).rev() {
+                self.bytes[self.len + i] = b'0' + (value % 10) as u8;
+                value /= 10;
+            }
+            self.len += width;
+        }
+    }
+    let t = t.to_offset(time::UtcOffset::UTC);
+    if !(0..=9999).contains(&t.year()) {
+        let text = t.format(&time::format_description::well_known::Rfc3339).map_err(serde::ser::Error::custom)?;
+        return s.serialize_str(&text);
+    }
+    let (year, month, day) = t.to_calendar_date();
+    let (hour, minute, second, nanos) = t.to_hms_nano();
+    let mut buf = Buf { bytes: [0; 32], len: 0 };
+    buf.digits(year as u32, 4);
+    for (sep, value) in [(b'-', u8::from(month)), (b'-', day), (b'T', hour), (b':', minute), (b':', second)] {
+        buf.push(sep);
+        buf.digits(value as u32, 2);
+    }
+    let (mut fraction, mut width) = (nanos, 9);
+    if fraction != 0 {
+        while fraction % 10 == 0 {
+            fraction /= 10;
+            width -= 1;
+        }
+        buf.push(b'.');
+        buf.digits(fraction, width);
+    }
+    buf.push(b'Z');
+    s.serialize_str(std::str::from_utf8(&buf.bytes[..buf.len]).expect("ASCII digits and separators"))
+}
+
 /// Why a value was rejected: the field it came from and a message a client can act on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Invalid {
@@ -298,7 +346,7 @@ pub struct Tenant {
     pub name: String,
     /// The caller's role in this tenant.
     pub role: Role,
-    #[serde(with = "time::serde::rfc3339")]
+    #[serde(serialize_with = "rfc3339")]
     pub created_at: OffsetDateTime,
 }
 
@@ -308,9 +356,9 @@ pub struct Todo {
     pub id: TodoId,
     pub title: String,
     pub complete: bool,
-    #[serde(with = "time::serde::rfc3339")]
+    #[serde(serialize_with = "rfc3339")]
     pub created_at: OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339")]
+    #[serde(serialize_with = "rfc3339")]
     pub updated_at: OffsetDateTime,
 }
 
@@ -322,7 +370,7 @@ pub struct User {
     pub subject: Option<String>,
     pub name: Option<String>,
     pub email: Option<String>,
-    #[serde(with = "time::serde::rfc3339")]
+    #[serde(serialize_with = "rfc3339")]
     pub created_at: OffsetDateTime,
 }
 
@@ -333,7 +381,7 @@ pub struct Member {
     pub name: Option<String>,
     pub email: Option<String>,
     pub role: Role,
-    #[serde(with = "time::serde::rfc3339")]
+    #[serde(serialize_with = "rfc3339")]
     pub joined_at: OffsetDateTime,
 }
 
@@ -400,6 +448,27 @@ mod tests {
         assert_eq!(Cursor::decode(&c.encode()).unwrap(), c);
         for bad in ["", "abc", "!!!!", &URL_SAFE_NO_PAD.encode([2u8; 25]), &URL_SAFE_NO_PAD.encode([1u8; 24])] {
             assert!(Cursor::decode(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn timestamps_are_written_as_the_time_crate_writes_rfc3339() {
+        #[derive(Serialize)]
+        struct T(#[serde(serialize_with = "rfc3339")] OffsetDateTime);
+        let fmt = time::format_description::well_known::Rfc3339;
+        let mut cases = vec![OffsetDateTime::UNIX_EPOCH, time::macros::datetime!(2026-11-22 10:49:13.123456 UTC)];
+        cases.push(time::macros::datetime!(2026-01-02 03:04:05.1 +02:00));
+        cases.push(time::macros::datetime!(1999-12-31 23:59:59.000001 UTC));
+        let mut x: i128 = 1_795_000_000_123_456_789;
+        for _ in 0..2000 {
+            x = (x * 6364136223846793005 + 1442695040888963407) % 4_000_000_000_000_000_000;
+            let micros = x / 1000 * 1000;
+            cases.push(OffsetDateTime::from_unix_timestamp_nanos(micros).unwrap());
+        }
+        for t in cases {
+            let ours = serde_json::to_string(&T(t)).unwrap();
+            let theirs = format!("\"{}\"", t.to_offset(time::UtcOffset::UTC).format(&fmt).unwrap());
+            assert_eq!(ours, theirs);
         }
     }
 

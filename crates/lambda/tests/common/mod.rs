@@ -62,3 +62,8 @@ pub fn status_and_body(res: &Value) -> (u16, Value) {
     };
     (status, body)
 }
+
+/// The request the function gets for `event`, parsed as `bootstrap` parses it.
+pub fn request(event: &Value, context: lambda_http::Context) -> lambda_http::Request {
+    lambda::event::ApiEvent::from_slice(event.to_string().as_bytes()).unwrap().into_request(context).1
+}
