@@ -100,6 +100,8 @@ struct Cold {
 }
 
 const SUBJECT: &str = "bench-user";
+/// The function's settings in the benchmark: identity from JWT authorizer claims, quiet logs.
+const QUIET: &[(&str, &str)] = &[("IDENTITY_SOURCES", "apigw_jwt"), ("LOG_LEVEL", "warn")];
 
 fn claims_event(method: &str, path: &str, body: Option<&Value>) -> String {
     let (raw_path, query) = path.split_once('?').unwrap_or((path, ""));
@@ -296,35 +298,6 @@ fn time_start() -> SystemTime {
     SystemTime::UNIX_EPOCH
 }
 
-/// What the function process gets from Lambda, plus its configuration for `db` via `standin`.
-fn function_env(runtime: &RuntimeApi, db: &TestDb, standin: &iam_standin::Standin, ca: &Path) -> Vec<(String, String)> {
-    let creds = iam_standin::test_credentials();
-    [
-        ("AWS_LAMBDA_RUNTIME_API", runtime.endpoint()),
-        ("AWS_LAMBDA_FUNCTION_NAME", "tenant-api".into()),
-        ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".into()),
-        ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128".into()),
-        ("AWS_REGION", iam::REGION.into()),
-        ("AWS_ACCESS_KEY_ID", creds.access_key_id().into()),
-        ("AWS_SECRET_ACCESS_KEY", creds.secret_access_key().into()),
-        ("AWS_SESSION_TOKEN", creds.session_token().unwrap().into()),
-        ("AWS_CONFIG_FILE", "/dev/null".into()),
-        ("AWS_SHARED_CREDENTIALS_FILE", "/dev/null".into()),
-        ("DB_HOST", iam::HOST.into()),
-        ("DB_HOSTADDR", "127.0.0.1".into()),
-        ("DB_PORT", standin.addr().port().to_string()),
-        ("DB_NAME", db.name.clone()),
-        ("DB_USER", "app_runtime".into()),
-        ("DB_AUTH", "iam".into()),
-        ("DB_CA_FILE", ca.display().to_string()),
-        ("IDENTITY_SOURCES", "apigw_jwt".into()),
-        ("LOG_LEVEL", "warn".into()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect()
-}
-
 fn spawn(binary: &Path, runner: Option<&str>, env: &[(String, String)]) -> Child {
     let mut cmd = match runner {
         Some(r) => {
@@ -348,13 +321,11 @@ async fn first_response(runtime: &RuntimeApi, event: String) -> u16 {
 async fn cold(label: &str, binary: &Path, runner: Option<&str>, spawns: usize) -> Cold {
     let db = testkit::pg::db().await;
     let standin = iam::standin(&db, Arc::new(SystemClock)).await;
-    let dir = tempfile::tempdir().unwrap();
-    let ca = dir.path().join("ca.pem");
-    std::fs::write(&ca, standin.ca_pem()).unwrap();
+    let ca = iam::ca_file(&standin);
     let (mut ready, mut first) = (Vec::new(), Vec::new());
     for _ in 0..spawns {
         let runtime = RuntimeApi::start().await;
-        let env = function_env(&runtime, &db, &standin, &ca);
+        let env = iam::function_env(&runtime.endpoint(), &db, &standin, &ca, QUIET);
         runtime.invoke(serde_json::from_str(&claims_event("GET", "/api/me", None)).unwrap());
         let started = Instant::now();
         let mut child = spawn(binary, runner, &env);
@@ -384,11 +355,9 @@ async fn cold(label: &str, binary: &Path, runner: Option<&str>, spawns: usize) -
 async fn peak_rss(binary: &Path) -> u64 {
     let db = testkit::pg::db().await;
     let standin = iam::standin(&db, Arc::new(SystemClock)).await;
-    let dir = tempfile::tempdir().unwrap();
-    let ca = dir.path().join("ca.pem");
-    std::fs::write(&ca, standin.ca_pem()).unwrap();
+    let ca = iam::ca_file(&standin);
     let runtime = RuntimeApi::start().await;
-    let mut child = spawn(binary, None, &function_env(&runtime, &db, &standin, &ca));
+    let mut child = spawn(binary, None, &iam::function_env(&runtime.endpoint(), &db, &standin, &ca, QUIET));
     let tenant = Uuid::new_v4();
     assert_eq!(
         first_response(&runtime, claims_event("POST", "/api/tenants", Some(&json!({ "name": "rss", "id": tenant }))))

@@ -16,11 +16,8 @@ async fn psql_script_queries_through_the_standin() {
     let db = testkit::pg::db().await;
     let standin = iam::standin(&db, Arc::new(SystemClock)).await;
     let dir = tempfile::tempdir().unwrap();
-    let ca = dir.path().join("ca.pem");
-    std::fs::write(&ca, standin.ca_pem()).unwrap();
-    let creds = iam_standin::test_credentials();
+    let ca = iam::ca_file(&standin);
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let port = standin.addr().port().to_string();
 
     let run = |tracing: bool| {
         let mut cmd = Command::new("bash");
@@ -32,19 +29,8 @@ async fn psql_script_queries_through_the_standin() {
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap())
             .env("HOME", dir.path())
-            .env("DB_HOST", iam::HOST)
-            .env("DB_HOSTADDR", "127.0.0.1")
-            .env("DB_PORT", &port)
-            .env("DB_NAME", &db.name)
-            .env("DB_USER", "app_runtime")
-            .env("DB_CA_FILE", &ca)
-            .env("AWS_REGION", iam::REGION)
-            .env("AWS_ACCESS_KEY_ID", creds.access_key_id())
-            .env("AWS_SECRET_ACCESS_KEY", creds.secret_access_key())
-            .env("AWS_SESSION_TOKEN", creds.session_token().unwrap())
-            .env("AWS_CONFIG_FILE", "/dev/null")
-            .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .envs(iam::db_env(&db, &standin, &ca, "app_runtime"))
+            .envs(iam::aws_env())
             .env("PSQL_TOKEN_TOOL", "db-token")
             .env("DB_TOKEN_BIN", env!("CARGO_BIN_EXE_db-token"))
             .output()

@@ -3,29 +3,22 @@
 
 use std::{path::Path, process::Command, sync::Arc};
 
+use iam_standin::Standin;
+
 use db_auth::SystemClock;
 use testkit::{iam, pg::TestDb};
 
-fn migrate(db: &TestDb, port: u16, ca: &Path, args: &[&str]) -> (bool, String) {
-    let creds = iam_standin::test_credentials();
+fn migrate(db: &TestDb, standin: &Standin, ca: &iam::CaFile, args: &[&str]) -> (bool, String) {
+    let home = tempfile::tempdir().unwrap();
     let out = Command::new("bash")
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/migrate.sh"))
         .args(args)
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap())
-        .env("HOME", ca.parent().unwrap())
+        .env("HOME", home.path())
         .env("DEVSERVER_BIN", env!("CARGO_BIN_EXE_devserver"))
-        .env("DB_HOST", iam::HOST)
-        .env("DB_HOSTADDR", "127.0.0.1")
-        .env("DB_PORT", port.to_string())
-        .env("DB_NAME", &db.name)
-        .env("DB_CA_FILE", ca)
-        .env("AWS_REGION", iam::REGION)
-        .env("AWS_ACCESS_KEY_ID", creds.access_key_id())
-        .env("AWS_SECRET_ACCESS_KEY", creds.secret_access_key())
-        .env("AWS_SESSION_TOKEN", creds.session_token().unwrap())
-        .env("AWS_CONFIG_FILE", "/dev/null")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .envs(iam::db_env(db, standin, ca, "app_owner"))
+        .envs(iam::aws_env())
         .output()
         .unwrap();
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
@@ -36,12 +29,9 @@ fn migrate(db: &TestDb, port: u16, ca: &Path, args: &[&str]) -> (bool, String) {
 async fn migrate_script_applies_through_the_standin_and_is_idempotent() {
     let db = testkit::pg::empty_db().await;
     let standin = iam::standin(&db, Arc::new(SystemClock)).await;
-    let dir = tempfile::tempdir().unwrap();
-    let ca = dir.path().join("ca.pem");
-    std::fs::write(&ca, standin.ca_pem()).unwrap();
-    let port = standin.addr().port();
+    let ca = iam::ca_file(&standin);
 
-    let (ok, out) = migrate(&db, port, &ca, &[]);
+    let (ok, out) = migrate(&db, &standin, &ca, &[]);
     assert!(ok, "first run failed: {out}");
     assert!(out.contains("applied 0001_tenancy.sql"), "{out}");
     assert_eq!(standin.accepted_logins(), 1);
@@ -57,12 +47,12 @@ async fn migrate_script_applies_through_the_standin_and_is_idempotent() {
         admin.query_one("SELECT tableowner::text FROM pg_tables WHERE tablename = 'todos'", &[]).await.unwrap().get(0);
     assert_eq!(owner, "app_owner");
 
-    let (ok, out) = migrate(&db, port, &ca, &[]);
+    let (ok, out) = migrate(&db, &standin, &ca, &[]);
     assert!(ok, "second run failed: {out}");
     assert!(out.contains("up to date, nothing to apply"), "{out}");
     assert_eq!(state(admin.query_one(q, &[]).await.unwrap()), before, "the second run changed nothing");
     assert_eq!(standin.accepted_logins(), 2);
 
-    let (ok, out) = migrate(&db, port, &ca, &["--drop-everything"]);
+    let (ok, out) = migrate(&db, &standin, &ca, &["--drop-everything"]);
     assert!(!ok && out.contains("unknown option"), "{out}");
 }

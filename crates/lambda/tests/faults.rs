@@ -5,7 +5,7 @@
 mod common;
 
 use std::{
-    sync::{Arc, Mutex},
+    sync::Arc,
     time::{Duration, Instant, SystemTime},
 };
 
@@ -212,33 +212,6 @@ async fn s07_cached_token_expired_when_a_reconnect_is_needed() {
     assert_eq!(rig.standin.rejected_logins(), 0);
 }
 
-/// Log lines written while `f` runs (this thread's subscriber).
-async fn capture_logs<F: std::future::Future>(f: F) -> (F::Output, String) {
-    #[derive(Clone, Default)]
-    struct Buf(Arc<Mutex<Vec<u8>>>);
-    impl std::io::Write for Buf {
-        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(b);
-            Ok(b.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let buf = Buf::default();
-    let writer = buf.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .json()
-        .with_max_level(tracing::Level::DEBUG)
-        .with_writer(move || writer.clone())
-        .finish();
-    let guard = tracing::subscriber::set_default(subscriber);
-    let out = f.await;
-    drop(guard);
-    let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
-    (out, text)
-}
-
 #[tokio::test]
 async fn s08_certificate_from_another_ca_or_for_another_host() {
     let other = Rig::new().await;
@@ -251,7 +224,10 @@ async fn s08_certificate_from_another_ca_or_for_another_host() {
             _ => cfg.host = "db.elsewhere.internal".into(),
         })
         .await;
-        let (r, logs) = capture_logs(rig.call("GET", "/api/me", None)).await;
+        let (guard, logs) = common::capture_logs("debug");
+        let r = rig.call("GET", "/api/me", None).await;
+        drop(guard);
+        let logs = logs.text();
         r.unavailable();
         assert!(r.took < Duration::from_secs(1), "{what}: {:?}", r.took);
         assert!(logs.contains(expected), "{what}: the log says why: {logs}");

@@ -23,36 +23,15 @@ fn lambda_env(
     runtime: &RuntimeApi,
     db: &TestDb,
     standin: &iam_standin::Standin,
-    ca: &std::path::Path,
+    ca: &iam::CaFile,
 ) -> Vec<(String, String)> {
-    let creds = iam_standin::test_credentials();
-    [
-        ("AWS_LAMBDA_RUNTIME_API", runtime.endpoint()),
-        ("AWS_LAMBDA_FUNCTION_NAME", "tenant-api".into()),
-        ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".into()),
-        ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128".into()),
-        ("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/tenant-api".into()),
-        ("AWS_LAMBDA_LOG_STREAM_NAME", "2026/11/22/[$LATEST]0123456789abcdef".into()),
-        ("AWS_REGION", iam::REGION.into()),
-        ("AWS_DEFAULT_REGION", iam::REGION.into()),
-        ("AWS_ACCESS_KEY_ID", creds.access_key_id().into()),
-        ("AWS_SECRET_ACCESS_KEY", creds.secret_access_key().into()),
-        ("AWS_SESSION_TOKEN", creds.session_token().unwrap().into()),
-        ("AWS_CONFIG_FILE", "/dev/null".into()),
-        ("AWS_SHARED_CREDENTIALS_FILE", "/dev/null".into()),
-        ("DB_HOST", iam::HOST.into()),
-        ("DB_HOSTADDR", "127.0.0.1".into()),
-        ("DB_PORT", standin.addr().port().to_string()),
-        ("DB_NAME", db.name.clone()),
-        ("DB_USER", "app_runtime".into()),
-        ("DB_AUTH", "iam".into()),
-        ("DB_CA_FILE", ca.display().to_string()),
-        ("IDENTITY_SOURCES", "apigw_jwt,lambda_authorizer".into()),
-        ("LOG_LEVEL", "info".into()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect()
+    iam::function_env(
+        &runtime.endpoint(),
+        db,
+        standin,
+        ca,
+        &[("IDENTITY_SOURCES", "apigw_jwt,lambda_authorizer"), ("LOG_LEVEL", "info")],
+    )
 }
 
 /// The binary under test: this build's `bootstrap`, or the one `BOOTSTRAP_UNDER_TEST` names
@@ -102,9 +81,7 @@ async fn answer(runtime: &RuntimeApi, e: Value) -> (u16, Value) {
 async fn the_bootstrap_process_serves_api_gateway_events_with_one_connection() {
     let db = testkit::pg::db().await;
     let standin = iam::standin(&db, Arc::new(SystemClock)).await;
-    let dir = tempfile::tempdir().unwrap();
-    let ca = dir.path().join("ca.pem");
-    std::fs::write(&ca, standin.ca_pem()).unwrap();
+    let ca = iam::ca_file(&standin);
     let runtime = RuntimeApi::start().await;
     let _process = Running { child: spawn(&lambda_env(&runtime, &db, &standin, &ca)) };
 
@@ -148,9 +125,7 @@ async fn the_bootstrap_process_serves_api_gateway_events_with_one_connection() {
 async fn a_missing_or_malformed_variable_is_an_init_error_that_names_it() {
     let db = testkit::pg::db().await;
     let standin = iam::standin(&db, Arc::new(SystemClock)).await;
-    let dir = tempfile::tempdir().unwrap();
-    let ca = dir.path().join("ca.pem");
-    std::fs::write(&ca, standin.ca_pem()).unwrap();
+    let ca = iam::ca_file(&standin);
     for (var, value) in [
         ("DB_HOST", None),
         ("DB_PORT", Some("fifty")),
@@ -180,9 +155,7 @@ async fn init_does_not_wait_for_a_slow_database() {
     let db = testkit::pg::db().await;
     let standin = iam::standin(&db, Arc::new(SystemClock)).await;
     standin.set_delay(Duration::from_secs(3));
-    let dir = tempfile::tempdir().unwrap();
-    let ca = dir.path().join("ca.pem");
-    std::fs::write(&ca, standin.ca_pem()).unwrap();
+    let ca = iam::ca_file(&standin);
     let runtime = RuntimeApi::start().await;
     let started = std::time::Instant::now();
     let _process = Running { child: spawn(&lambda_env(&runtime, &db, &standin, &ca)) };

@@ -7,7 +7,7 @@ mod common;
 use std::{
     io::Read,
     process::{Command, Stdio},
-    sync::{Arc, Mutex},
+    sync::Arc,
     time::{Duration, SystemTime},
 };
 
@@ -41,19 +41,6 @@ fn assert_clean(what: &str, text: &str) {
     }
 }
 
-#[derive(Clone, Default)]
-struct Buf(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Buf {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 async fn call(f: &Function, method: &str, path: &str, body: Option<serde_json::Value>) -> (u16, String) {
     let req = common::request(&event("apigw-v2-jwt.json", method, path, body), lambda_http::Context::default());
     let res = f.handle(req).await;
@@ -70,15 +57,8 @@ fn function(store: Store) -> Function {
 
 #[tokio::test]
 async fn no_secret_in_logs_or_bodies_in_process() {
-    let buf = Buf::default();
-    let writer = buf.clone();
     // The function's own filter at its most verbose.
-    let subscriber = tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(lambda::log_filter("trace").unwrap())
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (_guard, captured) = common::capture_logs("trace");
     let db = testkit::pg::db().await;
     let standin = iam::standin(&db, Arc::new(SystemClock)).await;
     let cfg = iam::config(&db, &standin);
@@ -140,7 +120,7 @@ async fn no_secret_in_logs_or_bodies_in_process() {
     bodies.push_str(&b);
 
     assert_eq!(statuses, [201, 200, 200, 503, 503, 503, 503, 503]);
-    let logs = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+    let logs = captured.text();
     assert!(logs.contains("login to") && logs.contains("rejected"), "the failures were logged: {logs}");
     assert!(logs.contains("timed out after"), "{logs}");
     assert_clean("the logs", &logs);
@@ -152,34 +132,17 @@ async fn no_secret_in_logs_or_bodies_in_process() {
 async fn no_secret_in_the_bootstrap_process_output() {
     let db = testkit::pg::db().await;
     let standin = iam::standin(&db, Arc::new(SystemClock)).await;
-    let dir = tempfile::tempdir().unwrap();
-    let ca = dir.path().join("ca.pem");
-    std::fs::write(&ca, standin.ca_pem()).unwrap();
+    let ca = iam::ca_file(&standin);
     let runtime = RuntimeApi::start().await;
-    let creds = iam_standin::test_credentials();
-    let port = standin.addr().port().to_string();
     let mut child = Command::new(env!("CARGO_BIN_EXE_bootstrap"))
         .env_clear()
-        .envs([
-            ("AWS_LAMBDA_RUNTIME_API", runtime.endpoint().as_str()),
-            ("AWS_LAMBDA_FUNCTION_NAME", "tenant-api"),
-            ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST"),
-            ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128"),
-            ("AWS_REGION", iam::REGION),
-            ("AWS_ACCESS_KEY_ID", creds.access_key_id()),
-            ("AWS_SECRET_ACCESS_KEY", creds.secret_access_key()),
-            ("AWS_SESSION_TOKEN", creds.session_token().unwrap()),
-            ("AWS_CONFIG_FILE", "/dev/null"),
-            ("AWS_SHARED_CREDENTIALS_FILE", "/dev/null"),
-            ("DB_HOST", iam::HOST),
-            ("DB_HOSTADDR", "127.0.0.1"),
-            ("DB_PORT", port.as_str()),
-            ("DB_NAME", db.name.as_str()),
-            ("DB_AUTH", "iam"),
-            ("DB_CA_FILE", ca.to_str().unwrap()),
-            ("IDENTITY_SOURCES", "apigw_jwt"),
-            ("LOG_LEVEL", "trace"),
-        ])
+        .envs(iam::function_env(
+            &runtime.endpoint(),
+            &db,
+            &standin,
+            &ca,
+            &[("IDENTITY_SOURCES", "apigw_jwt"), ("LOG_LEVEL", "trace")],
+        ))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

@@ -52,3 +52,73 @@ pub fn token_cache(clock: Arc<dyn Clock>) -> Arc<TokenCache> {
 pub fn tokens(cfg: &DbConfig, cache: Arc<TokenCache>) -> PasswordSource {
     PasswordSource::Token { cache, request: PasswordSource::token_request(cfg).expect("an IAM config") }
 }
+
+/// The stand-in's CA as a PEM file, for `DB_CA_FILE`; the file goes when this is dropped.
+#[derive(Debug)]
+pub struct CaFile {
+    _dir: tempfile::TempDir,
+    pub path: std::path::PathBuf,
+}
+
+pub fn ca_file(standin: &Standin) -> CaFile {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let path = dir.path().join("ca.pem");
+    std::fs::write(&path, standin.ca_pem()).expect("write the CA file");
+    CaFile { _dir: dir, path }
+}
+
+fn pairs(items: &[(&str, String)]) -> Vec<(String, String)> {
+    items.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
+}
+
+/// An environment in which aws-config's default chain finds the stand-in's test credentials
+/// (with a session token, as on Lambda) and reads no config file.
+pub fn aws_env() -> Vec<(String, String)> {
+    let creds = iam_standin::test_credentials();
+    pairs(&[
+        ("AWS_REGION", REGION.into()),
+        ("AWS_ACCESS_KEY_ID", creds.access_key_id().into()),
+        ("AWS_SECRET_ACCESS_KEY", creds.secret_access_key().into()),
+        ("AWS_SESSION_TOKEN", creds.session_token().unwrap_or_default().into()),
+        ("AWS_CONFIG_FILE", "/dev/null".into()),
+        ("AWS_SHARED_CREDENTIALS_FILE", "/dev/null".into()),
+        ("AWS_EC2_METADATA_DISABLED", "true".into()),
+    ])
+}
+
+/// The `DB_*` settings (as the function and the scripts read them) that log in to `db` through
+/// `standin` with IAM, as `user`.
+pub fn db_env(db: &TestDb, standin: &Standin, ca: &CaFile, user: &str) -> Vec<(String, String)> {
+    pairs(&[
+        ("DB_HOST", HOST.into()),
+        ("DB_HOSTADDR", standin.addr().ip().to_string()),
+        ("DB_PORT", standin.addr().port().to_string()),
+        ("DB_NAME", db.name.clone()),
+        ("DB_USER", user.into()),
+        ("DB_AUTH", "iam".into()),
+        ("DB_CA_FILE", ca.path.display().to_string()),
+    ])
+}
+
+/// What Lambda gives a function process (Runtime API at `runtime_api`), plus the settings to
+/// log in to `db` through `standin`, plus `extra` (identity, log level).
+pub fn function_env(
+    runtime_api: &str,
+    db: &TestDb,
+    standin: &Standin,
+    ca: &CaFile,
+    extra: &[(&str, &str)],
+) -> Vec<(String, String)> {
+    let mut env = pairs(&[
+        ("AWS_LAMBDA_RUNTIME_API", runtime_api.into()),
+        ("AWS_LAMBDA_FUNCTION_NAME", "tenant-api".into()),
+        ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".into()),
+        ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128".into()),
+        ("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/tenant-api".into()),
+        ("AWS_LAMBDA_LOG_STREAM_NAME", "2026/11/22/[$LATEST]0123456789abcdef".into()),
+    ]);
+    env.extend(aws_env());
+    env.extend(db_env(db, standin, ca, "app_runtime"));
+    env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    env
+}

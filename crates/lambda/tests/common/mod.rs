@@ -67,3 +67,36 @@ pub fn status_and_body(res: &Value) -> (u16, Value) {
 pub fn request(event: &Value, context: lambda_http::Context) -> lambda_http::Request {
     lambda::event::ApiEvent::from_slice(event.to_string().as_bytes()).unwrap().into_request(context).1
 }
+
+/// Log lines captured in memory.
+#[derive(Clone, Default)]
+pub struct Logs(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Logs {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Logs {
+    pub fn text(&self) -> String {
+        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+    }
+}
+
+/// Captures this thread's log lines as the function writes them (JSON, its own filter at
+/// `level`) until the guard is dropped.
+pub fn capture_logs(level: &str) -> (tracing::subscriber::DefaultGuard, Logs) {
+    let logs = Logs::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(lambda::log_filter(level).unwrap())
+        .with_writer(move || writer.clone())
+        .finish();
+    (tracing::subscriber::set_default(subscriber), logs)
+}
