@@ -31,7 +31,9 @@ pub(crate) async fn dispatch(app: &App, req: &Request<Bytes>) -> Result<Response
     let principal = req.extensions().get::<Principal>().ok_or(Error::Unauthorized)?;
     let me = principal.user_id();
     let db = app.store().scoped(me);
-    if !app.is_known(me) {
+    // POST /api/users registers the caller itself (and says 201 when it did).
+    let registers = spec.route == Route::Users && req.method() == Method::POST;
+    if !registers && !app.is_known(me) {
         db.ensure_user(&principal.new_user()).await?;
         app.set_known(me, true);
     }
@@ -174,6 +176,7 @@ impl ProfileBody {
 async fn post_user(ctx: &Ctx<'_>) -> Result<Response<Bytes>> {
     let (name, email) = ProfileBody::parse(ctx.req)?;
     let (user, inserted) = ctx.db.upsert_profile(&ctx.principal.subject, &name, &email).await?;
+    ctx.app.set_known(ctx.me, true);
     if inserted { created(&user, format!("/api/users/{}", user.id)) } else { ok(&user) }
 }
 
@@ -200,7 +203,15 @@ async fn post_tenant(ctx: &Ctx<'_>) -> Result<Response<Bytes>> {
     let b: NewTenantBody = body::json(ctx.req)?;
     let name = TenantName::parse(&b.name).map_err(Error::invalid)?;
     let id = TenantId(body_id(b.id.as_deref())?);
-    let tenant = ctx.db.create_tenant(id, &name).await?;
+    let tenant = match ctx.db.create_tenant(id, &name).await {
+        // The caller's user row is gone (deleted through another instance, whose cache said it
+        // existed): register again from the claims, once.
+        Err(store::Error::NotFound) => {
+            ctx.db.ensure_user(&ctx.principal.new_user()).await?;
+            ctx.db.create_tenant(id, &name).await?
+        }
+        other => other?,
+    };
     created(&tenant, format!("/api/tenants/{id}"))
 }
 

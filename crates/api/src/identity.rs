@@ -157,15 +157,13 @@ impl JwtVerifier {
     }
 
     pub fn verify(&self, token: &str) -> Result<Principal, TokenError> {
-        let data = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation)?;
+        // The validation checks exp, iss and aud (which may be a string or an array); only the
+        // identity claims are read here, and any that are not strings are left out.
+        let data =
+            jsonwebtoken::decode::<serde_json::Map<String, serde_json::Value>>(token, &self.key, &self.validation)?;
         let c = data.claims;
-        Principal::from_claims(|k| match k {
-            "sub" => Some(c.sub.as_str()),
-            "email" => c.email.as_deref(),
-            "name" => c.name.as_deref(),
-            _ => None,
-        })
-        .ok_or(TokenError::Key("the token's sub claim is empty".into()))
+        Principal::from_claims(|k| c.get(k).and_then(serde_json::Value::as_str))
+            .ok_or(TokenError::Key("the token's sub claim is empty".into()))
     }
 }
 
@@ -247,6 +245,24 @@ mod tests {
         let t =
             jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(SECRET)).unwrap();
         assert_eq!(v.verify(&t).unwrap().subject, "alice");
+    }
+
+    #[test]
+    fn an_audience_list_is_accepted_when_it_names_ours() {
+        let v = JwtVerifier::hs256(SECRET, None, Some("api")).unwrap();
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+        let claims = serde_json::json!({
+            "sub": "alice", "exp": now + 60, "aud": ["userinfo", "api"], "email_verified": true,
+            "name": { "given": "Alice" }
+        });
+        let t =
+            jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(SECRET)).unwrap();
+        let p = v.verify(&t).unwrap();
+        assert_eq!((p.subject.as_str(), p.name), ("alice", None), "a claim that is not a string is left out");
+        let claims = serde_json::json!({ "sub": "alice", "exp": now + 60, "aud": ["userinfo"] });
+        let t =
+            jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(SECRET)).unwrap();
+        assert!(v.verify(&t).is_err(), "not for us");
     }
 
     #[test]

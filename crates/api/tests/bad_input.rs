@@ -129,6 +129,7 @@ async fn every_kind_of_bad_input_gets_its_4xx_and_changes_nothing() {
         (Method::GET, format!("{todos}?limit=abc")),
         (Method::GET, format!("{todos}?cursor=forged")),
         (Method::GET, format!("{todos}?cursor=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")),
+        (Method::GET, "/api/todos?cursor=Afzyks0NOCAAAAAAAAAAAAAAAAAAAAAAAA".to_string()),
         (Method::GET, format!("{todos}?complete=yes")),
         (Method::GET, "/api/todos?limit=1000".to_string()),
         (Method::GET, "/api/tenants?cursor=%00".to_string()),

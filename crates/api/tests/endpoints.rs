@@ -267,7 +267,8 @@ async fn users_profiles_and_visibility() {
 
     // Register / update own profile.
     let r = t.post("dave", "/api/users", json!({ "name": "Dave", "email": "Dave@Example.com" })).await;
-    assert_eq!(r.status, StatusCode::OK, "dave already exists from his first call: {}", r.body);
+    assert_eq!(r.status, StatusCode::CREATED, "registering is dave's first call: {}", r.body);
+    assert_eq!(r.headers["location"], format!("/api/users/{}", r.id()));
     assert_eq!(r.body["email"], "dave@example.com");
     let r = t.post("dave", "/api/users", json!({ "name": "Dave D", "email": "dave@example.com" })).await;
     assert_eq!((r.status, r.body["name"].as_str()), (StatusCode::OK, Some("Dave D")));
@@ -327,4 +328,18 @@ async fn me_lists_memberships() {
     assert_eq!(m.len(), 2);
     assert_eq!((m[0]["tenant_id"].as_str(), m[0]["role"].as_str()), (Some(a.as_str()), Some("admin")));
     assert_eq!((m[1]["tenant_name"].as_str(), m[1]["role"].as_str()), (Some("B"), Some("viewer")));
+}
+
+#[tokio::test]
+async fn a_user_deleted_through_another_instance_is_registered_again() {
+    let t = TestApp::new().await;
+    let other = common::TestApp::on(&t.db);
+    // Both instances know alice; she deletes herself through the first.
+    let alice = t.user_id("alice").await;
+    assert_eq!(other.get("alice", "/api/tenants").await.status, StatusCode::OK);
+    assert_eq!(t.delete("alice", &format!("/api/users/{alice}")).await.status, StatusCode::NO_CONTENT);
+    // The second instance still believes her row exists; creating a tenant needs it.
+    let r = other.post("alice", "/api/tenants", json!({ "name": "Again" })).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert_eq!(t.counts().await[1], ("users".into(), 1));
 }

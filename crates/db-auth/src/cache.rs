@@ -61,7 +61,15 @@ struct Cached {
     refresh_at: SystemTime,
 }
 
-type Slot = Arc<tokio::sync::Mutex<Option<Cached>>>;
+/// One key's token, and a flag that a rejection sets without waiting for the lock (a signing or
+/// a read may hold it at that moment).
+#[derive(Default)]
+struct SlotState {
+    cached: tokio::sync::Mutex<Option<Cached>>,
+    rejected: std::sync::atomic::AtomicBool,
+}
+
+type Slot = Arc<SlotState>;
 
 pub struct TokenCache {
     provider: SharedCredentialsProvider,
@@ -101,7 +109,10 @@ impl TokenCache {
     /// concurrent callers for the same key share.
     pub async fn token(&self, req: &TokenRequest) -> Result<Arc<str>> {
         let slot = self.slot(req);
-        let mut cached = slot.lock().await;
+        let mut cached = slot.cached.lock().await;
+        if slot.rejected.swap(false, Ordering::AcqRel) {
+            *cached = None;
+        }
         let now = self.clock.now();
         if let Some(c) = cached.as_ref()
             && now < c.refresh_at
@@ -123,11 +134,8 @@ impl TokenCache {
 
     /// Forgets the token for `req` (the server rejected it): the next caller signs anew.
     pub fn invalidate(&self, req: &TokenRequest) {
-        let slot = self.slots.lock().unwrap_or_else(|e| e.into_inner()).get(req).cloned();
-        if let Some(slot) = slot
-            && let Ok(mut cached) = slot.try_lock()
-        {
-            *cached = None;
+        if let Some(slot) = self.slots.lock().unwrap_or_else(|e| e.into_inner()).get(req) {
+            slot.rejected.store(true, Ordering::Release);
         }
     }
 

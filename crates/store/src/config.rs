@@ -174,13 +174,14 @@ impl DbConfig {
             }
         }
         if let Some(v) = var("DB_CONNECT_TIMEOUT_SECS") {
-            cfg.connect_timeout = Duration::from_secs_f64(parse_positive("DB_CONNECT_TIMEOUT_SECS", &v)?);
+            cfg.connect_timeout = parse_secs("DB_CONNECT_TIMEOUT_SECS", &v, 0.001, 3600.0)?;
         }
         if let Some(v) = var("DB_STATEMENT_TIMEOUT_MS") {
-            cfg.statement_timeout = Duration::from_millis(parse_positive("DB_STATEMENT_TIMEOUT_MS", &v)? as u64);
+            let ms = parse_secs("DB_STATEMENT_TIMEOUT_MS", &v, 1.0, 3_600_000.0)?.as_secs_f64();
+            cfg.statement_timeout = Duration::from_millis(ms as u64);
         }
         if let Some(v) = var("DB_IDLE_CHECK_SECS") {
-            cfg.idle_check_after = Duration::from_secs_f64(parse("DB_IDLE_CHECK_SECS", &v)?);
+            cfg.idle_check_after = parse_secs("DB_IDLE_CHECK_SECS", &v, 0.0, 86_400.0)?;
         }
         cfg.validate()?;
         Ok(cfg)
@@ -256,12 +257,14 @@ fn parse<T: FromStr>(var: &'static str, value: &str) -> Result<T> {
     value.trim().parse().map_err(|_| invalid(var, format!("is not a valid number: {value:?}")))
 }
 
-fn parse_positive(var: &'static str, value: &str) -> Result<f64> {
+/// A number of seconds (or of the variable's unit) within `min..=max`, finite: a typo never
+/// becomes a panic, a disabled timeout or one of centuries.
+fn parse_secs(var: &'static str, value: &str, min: f64, max: f64) -> Result<Duration> {
     let v: f64 = parse(var, value)?;
-    if v.is_finite() && v > 0.0 {
-        Ok(v)
+    if v.is_finite() && (min..=max).contains(&v) {
+        Ok(Duration::from_secs_f64(v))
     } else {
-        Err(invalid(var, format!("must be greater than zero, not {value:?}")))
+        Err(invalid(var, format!("must be between {min} and {max}, not {value:?}")))
     }
 }
 
@@ -318,9 +321,16 @@ mod tests {
 
     #[test]
     fn malformed_values_name_their_variable() {
-        for (var, value) in
-            [("DB_PORT", "x"), ("DB_POOL_MAX", "0"), ("DB_CONNECT_TIMEOUT_SECS", "-1"), ("DB_AUTH", "kerberos")]
-        {
+        for (var, value) in [
+            ("DB_PORT", "x"),
+            ("DB_POOL_MAX", "0"),
+            ("DB_CONNECT_TIMEOUT_SECS", "-1"),
+            ("DB_CONNECT_TIMEOUT_SECS", "1e300"),
+            ("DB_STATEMENT_TIMEOUT_MS", "0.5"),
+            ("DB_IDLE_CHECK_SECS", "-1"),
+            ("DB_IDLE_CHECK_SECS", "inf"),
+            ("DB_AUTH", "kerberos"),
+        ] {
             let err = DbConfig::from_env(env(&[("DB_HOST", "h"), (var, value)])).unwrap_err();
             assert!(err.to_string().contains(var), "{var}: {err}");
         }

@@ -135,8 +135,10 @@ pub async fn check_runtime_role(client: &Client) -> Result<()> {
     let tables = PROTECTED_TABLES.iter().map(|t| format!("'{t}'")).collect::<Vec<_>>().join(", ");
     let sql = format!(
         "SELECT current_user::text, r.rolsuper, r.rolbypassrls,
-                EXISTS (SELECT 1 FROM pg_roles o WHERE o.rolname = 'app_owner'
-                        AND pg_has_role(current_user, o.oid, 'USAGE')),
+                EXISTS (SELECT 1 FROM pg_roles o WHERE o.rolname <> current_user
+                        AND (o.rolname = 'app_owner' OR o.rolsuper OR o.rolbypassrls)
+                        -- MEMBER, not USAGE: app_runtime is NOINHERIT, and SET ROLE needs only membership
+                        AND pg_has_role(current_user, o.oid, 'MEMBER')),
                 (SELECT string_agg(c.relname, ', ' ORDER BY c.relname) FROM pg_class c
                   WHERE c.relowner = r.oid AND c.relkind IN ('r', 'p') AND c.relnamespace = 'public'::regnamespace),
                 (SELECT string_agg(t.name || ' ' || coalesce(c.relrowsecurity::text, 'missing')
@@ -167,7 +169,9 @@ pub async fn check_runtime_role(client: &Client) -> Result<()> {
         return fail(format!("the API logs in as {user}, which owns tables ({tables}); log in as app_runtime"));
     }
     if flag(3) {
-        return fail(format!("the API logs in as {user}, which can act as the table owner app_owner"));
+        return fail(format!(
+            "the API logs in as {user}, which can act as the table owner app_owner, a superuser or a BYPASSRLS role (it is a member)"
+        ));
     }
     for entry in rls.split(',') {
         match entry.split(' ').collect::<Vec<_>>()[..] {

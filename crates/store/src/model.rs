@@ -289,6 +289,11 @@ impl Cursor {
         }
         let micros = i64::from_be_bytes(raw[1..9].try_into().map_err(|_| bad())?);
         let created_at = OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1_000).map_err(|_| bad())?;
+        // Rows are created from 1970 (the first page's start) on; anything else is forged, and
+        // could be outside what PostgreSQL accepts.
+        if !(1970..=9999).contains(&created_at.year()) {
+            return Err(bad());
+        }
         let id = Uuid::from_slice(&raw[9..]).map_err(|_| bad())?;
         Ok(Self { created_at, id })
     }

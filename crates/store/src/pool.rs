@@ -294,16 +294,25 @@ impl Connector {
     /// A connection for the API: session settings applied, every statement prepared. Both go
     /// out together, in one round trip.
     async fn open(&self) -> Result<Conn> {
+        let started = Instant::now();
         let client = self.connect().await?;
         // The session settings, every statement, and (once per process) the role self-check all
-        // go out together: one round trip after the login.
+        // go out together: one round trip after the login, within what is left of the connect
+        // timeout (a server that stalls after the login must not hang the request).
         let check = !self.role_checked.load(Ordering::Relaxed);
-        let (settings, stmts, checked) = join3(
+        let setup = join3(
             client.batch_execute(&self.session_sql),
             try_join_all(Q::ALL.iter().map(|q| client.prepare(q.sql()))),
             OptionFuture::from(check.then(|| migrate::check_runtime_role(&client))),
-        )
-        .await;
+        );
+        let left = self.cfg.connect_timeout.saturating_sub(started.elapsed());
+        let Ok((settings, stmts, checked)) = tokio::time::timeout(left, setup).await else {
+            return Err(Error::ConnectTimeout {
+                host: self.cfg.host.clone(),
+                port: self.cfg.port,
+                after: self.cfg.connect_timeout,
+            });
+        };
         if let Some(Err(e)) = checked {
             tracing::error!(error = %e, "refusing to serve: the database role is not safe for a multi-tenant API");
             return Err(e);

@@ -211,7 +211,9 @@ impl Scoped<'_> {
         let rows =
             self.run(Tenants::Member(id), Access::Write, &[step(Q::TenantRename, &[&id.0, &name.as_str()])]).await?;
         let row = gated(&rows[0], ADMINS)?;
-        Ok(Tenant { id: TenantId(row.get(1)), name: row.get(2), role: me_role(row), created_at: row.get(3) })
+        // No updated row although the caller is an admin: the tenant was deleted meanwhile.
+        let id: Uuid = row.get::<_, Option<Uuid>>(1).ok_or(Error::NotFound)?;
+        Ok(Tenant { id: TenantId(id), name: row.get(2), role: me_role(row), created_at: row.get(3) })
     }
 
     /// Deletes a tenant with its memberships and todos.

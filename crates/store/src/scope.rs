@@ -95,7 +95,9 @@ struct Failed {
 impl Scoped<'_> {
     /// Runs `steps` in one transaction scoped to `tenants`; returns each step's rows.
     pub(crate) async fn run(&self, tenants: Tenants, access: Access, steps: &[Step<'_>]) -> Result<Vec<Vec<Row>>> {
-        let deadline = self.store.config().statement_timeout + CLIENT_GRACE;
+        // The server's timeout is per statement: the client waits for every statement of the
+        // pipeline (the scope, the steps) before it gives up on the connection.
+        let deadline = self.store.config().statement_timeout * (steps.len() as u32 + 2) + CLIENT_GRACE;
         let mut retried = false;
         loop {
             let lease = Lease(Some(self.store.checkout().await?));

@@ -147,3 +147,29 @@ async fn migrations_run_again_are_a_no_op() {
     let rows: i64 = admin.query_one("SELECT count(*) FROM schema_migrations", &[]).await.unwrap().get(0);
     assert_eq!(rows as usize, store::migrate::MIGRATIONS.len());
 }
+
+#[tokio::test]
+async fn a_login_role_that_can_become_the_owner_or_bypass_rls_is_refused() {
+    let db = testkit::pg::db().await;
+    let admin = db.admin().await;
+    let suffix = uuid::Uuid::new_v4().simple().to_string();
+    for (grant, why) in [("app_owner", "can act as the table owner"), ("bypass", "can act as the table owner")] {
+        let role = format!("rt_{grant}_{suffix}");
+        let target = if grant == "bypass" {
+            let b = format!("bypass_{suffix}");
+            admin.batch_execute(&format!("CREATE ROLE {b} NOLOGIN BYPASSRLS")).await.unwrap();
+            b
+        } else {
+            grant.to_string()
+        };
+        // NOINHERIT, like app_runtime: the privileges are not inherited, but SET ROLE works.
+        admin
+            .batch_execute(&format!("CREATE ROLE {role} LOGIN NOINHERIT PASSWORD 'pw'; GRANT {target} TO {role}"))
+            .await
+            .unwrap();
+        let url = format!("postgres://{role}:pw@{}:{}/{}", db.server.host, db.server.port, db.name);
+        let client = testkit::pg::connect(&url).await;
+        let err = store::migrate::check_runtime_role(&client).await.unwrap_err().to_string();
+        assert!(err.contains(why), "{grant}: {err}");
+    }
+}

@@ -38,7 +38,12 @@ impl Reply {
 
 impl TestApp {
     pub async fn new() -> Self {
-        let db = testkit::pg::db().await;
+        Self::on(&testkit::pg::db().await)
+    }
+
+    /// Another instance of the app on the same database (another Lambda instance).
+    pub fn on(db: &TestDb) -> Self {
+        let db = db.clone();
         let cfg = db.runtime_config();
         let password = match &cfg.auth {
             store::Auth::Password(p) => PasswordSource::Fixed(p.clone()),
