@@ -29,7 +29,7 @@ use lambda::{Function, Identity, Source};
 use runtime_standin::{Outcome, RuntimeApi};
 use serde::Serialize;
 use serde_json::{Value, json};
-use store::{PasswordSource, Q, Store, UserId};
+use store::{Q, UserId};
 use testkit::{iam, pg::TestDb};
 use tokio_postgres::{Client, Statement, types::ToSql};
 use uuid::Uuid;
@@ -196,9 +196,7 @@ async fn handle(f: &Function, event: &str) -> u16 {
 
 async fn warm(args: &Args, results: &mut Results) {
     let db = testkit::pg::db().await;
-    let cfg = db.runtime_config();
-    let store::Auth::Password(pw) = &cfg.auth else { unreachable!() };
-    let store = Store::new(cfg.clone(), PasswordSource::Fixed(pw.clone())).unwrap();
+    let store = db.runtime_store();
     let f = Function::new(App::new(store.clone()), Identity::with_sources(vec![Source::ApiGatewayJwt], None));
 
     let tenant = Uuid::new_v4();

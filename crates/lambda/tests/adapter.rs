@@ -10,14 +10,9 @@ use common::event;
 use lambda::{Function, Identity, Source};
 use lambda_http::Body;
 use serde_json::{Value, json};
-use store::{PasswordSource, Store};
 
 async fn function(identity: Identity) -> Function {
-    let db = testkit::pg::db().await;
-    let cfg = db.runtime_config();
-    let store::Auth::Password(p) = &cfg.auth else { unreachable!() };
-    let store = Store::new(cfg.clone(), PasswordSource::Fixed(p.clone())).unwrap();
-    Function::new(api::App::new(store), identity)
+    Function::new(api::App::new(testkit::pg::db().await.runtime_store()), identity)
 }
 
 fn all_sources() -> Identity {

@@ -106,8 +106,7 @@ async fn no_secret_in_logs_or_bodies_in_process() {
     // Password login with a wrong password, and a connect timeout.
     let mut pw = db.runtime_config();
     pw.auth = store::Auth::Password(Some(Secret::new(format!("{}-wrong", testkit::pg::RUNTIME_PASSWORD))));
-    let store::Auth::Password(p) = &pw.auth else { unreachable!() };
-    let f = function(Store::new(pw.clone(), PasswordSource::Fixed(p.clone())).unwrap());
+    let f = function(Store::new(pw.clone(), PasswordSource::fixed(&pw).unwrap()).unwrap());
     let (s, b) = call(&f, "GET", "/api/me", None).await;
     statuses.push(s);
     bodies.push_str(&b);

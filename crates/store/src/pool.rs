@@ -55,13 +55,21 @@ impl PasswordSource {
         }
     }
 
+    /// The configured password, for password auth (no credentials to load).
+    pub fn fixed(cfg: &DbConfig) -> Option<Self> {
+        match &cfg.auth {
+            crate::Auth::Password(p) => Some(PasswordSource::Fixed(p.clone())),
+            _ => None,
+        }
+    }
+
     /// The source `cfg` asks for: its password, or tokens signed with aws-config's default
     /// credential chain (built here, once).
     pub async fn for_config(cfg: &DbConfig) -> Result<Self> {
-        let Some(request) = Self::token_request(cfg) else {
-            let crate::Auth::Password(p) = &cfg.auth else { unreachable!("only password auth has no token") };
-            return Ok(PasswordSource::Fixed(p.clone()));
-        };
+        if let Some(fixed) = Self::fixed(cfg) {
+            return Ok(fixed);
+        }
+        let request = Self::token_request(cfg).expect("every auth but password has a token request");
         let (provider, _) = db_auth::default_credentials(Some(request.region.clone()))
             .await
             .map_err(|e| Error::Config { var: "AWS_REGION", problem: e.to_string() })?;

@@ -304,6 +304,13 @@ impl TestDb {
         cfg
     }
 
+    /// A store that logs in as the runtime role (not connected yet).
+    pub fn runtime_store(&self) -> store::Store {
+        let cfg = self.runtime_config();
+        let password = store::PasswordSource::fixed(&cfg).expect("a password config");
+        store::Store::new(cfg, password).expect("a valid config")
+    }
+
     /// A runtime-role URL of this database.
     pub fn runtime_url(&self) -> String {
         format!("postgres://app_runtime:{RUNTIME_PASSWORD}@{}:{}/{}", self.server.host, self.server.port, self.name)

@@ -7,7 +7,6 @@ use api::{App, Principal, RequestId};
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request, StatusCode};
 use serde_json::Value;
-use store::{PasswordSource, Store};
 use testkit::pg::TestDb;
 
 pub struct TestApp {
@@ -43,14 +42,7 @@ impl TestApp {
 
     /// Another instance of the app on the same database (another Lambda instance).
     pub fn on(db: &TestDb) -> Self {
-        let db = db.clone();
-        let cfg = db.runtime_config();
-        let password = match &cfg.auth {
-            store::Auth::Password(p) => PasswordSource::Fixed(p.clone()),
-            _ => unreachable!(),
-        };
-        let app = App::new(Store::new(cfg, password).unwrap());
-        Self { app, db }
+        Self { app: App::new(db.runtime_store()), db: db.clone() }
     }
 
     /// Calls the app as `user` (a subject; `None` for no identity) with an optional JSON body.
