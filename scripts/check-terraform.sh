@@ -3,11 +3,20 @@
 #   1. terraform fmt -check -recursive
 #   2. checkov static analysis, 0 failed checks required (skips are inline,
 #      each with its reason, next to the resource)
-#   3. pytest terraform/tests: structure tests on the parsed HCL, evaluation of
-#      validations/preconditions with `terraform console`, and mutation tests
-#      that prove the structure tests fail on a broken configuration.
+#   3. the AWS provider's schema: the configuration checked against the
+#      provider versions at both ends of the constraint in versions.tf
+#      (terraform/tests/schema_check.py: types, arguments, blocks, required
+#      ones, references). The schemas are extracted from the npm packages that
+#      cdktf generates from `terraform providers schema -json`
+#      (terraform/tests/provider_schema.py), fetched with `npm pack` when
+#      missing and cached outside the clone (a few MB each).
+#   4. pytest terraform/tests: structure tests on the parsed HCL, evaluation of
+#      validations/preconditions with `terraform console`, the schema check's
+#      mutation tests, and mutation tests that prove the structure tests fail
+#      on a broken configuration.
 # `terraform init/validate` needs the provider download; CI does that
-# (.github/workflows/ci.yml). Only PyPI is contacted, to fill the venvs once.
+# (.github/workflows/ci.yml). Only PyPI (the venvs) and the npm registry (the
+# schemas) are contacted, each once; later runs use the caches.
 set -euo pipefail
 
 usage() {
@@ -18,6 +27,8 @@ Runs terraform fmt -check, checkov and the Terraform tests, offline.
 Environment:
   TF_CHECK_VENV   where the Python tools are installed
                   (default: $HOME/.cache/tenant-api/venv-terraform)
+  TF_SCHEMA_CACHE where the extracted AWS provider schemas are cached
+                  (default: $HOME/.cache/tenant-api/aws-provider-schema)
 EOF
 }
 
@@ -106,8 +117,16 @@ if [[ "$checkov_status" -ne 0 || "$checkov_failed" -ne 0 ]]; then
   exit 1
 fi
 
-# 3. Tests ---------------------------------------------------------------------
+# 3. The provider's schema ------------------------------------------------------
 ensure_venv "$TESTS_VENV" "${TEST_REQS[@]}"
+export TF_SCHEMA_CACHE="${TF_SCHEMA_CACHE:-$HOME/.cache/tenant-api/aws-provider-schema}"
+echo "==> AWS provider schemas (terraform/tests/provider_schemas.json) in $TF_SCHEMA_CACHE"
+"$TESTS_VENV/bin/python" terraform/tests/provider_schema.py fetch --cache "$TF_SCHEMA_CACHE"
+echo "==> schema check: terraform/ against hashicorp/aws at both ends of its version constraint"
+"$TESTS_VENV/bin/python" terraform/tests/schema_check.py --schema-dir "$TF_SCHEMA_CACHE" terraform | tee "$tmp/schema.txt"
+schema_summary="$(grep -E '^hashicorp/aws' "$tmp/schema.txt" | sed -E 's/ \(.*\): / /; s/ problem\(s\)/ problems/' | paste -sd, - | sed 's/,/, /g')"
+
+# 4. Tests ---------------------------------------------------------------------
 run_pytest() {
   local log="$1"
   shift
@@ -116,12 +135,12 @@ run_pytest() {
   # With pipefail the pipeline fails with pytest's status, not tee's.
   return "$status"
 }
-echo "==> pytest terraform/tests (structure, evaluation)"
-run_pytest "$tmp/tests.txt" terraform/tests/test_structure.py terraform/tests/test_evaluate.py
+echo "==> pytest terraform/tests (structure, evaluation, schema check and its mutations)"
+run_pytest "$tmp/tests.txt" terraform/tests/test_structure*.py terraform/tests/test_evaluate.py terraform/tests/test_schema.py
 echo "==> pytest terraform/tests/test_mutations.py (each mutation must make the structure tests fail)"
 run_pytest "$tmp/mutations.txt" terraform/tests/test_mutations.py
 
 tests_summary="$(grep -Eo '[0-9]+ passed[^=]*' "$tmp/tests.txt" | tail -n1 | sed -E 's/ in [0-9.]+s.*//')"
 mutations_passed="$(grep -Eo '[0-9]+ passed' "$tmp/mutations.txt" | tail -n1 | grep -Eo '[0-9]+')"
 # One of the mutation tests is the unmodified baseline.
-echo "check-terraform: OK: fmt clean; checkov ${CHECKOV_VERSION}: ${checkov_summary}; pytest: ${tests_summary}; mutations caught: $((mutations_passed - 1))/$((mutations_passed - 1))"
+echo "check-terraform: OK: fmt clean; checkov ${CHECKOV_VERSION}: ${checkov_summary}; schema: ${schema_summary}; pytest: ${tests_summary}; mutations caught: $((mutations_passed - 1))/$((mutations_passed - 1))"

@@ -5,9 +5,13 @@ terraform {
   required_providers {
     aws = {
       source = "hashicorp/aws"
-      # 5.100 is the first release with `data.aws_region.region` (the `name`
-      # attribute is deprecated in 6.x); 7.x is untested.
-      version = ">= 5.100, < 7.0"
+      # 6.x: `data.aws_region.current.region` does not exist before 6.0
+      # (5.x has only `name`, deprecated in 6.x). The floor is 6.25 because
+      # scripts/check-terraform.sh checks the configuration against the
+      # provider's schema at both ends of this range, and 6.25.0 is the
+      # oldest 6.x whose schema it has (terraform/tests/provider_schemas.json);
+      # 7.x is untested.
+      version = ">= 6.25, < 7.0"
     }
   }
 }

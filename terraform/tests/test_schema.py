@@ -1,0 +1,139 @@
+"""The configuration against the AWS provider's schema (schema_check.py), and proof that the check can fail.
+
+The schemas come from the cache that scripts/check-terraform.sh fills
+(TF_SCHEMA_CACHE, default ~/.cache/tenant-api/aws-provider-schema). Each
+mutation copies terraform/, breaks one thing `terraform validate` would
+catch, and expects the check to name it, at the provider versions that the
+(possibly mutated) constraint selects.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+import schema_check
+from provider_schema import DEFAULT_CACHE, MANIFEST
+from tfconfig import tf_dir
+
+CACHE = Path(os.environ.get("TF_SCHEMA_CACHE") or DEFAULT_CACHE)
+KNOWN = json.loads(MANIFEST.read_text(encoding="utf-8"))["versions"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def schemas_present():
+    missing = [v for v in KNOWN if not schema_check.schema_path(CACHE, v).exists()]
+    assert not missing, (f"provider schemas {missing} are not in {CACHE}: "
+                         "run scripts/check-terraform.sh (or python terraform/tests/provider_schema.py fetch)")
+
+
+def test_constraint_ends_are_checked():
+    files = schema_check.parse_dir(tf_dir())
+    constraint = schema_check.aws_constraint(files)
+    versions, problems = schema_check.ends(constraint, list(KNOWN))
+    assert not problems, problems
+    floor = schema_check.floor_of(constraint)
+    assert versions[0] == floor, f"the floor {floor} itself must be checked, not only {versions}"
+    assert len(versions) == 2, f"check two ends of {constraint!r}, got {versions}"
+    assert versions[-1].split(".")[0] == floor.split(".")[0] == "6", versions
+
+
+@pytest.mark.parametrize("version", sorted(v for v in KNOWN if schema_check.satisfies(
+    v, schema_check.aws_constraint(schema_check.parse_dir(tf_dir())))), ids=str)
+def test_configuration_matches_the_schema(version: str):
+    problems = schema_check.run(tf_dir(), CACHE, [version])[version]
+    assert problems == [], "\n".join(problems)
+
+
+def test_constraint_helpers():
+    assert schema_check.satisfies("6.25.0", ">= 6.25, < 7.0")
+    assert not schema_check.satisfies("7.0.0", ">= 6.25, < 7.0")
+    assert not schema_check.satisfies("5.100.0", ">= 6.25, < 7.0")
+    assert schema_check.satisfies("6.66.0", "~> 6.25")
+    assert not schema_check.satisfies("7.1.0", "~> 6.25")
+    assert schema_check.floor_of(">= 6.25, < 7.0") == "6.25.0"
+    versions, problems = schema_check.ends(">= 6.0, < 7.0", list(KNOWN))
+    assert problems and "6.0.0" in problems[0], "a floor without a schema must be reported"
+
+
+# ---------------------------------------------------------------------------
+# Mutations: each must be reported
+# ---------------------------------------------------------------------------
+
+
+def sub(pattern: str, repl: str) -> Callable[[str], str]:
+    def edit(text: str) -> str:
+        new, n = re.subn(pattern, repl, text, count=1, flags=re.M)
+        assert n == 1, f"mutation pattern {pattern!r} matched nothing: the Terraform changed, update the mutation"
+        return new
+
+    return edit
+
+
+# (id, file, edit, what the report must say)
+MUTATIONS: list[tuple[str, str, Callable[[str], str], str]] = [
+    ("misspelt-argument", "lambda.tf",
+     sub(r"^(\s*)memory_size(\s*)=", r"\1memory_sise\2="), r"unsupported argument or block `memory_sise`"),
+    ("misspelt-reference", "api_gateway.tf",
+     sub(r"aws_lambda_function\.this\.invoke_arn", "aws_lambda_function.this.invoke_url"),
+     r"aws_lambda_function has no attribute `invoke_url`"),
+    ("missing-required-argument", "lambda.tf",
+     sub(r"^(resource \"aws_lambda_function\" \"this\" \{(?:\n.*?)*?)\n\s*role\s*=.*", r"\1"),
+     r"aws_lambda_function\.this: the required argument `role` is missing"),
+    ("argument-written-as-block", "lambda.tf",
+     sub(r"variables\s*=\s*local\.lambda_environment\b", "variables {\n      DB_HOST = var.db_host\n    }"),
+     r"`variables` is an argument, written as a block"),
+    ("block-written-as-argument", "lambda.tf",
+     sub(r"tracing_config \{", "tracing_config = {"), r"`tracing_config` is a block, written as an argument"),
+    ("single-block-twice", "lambda.tf",
+     sub(r"^(\s*)tracing_config \{", r"\1tracing_config {\n\1  mode = var.tracing_mode\n\1}\n\1tracing_config {"),
+     r"block `tracing_config` may appear at most once"),
+    ("unknown-resource-type", "api_gateway.tf",
+     sub(r'^resource "aws_lambda_permission"', 'resource "aws_lambda_permissions"'),
+     r"no resource type aws_lambda_permissions"),
+    ("computed-attribute-set", "lambda.tf",
+     sub(r"^(\s*)handler(\s*)=(.*)$", r"\1handler\2=\3\n\1invoke_arn = \"x\""),
+     r"`invoke_arn` is computed by the provider"),
+    ("dynamic-block-misspelt", "lambda.tf",
+     sub(r'dynamic "vpc_config"', 'dynamic "vpc_configuration"'), r'dynamic "vpc_configuration": no block'),
+    ("undeclared-resource", "outputs.tf",
+     sub(r"aws_lambda_function\.this\.arn", "aws_lambda_function.main.arn"), r"which is not declared"),
+    ("old-5x-floor", "versions.tf",
+     sub(r'version\s*=\s*">= 6\.25, < 7\.0"', 'version = ">= 5.100, < 7.0"'),
+     r"`data\.aws_region\.current\.region`: aws_region has no attribute `region` in hashicorp/aws 5\.100\.0"),
+    ("floor-without-schema", "versions.tf",
+     sub(r'version\s*=\s*">= 6\.25, < 7\.0"', 'version = ">= 6.0, < 7.0"'), r"no schema of 6\.0\.0 is known"),
+]
+
+
+def _copy(tmp_path: Path) -> Path:
+    target = tmp_path / "terraform"
+    shutil.copytree(tf_dir(), target, ignore=shutil.ignore_patterns("tests", ".terraform", "*.tfstate*"))
+    return target
+
+
+def _report(directory: Path) -> list[str]:
+    return [f"{v}: {p}" for v, ps in schema_check.run(directory, CACHE).items() for p in ps]
+
+
+def test_unmodified_copy_is_clean(tmp_path: Path):
+    assert _report(_copy(tmp_path)) == []
+
+
+@pytest.mark.parametrize(("fname", "edit", "expected"), [m[1:] for m in MUTATIONS], ids=[m[0] for m in MUTATIONS])
+def test_mutation_is_reported(tmp_path: Path, fname: str, edit: Callable[[str], str], expected: str):
+    target = _copy(tmp_path)
+    path = target / fname
+    original = path.read_text(encoding="utf-8")
+    mutated = edit(original)
+    assert mutated != original
+    path.write_text(mutated, encoding="utf-8")
+    report = _report(target)
+    assert any(re.search(expected, line) for line in report), \
+        f"expected a problem matching {expected!r}, got:\n" + "\n".join(report)
