@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Usage: scripts/demo.sh [API_BASE_URL]
 #
-# The README's curl session: tenants, members, todos and users against a running dev server
+# The README's curl session: tenants, invitations, todos and users against a running dev server
 # (scripts/dev.sh; default http://127.0.0.1:3000). Tokens come from `devserver token`, signed
 # with DEV_JWT_SECRET (the dev server's default when unset). Prints each request and its answer.
 set -euo pipefail
@@ -26,7 +26,8 @@ call() {
   [ -n "$token" ] && args+=(-H "Authorization: Bearer $token")
   [ -n "$body" ] && args+=(-H 'Content-Type: application/json' -d "$body")
   local out; out=$(curl "${args[@]}")
-  echo "${out##*$'\n'} ${out%$'\n'*}"
+  LAST=${out%$'\n'*}
+  echo "${out##*$'\n'} $LAST"
   echo
 }
 
@@ -37,6 +38,10 @@ call bob GET /api/me
 BOB=$(curl -s -H "Authorization: Bearer $bob" "$API/api/me" | sed -n 's/.*"user":{"id":"\([^"]*\)".*/\1/p')
 call bob GET /api/tenants/$T
 call alice PUT /api/tenants/$T/members/$BOB '{"role":"member"}'
+call alice POST /api/tenants/$T/invitations '{"role":"member"}'
+CODE=$(sed -n 's/.*"code":"\([^"]*\)".*/\1/p' <<<"$LAST")
+call bob POST /api/invitations/accept '{"code":"'$CODE'"}'
+call bob POST /api/invitations/accept '{"code":"'$CODE'"}'
 call bob POST /api/tenants/$T/todos '{"title":"Ship the first release","id":"0b6f1a52-3f7e-4c8e-9d7a-1c2b3d4e5f60"}'
 call alice POST /api/tenants/$T/todos '{"title":"Write the changelog","id":"0b6f1a52-3f7e-4c8e-9d7a-1c2b3d4e5f61"}'
 call alice PATCH /api/tenants/$T/todos/0b6f1a52-3f7e-4c8e-9d7a-1c2b3d4e5f60 '{"complete":true}'

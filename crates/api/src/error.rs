@@ -134,6 +134,7 @@ impl From<store::Error> for Error {
             store::Error::NotFound => Error::NotFound("not found"),
             store::Error::Forbidden => Error::Forbidden,
             store::Error::Conflict(why) => Error::Conflict(why),
+            store::Error::InvalidValue(why) => Error::Invalid { field: "body".into(), message: why.into() },
             other => Error::Internal { detail: other.to_string() },
         }
     }

@@ -6,13 +6,13 @@ use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use matchit::Params;
 use serde::{Deserialize, Serialize};
 use store::{
-    DisplayName, Email, Membership, Role, Scoped, TenantId, TenantName, TodoFilter, TodoId, TodoPatch, TodoTitle, User,
-    UserId,
+    DisplayName, Email, InvitationId, Membership, NewUser, Role, Scoped, TenantId, TenantName, TodoFilter, TodoId,
+    TodoPatch, TodoTitle, User, UserId,
 };
 use uuid::Uuid;
 
 use crate::{
-    App, Error, Principal, Result, body, json_response,
+    App, Error, Principal, Result, body, invite, json_response,
     routes::{ROUTES, Route},
 };
 
@@ -29,20 +29,17 @@ pub(crate) async fn dispatch(app: &App, req: &Request<Bytes>) -> Result<Response
         _ => {}
     }
     let principal = req.extensions().get::<Principal>().ok_or(Error::Unauthorized)?;
-    let me = principal.user_id();
-    let db = app.store().scoped(me);
     // POST /api/users registers the caller itself (and says 201 when it did).
-    let registers = spec.route == Route::Users && req.method() == Method::POST;
-    if !registers && !app.is_known(me) {
-        db.ensure_user(&principal.new_user()).await?;
-        app.set_known(me, true);
+    if spec.route == Route::Users && req.method() == Method::POST {
+        return post_user(app, req, principal).await;
     }
+    let me = app.user_id(principal).await?;
+    let db = app.store().scoped(me);
     let p = &matched.params;
-    let ctx = Ctx { app, req, db, me, principal };
+    let ctx = Ctx { app, req, db, principal };
     match (spec.route, req.method().clone()) {
         (Route::Me, Method::GET) => get_me(&ctx).await,
         (Route::Users, Method::GET) => ok(&ctx.db.list_users(body::list_query(req)?.page).await?),
-        (Route::Users, Method::POST) => post_user(&ctx).await,
         (Route::User, Method::GET) => ok(&ctx.db.get_user(user_id(p)?).await?),
         (Route::User, Method::PUT) => put_user(&ctx, user_id(p)?).await,
         (Route::User, Method::DELETE) => delete_user(&ctx, user_id(p)?).await,
@@ -53,6 +50,14 @@ pub(crate) async fn dispatch(app: &App, req: &Request<Bytes>) -> Result<Response
         (Route::Tenant, Method::DELETE) => no_content(ctx.db.delete_tenant(tenant_id(p)?).await?),
         (Route::Members, Method::GET) => ok(&ctx.db.list_members(tenant_id(p)?, body::list_query(req)?.page).await?),
         (Route::Member, Method::PUT) => put_member(&ctx, tenant_id(p)?, user_id(p)?).await,
+        (Route::Invitations, Method::GET) => {
+            ok(&ctx.db.list_invitations(tenant_id(p)?, body::list_query(req)?.page).await?)
+        }
+        (Route::Invitations, Method::POST) => invite::create(&ctx.db, req, tenant_id(p)?).await,
+        (Route::Invitation, Method::DELETE) => {
+            no_content(ctx.db.revoke_invitation(tenant_id(p)?, invitation_id(p)?).await?)
+        }
+        (Route::AcceptInvitation, Method::POST) => invite::accept(&ctx.db, req, principal).await,
         (Route::Member, Method::DELETE) => no_content(ctx.db.remove_member(tenant_id(p)?, user_id(p)?).await?),
         (Route::Todos, Method::GET) => {
             let q = body::list_query(req)?;
@@ -75,8 +80,16 @@ struct Ctx<'a> {
     app: &'a App,
     req: &'a Request<Bytes>,
     db: Scoped<'a>,
-    me: UserId,
     principal: &'a Principal,
+}
+
+impl Ctx<'_> {
+    /// The caller's row is gone (deleted through another instance, whose cache said it
+    /// existed): register them again from their claims, for a second try.
+    async fn registered_again(&self) -> Result<Scoped<'_>> {
+        self.app.forget(self.principal);
+        Ok(self.app.store().scoped(self.app.user_id(self.principal).await?))
+    }
 }
 
 fn param<'p>(p: &'p Params<'_, '_>, name: &str) -> &'p str {
@@ -95,9 +108,13 @@ fn todo_id(p: &Params<'_, '_>) -> Result<TodoId> {
     TodoId::parse(param(p, "todo_id")).map_err(Error::bad_param)
 }
 
+fn invitation_id(p: &Params<'_, '_>) -> Result<InvitationId> {
+    InvitationId::parse(param(p, "invitation_id")).map_err(Error::bad_param)
+}
+
 /// An optional field that, when present, must have a value: `null` is rejected (422) like any
 /// other wrong type, rather than read as "absent".
-fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
+pub(crate) fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
     T::deserialize(d).map(Some)
 }
 
@@ -122,11 +139,11 @@ fn openapi() -> Response<Bytes> {
     res
 }
 
-fn ok<T: Serialize>(value: &T) -> Result<Response<Bytes>> {
+pub(crate) fn ok<T: Serialize>(value: &T) -> Result<Response<Bytes>> {
     Ok(json_response(StatusCode::OK, value))
 }
 
-fn created<T: Serialize>(value: &T, location: String) -> Result<Response<Bytes>> {
+pub(crate) fn created<T: Serialize>(value: &T, location: String) -> Result<Response<Bytes>> {
     let mut res = json_response(StatusCode::CREATED, value);
     if let Ok(v) = HeaderValue::from_str(&location) {
         res.headers_mut().insert(header::LOCATION, v);
@@ -149,11 +166,7 @@ struct MeBody {
 async fn get_me(ctx: &Ctx<'_>) -> Result<Response<Bytes>> {
     let (user, memberships) = match ctx.db.me().await {
         Ok(found) => found,
-        // Deleted meanwhile (by another instance): register again from the claims.
-        Err(store::Error::NotFound) => {
-            ctx.db.ensure_user(&ctx.principal.new_user()).await?;
-            ctx.db.me().await?
-        }
+        Err(store::Error::NotFound) => ctx.registered_again().await?.me().await?,
         Err(e) => return Err(e.into()),
     };
     ok(&MeBody { user, memberships })
@@ -173,11 +186,21 @@ impl ProfileBody {
     }
 }
 
-async fn post_user(ctx: &Ctx<'_>) -> Result<Response<Bytes>> {
-    let (name, email) = ProfileBody::parse(ctx.req)?;
-    let (user, inserted) = ctx.db.upsert_profile(&ctx.principal.subject, &name, &email).await?;
-    ctx.app.set_known(ctx.me, true);
-    if inserted { created(&user, format!("/api/users/{}", user.id)) } else { ok(&user) }
+/// Registers the caller with this profile (201), or replaces the profile of a registered caller
+/// (200).
+async fn post_user(app: &App, req: &Request<Bytes>, principal: &Principal) -> Result<Response<Bytes>> {
+    let (name, email) = ProfileBody::parse(req)?;
+    if let Some(id) = app.known(principal) {
+        match app.store().scoped(id).set_profile(&name, &email).await {
+            Err(store::Error::NotFound) => app.forget(principal),
+            other => return ok(&other?),
+        }
+    }
+    let new = NewUser { name: Some(name.clone()), email: Some(email.clone()), ..principal.new_user() };
+    let (id, registered) = app.store().register(&new).await?;
+    app.remember(principal, id);
+    let user = app.store().scoped(id).set_profile(&name, &email).await?;
+    if registered { created(&user, format!("/api/users/{}", user.id)) } else { ok(&user) }
 }
 
 async fn put_user(ctx: &Ctx<'_>, id: UserId) -> Result<Response<Bytes>> {
@@ -187,7 +210,7 @@ async fn put_user(ctx: &Ctx<'_>, id: UserId) -> Result<Response<Bytes>> {
 
 async fn delete_user(ctx: &Ctx<'_>, id: UserId) -> Result<Response<Bytes>> {
     ctx.db.delete_user(id).await?;
-    ctx.app.set_known(ctx.me, false);
+    ctx.app.forget(ctx.principal);
     no_content(())
 }
 
@@ -204,12 +227,7 @@ async fn post_tenant(ctx: &Ctx<'_>) -> Result<Response<Bytes>> {
     let name = TenantName::parse(&b.name).map_err(Error::invalid)?;
     let id = TenantId(body_id(b.id.as_deref())?);
     let tenant = match ctx.db.create_tenant(id, &name).await {
-        // The caller's user row is gone (deleted through another instance, whose cache said it
-        // existed): register again from the claims, once.
-        Err(store::Error::NotFound) => {
-            ctx.db.ensure_user(&ctx.principal.new_user()).await?;
-            ctx.db.create_tenant(id, &name).await?
-        }
+        Err(store::Error::NotFound) => ctx.registered_again().await?.create_tenant(id, &name).await?,
         other => other?,
     };
     created(&tenant, format!("/api/tenants/{id}"))
@@ -236,8 +254,7 @@ struct MemberBody {
 async fn put_member(ctx: &Ctx<'_>, tenant: TenantId, user: UserId) -> Result<Response<Bytes>> {
     let b: MemberBody = body::json(ctx.req)?;
     let role = Role::parse(&b.role).map_err(Error::invalid)?;
-    let (member, inserted) = ctx.db.put_member(tenant, user, role).await?;
-    if inserted { created(&member, format!("/api/tenants/{tenant}/members/{user}")) } else { ok(&member) }
+    ok(&ctx.db.set_member_role(tenant, user, role).await?)
 }
 
 #[derive(Deserialize)]

@@ -2,52 +2,74 @@
 //! from something it trusts (API Gateway's authorizer, or a bearer token it verifies itself)
 //! and puts it into the request's extensions, where a client cannot put anything. The app never
 //! reads identity from a header.
+//!
+//! A user is keyed on (issuer, subject): the same `sub` from two issuers, or from a Lambda
+//! authorizer and a JWT, is two users. Subjects are opaque: compared exactly, never trimmed.
 
-use std::{
-    fmt,
-    time::{SystemTime, UNIX_EPOCH},
-};
+use store::{DisplayName, Email, NewUser};
 
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
-use serde::{Deserialize, Serialize};
-use store::{DisplayName, Email, NewUser, UserId};
+pub use crate::jwt::{JwtVerifier, TokenError, VerifyKey, mint_hs256, mint_hs256_claims};
+
+/// The issuer of identities that come from a Lambda authorizer's context: its own namespace,
+/// apart from every JWT issuer.
+pub const LAMBDA_AUTHORIZER_ISSUER: &str = "lambda-authorizer";
+
+/// The longest subject accepted (the column's limit).
+const SUBJECT_MAX: usize = 255;
 
 /// The authenticated caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
-    /// The identity provider's stable user id (`sub`).
+    /// Who vouches for the subject: `jwt:<iss>` or [`LAMBDA_AUTHORIZER_ISSUER`].
+    pub issuer: String,
+    /// The identity provider's stable user id (`sub`), exactly as it sent it.
     pub subject: String,
     pub email: Option<String>,
+    /// The issuer says the caller owns `email` (`email_verified`).
+    pub email_verified: bool,
     pub name: Option<String>,
 }
 
 impl Principal {
-    pub fn new(subject: impl Into<String>) -> Self {
-        Self { subject: subject.into(), email: None, name: None }
+    pub fn new(issuer: impl Into<String>, subject: impl Into<String>) -> Self {
+        Self { issuer: issuer.into(), subject: subject.into(), email: None, email_verified: false, name: None }
     }
 
-    pub fn user_id(&self) -> UserId {
-        UserId::for_subject(&self.subject)
+    /// The issuer of a JWT's users: `jwt:` and its `iss` claim (empty without one).
+    pub fn jwt_issuer(iss: Option<&str>) -> String {
+        format!("jwt:{}", iss.unwrap_or_default())
     }
 
     /// The user row to create on the first call. Claims that do not pass validation (an email
     /// of the wrong shape, an overlong name) are left out rather than failing the request.
     pub fn new_user(&self) -> NewUser {
         NewUser {
-            id: self.user_id(),
+            issuer: self.issuer.clone(),
             subject: self.subject.clone(),
             name: self.name.as_deref().and_then(|n| DisplayName::parse(n).ok()),
             email: self.email.as_deref().and_then(|e| Email::parse(e).ok()),
         }
     }
 
-    /// Builds a principal from a map of claims (JWT authorizer claims, Lambda authorizer
-    /// context). `None` without a usable `sub`.
-    pub fn from_claims<'a>(get: impl Fn(&str) -> Option<&'a str>) -> Option<Self> {
-        let subject = get("sub").map(str::trim).filter(|s| !s.is_empty() && s.len() <= 255)?;
+    /// The caller's email, if the issuer says it is verified.
+    pub fn verified_email(&self) -> Option<Email> {
+        if !self.email_verified {
+            return None;
+        }
+        self.email.as_deref().and_then(|e| Email::parse(e).ok())
+    }
+
+    /// Builds a principal from a map of claims (JWT claims, Lambda authorizer context) read as
+    /// strings. `None` without a usable `sub`: empty, longer than 255 bytes, or with control
+    /// characters (a NUL, say), which no issuer means as part of an identity.
+    pub fn from_claims<'a>(issuer: String, get: impl Fn(&str) -> Option<&'a str>) -> Option<Self> {
+        let subject =
+            get("sub").filter(|s| !s.is_empty() && s.len() <= SUBJECT_MAX && !s.chars().any(char::is_control))?;
         Some(Self {
+            issuer,
             subject: subject.to_string(),
             email: get("email").map(str::to_string),
+            email_verified: get("email_verified").is_some_and(|v| v.eq_ignore_ascii_case("true")),
             name: get("name").map(str::to_string),
         })
     }
@@ -57,142 +79,29 @@ impl Principal {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestId(pub String);
 
-/// The claims we read from a bearer token.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Claims {
-    pub sub: String,
-    pub exp: u64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub iat: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub email: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub iss: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub aud: Option<String>,
-}
-
-/// Why a bearer token was not accepted. Logged at debug level, never sent to the client.
-#[derive(Debug, thiserror::Error)]
-pub enum TokenError {
-    #[error("no bearer token")]
-    Missing,
-    #[error("token rejected: {0}")]
-    Rejected(#[from] jsonwebtoken::errors::Error),
-    #[error("key: {0}")]
-    Key(String),
-}
-
-/// Verifies bearer JWTs: HS256 with a shared secret, or RS256 / ES256 with a public key;
-/// `exp` required, `iss` and `aud` checked when configured.
-#[derive(Clone)]
-pub struct JwtVerifier {
-    key: DecodingKey,
-    validation: Validation,
-}
-
-impl fmt::Debug for JwtVerifier {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("JwtVerifier").field("algorithms", &self.validation.algorithms).finish_non_exhaustive()
-    }
-}
-
-impl JwtVerifier {
-    pub fn hs256(secret: &[u8], issuer: Option<&str>, audience: Option<&str>) -> Result<Self, TokenError> {
-        if secret.len() < 32 {
-            return Err(TokenError::Key("an HS256 secret must be at least 32 bytes".into()));
-        }
-        Ok(Self::with(DecodingKey::from_secret(secret), Algorithm::HS256, issuer, audience))
-    }
-
-    /// `algorithm` is `RS256` or `ES256`; `pem` the public key.
-    pub fn public_key(
-        algorithm: &str,
-        pem: &[u8],
-        issuer: Option<&str>,
-        audience: Option<&str>,
-    ) -> Result<Self, TokenError> {
-        let (alg, key) = match algorithm {
-            "RS256" => (Algorithm::RS256, DecodingKey::from_rsa_pem(pem)),
-            "ES256" => (Algorithm::ES256, DecodingKey::from_ec_pem(pem)),
-            other => {
-                return Err(TokenError::Key(format!("unsupported algorithm {other:?}; use RS256 or ES256")));
-            }
-        };
-        let key = key.map_err(|e| TokenError::Key(format!("public key is not a valid PEM {algorithm} key: {e}")))?;
-        Ok(Self::with(key, alg, issuer, audience))
-    }
-
-    fn with(key: DecodingKey, alg: Algorithm, issuer: Option<&str>, audience: Option<&str>) -> Self {
-        let mut validation = Validation::new(alg);
-        validation.leeway = 30;
-        // A configured issuer or audience must be present in the token, not merely match when
-        // present.
-        let mut required = vec!["exp", "sub"];
-        if let Some(iss) = issuer {
-            validation.set_issuer(&[iss]);
-            required.push("iss");
-        }
-        match audience {
-            Some(aud) => {
-                validation.set_audience(&[aud]);
-                required.push("aud");
-            }
-            None => validation.validate_aud = false,
-        }
-        validation.set_required_spec_claims(&required);
-        Self { key, validation }
-    }
-
-    /// Verifies an `Authorization` header value (`Bearer <jwt>`).
-    pub fn verify_header(&self, authorization: Option<&str>) -> Result<Principal, TokenError> {
-        let token = authorization
-            .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .ok_or(TokenError::Missing)?;
-        self.verify(token)
-    }
-
-    pub fn verify(&self, token: &str) -> Result<Principal, TokenError> {
-        // The validation checks exp, iss and aud (which may be a string or an array); only the
-        // identity claims are read here, and any that are not strings are left out.
-        let data =
-            jsonwebtoken::decode::<serde_json::Map<String, serde_json::Value>>(token, &self.key, &self.validation)?;
-        let c = data.claims;
-        Principal::from_claims(|k| c.get(k).and_then(serde_json::Value::as_str))
-            .ok_or(TokenError::Key("the token's sub claim is empty".into()))
-    }
-}
-
-/// Signs an HS256 token for local development and tests (`devserver token`).
-pub fn mint_hs256(
-    secret: &[u8],
-    subject: &str,
-    email: Option<&str>,
-    name: Option<&str>,
-    ttl_secs: u64,
-) -> Result<String, TokenError> {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-    let claims = Claims {
-        sub: subject.to_string(),
-        exp: now + ttl_secs,
-        iat: Some(now),
-        email: email.map(str::to_string),
-        name: name.map(str::to_string),
-        iss: None,
-        aud: None,
-    };
-    Ok(jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(secret))?)
-}
-
 #[cfg(test)]
 mod tests {
+    use std::time::{SystemTime, UNIX_EPOCH};
+
+    use jsonwebtoken::{Algorithm, EncodingKey, Header};
+    use serde_json::{Map, Value, json};
+
     use super::*;
 
     const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
+    const OTHER: &[u8] = b"another-secret-another-secret-xx";
+
+    fn now() -> u64 {
+        SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
+    }
+
+    fn claims(v: Value) -> Map<String, Value> {
+        v.as_object().unwrap().clone()
+    }
+
+    fn sign(secret: &[u8], kid: Option<&str>, v: Value) -> String {
+        mint_hs256_claims(secret, kid, claims(v), 60).unwrap()
+    }
 
     #[test]
     fn a_minted_token_verifies() {
@@ -201,20 +110,22 @@ mod tests {
         let p = v.verify_header(Some(&format!("Bearer {t}"))).unwrap();
         assert_eq!(
             p,
-            Principal { subject: "alice".into(), email: Some("alice@example.com".into()), name: Some("Alice".into()) }
+            Principal {
+                issuer: "jwt:".into(),
+                subject: "alice".into(),
+                email: Some("alice@example.com".into()),
+                email_verified: false,
+                name: Some("Alice".into())
+            }
         );
     }
 
     #[test]
     fn bad_tokens_are_rejected() {
         let v = JwtVerifier::hs256(SECRET, None, None).unwrap();
-        let other = mint_hs256(b"another-secret-another-secret-xx", "alice", None, None, 60).unwrap();
+        let other = mint_hs256(OTHER, "alice", None, None, 60).unwrap();
         assert!(v.verify(&other).is_err(), "wrong key");
-        let expired = {
-            let claims =
-                Claims { sub: "a".into(), exp: 1_000, iat: None, email: None, name: None, iss: None, aud: None };
-            jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(SECRET)).unwrap()
-        };
+        let expired = sign(SECRET, None, json!({ "sub": "a", "exp": 1_000 }));
         assert!(v.verify(&expired).is_err(), "expired");
         let good = mint_hs256(SECRET, "alice", None, None, 60).unwrap();
         let mut tampered = good.clone();
@@ -228,41 +139,86 @@ mod tests {
     }
 
     #[test]
+    fn not_before_is_checked() {
+        let v = JwtVerifier::hs256(SECRET, None, None).unwrap();
+        let early = sign(SECRET, None, json!({ "sub": "alice", "nbf": now() + 600 }));
+        assert!(v.verify(&early).is_err(), "a token before its nbf");
+        let ok = sign(SECRET, None, json!({ "sub": "alice", "nbf": now() - 5 }));
+        assert_eq!(v.verify(&ok).unwrap().subject, "alice");
+    }
+
+    #[test]
+    fn keys_are_chosen_by_kid_so_they_can_be_rotated() {
+        let keys =
+            vec![VerifyKey::hs256(Some("2026-10"), SECRET).unwrap(), VerifyKey::hs256(Some("2026-11"), OTHER).unwrap()];
+        let v = JwtVerifier::new(keys, None, None).unwrap();
+        let old = sign(SECRET, Some("2026-10"), json!({ "sub": "alice" }));
+        let new = sign(OTHER, Some("2026-11"), json!({ "sub": "bob" }));
+        assert_eq!(v.verify(&old).unwrap().subject, "alice");
+        assert_eq!(v.verify(&new).unwrap().subject, "bob");
+        let crossed = sign(SECRET, Some("2026-11"), json!({ "sub": "mallory" }));
+        assert!(v.verify(&crossed).is_err(), "a kid names its key; another key's signature fails");
+        let unknown = sign(SECRET, Some("2025-01"), json!({ "sub": "mallory" }));
+        assert!(matches!(v.verify(&unknown), Err(TokenError::UnknownKey(_))));
+        let no_kid = sign(SECRET, None, json!({ "sub": "alice" }));
+        assert!(v.verify(&no_kid).is_err(), "with several keys, a token must name one");
+    }
+
+    #[test]
+    fn a_jwks_gives_keys_by_kid() {
+        use base64::Engine;
+        let k = |s: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+        let jwks = json!({ "keys": [
+            { "kty": "oct", "kid": "a", "alg": "HS256", "k": k(SECRET) },
+            { "kty": "oct", "kid": "b", "alg": "HS256", "k": k(OTHER) },
+        ]});
+        let v = JwtVerifier::new(VerifyKey::from_jwks(&jwks.to_string()).unwrap(), None, None).unwrap();
+        assert_eq!(v.verify(&sign(OTHER, Some("b"), json!({ "sub": "bob" }))).unwrap().subject, "bob");
+        assert!(VerifyKey::from_jwks(r#"{"keys":[]}"#).is_err());
+        assert!(
+            VerifyKey::from_jwks(&json!({ "keys": [{ "kty": "oct", "alg": "HS256", "k": k(SECRET) }] }).to_string())
+                .is_err(),
+            "kid required"
+        );
+    }
+
+    #[test]
     fn issuer_and_audience_are_checked_when_configured() {
         let v = JwtVerifier::hs256(SECRET, Some("https://issuer"), Some("api")).unwrap();
         let plain = mint_hs256(SECRET, "alice", None, None, 60).unwrap();
         assert!(v.verify(&plain).is_err());
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
-        let claims = Claims {
-            sub: "alice".into(),
-            exp: now + 60,
-            iat: None,
-            email: None,
-            name: None,
-            iss: Some("https://issuer".into()),
-            aud: Some("api".into()),
-        };
-        let t =
-            jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(SECRET)).unwrap();
-        assert_eq!(v.verify(&t).unwrap().subject, "alice");
+        let t = sign(SECRET, None, json!({ "sub": "alice", "iss": "https://issuer", "aud": "api" }));
+        let p = v.verify(&t).unwrap();
+        assert_eq!((p.issuer.as_str(), p.subject.as_str()), ("jwt:https://issuer", "alice"));
     }
 
     #[test]
     fn an_audience_list_is_accepted_when_it_names_ours() {
         let v = JwtVerifier::hs256(SECRET, None, Some("api")).unwrap();
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
-        let claims = serde_json::json!({
-            "sub": "alice", "exp": now + 60, "aud": ["userinfo", "api"], "email_verified": true,
-            "name": { "given": "Alice" }
+        let claims = json!({
+            "sub": "alice", "exp": now() + 60, "aud": ["userinfo", "api"], "email_verified": true,
+            "email": "alice@example.com", "name": { "given": "Alice" }
         });
         let t =
             jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(SECRET)).unwrap();
         let p = v.verify(&t).unwrap();
-        assert_eq!((p.subject.as_str(), p.name), ("alice", None), "a claim that is not a string is left out");
-        let claims = serde_json::json!({ "sub": "alice", "exp": now + 60, "aud": ["userinfo"] });
-        let t =
-            jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(SECRET)).unwrap();
+        assert_eq!((p.subject.as_str(), &p.name), ("alice", &None), "a claim that is not a string is left out");
+        assert!(p.email_verified, "a boolean email_verified counts");
+        assert_eq!(p.verified_email().unwrap().as_str(), "alice@example.com");
+        let t = sign(SECRET, None, json!({ "sub": "alice", "aud": ["userinfo"] }));
         assert!(v.verify(&t).is_err(), "not for us");
+    }
+
+    #[test]
+    fn subjects_are_exact_and_clean() {
+        let get = |sub: &'static str| move |k: &str| (k == "sub").then_some(sub);
+        assert_eq!(Principal::from_claims("i".into(), get(" alice ")).unwrap().subject, " alice ", "not trimmed");
+        for bad in ["", "a\0b", "a\nb", "\u{7f}"] {
+            assert!(Principal::from_claims("i".into(), get(bad)).is_none(), "{bad:?}");
+        }
+        assert!(
+            Principal::from_claims("i".into(), |k| (k == "sub").then_some("x".repeat(256).leak() as &str)).is_none()
+        );
     }
 
     #[test]

@@ -7,10 +7,12 @@ mod body;
 mod error;
 mod handlers;
 pub mod identity;
+mod invite;
+mod jwt;
 pub mod routes;
 
 use std::{
-    collections::HashSet,
+    collections::HashMap,
     sync::{Arc, Mutex},
 };
 
@@ -37,10 +39,13 @@ struct Inner {
     store: Store,
     router: matchit::Router<usize>,
     body_limit: usize,
-    /// Users whose row is known to exist, so that only their first call in this process pays
-    /// for the registration check. Bounded: cleared when full.
-    known_users: Mutex<HashSet<UserId>>,
+    /// The ids of callers seen by this process, by (issuer, subject), so that only their first
+    /// call in this process pays for the registration step. Bounded: cleared when full.
+    known_users: Mutex<KnownUsers>,
 }
+
+/// Issuer -> subject -> user id (nested, so that a lookup borrows the caller's strings).
+type KnownUsers = HashMap<String, HashMap<String, UserId>>;
 
 const KNOWN_USERS_MAX: usize = 10_000;
 
@@ -55,7 +60,7 @@ impl App {
                 store,
                 router: routes::router(),
                 body_limit,
-                known_users: Mutex::new(HashSet::new()),
+                known_users: Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -84,20 +89,36 @@ impl App {
         res
     }
 
-    pub(crate) fn is_known(&self, user: UserId) -> bool {
-        self.inner.known_users.lock().unwrap_or_else(|e| e.into_inner()).contains(&user)
+    /// The caller's user id: remembered from an earlier call, or registered now (one
+    /// transaction, on the caller's first call to this process).
+    pub(crate) async fn user_id(&self, principal: &Principal) -> Result<UserId> {
+        if let Some(id) = self.known(principal) {
+            return Ok(id);
+        }
+        let (id, _) = self.store().register(&principal.new_user()).await?;
+        self.remember(principal, id);
+        Ok(id)
     }
 
-    pub(crate) fn set_known(&self, user: UserId, known: bool) {
-        let mut set = self.inner.known_users.lock().unwrap_or_else(|e| e.into_inner());
-        if !known {
-            set.remove(&user);
-            return;
+    pub(crate) fn known(&self, principal: &Principal) -> Option<UserId> {
+        let map = self.inner.known_users.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(principal.issuer.as_str())?.get(principal.subject.as_str()).copied()
+    }
+
+    pub(crate) fn remember(&self, principal: &Principal, user: UserId) {
+        let mut map = self.inner.known_users.lock().unwrap_or_else(|e| e.into_inner());
+        if map.values().map(HashMap::len).sum::<usize>() >= KNOWN_USERS_MAX {
+            map.clear();
         }
-        if set.len() >= KNOWN_USERS_MAX {
-            set.clear();
+        map.entry(principal.issuer.clone()).or_default().insert(principal.subject.clone(), user);
+    }
+
+    /// The caller's row is gone (deleted, here or through another instance).
+    pub(crate) fn forget(&self, principal: &Principal) {
+        let mut map = self.inner.known_users.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(subjects) = map.get_mut(principal.issuer.as_str()) {
+            subjects.remove(principal.subject.as_str());
         }
-        set.insert(user);
     }
 }
 

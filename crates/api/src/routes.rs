@@ -18,6 +18,9 @@ pub enum Route {
     Todos,
     Todo,
     AllTodos,
+    Invitations,
+    Invitation,
+    AcceptInvitation,
 }
 
 #[derive(Debug)]
@@ -57,6 +60,17 @@ pub const ROUTES: &[RouteSpec] = &[
         methods: &[Method::GET, Method::PATCH, Method::DELETE],
     },
     RouteSpec { route: Route::AllTodos, path: "/api/todos", methods: &[Method::GET] },
+    RouteSpec {
+        route: Route::Invitations,
+        path: "/api/tenants/{tenant_id}/invitations",
+        methods: &[Method::GET, Method::POST],
+    },
+    RouteSpec {
+        route: Route::Invitation,
+        path: "/api/tenants/{tenant_id}/invitations/{invitation_id}",
+        methods: &[Method::DELETE],
+    },
+    RouteSpec { route: Route::AcceptInvitation, path: "/api/invitations/accept", methods: &[Method::POST] },
 ];
 
 /// The tenant a path is about (`/api/tenants/{tenant_id}/...`), for log lines.

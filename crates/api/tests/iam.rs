@@ -18,7 +18,7 @@ use testkit::iam;
 
 async fn get(app: &App, path: &str) -> (StatusCode, http::HeaderMap, Value) {
     let mut req = Request::get(path).body(Bytes::new()).unwrap();
-    req.extensions_mut().insert(Principal::new("alice"));
+    req.extensions_mut().insert(Principal::new("jwt:https://issuer.test", "alice"));
     req.extensions_mut().insert(RequestId("iam-test".into()));
     let res = app.handle(req).await;
     let body = if res.body().is_empty() { Value::Null } else { serde_json::from_slice(res.body()).unwrap() };

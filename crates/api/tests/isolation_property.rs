@@ -17,7 +17,6 @@ use common::TestApp;
 use http::Method;
 use proptest::prelude::*;
 use serde_json::{Value, json};
-use store::UserId;
 use uuid::Uuid;
 
 const USERS: usize = 4;
@@ -25,6 +24,7 @@ const USERS: usize = 4;
 #[derive(Debug, Clone)]
 enum Op {
     CreateTenant(usize),
+    Invite { actor: usize, t: usize, target: usize, role: &'static str },
     PutMember { actor: usize, t: usize, target: usize, role: &'static str },
     RemoveMember { actor: usize, t: usize, target: usize },
     CreateTodo { actor: usize, t: usize },
@@ -47,7 +47,8 @@ fn op() -> impl Strategy<Value = Op> {
     let role = prop_oneof![Just("admin"), Just("member"), Just("viewer")];
     prop_oneof![
         2 => u.clone().prop_map(Op::CreateTenant),
-        4 => (u.clone(), t.clone(), u.clone(), role).prop_map(|(actor, t, target, role)| Op::PutMember { actor, t, target, role }),
+        4 => (u.clone(), t.clone(), u.clone(), role.clone()).prop_map(|(actor, t, target, role)| Op::Invite { actor, t, target, role }),
+        2 => (u.clone(), t.clone(), u.clone(), role).prop_map(|(actor, t, target, role)| Op::PutMember { actor, t, target, role }),
         1 => (u.clone(), t.clone(), u.clone()).prop_map(|(actor, t, target)| Op::RemoveMember { actor, t, target }),
         3 => (u.clone(), t.clone()).prop_map(|(actor, t)| Op::CreateTodo { actor, t }),
         2 => (u.clone(), t.clone()).prop_map(|(actor, t)| Op::ListTodos { actor, t }),
@@ -143,12 +144,12 @@ async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
     let app = TestApp::new().await;
     let run = RUN.fetch_add(1, Ordering::SeqCst);
     let subjects: Vec<String> = (0..USERS).map(|i| format!("prop-{run}-user-{i}")).collect();
-    let ids: Vec<Uuid> = subjects.iter().map(|s| UserId::for_subject(s).0).collect();
+    let mut ids = Vec::new();
+    for s in &subjects {
+        ids.push(Uuid::parse_str(&app.user_id(s).await).unwrap());
+    }
     let case = Case { app, subjects, ids };
     let mut m = Model::default();
-    for u in 0..USERS {
-        prop_assert_eq!(case.call(u, Method::GET, "/api/me", None).await.0, 200);
-    }
     for op in ops {
         let (actor, expected, status, body) = match op.clone() {
             Op::CreateTenant(u) => {
@@ -158,6 +159,30 @@ async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 m.members.insert(id, BTreeMap::from([(u, "admin")]));
                 (u, 201, s, b)
             }
+            Op::Invite { actor, t, target, role } => {
+                let Some(id) = m.tenant(t) else { continue };
+                let path = format!("/api/tenants/{id}/invitations");
+                let (s, b) = case.call(actor, Method::POST, &path, Some(json!({ "role": role }))).await;
+                let expected = match (m.alive(id), m.role(id, actor)) {
+                    (false, _) | (_, None) => 404,
+                    (_, Some(r)) if r != "admin" => 403,
+                    _ => 201,
+                };
+                if s != 201 || expected != 201 {
+                    (actor, expected, s, b)
+                } else {
+                    // The invitee accepts: they join, unless they are a member already.
+                    let code = json!({ "code": b["code"] });
+                    let (s, b) = case.call(target, Method::POST, "/api/invitations/accept", Some(code)).await;
+                    let expected = if m.role(id, target).is_some() {
+                        409
+                    } else {
+                        m.members.get_mut(&id).unwrap().insert(target, role);
+                        200
+                    };
+                    (target, expected, s, b)
+                }
+            }
             Op::PutMember { actor, t, target, role } => {
                 let Some(id) = m.tenant(t) else { continue };
                 let path = format!("/api/tenants/{id}/members/{}", case.ids[target]);
@@ -165,15 +190,15 @@ async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 let expected = match (m.alive(id), m.role(id, actor)) {
                     (false, _) | (_, None) => 404,
                     (_, Some(r)) if r != "admin" => 403,
-                    _ => {
-                        let current = m.role(id, target);
-                        if current == Some("admin") && role != "admin" && m.admins(id) == 1 {
-                            409
-                        } else {
+                    _ => match m.role(id, target) {
+                        // Members join by invitation only: a non-member is 404, existing or not.
+                        None => 404,
+                        Some("admin") if role != "admin" && m.admins(id) == 1 => 409,
+                        Some(_) => {
                             m.members.get_mut(&id).unwrap().insert(target, role);
-                            if current.is_some() { 200 } else { 201 }
+                            200
                         }
-                    }
+                    },
                 };
                 (actor, expected, s, b)
             }

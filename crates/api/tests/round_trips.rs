@@ -15,8 +15,13 @@ async fn each_request_is_one_round_trip() {
     let tenant = t.tenant("alice", "Acme").await;
     let todos = format!("/api/tenants/{tenant}/todos");
     let one = t.post("alice", &todos, json!({ "title": "first" })).await.id();
+    t.add_member("alice", &tenant, "bob", "viewer").await;
     let bob = t.user_id("bob").await;
     let alice = t.user_id("alice").await;
+    let revoked =
+        t.post("alice", &format!("/api/tenants/{tenant}/invitations"), json!({ "role": "viewer" })).await.id();
+    let elsewhere = t.tenant("carol", "Elsewhere").await;
+    let code = t.invite("carol", &elsewhere, json!({ "role": "viewer" })).await;
     for i in 0..25 {
         t.post("alice", &todos, json!({ "title": format!("todo {i}") })).await;
     }
@@ -40,12 +45,28 @@ async fn each_request_is_one_round_trip() {
             StatusCode::OK,
         ),
         ("GET members", Method::GET, members.clone(), None, StatusCode::OK),
+        ("PUT a member", Method::PUT, format!("{members}/{bob}"), Some(json!({ "role": "member" })), StatusCode::OK),
         (
-            "PUT a member",
-            Method::PUT,
-            format!("{members}/{bob}"),
-            Some(json!({ "role": "member" })),
+            "POST an invitation",
+            Method::POST,
+            format!("/api/tenants/{tenant}/invitations"),
+            Some(json!({ "role": "viewer" })),
             StatusCode::CREATED,
+        ),
+        ("GET invitations", Method::GET, format!("/api/tenants/{tenant}/invitations"), None, StatusCode::OK),
+        (
+            "DELETE an invitation",
+            Method::DELETE,
+            format!("/api/tenants/{tenant}/invitations/{revoked}"),
+            None,
+            StatusCode::NO_CONTENT,
+        ),
+        (
+            "accept an invitation",
+            Method::POST,
+            "/api/invitations/accept".into(),
+            Some(json!({ "code": code })),
+            StatusCode::OK,
         ),
         ("DELETE a member", Method::DELETE, format!("{members}/{bob}"), None, StatusCode::NO_CONTENT),
         ("GET /api/users", Method::GET, "/api/users".into(), None, StatusCode::OK),

@@ -29,7 +29,7 @@ use lambda::{Function, Identity, Source};
 use runtime_standin::{Outcome, RuntimeApi};
 use serde::Serialize;
 use serde_json::{Value, json};
-use store::{Q, UserId};
+use store::Q;
 use testkit::{iam, pg::TestDb};
 use tokio_postgres::{Client, Statement, types::ToSql};
 use uuid::Uuid;
@@ -214,7 +214,13 @@ async fn warm(args: &Args, results: &mut Results) {
         );
     }
     let floor = Floor::connect(&db, store.session_settings()).await;
-    let user = UserId::for_subject(SUBJECT).0;
+    let user: Uuid = db
+        .admin()
+        .await
+        .query_one("SELECT id FROM users WHERE subject = $1", &[&SUBJECT])
+        .await
+        .expect("the bench user registered")
+        .get(0);
     let start_ts = time_start();
     let nil = Uuid::nil();
     let limit: i64 = 21;

@@ -42,8 +42,24 @@ fn dev_secret() -> Result<Vec<u8>, BoxError> {
     Ok(secret.into_bytes())
 }
 
-pub fn print_token(sub: &str, email: Option<&str>, name: Option<&str>, ttl: u64) -> Result<(), BoxError> {
-    println!("{}", api::identity::mint_hs256(&dev_secret()?, sub, email, name, ttl)?);
+pub fn print_token(
+    sub: &str,
+    email: Option<&str>,
+    email_verified: bool,
+    name: Option<&str>,
+    ttl: u64,
+) -> Result<(), BoxError> {
+    let mut claims = serde_json::Map::new();
+    claims.insert("sub".into(), sub.into());
+    for (claim, value) in [("email", email), ("name", name)] {
+        if let Some(v) = value {
+            claims.insert(claim.into(), v.into());
+        }
+    }
+    if email_verified {
+        claims.insert("email_verified".into(), true.into());
+    }
+    println!("{}", api::identity::mint_hs256_claims(&dev_secret()?, None, claims, ttl)?);
     Ok(())
 }
 
@@ -166,7 +182,9 @@ pub async fn serve(bind: SocketAddr) -> Result<(), BoxError> {
     let example =
         api::identity::mint_hs256(&dev_secret()?, "alice", Some("alice@example.com"), Some("Alice"), 12 * 3600)?;
     println!(
-        "\nAPI listening on http://{addr}\n\n\
+        "\nLOCAL DEVELOPMENT ONLY: bearer tokens are HS256 tokens signed with DEV_JWT_SECRET, and their \
+         issuer and audience are not checked.\n\
+         API listening on http://{addr}\n\n\
          Mint a bearer token:  cargo run -q -p devserver -- token --sub alice --email alice@example.com --name Alice\n\
          Or use this one (alice, 12 h):\n  export TOKEN={example}\n  \
          curl -s -H \"Authorization: Bearer $TOKEN\" http://{addr}/api/me\n"

@@ -33,6 +33,10 @@ enum Command {
         sub: String,
         #[arg(long)]
         email: Option<String>,
+        /// Mark the email as verified (`email_verified: true`), as an identity provider does
+        /// once the user proved they own it: needed to accept an invitation bound to an email.
+        #[arg(long, requires = "email")]
+        email_verified: bool,
         #[arg(long)]
         name: Option<String>,
         /// Lifetime in seconds.
@@ -62,8 +66,8 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command.unwrap_or(Command::Serve { bind: default_bind() }) {
         Command::Serve { bind } => devserver::serve(bind).await,
-        Command::Token { sub, email, name, ttl } => {
-            devserver::print_token(&sub, email.as_deref(), name.as_deref(), ttl)
+        Command::Token { sub, email, email_verified, name, ttl } => {
+            devserver::print_token(&sub, email.as_deref(), email_verified, name.as_deref(), ttl)
         }
         Command::Migrate { bootstrap_roles, rds_iam, create_database } => match create_database {
             Some(name) => devserver::create_database(&name).await,

@@ -15,13 +15,27 @@ fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
 }
 
-/// Times, request ids and cursors differ on every run.
+/// Times, request ids, cursors, invitation codes and random ids (users, invitations) differ on
+/// every run. Ids become `<uuid-N>` in order of first appearance, so the session must still use
+/// the same id in the same places.
 fn normalize(text: &str) -> String {
     let time = regex::Regex::new(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z").unwrap();
     let request_id = regex::Regex::new(r#""request_id":"[^"]*""#).unwrap();
     let cursor = regex::Regex::new(r#""next_cursor":"[^"]*""#).unwrap();
+    let code = regex::Regex::new(r"inv_[A-Za-z0-9_-]{43}").unwrap();
+    let uuid = regex::Regex::new(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}").unwrap();
     let text = time.replace_all(text, "<time>");
     let text = request_id.replace_all(&text, r#""request_id":"<id>""#);
+    let text = code.replace_all(&text, "<code>");
+    let mut seen: Vec<String> = Vec::new();
+    let text = uuid.replace_all(&text, |c: &regex::Captures<'_>| {
+        let id = c[0].to_string();
+        let n = seen.iter().position(|s| *s == id).unwrap_or_else(|| {
+            seen.push(id);
+            seen.len() - 1
+        });
+        format!("<uuid-{n}>")
+    });
     cursor.replace_all(&text, r#""next_cursor":"<cursor>""#).trim().to_string()
 }
 

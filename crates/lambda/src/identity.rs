@@ -3,7 +3,10 @@
 //! A client header is never identity by itself; a bearer token counts only when the function
 //! verifies its signature.
 
-use api::{JwtVerifier, Principal};
+use api::{
+    JwtVerifier, Principal,
+    identity::{LAMBDA_AUTHORIZER_ISSUER, VerifyKey},
+};
 use lambda_http::{RequestExt, aws_lambda_events::apigw::ApiGatewayRequestAuthorizer, request::RequestContext};
 use serde_json::Value;
 
@@ -42,8 +45,12 @@ pub struct Identity {
 
 impl Identity {
     /// Reads `IDENTITY_SOURCES` (comma-separated `apigw_jwt`, `lambda_authorizer`,
-    /// `bearer_jwt`; empty means closed) and, for `bearer_jwt`, `JWT_ALGORITHM` (HS256, RS256,
-    /// ES256), `JWT_HS256_SECRET` or `JWT_PUBLIC_KEY` (PEM), `JWT_ISSUER`, `JWT_AUDIENCE`.
+    /// `bearer_jwt`; empty means closed) and, for `bearer_jwt`, the keys: `JWT_JWKS` (a JSON
+    /// Web Key Set, keys chosen by `kid`: list the old and the new key while rotating), or one
+    /// key: `JWT_ALGORITHM` (HS256, RS256, ES256) with `JWT_HS256_SECRET` or `JWT_PUBLIC_KEY`
+    /// (PEM). `JWT_ISSUER` and `JWT_AUDIENCE` are required with `bearer_jwt` (a token minted
+    /// for another application must not let its holder in) unless
+    /// `JWT_SKIP_ISSUER_AUDIENCE_CHECK=true`, which is for local development only.
     pub fn from_env(get: &impl Fn(&str) -> Option<String>) -> Result<Self> {
         let mut sources = Vec::new();
         for name in get("IDENTITY_SOURCES").unwrap_or_default().split(',').map(str::trim).filter(|s| !s.is_empty()) {
@@ -57,10 +64,32 @@ impl Identity {
         let issuer = get("JWT_ISSUER");
         let audience = get("JWT_AUDIENCE");
         let bearer = if sources.contains(&Source::BearerJwt) {
+            let skip = get("JWT_SKIP_ISSUER_AUDIENCE_CHECK").is_some_and(|v| v.eq_ignore_ascii_case("true"));
+            if !skip {
+                for (var, value) in [("JWT_ISSUER", &issuer), ("JWT_AUDIENCE", &audience)] {
+                    if value.as_deref().is_none_or(|v| v.trim().is_empty()) {
+                        return Err(Error::config(
+                            var,
+                            "is required with IDENTITY_SOURCES=bearer_jwt (set JWT_ISSUER and JWT_AUDIENCE; \
+                             JWT_SKIP_ISSUER_AUDIENCE_CHECK=true only for local development)",
+                        ));
+                    }
+                }
+            } else {
+                tracing::warn!(
+                    "JWT_SKIP_ISSUER_AUDIENCE_CHECK=true: bearer tokens are not checked for issuer or audience (local development only)"
+                );
+            }
             let secret = get("JWT_HS256_SECRET");
             let algorithm =
                 get("JWT_ALGORITHM").unwrap_or_else(|| if secret.is_some() { "HS256" } else { "RS256" }.into());
             let verifier = match algorithm.as_str() {
+                _ if get("JWT_JWKS").is_some() => {
+                    let jwks = get("JWT_JWKS").unwrap_or_default();
+                    let keys = VerifyKey::from_jwks(&jwks).map_err(|e| Error::config("JWT_JWKS", e.to_string()))?;
+                    JwtVerifier::new(keys, issuer.as_deref(), audience.as_deref())
+                        .map_err(|e| Error::config("JWT_JWKS", e.to_string()))?
+                }
                 "HS256" => {
                     let secret = secret
                         .ok_or_else(|| Error::config("JWT_HS256_SECRET", "is required for JWT_ALGORITHM=HS256"))?;
@@ -134,7 +163,7 @@ impl Identity {
             tracing::warn!("JWT authorizer claims from an unexpected issuer; refusing them");
             return None;
         }
-        Principal::from_claims(claim)
+        Principal::from_claims(Principal::jwt_issuer(claim("iss")), claim)
     }
 }
 
@@ -149,8 +178,12 @@ fn authorizer(req: &lambda_http::Request) -> Option<&ApiGatewayRequestAuthorizer
 /// A Lambda authorizer's context: HTTP API (`authorizer.lambda`) or REST (flattened into
 /// `authorizer`, with `principalId`).
 fn from_lambda_authorizer(a: &ApiGatewayRequestAuthorizer) -> Option<Principal> {
-    let get = |k: &str| a.fields.get(k).and_then(Value::as_str);
-    Principal::from_claims(|k| match k {
+    let get = |k: &str| match a.fields.get(k) {
+        Some(Value::String(s)) => Some(s.as_str()),
+        Some(Value::Bool(true)) => Some("true"),
+        _ => None,
+    };
+    Principal::from_claims(LAMBDA_AUTHORIZER_ISSUER.to_string(), |k| match k {
         "sub" => get("sub").or_else(|| get("principalId")),
         other => get(other),
     })

@@ -109,14 +109,27 @@ async fn no_identity_means_401_and_headers_are_never_trusted() {
 #[tokio::test]
 async fn bearer_tokens_are_verified_by_the_function_when_configured() {
     let secret = "a-test-secret-of-at-least-32-bytes!!";
-    let env: HashMap<&str, &str> = [("IDENTITY_SOURCES", "bearer_jwt"), ("JWT_HS256_SECRET", secret)].into();
+    let env: HashMap<&str, &str> = [
+        ("IDENTITY_SOURCES", "bearer_jwt"),
+        ("JWT_HS256_SECRET", secret),
+        ("JWT_ISSUER", "https://issuer.test"),
+        ("JWT_AUDIENCE", "tenant-api"),
+    ]
+    .into();
     let identity = Identity::from_env(&|k: &str| env.get(k).map(|v| v.to_string())).unwrap();
     let f = function(identity).await;
-    let token = api::identity::mint_hs256(secret.as_bytes(), "dave", None, None, 60).unwrap();
+    let claims = json!({ "sub": "dave", "iss": "https://issuer.test", "aud": "tenant-api" });
+    let token =
+        api::identity::mint_hs256_claims(secret.as_bytes(), None, claims.as_object().unwrap().clone(), 60).unwrap();
+    let foreign = json!({ "sub": "dave", "iss": "https://issuer.test", "aud": "another-app" });
+    let foreign =
+        api::identity::mint_hs256_claims(secret.as_bytes(), None, foreign.as_object().unwrap().clone(), 60).unwrap();
     let mut e = event("apigw-v2-no-auth.json", "GET", "/api/me", None);
     e["headers"]["authorization"] = json!(format!("Bearer {token}"));
     let (status, body, _) = call(&f, e.clone()).await;
     assert_eq!((status, body["user"]["subject"].as_str()), (200, Some("dave")), "{body}");
+    e["headers"]["authorization"] = json!(format!("Bearer {foreign}"));
+    assert_eq!(call(&f, e.clone()).await.0, 401, "a token for another audience");
     e["headers"]["authorization"] = json!(format!("Bearer {token}x"));
     assert_eq!(call(&f, e).await.0, 401, "a bad signature");
     // JWT authorizer claims are not a source here.
@@ -146,11 +159,32 @@ fn identity_settings_name_the_variable_at_fault() {
         assert!(err.contains(var), "{pairs:?}: {err}");
     };
     check(&[("IDENTITY_SOURCES", "apigw_jwt,header")], "IDENTITY_SOURCES");
-    check(&[("IDENTITY_SOURCES", "bearer_jwt")], "JWT_PUBLIC_KEY");
-    check(&[("IDENTITY_SOURCES", "bearer_jwt"), ("JWT_ALGORITHM", "HS256")], "JWT_HS256_SECRET");
-    check(&[("IDENTITY_SOURCES", "bearer_jwt"), ("JWT_HS256_SECRET", "short")], "JWT_HS256_SECRET");
-    check(&[("IDENTITY_SOURCES", "bearer_jwt"), ("JWT_ALGORITHM", "none"), ("JWT_HS256_SECRET", "x")], "JWT_ALGORITHM");
-    check(&[("IDENTITY_SOURCES", "bearer_jwt"), ("JWT_PUBLIC_KEY", "not a key")], "JWT_PUBLIC_KEY");
+    // bearer_jwt refuses to start without an issuer and an audience, naming them...
+    let secret = ("JWT_HS256_SECRET", "a-test-secret-of-at-least-32-bytes!!");
+    check(&[("IDENTITY_SOURCES", "bearer_jwt"), secret], "JWT_ISSUER");
+    check(&[("IDENTITY_SOURCES", "bearer_jwt"), secret, ("JWT_ISSUER", "https://i")], "JWT_AUDIENCE");
+    check(&[("IDENTITY_SOURCES", "bearer_jwt"), secret, ("JWT_AUDIENCE", "a")], "JWT_ISSUER");
+    // ...unless the local-development opt-out is set.
+    let dev = |extra: &[(&str, &str)]| {
+        let mut env: HashMap<String, String> =
+            [("IDENTITY_SOURCES", "bearer_jwt"), ("JWT_SKIP_ISSUER_AUDIENCE_CHECK", "true")]
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+        env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        Identity::from_env(&|k: &str| env.get(k).cloned())
+    };
+    assert!(dev(&[secret]).is_ok(), "opted out");
+    let keys = |pairs: &[(&str, &str)], var: &str| {
+        let err = dev(pairs).unwrap_err().to_string();
+        assert!(err.contains(var), "{pairs:?}: {err}");
+    };
+    keys(&[], "JWT_PUBLIC_KEY");
+    keys(&[("JWT_ALGORITHM", "HS256")], "JWT_HS256_SECRET");
+    keys(&[("JWT_HS256_SECRET", "short")], "JWT_HS256_SECRET");
+    keys(&[("JWT_ALGORITHM", "none"), ("JWT_HS256_SECRET", "x")], "JWT_ALGORITHM");
+    keys(&[("JWT_PUBLIC_KEY", "not a key")], "JWT_PUBLIC_KEY");
+    keys(&[("JWT_JWKS", "{}")], "JWT_JWKS");
 }
 
 #[test]

@@ -202,26 +202,28 @@ impl DbConfig {
     }
 
     /// Parses `postgres://user:password@host:port/dbname?sslmode=...`. `sslmode=require`,
-    /// `verify-ca` and `verify-full` all mean verified TLS here (rustls always verifies); any
-    /// other value, or none, means plain TCP, which is what a local database wants.
+    /// `verify-ca` and `verify-full` all mean verified TLS here (rustls always verifies);
+    /// `disable` means plain TCP. Without `sslmode`: verified TLS, unless the host is loopback
+    /// (a local database). Any other value is an error that names it: a typo must not quietly
+    /// turn TLS off.
     pub fn from_url(url: &str) -> Result<Self> {
         let bad = |problem: &str| invalid("DATABASE_URL", problem.to_string());
         let (base, query) = url.split_once('?').unwrap_or((url, ""));
-        let mut tls = TlsMode::Disable;
+        let mut verify: Option<bool> = None;
         let mut ca = CaSource::RdsBundle;
         let mut rest = Vec::new();
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             match pair.split_once('=') {
-                Some(("sslmode", "require" | "verify-ca" | "verify-full")) => {
-                    tls = TlsMode::VerifyFull(CaSource::RdsBundle)
+                Some(("sslmode", "require" | "verify-ca" | "verify-full")) => verify = Some(true),
+                Some(("sslmode", "disable")) => verify = Some(false),
+                Some(("sslmode", other)) => {
+                    return Err(bad(&format!(
+                        "has sslmode={other:?}; use verify-full (also: require, verify-ca; all verify the server) or disable"
+                    )));
                 }
-                Some(("sslmode", _)) => tls = TlsMode::Disable,
                 Some(("sslrootcert", path)) => ca = CaSource::File(path.into()),
                 _ => rest.push(pair),
             }
-        }
-        if let TlsMode::VerifyFull(_) = tls {
-            tls = TlsMode::VerifyFull(ca);
         }
         let url = if rest.is_empty() { base.to_string() } else { format!("{base}?{}", rest.join("&")) };
         // tokio-postgres knows the URL grammar (percent-decoding, IPv6 hosts); reuse it.
@@ -234,8 +236,9 @@ impl DbConfig {
         let user = pg.get_user().ok_or_else(|| bad("needs a user name"))?.to_string();
         let dbname = pg.get_dbname().unwrap_or(&user).to_string();
         let password = pg.get_password().map(|p| Secret::new(String::from_utf8_lossy(p).into_owned()));
+        let verify = verify.unwrap_or_else(|| !is_loopback(&host));
         let mut cfg = Self::new(host, port, dbname, user, Auth::Password(password));
-        cfg.tls = tls;
+        cfg.tls = if verify { TlsMode::VerifyFull(ca) } else { TlsMode::Disable };
         Ok(cfg)
     }
 
@@ -243,6 +246,12 @@ impl DbConfig {
     pub fn describe(&self) -> String {
         format!("{}:{}/{} as {}", self.host, self.port, self.dbname, self.user)
     }
+}
+
+/// `localhost`, or an address in 127.0.0.0/8 or `::1`.
+fn is_loopback(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost")
+        || host.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 fn missing(var: &'static str) -> Error {
@@ -281,10 +290,10 @@ mod tests {
 
     #[test]
     fn url_gives_every_part() {
-        let cfg = DbConfig::from_env(env(&[("DATABASE_URL", "postgres://bob:s%40cret@db.local:6543/shop")])).unwrap();
+        let cfg = DbConfig::from_env(env(&[("DATABASE_URL", "postgres://bob:s%40cret@127.0.0.1:6543/shop")])).unwrap();
         assert_eq!(
             (cfg.host.as_str(), cfg.port, cfg.dbname.as_str(), cfg.user.as_str()),
-            ("db.local", 6543, "shop", "bob")
+            ("127.0.0.1", 6543, "shop", "bob")
         );
         assert_eq!(cfg.auth, Auth::Password(Some(Secret::new("s@cret"))));
         assert_eq!(cfg.tls, TlsMode::Disable);
@@ -294,6 +303,26 @@ mod tests {
     fn url_sslmode_means_verified_tls() {
         let cfg = DbConfig::from_url("postgres://u@h/d?sslmode=verify-full&sslrootcert=/ca.pem").unwrap();
         assert_eq!(cfg.tls, TlsMode::VerifyFull(CaSource::File("/ca.pem".into())));
+    }
+
+    #[test]
+    fn url_without_sslmode_verifies_unless_loopback() {
+        let remote = DbConfig::from_url("postgres://u@db.example.com/d").unwrap();
+        assert_eq!(remote.tls, TlsMode::VerifyFull(CaSource::RdsBundle));
+        for local in ["localhost", "127.0.0.1", "127.0.0.2", "[::1]"] {
+            let cfg = DbConfig::from_url(&format!("postgres://u@{local}:5432/d")).unwrap();
+            assert_eq!(cfg.tls, TlsMode::Disable, "{local}");
+        }
+        let off = DbConfig::from_url("postgres://u@db.example.com/d?sslmode=disable").unwrap();
+        assert_eq!(off.tls, TlsMode::Disable);
+    }
+
+    #[test]
+    fn an_unknown_sslmode_is_an_error_naming_it() {
+        for mode in ["verify_full", "prefer", "allow", "on"] {
+            let err = DbConfig::from_url(&format!("postgres://u@h/d?sslmode={mode}")).unwrap_err().to_string();
+            assert!(err.contains("DATABASE_URL") && err.contains(mode), "{err}");
+        }
     }
 
     #[test]

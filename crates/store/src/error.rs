@@ -21,6 +21,10 @@ pub enum Error {
     /// A uniqueness rule or an invariant (a tenant keeps at least one admin) stops the change.
     #[error("conflict: {0}")]
     Conflict(&'static str),
+    /// The database refused a value (a data exception or a check constraint): the request's
+    /// fault, not the server's.
+    #[error("invalid value: {0}")]
+    InvalidValue(&'static str),
 
     /// The database cannot be reached or refused us; worth retrying after `retry_after`.
     #[error("database unavailable: {reason}")]
@@ -61,16 +65,22 @@ impl Error {
     }
 
     /// Turns a database error from a request into the error the API understands.
-    pub(crate) fn from_query(e: tokio_postgres::Error) -> Self {
-        let Some(code) = e.code() else {
-            // No SQLSTATE: the connection broke (closed, I/O error).
+    pub fn from_query(e: tokio_postgres::Error) -> Self {
+        if is_lost(&e) {
             return Error::unavailable(format!("connection lost: {e}"));
+        }
+        let Some(code) = e.code() else {
+            return Error::Db(e);
         };
         match *code {
             SqlState::UNIQUE_VIOLATION => Error::Conflict(conflict_reason(&e)),
             // A reference to a row that does not exist (a user id that no one has).
             SqlState::FOREIGN_KEY_VIOLATION => Error::NotFound,
+            SqlState::CHECK_VIOLATION => Error::InvalidValue("a value is outside what is allowed"),
+            // Row-level security refused a row: to the caller, the row is not there.
+            SqlState::INSUFFICIENT_PRIVILEGE => Error::NotFound,
             SqlState::QUERY_CANCELED => Error::StatementTimeout,
+            _ if code.code().starts_with("22") => Error::InvalidValue("a value is malformed or out of range"),
             _ => Error::Db(e),
         }
     }
@@ -80,9 +90,21 @@ fn conflict_reason(e: &tokio_postgres::Error) -> &'static str {
     match e.as_db_error().and_then(|d| d.constraint()) {
         Some("tenants_pkey") => "a tenant with this id already exists",
         Some("todos_pkey") => "a todo with this id already exists",
-        Some("users_email_key") => "this email address is already in use",
-        Some("users_subject_key") | Some("users_pkey") => "this user already exists",
+        Some("users_identity_key") | Some("users_pkey") => "this user already exists",
         _ => "the change conflicts with existing data",
+    }
+}
+
+/// The session is gone: the socket broke (no SQLSTATE), the server ended it (57P01 admin
+/// shutdown, 57P02 crash shutdown, 57P03 cannot connect now), or a connection exception (class
+/// 08). A read that met this may be retried on a fresh connection.
+pub(crate) fn is_lost(e: &tokio_postgres::Error) -> bool {
+    match e.code() {
+        None => true,
+        Some(code) => {
+            let c = code.code();
+            c.starts_with("08") || matches!(c, "57P01" | "57P02" | "57P03")
+        }
     }
 }
 

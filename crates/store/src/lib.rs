@@ -11,8 +11,10 @@
 
 mod config;
 mod error;
+mod invitations;
 pub mod migrate;
 mod model;
+mod page;
 mod pool;
 mod queries;
 mod scope;
@@ -23,10 +25,12 @@ pub mod tls;
 
 pub use config::{Auth, CaSource, DbConfig, TlsMode};
 pub use error::{Error, Result};
+pub use invitations::{Invitation, InvitationCode, NewInvitation};
 pub use model::{
-    Cursor, DisplayName, Email, Invalid, Limit, Member, Membership, NewUser, Page, PageRequest, Role, Tenant, TenantId,
-    TenantName, Todo, TodoFilter, TodoId, TodoPatch, TodoTitle, User, UserId,
+    DisplayName, Email, Invalid, InvitationId, Member, Membership, NewUser, Role, Tenant, TenantId, TenantName, Todo,
+    TodoFilter, TodoId, TodoPatch, TodoTitle, User, UserId,
 };
+pub use page::{Cursor, Limit, Page, PageRequest};
 pub use pool::{PasswordSource, Stats, StatsSnapshot, Store};
 pub use scope::{Scoped, Tenants};
 pub use secret::Secret;

@@ -3,7 +3,6 @@
 
 use std::fmt;
 
-use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use serde::Serialize;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -12,7 +11,7 @@ use uuid::Uuid;
 /// fraction dropped, as the `time` crate writes it), into a buffer on the stack: a page of todos
 /// has 40 timestamps, and formatting each through `time`'s general formatter allocated a string
 /// apiece (a tenth of a list request's CPU time).
-fn rfc3339<S: serde::Serializer>(t: &OffsetDateTime, s: S) -> Result<S::Ok, S::Error> {
+pub(crate) fn rfc3339<S: serde::Serializer>(t: &OffsetDateTime, s: S) -> Result<S::Ok, S::Error> {
     struct Buf {
         bytes: [u8; 32],
         len: usize,
@@ -102,21 +101,15 @@ id_type!(
     TenantId, "tenant_id"
 );
 id_type!(
-    /// A user. Derived from the identity provider's subject, see [`UserId::for_subject`].
+    /// A user: random, assigned when the user registers (see [`crate::Store::register`]), so
+    /// nobody can compute another user's id from their subject.
     UserId, "user_id"
 );
 id_type!(TodoId, "id");
-
-/// Namespace of the UUIDv5 user ids. Changing it would give every user a new id.
-const USER_NAMESPACE: Uuid = Uuid::from_u128(0x6f1c_2b7e_8d3a_4c59_9e21_5a7b_0c4d_e8f3);
-
-impl UserId {
-    /// The id of the user with this subject (`sub` claim). Derived rather than looked up, so a
-    /// request knows its caller's id without a database round trip.
-    pub fn for_subject(subject: &str) -> Self {
-        Self(Uuid::new_v5(&USER_NAMESPACE, subject.as_bytes()))
-    }
-}
+id_type!(
+    /// An invitation to a tenant.
+    InvitationId, "invitation_id"
+);
 
 /// A member's role in a tenant. Admins manage the tenant and its members, members edit todos,
 /// viewers read.
@@ -234,96 +227,6 @@ impl Email {
     }
 }
 
-/// Page size: 1 to 200, 50 when not given.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limit(u8);
-
-impl Limit {
-    pub const DEFAULT: Limit = Limit(50);
-    pub const MAX: u8 = 200;
-
-    pub fn parse(s: &str) -> Result<Self, Invalid> {
-        match s.parse::<u8>() {
-            Ok(n @ 1..=Self::MAX) => Ok(Limit(n)),
-            _ => Err(Invalid::new("limit", format!("must be a whole number from 1 to {}", Self::MAX))),
-        }
-    }
-
-    pub fn get(self) -> usize {
-        self.0 as usize
-    }
-}
-
-impl Default for Limit {
-    fn default() -> Self {
-        Self::DEFAULT
-    }
-}
-
-/// Where the next page starts: the sort key `(created_at, id)` of the last item returned.
-/// Opaque to clients (versioned base64url); a forged cursor can only move the page within what
-/// the caller may see anyway, so it is checked for shape, not signed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Cursor {
-    pub(crate) created_at: OffsetDateTime,
-    pub(crate) id: Uuid,
-}
-
-const CURSOR_VERSION: u8 = 1;
-
-impl Cursor {
-    pub fn encode(&self) -> String {
-        let micros = (self.created_at.unix_timestamp_nanos() / 1_000) as i64;
-        let mut raw = [0u8; 25];
-        raw[0] = CURSOR_VERSION;
-        raw[1..9].copy_from_slice(&micros.to_be_bytes());
-        raw[9..].copy_from_slice(self.id.as_bytes());
-        URL_SAFE_NO_PAD.encode(raw)
-    }
-
-    pub fn decode(s: &str) -> Result<Self, Invalid> {
-        let bad = || Invalid::new("cursor", "is not a cursor this API returned");
-        let raw = URL_SAFE_NO_PAD.decode(s).map_err(|_| bad())?;
-        if raw.len() != 25 || raw[0] != CURSOR_VERSION {
-            return Err(bad());
-        }
-        let micros = i64::from_be_bytes(raw[1..9].try_into().map_err(|_| bad())?);
-        let created_at = OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1_000).map_err(|_| bad())?;
-        // Rows are created from 1970 (the first page's start) on; anything else is forged, and
-        // could be outside what PostgreSQL accepts.
-        if !(1970..=9999).contains(&created_at.year()) {
-            return Err(bad());
-        }
-        let id = Uuid::from_slice(&raw[9..]).map_err(|_| bad())?;
-        Ok(Self { created_at, id })
-    }
-
-    /// Before every real row: the first page.
-    pub(crate) fn start() -> Self {
-        Self { created_at: OffsetDateTime::UNIX_EPOCH, id: Uuid::nil() }
-    }
-}
-
-impl Serialize for Cursor {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.encode())
-    }
-}
-
-/// `limit` and `cursor` of a list request.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct PageRequest {
-    pub limit: Limit,
-    pub cursor: Option<Cursor>,
-}
-
-/// One page of a list, and where the next one starts (absent on the last page).
-#[derive(Debug, Clone, Serialize)]
-pub struct Page<T> {
-    pub items: Vec<T>,
-    pub next_cursor: Option<Cursor>,
-}
-
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct TodoFilter {
     pub complete: Option<bool>,
@@ -336,10 +239,11 @@ pub struct TodoPatch {
     pub complete: Option<bool>,
 }
 
-/// The caller as the identity provider describes it, for the first-call registration.
+/// The caller as the identity provider describes it, for the first-call registration. A user
+/// is keyed on (issuer, subject): the same subject from two issuers is two users.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewUser {
-    pub id: UserId,
+    pub issuer: String,
     pub subject: String,
     pub name: Option<DisplayName>,
     pub email: Option<Email>,
@@ -437,26 +341,6 @@ mod tests {
     }
 
     #[test]
-    fn limits_are_bounded() {
-        assert_eq!(Limit::parse("200").unwrap().get(), 200);
-        for bad in ["0", "201", "-1", "1e3", "", "99999999999"] {
-            assert!(Limit::parse(bad).is_err(), "{bad:?}");
-        }
-    }
-
-    #[test]
-    fn cursors_round_trip_and_reject_forgeries() {
-        let c = Cursor {
-            created_at: OffsetDateTime::from_unix_timestamp_nanos(1_700_000_000_123_456_000).unwrap(),
-            id: Uuid::new_v4(),
-        };
-        assert_eq!(Cursor::decode(&c.encode()).unwrap(), c);
-        for bad in ["", "abc", "!!!!", &URL_SAFE_NO_PAD.encode([2u8; 25]), &URL_SAFE_NO_PAD.encode([1u8; 24])] {
-            assert!(Cursor::decode(bad).is_err(), "{bad:?}");
-        }
-    }
-
-    #[test]
     fn timestamps_are_written_as_the_time_crate_writes_rfc3339() {
         #[derive(Serialize)]
         struct T(#[serde(serialize_with = "rfc3339")] OffsetDateTime);
@@ -475,11 +359,5 @@ mod tests {
             let theirs = format!("\"{}\"", t.to_offset(time::UtcOffset::UTC).format(&fmt).unwrap());
             assert_eq!(ours, theirs);
         }
-    }
-
-    #[test]
-    fn user_ids_follow_the_subject() {
-        assert_eq!(UserId::for_subject("alice"), UserId::for_subject("alice"));
-        assert_ne!(UserId::for_subject("alice"), UserId::for_subject("bob"));
     }
 }

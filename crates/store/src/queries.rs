@@ -6,12 +6,12 @@ use tokio_postgres::Row;
 use uuid::Uuid;
 
 use crate::{
-    Cursor, DisplayName, Email, Error, Member, Membership, NewUser, Page, PageRequest, Q, Result, Role, Tenant,
-    TenantId, TenantName, Todo, TodoFilter, TodoId, TodoPatch, TodoTitle, User, UserId,
+    Cursor, DisplayName, Email, Error, Member, Membership, Page, PageRequest, Q, Result, Role, Tenant, TenantId,
+    TenantName, Todo, TodoFilter, TodoId, TodoPatch, TodoTitle, User, UserId,
     scope::{Access, Scoped, Step, Tenants},
 };
 
-fn step<'a>(q: Q, params: &'a [&'a (dyn tokio_postgres::types::ToSql + Sync)]) -> Step<'a> {
+pub(crate) fn step<'a>(q: Q, params: &'a [&'a (dyn tokio_postgres::types::ToSql + Sync)]) -> Step<'a> {
     Step { q, params }
 }
 
@@ -55,13 +55,21 @@ fn member_at(row: &Row, i: usize) -> Option<Member> {
 
 /// The rows of a list fetched with `limit + 1`: the extra row only says that another page
 /// exists.
-fn page<T>(mut items: Vec<T>, req: PageRequest, key: impl Fn(&T) -> (OffsetDateTime, Uuid)) -> Page<T> {
+pub(crate) fn page<T>(items: Vec<T>, req: PageRequest, key: impl Fn(&T) -> (OffsetDateTime, Uuid)) -> Page<T> {
+    page_by(items, req, |t| {
+        let (created_at, id) = key(t);
+        (created_at, Uuid::nil(), id)
+    })
+}
+
+/// [`page`] for lists whose sort key includes the tenant.
+fn page_by<T>(mut items: Vec<T>, req: PageRequest, key: impl Fn(&T) -> (OffsetDateTime, Uuid, Uuid)) -> Page<T> {
     let limit = req.limit.get();
     let next_cursor = if items.len() > limit {
         items.truncate(limit);
         items.last().map(|last| {
-            let (created_at, id) = key(last);
-            Cursor { created_at, id }
+            let (created_at, tenant, id) = key(last);
+            Cursor { created_at, tenant, id }
         })
     } else {
         None
@@ -69,7 +77,7 @@ fn page<T>(mut items: Vec<T>, req: PageRequest, key: impl Fn(&T) -> (OffsetDateT
     Page { items, next_cursor }
 }
 
-fn fetch_limit(req: PageRequest) -> i64 {
+pub(crate) fn fetch_limit(req: PageRequest) -> i64 {
     req.limit.get() as i64 + 1
 }
 
@@ -80,7 +88,7 @@ fn gated_rows(rows: &[Row]) -> Result<Role> {
 
 /// Rows of a role-gated single-row statement: 404 for non-members, 403 for members whose role
 /// is not one of `allowed`.
-fn gated<'r>(rows: &'r [Row], allowed: &[Role]) -> Result<&'r Row> {
+pub(crate) fn gated<'r>(rows: &'r [Row], allowed: &[Role]) -> Result<&'r Row> {
     let row = rows.first().ok_or(Error::NotFound)?;
     if !allowed.contains(&me_role(row)) {
         return Err(Error::Forbidden);
@@ -89,29 +97,10 @@ fn gated<'r>(rows: &'r [Row], allowed: &[Role]) -> Result<&'r Row> {
 }
 
 const EDITORS: &[Role] = &[Role::Admin, Role::Member];
-const ADMINS: &[Role] = &[Role::Admin];
+pub(crate) const ADMINS: &[Role] = &[Role::Admin];
 const ANYONE: &[Role] = &[Role::Admin, Role::Member, Role::Viewer];
 
 impl Scoped<'_> {
-    /// Creates the caller's user row from the identity provider's claims if it does not exist;
-    /// when it exists this only reads. An email that another user already has is left out.
-    pub async fn ensure_user(&self, new: &NewUser) -> Result<()> {
-        debug_assert_eq!(new.id, self.user);
-        let name = new.name.as_ref().map(DisplayName::as_str);
-        let mut email = new.email.as_ref().map(Email::as_str);
-        loop {
-            let rows = self
-                .run(Tenants::None, Access::Write, &[step(Q::UserEnsure, &[&new.id.0, &new.subject, &name, &email])])
-                .await?;
-            if rows[0][0].get::<_, bool>(0) {
-                return Ok(());
-            }
-            if email.take().is_none() {
-                return Err(Error::Conflict("this user already exists"));
-            }
-        }
-    }
-
     /// The caller's user and their memberships (at most 200; `GET /api/tenants` pages).
     pub async fn me(&self) -> Result<(User, Vec<Membership>)> {
         let rows = self.run(Tenants::All, Access::Read, &[step(Q::UserMe, &[]), step(Q::UserMemberships, &[])]).await?;
@@ -123,17 +112,12 @@ impl Scoped<'_> {
         Ok((me, memberships))
     }
 
-    /// Registers the caller or updates their profile. `true` when the row was created.
-    pub async fn upsert_profile(&self, subject: &str, name: &DisplayName, email: &Email) -> Result<(User, bool)> {
+    /// Replaces the caller's profile (`POST /api/users` of a registered caller).
+    pub async fn set_profile(&self, name: &DisplayName, email: &Email) -> Result<User> {
         let rows = self
-            .run(
-                Tenants::None,
-                Access::Write,
-                &[step(Q::UserUpsert, &[&self.user.0, &subject, &name.as_str(), &email.as_str()])],
-            )
+            .run(Tenants::None, Access::Write, &[step(Q::UserProfileSet, &[&name.as_str(), &email.as_str()])])
             .await?;
-        let row = rows[0].first().ok_or(Error::NotFound)?;
-        Ok((user(row), row.get(5)))
+        rows[0].first().map(user).ok_or(Error::NotFound)
     }
 
     /// A user the caller can see: themself or someone who shares a tenant with them.
@@ -187,10 +171,9 @@ impl Scoped<'_> {
     }
 
     /// Creates a tenant with the caller as its admin. The caller's user row must exist
-    /// ([`Scoped::ensure_user`]).
+    /// ([`Store::register`](crate::Store::register)); without it, 404.
     pub async fn create_tenant(&self, id: TenantId, name: &TenantName) -> Result<Tenant> {
-        let rows =
-            self.run(Tenants::Creating(id), Access::Write, &[step(Q::TenantCreate, &[&id.0, &name.as_str()])]).await?;
+        let rows = self.run(Tenants::None, Access::Write, &[step(Q::TenantCreate, &[&id.0, &name.as_str()])]).await?;
         rows[0].first().map(tenant).ok_or(Error::Conflict("the tenant could not be created"))
     }
 
@@ -236,8 +219,9 @@ impl Scoped<'_> {
         Ok(page(items, req, |m| (m.joined_at, m.user_id.0)))
     }
 
-    /// Adds a member or changes their role (admins only). `true` when the member was added.
-    pub async fn put_member(&self, tenant: TenantId, user: UserId, role: Role) -> Result<(Member, bool)> {
+    /// Changes a member's role (admins only). A user who is not a member is 404, whether or
+    /// not they exist: members join by invitation only.
+    pub async fn set_member_role(&self, tenant: TenantId, user: UserId, role: Role) -> Result<Member> {
         let role = role.as_str();
         let rows = self
             .run(
@@ -251,12 +235,11 @@ impl Scoped<'_> {
             )
             .await?;
         let row = gated(&rows[1], ADMINS)?;
-        if !row.get::<_, bool>(1) {
-            return Err(Error::Conflict("a tenant must keep at least one admin"));
+        match (row.get::<_, bool>(1), row.get::<_, bool>(2)) {
+            (false, _) => Err(Error::NotFound),
+            (true, false) => Err(Error::Conflict("a tenant must keep at least one admin")),
+            (true, true) => rows[2].first().and_then(|r| member_at(r, 0)).ok_or(Error::NotFound),
         }
-        let created = row.get::<_, Option<bool>>(2).unwrap_or(false);
-        let member = rows[2].first().and_then(|r| member_at(r, 0)).ok_or(Error::NotFound)?;
-        Ok((member, created))
     }
 
     /// Removes a member: admins remove anyone, anyone removes themself; never the last admin.
@@ -339,10 +322,10 @@ impl Scoped<'_> {
             .run(
                 Tenants::All,
                 Access::Read,
-                &[step(Q::TodoListAll, &[&filter.complete, &c.created_at, &c.id, &fetch_limit(req)])],
+                &[step(Q::TodoListAll, &[&filter.complete, &c.created_at, &c.tenant, &c.id, &fetch_limit(req)])],
             )
             .await?;
         let items = rows[0].iter().filter_map(|r| todo_at(r, 0)).collect();
-        Ok(page(items, req, |t| (t.created_at, t.id.0)))
+        Ok(page_by(items, req, |t| (t.created_at, t.tenant_id.0, t.id.0)))
     }
 }

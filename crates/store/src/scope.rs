@@ -13,7 +13,7 @@ use futures_util::future::{OptionFuture, join_all, join5};
 use tokio_postgres::{Row, types::ToSql};
 use uuid::Uuid;
 
-use crate::{Error, Q, Result, Store, TenantId, UserId, pool::Manager};
+use crate::{DisplayName, Email, Error, NewUser, Q, Result, Store, TenantId, UserId, pool::Manager};
 
 /// Which tenants a transaction may see.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,8 +24,6 @@ pub enum Tenants {
     Member(TenantId),
     /// Every tenant the caller is a member of (resolved by the database).
     All,
-    /// A tenant that the caller is creating in this transaction.
-    Creating(TenantId),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,6 +55,34 @@ impl Store {
     /// The database as `user` may see it.
     pub fn scoped(&self, user: UserId) -> Scoped<'_> {
         Scoped { store: self, user }
+    }
+
+    /// The id of the user the identity provider calls `new.subject` (under `new.issuer`),
+    /// registering them with the profile in `new` if they are new; `true` when registered now.
+    /// Safe to retry: registering twice, or twice at once, gives one user.
+    pub async fn register(&self, new: &NewUser) -> Result<(UserId, bool)> {
+        let name = new.name.as_ref().map(DisplayName::as_str);
+        let email = new.email.as_ref().map(Email::as_str);
+        let (issuer, subject) = (new.issuer.as_str(), new.subject.as_str());
+        // A losing concurrent registration finds the winner's row on its second try.
+        for _ in 0..2 {
+            // The id the user gets if this transaction creates them.
+            let fresh = self.scoped(UserId(Uuid::new_v4()));
+            let rows = fresh
+                .run(
+                    Tenants::None,
+                    Access::Write,
+                    &[
+                        Step { q: Q::ScopeIdentity, params: &[&issuer, &subject] },
+                        Step { q: Q::UserRegister, params: &[&issuer, &subject, &name, &email] },
+                    ],
+                )
+                .await?;
+            if let Some(row) = rows[1].first() {
+                return Ok((UserId(row.get(0)), row.get(1)));
+            }
+        }
+        Err(Error::unavailable("registering the caller kept conflicting with another registration"))
     }
 }
 
@@ -107,7 +133,7 @@ impl Scoped<'_> {
                     return Ok(rows);
                 }
                 Ok(Err(Failed { error, clean })) => {
-                    let lost = error.code().is_none();
+                    let lost = crate::error::is_lost(&error);
                     if clean && !lost {
                         // A statement failed, the transaction ended: the connection is fine.
                         lease.release();
@@ -139,10 +165,6 @@ impl Scoped<'_> {
     ) -> Result<Vec<Vec<Row>>, Failed> {
         let c = &conn.client;
         let user: Uuid = self.user.0;
-        let explicit: Vec<Uuid> = match tenants {
-            Tenants::Creating(t) => vec![t.0],
-            _ => Vec::new(),
-        };
         let member: Uuid = match tenants {
             Tenants::Member(t) => t.0,
             _ => Uuid::nil(),
@@ -152,14 +174,14 @@ impl Scoped<'_> {
         let resolve = match tenants {
             Tenants::Member(_) => Some((Q::ScopeMember, &member_params[..])),
             Tenants::All => Some((Q::ScopeAll, &all_params[..])),
-            Tenants::None | Tenants::Creating(_) => None,
+            Tenants::None => None,
         };
         let begin = if access == Access::Read { "BEGIN READ ONLY" } else { "BEGIN" };
         // Each future sends its message when first polled; join5 polls them in this order, so the
         // server receives them in this order, all before the first reply is awaited.
         let (begun, set, resolved, results, committed) = join5(
             c.batch_execute(begin),
-            c.query(conn.stmt(Q::ScopeSet), &[&user, &explicit]),
+            c.query(conn.stmt(Q::ScopeSet), &[&user]),
             OptionFuture::from(resolve.map(|(q, params)| c.query(conn.stmt(q), params))),
             join_all(steps.iter().map(|s| c.query(conn.stmt(s.q), s.params))),
             c.batch_execute("COMMIT"),

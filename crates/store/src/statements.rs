@@ -29,9 +29,13 @@ macro_rules! me {
 }
 
 statements! {
-    /// Sets the caller and an explicit tenant list (empty, or a tenant being created).
-    ScopeSet => "SELECT set_config('app.user_id', $1::uuid::text, true), \
-                        set_config('app.tenant_ids', $2::uuid[]::text, true)",
+    /// Sets the caller; no tenant is in scope until a `Scope*` statement resolves some.
+    ScopeSet => "SELECT set_config('app.user_id', $1::uuid::text, true), set_config('app.tenant_ids', '', true)",
+    /// The caller's identity, while registering: it lets the transaction see the caller's row
+    /// by (issuer, subject) before it knows the id.
+    ScopeIdentity => "SELECT set_config('app.issuer', $1::text, true), set_config('app.subject', $2::text, true)",
+    /// The SHA-256 (hex) of an invitation code being accepted: its holder sees that invitation.
+    ScopeInvitation => "SELECT set_config('app.invitation', $1::text, true)",
     /// Scopes to tenant `$2` if and only if the caller is a member of it.
     ScopeMember => "SELECT set_config('app.tenant_ids', coalesce((SELECT array_agg(tenant_id)::text \
                         FROM memberships WHERE user_id = $1::uuid AND tenant_id = $2::uuid), '{}'), true)",
@@ -39,21 +43,25 @@ statements! {
     ScopeAll => "SELECT set_config('app.tenant_ids', coalesce((SELECT array_agg(tenant_id)::text \
                         FROM memberships WHERE user_id = $1::uuid), '{}'), true)",
 
-    /// Creates the caller's row on first sight; reads only when it exists (no write).
-    /// Returns whether the row exists afterwards (false: the email belongs to someone else).
-    UserEnsure => "WITH existing AS (SELECT id FROM users WHERE id = $1::uuid), \
-                   ins AS (INSERT INTO users (id, subject, name, email) \
-                           SELECT $1::uuid, $2::text, $3::text, $4::text WHERE NOT EXISTS (SELECT 1 FROM existing) \
-                           ON CONFLICT DO NOTHING RETURNING id) \
-                   SELECT EXISTS (SELECT 1 FROM existing) OR EXISTS (SELECT 1 FROM ins)",
+    /// The caller's id by (issuer `$1`, subject `$2`): found, claimed from a row registered
+    /// before issuers were recorded, or created with the fresh random id in `app.user_id` and
+    /// the profile `$3`, `$4`. Reads only when the user exists. No row: a concurrent
+    /// registration won the race (run it again). Columns: id, created.
+    UserRegister => "WITH found AS (SELECT id FROM users WHERE issuer = $1::text AND subject = $2::text), \
+                     claimed AS (UPDATE users SET issuer = $1::text, updated_at = now() \
+                                 WHERE issuer IS NULL AND subject = $2::text AND NOT EXISTS (SELECT 1 FROM found) \
+                                 RETURNING id), \
+                     ins AS (INSERT INTO users (id, issuer, subject, name, email) \
+                             SELECT app_user_id(), $1::text, $2::text, $3::text, $4::text \
+                             WHERE NOT EXISTS (SELECT 1 FROM found) AND NOT EXISTS (SELECT 1 FROM claimed) \
+                             ON CONFLICT DO NOTHING RETURNING id) \
+                     SELECT id, false FROM found UNION ALL SELECT id, false FROM claimed UNION ALL SELECT id, true FROM ins",
     UserMe => "SELECT id, subject, name, email, created_at FROM users WHERE id = app_user_id()",
     UserMemberships => "SELECT m.tenant_id, t.name, m.role FROM memberships m JOIN tenants t ON t.id = m.tenant_id \
                         WHERE m.user_id = app_user_id() ORDER BY t.created_at, t.id LIMIT 200",
-    /// POST /api/users: register or update the caller's profile. The last column says whether
-    /// the row was created.
-    UserUpsert => "INSERT INTO users AS u (id, subject, name, email) VALUES ($1::uuid, $2::text, $3::text, $4::text) \
-                   ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, email = EXCLUDED.email, updated_at = now() \
-                   RETURNING id, subject, name, email, created_at, (xmax = 0)",
+    /// POST /api/users for a registered caller: replaces their profile.
+    UserProfileSet => "UPDATE users SET name = $1::text, email = $2::text, updated_at = now() WHERE id = app_user_id() \
+                       RETURNING id, subject, name, email, created_at",
     /// Self or a co-member (RLS on users, in the all-memberships scope, decides visibility).
     UserGet => "SELECT id, CASE WHEN id = app_user_id() THEN subject END, name, email, created_at \
                 FROM users WHERE id = $1::uuid",
@@ -86,11 +94,9 @@ statements! {
                            AND NOT EXISTS (SELECT 1 FROM sole) RETURNING id) \
                    SELECT EXISTS (SELECT 1 FROM target), EXISTS (SELECT 1 FROM sole), EXISTS (SELECT 1 FROM del)",
 
-    /// POST /api/tenants: the tenant and the caller's admin membership, in the scope of the new
-    /// tenant only. A taken id fails on tenants_pkey (409).
-    TenantCreate => "WITH t AS (INSERT INTO tenants (id, name) VALUES ($1::uuid, $2::text) RETURNING id, name, created_at), \
-                     m AS (INSERT INTO memberships (tenant_id, user_id, role) SELECT id, app_user_id(), 'admin' FROM t RETURNING role) \
-                     SELECT t.id, t.name, m.role, t.created_at FROM t, m",
+    /// POST /api/tenants: the tenant and the caller as its admin, by the database function that
+    /// alone may create tenants. A taken id fails on tenants_pkey (409).
+    TenantCreate => "SELECT id, name, role, created_at FROM app_create_tenant($1::uuid, $2::text)",
     TenantList => "SELECT t.id, t.name, m.role, t.created_at FROM tenants t \
                    JOIN memberships m ON m.tenant_id = t.id AND m.user_id = app_user_id() \
                    WHERE (t.created_at, t.id) > ($1::timestamptz, $2::uuid) \
@@ -114,16 +120,18 @@ statements! {
                      JOIN users u ON u.id = m.user_id \
                      WHERE m.tenant_id = $1::uuid AND (m.created_at, m.user_id) > ($2::timestamptz, $3::uuid) \
                      ORDER BY m.created_at, m.user_id LIMIT $4::int8) x ON true"),
-    /// PUT /api/tenants/{id}/members/{user_id}: admins add a member or change a role; the last
-    /// admin cannot be demoted. Columns: me_role, allowed, inserted.
+    /// PUT /api/tenants/{id}/members/{user_id}: admins change a member's role (members join by
+    /// invitation only); the last admin cannot be demoted. Columns: me_role, target is a member,
+    /// allowed.
     MemberPut => concat!("WITH ", me!(), ", \
+                  target AS (SELECT role FROM memberships WHERE tenant_id = $1::uuid AND user_id = $2::uuid), \
                   others AS (SELECT count(*) AS n FROM memberships \
                              WHERE tenant_id = $1::uuid AND role = 'admin' AND user_id <> $2::uuid), \
-                  ok AS (SELECT 1 FROM me WHERE me.role = 'admin' AND ($3::text = 'admin' OR (SELECT n FROM others) > 0)), \
-                  up AS (INSERT INTO memberships (tenant_id, user_id, role) SELECT $1::uuid, $2::uuid, $3::text FROM ok \
-                         ON CONFLICT (tenant_id, user_id) DO UPDATE SET role = EXCLUDED.role \
-                         RETURNING (xmax = 0) AS inserted) \
-                  SELECT me.role, EXISTS (SELECT 1 FROM ok), (SELECT inserted FROM up) FROM me"),
+                  ok AS (SELECT 1 FROM me WHERE me.role = 'admin' AND EXISTS (SELECT 1 FROM target) \
+                         AND ($3::text = 'admin' OR (SELECT n FROM others) > 0)), \
+                  up AS (UPDATE memberships SET role = $3::text WHERE tenant_id = $1::uuid AND user_id = $2::uuid \
+                         AND EXISTS (SELECT 1 FROM ok) RETURNING 1) \
+                  SELECT me.role, EXISTS (SELECT 1 FROM target), EXISTS (SELECT 1 FROM ok) FROM me"),
     /// One member with their profile (run after MemberPut in the same transaction).
     MemberGet => "SELECT m.tenant_id, m.user_id, u.name, u.email, m.role, m.created_at FROM memberships m \
                   JOIN users u ON u.id = m.user_id WHERE m.tenant_id = $1::uuid AND m.user_id = $2::uuid",
@@ -166,9 +174,52 @@ statements! {
                    del AS (DELETE FROM todos WHERE tenant_id = $1::uuid AND id = $2::uuid \
                            AND EXISTS (SELECT 1 FROM me WHERE role IN ('admin', 'member')) RETURNING id) \
                    SELECT me.role, EXISTS (SELECT 1 FROM del) FROM me"),
-    /// GET /api/todos: every tenant the caller belongs to (the all-memberships scope).
+    /// GET /api/todos: every tenant the caller belongs to (the all-memberships scope). Todo ids
+    /// are unique per tenant only, so the page key includes the tenant.
     TodoListAll => "SELECT tenant_id, id, title, complete, created_at, updated_at FROM todos \
                     WHERE tenant_id = ANY (app_tenant_ids()) AND ($1::bool IS NULL OR complete = $1::bool) \
-                      AND (created_at, id) > ($2::timestamptz, $3::uuid) \
-                    ORDER BY created_at, id LIMIT $4::int8",
+                      AND (created_at, tenant_id, id) > ($2::timestamptz, $3::uuid, $4::uuid) \
+                    ORDER BY created_at, tenant_id, id LIMIT $5::int8",
+
+    /// POST /api/tenants/{id}/invitations (admins): code hash `$2`, role `$3`, email `$4`,
+    /// life `$5` seconds. Columns: me_role, then the invitation.
+    InvitationCreate => concat!("WITH ", me!(), ", \
+                         ins AS (INSERT INTO invitations (tenant_id, code_hash, role, email, created_by, expires_at) \
+                                 SELECT $1::uuid, $2::bytea, $3::text, $4::text, app_user_id(), now() + $5::int8 * interval '1 second' \
+                                 FROM me WHERE me.role = 'admin' \
+                                 RETURNING tenant_id, id, role, email, created_at, expires_at) \
+                         SELECT me.role, ins.tenant_id, ins.id, ins.role, ins.email, ins.created_at, ins.expires_at \
+                         FROM me LEFT JOIN ins ON true"),
+    /// GET /api/tenants/{id}/invitations (admins): pending ones, never their codes.
+    InvitationList => concat!("WITH ", me!(), " \
+                       SELECT me.role, x.tenant_id, x.id, x.role, x.email, x.created_at, x.expires_at \
+                       FROM me LEFT JOIN LATERAL ( \
+                         SELECT tenant_id, id, role, email, created_at, expires_at FROM invitations \
+                         WHERE tenant_id = $1::uuid AND expires_at > now() AND me.role = 'admin' \
+                           AND (created_at, id) > ($2::timestamptz, $3::uuid) \
+                         ORDER BY created_at, id LIMIT $4::int8) x ON true"),
+    /// DELETE /api/tenants/{id}/invitations/{invitation_id} (admins): revokes.
+    InvitationRevoke => concat!("WITH ", me!(), ", \
+                         del AS (DELETE FROM invitations WHERE tenant_id = $1::uuid AND id = $2::uuid \
+                                 AND EXISTS (SELECT 1 FROM me WHERE role = 'admin') RETURNING id) \
+                         SELECT me.role, EXISTS (SELECT 1 FROM del) FROM me"),
+    /// POST /api/invitations/accept: consumes the invitation whose code hash `$1` is in
+    /// `app.invitation` if it is unexpired, the caller may take it (email `$2`, verified, when
+    /// it names one) and is not a member yet, and enrols the caller; then puts that tenant in
+    /// scope. Columns: the invitation is valid for the caller, the caller is a member already,
+    /// the new membership's tenant and role.
+    InvitationAccept => "WITH inv AS (SELECT tenant_id, role, email FROM invitations \
+                                      WHERE code_hash = $1::bytea AND expires_at > now() \
+                                        AND (email IS NULL OR email = $2::text)), \
+                         ok AS (SELECT 1 FROM inv WHERE app_role_in(inv.tenant_id) IS NULL), \
+                         del AS (DELETE FROM invitations WHERE code_hash = $1::bytea AND EXISTS (SELECT 1 FROM ok) \
+                                 RETURNING tenant_id, role), \
+                         ins AS (INSERT INTO memberships (tenant_id, user_id, role) \
+                                 SELECT tenant_id, app_user_id(), role FROM del RETURNING tenant_id, role) \
+                         SELECT EXISTS (SELECT 1 FROM inv), EXISTS (SELECT 1 FROM inv WHERE app_role_in(inv.tenant_id) IS NOT NULL), \
+                                ins.tenant_id, ins.role, \
+                                set_config('app.tenant_ids', CASE WHEN ins.tenant_id IS NULL THEN '' ELSE ARRAY[ins.tenant_id]::text END, true) \
+                         FROM (SELECT 1) one LEFT JOIN ins ON true",
+    /// The tenant just joined (in scope after InvitationAccept).
+    InvitationTenant => "SELECT id, name FROM tenants WHERE id = ANY (app_tenant_ids())",
 }

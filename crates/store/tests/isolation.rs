@@ -36,7 +36,10 @@ async fn refused(c: &Client, sql: &str) -> bool {
     match r {
         Err(e) => {
             let msg = e.as_db_error().map(|d| d.message().to_string()).unwrap_or_default();
-            assert!(msg.contains("row-level security"), "refused by RLS, not something else: {msg}");
+            assert!(
+                msg.contains("row-level security") || msg.contains("permission denied"),
+                "refused by RLS or privileges, not something else: {msg}"
+            );
             true
         }
         Ok(()) => false,
@@ -172,4 +175,84 @@ async fn a_login_role_that_can_become_the_owner_or_bypass_rls_is_refused() {
         let err = store::migrate::check_runtime_role(&client).await.unwrap_err().to_string();
         assert!(err.contains(why), "{grant}: {err}");
     }
+}
+
+/// A member (not an admin) of tenant A, with the scope the API would give them, runs the
+/// membership-write SQL themself: the policies refuse every change but leaving.
+#[tokio::test]
+async fn a_member_cannot_add_promote_or_remove_anyone_with_raw_sql() {
+    const UM: &str = "aaaaaaaa-2222-4000-8000-000000000003";
+    const UX: &str = "cccccccc-3333-4000-8000-000000000004";
+    let db = testkit::pg::db().await;
+    seed(&db).await;
+    db.admin()
+        .await
+        .batch_execute(&format!(
+            "INSERT INTO users (id, subject) VALUES ('{UM}', 'um'), ('{UX}', 'ux');
+             INSERT INTO memberships (tenant_id, user_id, role) VALUES ('{A}', '{UM}', 'member');"
+        ))
+        .await
+        .unwrap();
+    let rt = testkit::pg::connect(&db.runtime_url()).await;
+    let scope = |user: &str| {
+        format!(
+            "BEGIN; SELECT set_config('app.user_id', '{user}', true), set_config('app.tenant_ids', '{{{A}}}', true);"
+        )
+    };
+    rt.batch_execute(&scope(UM)).await.unwrap();
+    for sql in [
+        format!("INSERT INTO memberships (tenant_id, user_id, role) VALUES ('{A}', '{UX}', 'viewer')"),
+        format!("INSERT INTO memberships (tenant_id, user_id, role) VALUES ('{A}', '{UX}', 'admin')"),
+        format!(
+            "INSERT INTO invitations (tenant_id, code_hash, role, expires_at) VALUES ('{A}', decode(repeat('ab', 32), 'hex'), 'admin', now() + interval '1 day')"
+        ),
+        format!("INSERT INTO tenants (id, name) VALUES ('{UX}', 'mine')"),
+    ] {
+        assert!(refused(&rt, &sql).await, "{sql}");
+    }
+    // An invitation code the member does not have does not help.
+    rt.batch_execute(&format!("SELECT set_config('app.invitation', repeat('ab', 32), true)")).await.unwrap();
+    assert!(
+        refused(&rt, &format!("INSERT INTO memberships (tenant_id, user_id, role) VALUES ('{A}', '{UX}', 'viewer')"))
+            .await
+    );
+    for sql in [
+        format!("UPDATE memberships SET role = 'admin' WHERE tenant_id = '{A}' AND user_id = '{UM}'"),
+        format!("UPDATE memberships SET role = 'viewer' WHERE tenant_id = '{A}' AND user_id = '{UA}'"),
+        format!("DELETE FROM memberships WHERE tenant_id = '{A}' AND user_id = '{UA}'"),
+        format!("DELETE FROM invitations"),
+    ] {
+        assert_eq!(affected(&rt, &sql).await, 0, "{sql}");
+    }
+    // Leaving is allowed.
+    rt.batch_execute("SAVEPOINT leave").await.unwrap();
+    assert_eq!(
+        affected(&rt, &format!("DELETE FROM memberships WHERE tenant_id = '{A}' AND user_id = '{UM}'")).await,
+        1
+    );
+    rt.batch_execute("ROLLBACK TO SAVEPOINT leave; COMMIT").await.unwrap();
+
+    // The same statements as the admin do work: the refusals above are about the role.
+    rt.batch_execute(&scope(UA)).await.unwrap();
+    assert_eq!(
+        affected(&rt, &format!("UPDATE memberships SET role = 'admin' WHERE tenant_id = '{A}' AND user_id = '{UM}'"))
+            .await,
+        1
+    );
+    assert_eq!(
+        affected(&rt, &format!("INSERT INTO memberships (tenant_id, user_id, role) VALUES ('{A}', '{UX}', 'viewer')"))
+            .await,
+        1
+    );
+    rt.batch_execute("ROLLBACK").await.unwrap();
+
+    let admin = db.admin().await;
+    let roles: Vec<String> = admin
+        .query(&format!("SELECT user_id::text || ' ' || role FROM memberships WHERE tenant_id = '{A}' ORDER BY 1"), &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(roles, [format!("{UA} admin"), format!("{UM} member")], "nothing changed");
 }

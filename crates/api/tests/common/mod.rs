@@ -9,6 +9,23 @@ use http::{HeaderMap, Method, Request, StatusCode};
 use serde_json::Value;
 use testkit::pg::TestDb;
 
+/// Every table with rows of tenants or users.
+pub const TABLES: [&str; 5] = ["tenants", "users", "memberships", "todos", "invitations"];
+
+/// The issuer of the test principals.
+pub const ISSUER: &str = "jwt:https://issuer.test";
+
+/// The principal of a test user: `sub` under [`ISSUER`], with a verified email `sub@example.com`.
+pub fn principal(sub: &str) -> Principal {
+    Principal {
+        issuer: ISSUER.to_string(),
+        subject: sub.to_string(),
+        email: Some(format!("{sub}@example.com")),
+        email_verified: true,
+        name: Some(format!("User {sub}")),
+    }
+}
+
 pub struct TestApp {
     pub app: App,
     pub db: TestDb,
@@ -65,11 +82,7 @@ impl TestApp {
         }
         let mut req = req.body(body).unwrap();
         if let Some(sub) = user {
-            req.extensions_mut().insert(Principal {
-                subject: sub.to_string(),
-                email: Some(format!("{sub}@example.com")),
-                name: Some(format!("User {sub}")),
-            });
+            req.extensions_mut().insert(principal(sub));
         }
         req.extensions_mut().insert(RequestId(format!("test-{}", uuid::Uuid::new_v4())));
         let res = self.app.handle(req).await;
@@ -117,19 +130,42 @@ impl TestApp {
         r.body["user"]["id"].as_str().unwrap().to_string()
     }
 
-    /// Adds `user` to `tenant` with `role`, as `admin`.
+    /// Adds `user` to `tenant` with `role`: `admin` invites, `user` accepts.
     pub async fn add_member(&self, admin: &str, tenant: &str, user: &str, role: &str) {
-        let uid = self.user_id(user).await;
-        let r =
-            self.put(admin, &format!("/api/tenants/{tenant}/members/{uid}"), serde_json::json!({ "role": role })).await;
-        assert!(r.status == StatusCode::CREATED || r.status == StatusCode::OK, "{}", r.body);
+        let code = self.invite(admin, tenant, serde_json::json!({ "role": role })).await;
+        let r = self.post(user, "/api/invitations/accept", serde_json::json!({ "code": code })).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        assert_eq!((r.body["tenant_id"].as_str(), r.body["role"].as_str()), (Some(tenant), Some(role)));
+    }
+
+    /// Creates an invitation to `tenant` as `admin`; returns its code.
+    pub async fn invite(&self, admin: &str, tenant: &str, body: Value) -> String {
+        let r = self.post(admin, &format!("/api/tenants/{tenant}/invitations"), body).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        r.body["code"].as_str().unwrap().to_string()
+    }
+
+    /// Calls the app as this exact principal.
+    pub async fn call_as(&self, who: Principal, method: Method, path: &str, body: Option<Value>) -> Reply {
+        let bytes = body.map(|b| Bytes::from(serde_json::to_vec(&b).unwrap())).unwrap_or_default();
+        let mut req =
+            Request::builder().method(method).uri(path).header("content-type", "application/json").body(bytes).unwrap();
+        req.extensions_mut().insert(who);
+        req.extensions_mut().insert(RequestId(format!("test-{}", uuid::Uuid::new_v4())));
+        let res = self.app.handle(req).await;
+        let status = res.status();
+        let headers = res.headers().clone();
+        let body =
+            if res.body().is_empty() { Value::Null } else { serde_json::from_slice(res.body()).expect("JSON body") };
+        assert!(!status.is_server_error(), "server error {status}: {body}");
+        Reply { status, headers, body }
     }
 
     /// Row counts of every table, read as superuser (bypassing RLS).
     pub async fn counts(&self) -> Vec<(String, i64)> {
         let admin = self.db.admin().await;
         let mut out = Vec::new();
-        for t in ["tenants", "users", "memberships", "todos"] {
+        for t in TABLES {
             let n: i64 = admin.query_one(&format!("SELECT count(*) FROM {t}"), &[]).await.unwrap().get(0);
             out.push((t.to_string(), n));
         }
@@ -140,7 +176,7 @@ impl TestApp {
     pub async fn snapshot(&self) -> String {
         let admin = self.db.admin().await;
         let mut out = String::new();
-        for t in ["tenants", "users", "memberships", "todos"] {
+        for t in TABLES {
             let row = admin
                 .query_one(&format!("SELECT coalesce(string_agg(x::text, '|' ORDER BY x::text), '') FROM {t} x"), &[])
                 .await

@@ -1,0 +1,207 @@
+//! Invitations: the only way into a tenant. An admin creates one (a single-use random code,
+//! stored as its SHA-256), the invitee accepts it. Holding the code is the capability: the
+//! accepting transaction puts the code's hash in `app.invitation`, and the row-level security
+//! policies let it see and consume that one invitation and enrol its caller with the invited
+//! role (`migrations/0002_consent.sql`).
+
+use std::{fmt, time::Duration};
+
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+use tokio_postgres::Row;
+use uuid::Uuid;
+
+use crate::{
+    Cursor, Email, Error, Invalid, InvitationId, Membership, Page, PageRequest, Q, Result, Role, TenantId,
+    model::rfc3339,
+    queries::{ADMINS, fetch_limit, gated, page, step},
+    scope::{Access, Scoped, Tenants},
+};
+
+/// How long an invitation can be accepted.
+pub const INVITATION_LIFE: Duration = Duration::from_secs(7 * 24 * 3600);
+
+const CODE_PREFIX: &str = "inv_";
+const CODE_BYTES: usize = 32;
+
+/// An invitation code: `inv_` and 32 random bytes in base64url. Shown once, to the admin who
+/// creates the invitation; only its hash is stored. Its `Debug` output hides it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct InvitationCode(String);
+
+impl fmt::Debug for InvitationCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("InvitationCode(<redacted>)")
+    }
+}
+
+impl InvitationCode {
+    /// A fresh code from the operating system's random generator.
+    pub fn generate() -> Self {
+        let mut raw = [0u8; CODE_BYTES];
+        getrandom::fill(&mut raw).expect("the operating system's random generator works");
+        Self(format!("{CODE_PREFIX}{}", URL_SAFE_NO_PAD.encode(raw)))
+    }
+
+    /// A code as a client sends it back. Anything of the wrong shape is simply not a code (the
+    /// caller answers 404 for it like for an unknown one).
+    pub fn parse(s: &str) -> Result<Self, Invalid> {
+        let bad = || Invalid::new("code", "is not an invitation code");
+        let body = s.strip_prefix(CODE_PREFIX).ok_or_else(bad)?;
+        match URL_SAFE_NO_PAD.decode(body) {
+            Ok(raw) if raw.len() == CODE_BYTES => Ok(Self(s.to_string())),
+            _ => Err(bad()),
+        }
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// What the database stores and looks up.
+    pub(crate) fn hash(&self) -> Vec<u8> {
+        Sha256::digest(self.0.as_bytes()).to_vec()
+    }
+}
+
+impl Serialize for InvitationCode {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+/// What an admin asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewInvitation {
+    pub role: Role,
+    /// When set, only a caller whose token carries this email, verified, may accept.
+    pub email: Option<Email>,
+}
+
+/// A pending invitation, as admins see it (never with its code).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Invitation {
+    pub tenant_id: TenantId,
+    pub id: InvitationId,
+    pub role: Role,
+    pub email: Option<String>,
+    #[serde(serialize_with = "rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(serialize_with = "rfc3339")]
+    pub expires_at: OffsetDateTime,
+}
+
+fn invitation_at(row: &Row, i: usize) -> Option<Invitation> {
+    let id: Uuid = row.get::<_, Option<Uuid>>(i + 1)?;
+    Some(Invitation {
+        tenant_id: TenantId(row.get(i)),
+        id: InvitationId(id),
+        role: Role::from_db(row.get(i + 2)),
+        email: row.get(i + 3),
+        created_at: row.get(i + 4),
+        expires_at: row.get(i + 5),
+    })
+}
+
+impl Scoped<'_> {
+    /// Creates an invitation (admins only) and returns it with its code, which is not stored.
+    pub async fn create_invitation(
+        &self,
+        tenant: TenantId,
+        new: &NewInvitation,
+    ) -> Result<(Invitation, InvitationCode)> {
+        let code = InvitationCode::generate();
+        let (hash, role, email) = (code.hash(), new.role.as_str(), new.email.as_ref().map(Email::as_str));
+        let life = INVITATION_LIFE.as_secs() as i64;
+        let rows = self
+            .run(
+                Tenants::Member(tenant),
+                Access::Write,
+                &[step(Q::InvitationCreate, &[&tenant.0, &hash, &role, &email, &life])],
+            )
+            .await?;
+        let row = gated(&rows[0], ADMINS)?;
+        let invitation = invitation_at(row, 1).ok_or(Error::NotFound)?;
+        Ok((invitation, code))
+    }
+
+    /// Pending (unexpired, unaccepted) invitations of a tenant, for its admins.
+    pub async fn list_invitations(&self, tenant: TenantId, req: PageRequest) -> Result<Page<Invitation>> {
+        let c = req.cursor.unwrap_or_else(Cursor::start);
+        let rows = self
+            .run(
+                Tenants::Member(tenant),
+                Access::Read,
+                &[step(Q::InvitationList, &[&tenant.0, &c.created_at, &c.id, &fetch_limit(req)])],
+            )
+            .await?;
+        gated(&rows[0], ADMINS)?;
+        let items = rows[0].iter().filter_map(|r| invitation_at(r, 1)).collect();
+        Ok(page(items, req, |i| (i.created_at, i.id.0)))
+    }
+
+    /// Revokes an invitation (admins only); 404 when there is no such pending invitation.
+    pub async fn revoke_invitation(&self, tenant: TenantId, id: InvitationId) -> Result<()> {
+        let rows =
+            self.run(Tenants::Member(tenant), Access::Write, &[step(Q::InvitationRevoke, &[&tenant.0, &id.0])]).await?;
+        let row = gated(&rows[0], ADMINS)?;
+        row.get::<_, bool>(1).then_some(()).ok_or(Error::NotFound)
+    }
+
+    /// Accepts an invitation: the caller becomes a member with the invited role. Unknown, used,
+    /// revoked and expired codes, and codes bound to an email the caller has not verified, are
+    /// all the same 404. `verified_email` is the caller's email if their token says it is
+    /// verified. A caller who is a member already gets 409 and the invitation stays unused.
+    pub async fn accept_invitation(&self, code: &InvitationCode, verified_email: Option<&Email>) -> Result<Membership> {
+        let hash = code.hash();
+        let hash_hex = hex::encode(&hash);
+        let email = verified_email.map(Email::as_str);
+        let rows = self
+            .run(
+                Tenants::None,
+                Access::Write,
+                &[
+                    step(Q::ScopeInvitation, &[&hash_hex]),
+                    step(Q::InvitationAccept, &[&hash, &email]),
+                    step(Q::InvitationTenant, &[]),
+                ],
+            )
+            .await?;
+        let row = &rows[1][0];
+        let (valid, member) = (row.get::<_, bool>(0), row.get::<_, bool>(1));
+        let joined = row.get::<_, Option<Uuid>>(2);
+        match (valid, member, joined) {
+            (_, _, Some(tenant_id)) => {
+                let tenant = rows[2].iter().find(|t| t.get::<_, Uuid>(0) == tenant_id).ok_or(Error::NotFound)?;
+                Ok(Membership {
+                    tenant_id: TenantId(tenant_id),
+                    tenant_name: tenant.get(1),
+                    role: Role::from_db(row.get(3)),
+                })
+            }
+            (true, true, None) => Err(Error::Conflict("you are a member of this tenant already")),
+            _ => Err(Error::NotFound),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_random_and_parse_back() {
+        let a = InvitationCode::generate();
+        let b = InvitationCode::generate();
+        assert_ne!(a, b);
+        assert_eq!(InvitationCode::parse(a.expose()).unwrap(), a);
+        assert_eq!(a.expose().len(), CODE_PREFIX.len() + 43);
+        assert_eq!(a.hash().len(), 32);
+        assert!(!format!("{a:?}").contains(&a.expose()[4..]), "Debug hides the code");
+        for bad in ["", "inv_", "inv_abc", &a.expose()[4..], &format!("inv_{}", "A".repeat(44))] {
+            assert!(InvitationCode::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+}
