@@ -12,8 +12,9 @@
 #      missing and cached outside the clone (a few MB each).
 #   4. pytest terraform/tests: structure tests on the parsed HCL, evaluation of
 #      validations/preconditions with `terraform console`, the schema check's
-#      mutation tests, and mutation tests that prove the structure tests fail
-#      on a broken configuration.
+#      mutation tests, scripts/bootstrap-db.sh against a stand-in AWS CLI, and
+#      mutation tests that prove the structure tests fail on a broken
+#      configuration.
 # `terraform init/validate` needs the provider download; CI does that
 # (.github/workflows/ci.yml). Only PyPI (the venvs) and the npm registry (the
 # schemas) are contacted, each once; later runs use the caches.
@@ -135,8 +136,9 @@ run_pytest() {
   # With pipefail the pipeline fails with pytest's status, not tee's.
   return "$status"
 }
-echo "==> pytest terraform/tests (structure, evaluation, schema check and its mutations)"
-run_pytest "$tmp/tests.txt" terraform/tests/test_structure*.py terraform/tests/test_evaluate.py terraform/tests/test_schema.py
+echo "==> pytest terraform/tests (structure, evaluation, schema check and its mutations, bootstrap-db.sh)"
+run_pytest "$tmp/tests.txt" terraform/tests/test_structure*.py terraform/tests/test_evaluate*.py \
+  terraform/tests/test_schema.py terraform/tests/test_bootstrap_script.py
 echo "==> pytest terraform/tests/test_mutations.py (each mutation must make the structure tests fail)"
 run_pytest "$tmp/mutations.txt" terraform/tests/test_mutations.py
 

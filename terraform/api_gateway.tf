@@ -18,6 +18,8 @@ resource "aws_apigatewayv2_api" "this" {
       max_age        = 3600
     }
   }
+
+  tags = local.tags
 }
 
 resource "aws_apigatewayv2_integration" "lambda" {
@@ -77,11 +79,28 @@ resource "aws_apigatewayv2_route" "health" {
   authorization_type = "NONE"
 }
 
+# CORS preflights carry no token (browsers never send credentials with them),
+# so the JWT authorizer on $default would refuse them with 401 and every
+# cross-origin call would fail. Only with the authorizer and CORS origins
+# (local.cors_preflight_route): this more specific route takes OPTIONS on every
+# path to the same integration, unauthenticated, and the function answers the
+# preflight from CORS_ALLOW_ORIGINS without touching any data.
+resource "aws_apigatewayv2_route" "cors_preflight" {
+  #checkov:skip=CKV_AWS_309:CORS preflights cannot carry a token; the route only answers OPTIONS, which the function handles without reading or writing data.
+  count = local.cors_preflight_route ? 1 : 0
+
+  api_id             = aws_apigatewayv2_api.this.id
+  route_key          = "OPTIONS /{proxy+}"
+  target             = "integrations/${aws_apigatewayv2_integration.lambda.id}"
+  authorization_type = "NONE"
+}
+
 resource "aws_cloudwatch_log_group" "api_access" {
   #checkov:skip=CKV_AWS_338:Retention is var.log_retention_days, 14 days by default to keep a starter deployment cheap; set 365 or more where compliance requires a year of logs.
   name              = "/aws/apigateway/${var.name}/access"
   retention_in_days = var.log_retention_days
   kms_key_id        = var.log_kms_key_arn
+  tags              = local.tags
 }
 
 resource "aws_apigatewayv2_stage" "default" {
@@ -121,6 +140,8 @@ resource "aws_apigatewayv2_stage" "default" {
       principal               = "$context.authorizer.claims.sub"
     })
   }
+
+  tags = local.tags
 }
 
 # Lets this API (any stage, any route) invoke the function, and nothing else.

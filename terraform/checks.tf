@@ -1,6 +1,6 @@
 # Warnings: `check` blocks never stop a plan, they print a warning with the
 # message below. Hard errors live in lifecycle preconditions next to the
-# resource they protect (lambda.tf, iam.tf, api_gateway.tf).
+# resource they protect (lambda.tf, iam.tf, database.tf, migrate.tf).
 
 check "identity_configured" {
   assert {
@@ -9,17 +9,37 @@ check "identity_configured" {
   }
 }
 
-check "db_cluster_resource_id_scoped" {
+check "rds_connect_scoped" {
   assert {
-    condition     = var.db_auth != "iam" || var.db_cluster_resource_id != null
-    error_message = "db_cluster_resource_id is not set, so rds-db:connect is granted on dbuser:*/${var.db_user}: the function may log in as ${var.db_user} to EVERY Aurora/RDS cluster with IAM authentication in this account and region. Set it to the cluster's DbClusterResourceId (aws rds describe-db-clusters --query 'DBClusters[0].DbClusterResourceId')."
+    condition     = !(var.db_auth == "iam" && var.rds_iam_connect_any_cluster)
+    error_message = "rds_iam_connect_any_cluster = true grants rds-db:connect on dbuser:*/${var.db_user}: the function may log in as ${var.db_user} to EVERY Aurora/RDS cluster with IAM authentication in this account and region. Turn it off unless you need it: the grant then names this cluster's resource ID."
   }
 }
 
 check "concurrency_bounded" {
   assert {
     condition     = var.reserved_concurrent_executions != -1
-    error_message = "reserved_concurrent_executions = -1 (unreserved): the function can scale to the account's concurrency limit (1,000 by default), one database connection per instance, past db_max_connections (${var.db_max_connections}). A traffic spike then exhausts the database's connections instead of being throttled."
+    error_message = "reserved_concurrent_executions = -1 (unreserved): the function can scale to the account's concurrency limit (1,000 by default), one database connection per instance, past the connection budget (${local.db_connection_budget}). A traffic spike then exhausts the database's connections instead of being throttled."
+  }
+}
+
+# API Gateway lets a burst of api_throttling_burst_limit requests through at
+# once; beyond the function's reserved concurrency Lambda throttles them, and
+# the client gets a 5xx instead of API Gateway's clean 429.
+check "throttling_within_concurrency" {
+  assert {
+    condition     = var.reserved_concurrent_executions <= 0 || var.api_throttling_burst_limit <= var.reserved_concurrent_executions
+    error_message = "api_throttling_burst_limit (${var.api_throttling_burst_limit}) exceeds reserved_concurrent_executions (${var.reserved_concurrent_executions}): a burst beyond what the function may run at once is throttled by Lambda and answered 5xx, not 429. Lower the burst limit or raise the reserved concurrency."
+  }
+}
+
+# During a deployment the old version's instances keep their connections
+# until Lambda reaps them, next to the new version's: up to twice the
+# reserved concurrency.
+check "deploy_headroom" {
+  assert {
+    condition     = var.reserved_concurrent_executions <= 0 || 2 * var.reserved_concurrent_executions <= local.db_connection_budget
+    error_message = "reserved_concurrent_executions (${var.reserved_concurrent_executions}) leaves no headroom in the connection budget (${local.db_connection_budget}) for the old version's instances during a deployment: under full load, old and new instances together may hold up to ${2 * var.reserved_concurrent_executions} connections. Keep it at about half the budget."
   }
 }
 
@@ -34,5 +54,12 @@ check "function_enabled" {
   assert {
     condition     = var.reserved_concurrent_executions != 0
     error_message = "reserved_concurrent_executions = 0: the function is disabled and every request fails (API Gateway answers 5xx) until you raise it."
+  }
+}
+
+check "migrations_run" {
+  assert {
+    condition     = !local.use_rds || var.migrate_on_apply
+    error_message = "migrate_on_apply = false: terraform apply does not run the migrations. Invoke the ${local.migrate_function_name} function with {\"action\":\"migrate\"} before deploying code that needs a new migration."
   }
 }

@@ -1,5 +1,7 @@
-# The function's execution role: CloudWatch Logs, optional VPC networking and
-# X-Ray, and the one database permission it needs: log in as var.db_user.
+# The execution roles: one for the API function, one for the migration
+# function. Each may write to its own log group only, manage its network
+# interfaces when attached to a VPC, send X-Ray traces, and log in to the
+# database as one user: the API as var.db_user, the migrations as app_owner.
 
 data "aws_iam_policy_document" "lambda_assume_role" {
   statement {
@@ -15,21 +17,12 @@ data "aws_iam_policy_document" "lambda_assume_role" {
 }
 
 resource "aws_iam_role" "lambda" {
-  name               = "${var.name}-lambda"
-  description        = "Execution role of the ${var.name} Lambda function"
-  assume_role_policy = data.aws_iam_policy_document.lambda_assume_role.json
-}
-
-resource "aws_iam_role_policy_attachment" "lambda_basic_execution" {
-  role       = aws_iam_role.lambda.name
-  policy_arn = "arn:${data.aws_partition.current.partition}:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
-}
-
-resource "aws_iam_role_policy_attachment" "lambda_vpc_access" {
-  count = local.vpc_attached ? 1 : 0
-
-  role       = aws_iam_role.lambda.name
-  policy_arn = "arn:${data.aws_partition.current.partition}:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole"
+  name                 = "${var.name}-lambda"
+  description          = "Execution role of the ${var.name} Lambda function"
+  path                 = var.iam_role_path
+  permissions_boundary = var.iam_permissions_boundary_arn
+  assume_role_policy   = data.aws_iam_policy_document.lambda_assume_role.json
+  tags                 = local.tags
 }
 
 resource "aws_iam_role_policy_attachment" "lambda_xray" {
@@ -40,16 +33,43 @@ resource "aws_iam_role_policy_attachment" "lambda_xray" {
 }
 
 locals {
-  # The IAM identity of one database user on one cluster:
-  #   arn:aws:rds-db:<region>:<account>:dbuser:<DbClusterResourceId>/<db user>
-  # Without a cluster resource id the cluster part becomes "*", which lets the
-  # function log in as var.db_user on every Aurora cluster in this account and
-  # region (checks.tf warns about it).
-  rds_dbuser_arn = "arn:${data.aws_partition.current.partition}:rds-db:${data.aws_region.current.region}:${data.aws_caller_identity.current.account_id}:dbuser:${coalesce(var.db_cluster_resource_id, "*")}/${var.db_user}"
+  # What Lambda needs to attach a function to subnets (the part of
+  # AWSLambdaVPCAccessExecutionRole that is not its logs:* on every log group).
+  # EC2 cannot scope these to resources that do not exist yet.
+  vpc_eni_actions = [
+    "ec2:CreateNetworkInterface",
+    "ec2:DescribeNetworkInterfaces",
+    "ec2:DescribeSubnets",
+    "ec2:DeleteNetworkInterface",
+    "ec2:AssignPrivateIpAddresses",
+    "ec2:UnassignPrivateIpAddresses",
+  ]
 }
 
-data "aws_iam_policy_document" "db_connect" {
-  # Aurora PostgreSQL with IAM database authentication.
+data "aws_iam_policy_document" "lambda" {
+  #checkov:skip=CKV_AWS_111:The EC2 network-interface actions Lambda needs for VPC attachment cannot be scoped to resources (the interfaces do not exist yet); they are the ones AWSLambdaVPCAccessExecutionRole grants on *, without its logs:*.
+  #checkov:skip=CKV_AWS_356:Same: ec2:Describe* and the interface actions of VPC attachment take no resource-level scope.
+  # Logs: the function's own log group, created by Terraform (no CreateLogGroup).
+  statement {
+    sid       = "OwnLogGroup"
+    effect    = "Allow"
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+    resources = [aws_cloudwatch_log_group.lambda.arn, "${aws_cloudwatch_log_group.lambda.arn}:*"]
+  }
+
+  dynamic "statement" {
+    for_each = local.vpc_attached ? [1] : []
+
+    content {
+      sid       = "VpcNetworkInterfaces"
+      effect    = "Allow"
+      actions   = local.vpc_eni_actions
+      resources = ["*"]
+    }
+  }
+
+  # Aurora PostgreSQL with IAM database authentication: log in as var.db_user
+  # on this cluster only (dbuser:* by explicit opt-in, checks.tf warns).
   dynamic "statement" {
     for_each = var.db_auth == "iam" ? [1] : []
 
@@ -57,7 +77,7 @@ data "aws_iam_policy_document" "db_connect" {
       sid       = "RdsIamConnect"
       effect    = "Allow"
       actions   = ["rds-db:connect"]
-      resources = [local.rds_dbuser_arn]
+      resources = [local.rds_runtime_arn]
     }
   }
 
@@ -81,8 +101,68 @@ data "aws_iam_policy_document" "db_connect" {
   }
 }
 
-resource "aws_iam_role_policy" "db_connect" {
-  name   = "db-connect"
+resource "aws_iam_role_policy" "lambda" {
+  name   = "logs-network-database"
   role   = aws_iam_role.lambda.id
-  policy = data.aws_iam_policy_document.db_connect.json
+  policy = data.aws_iam_policy_document.lambda.json
+}
+
+# --- The migration function -----------------------------------------------
+
+resource "aws_iam_role" "migrate" {
+  count = local.use_rds ? 1 : 0
+
+  name                 = "${var.name}-migrate"
+  description          = "Execution role of the ${var.name}-migrate Lambda function (database migrations as ${local.db_owner_user})"
+  path                 = var.iam_role_path
+  permissions_boundary = var.iam_permissions_boundary_arn
+  assume_role_policy   = data.aws_iam_policy_document.lambda_assume_role.json
+  tags                 = local.tags
+}
+
+resource "aws_iam_role_policy_attachment" "migrate_xray" {
+  count = local.use_rds && var.tracing_mode == "Active" ? 1 : 0
+
+  role       = aws_iam_role.migrate[0].name
+  policy_arn = "arn:${data.aws_partition.current.partition}:iam::aws:policy/AWSXRayDaemonWriteAccess"
+}
+
+data "aws_iam_policy_document" "migrate" {
+  #checkov:skip=CKV_AWS_111:The EC2 network-interface actions Lambda needs for VPC attachment cannot be scoped to resources (the interfaces do not exist yet); they are the ones AWSLambdaVPCAccessExecutionRole grants on *, without its logs:*.
+  #checkov:skip=CKV_AWS_356:Same: ec2:Describe* and the interface actions of VPC attachment take no resource-level scope.
+  count = local.use_rds ? 1 : 0
+
+  statement {
+    sid       = "OwnLogGroup"
+    effect    = "Allow"
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+    resources = [aws_cloudwatch_log_group.migrate[0].arn, "${aws_cloudwatch_log_group.migrate[0].arn}:*"]
+  }
+
+  dynamic "statement" {
+    for_each = local.vpc_attached ? [1] : []
+
+    content {
+      sid       = "VpcNetworkInterfaces"
+      effect    = "Allow"
+      actions   = local.vpc_eni_actions
+      resources = ["*"]
+    }
+  }
+
+  # The owner role, on this cluster only: never a wildcard.
+  statement {
+    sid       = "RdsIamConnectAsOwner"
+    effect    = "Allow"
+    actions   = ["rds-db:connect"]
+    resources = [local.rds_owner_arn]
+  }
+}
+
+resource "aws_iam_role_policy" "migrate" {
+  count = local.use_rds ? 1 : 0
+
+  name   = "logs-network-database-owner"
+  role   = aws_iam_role.migrate[0].id
+  policy = data.aws_iam_policy_document.migrate[0].json
 }

@@ -1,6 +1,11 @@
 # The function: one `bootstrap` binary (provided.al2023 custom runtime) that
 # serves every route of the API, and its log group.
 
+locals {
+  # The functions' security groups: yours, plus the one a created cluster admits.
+  function_security_group_ids = concat(var.security_group_ids, aws_security_group.functions[*].id)
+}
+
 resource "aws_cloudwatch_log_group" "lambda" {
   #checkov:skip=CKV_AWS_338:Retention is var.log_retention_days, 14 days by default to keep a starter deployment cheap; set 365 or more where compliance requires a year of logs.
   # Created here, before the function, so that Terraform owns its retention
@@ -8,6 +13,7 @@ resource "aws_cloudwatch_log_group" "lambda" {
   name              = "/aws/lambda/${local.function_name}"
   retention_in_days = var.log_retention_days
   kms_key_id        = var.log_kms_key_arn
+  tags              = local.tags
 }
 
 resource "aws_lambda_function" "this" {
@@ -32,7 +38,7 @@ resource "aws_lambda_function" "this" {
   reserved_concurrent_executions = var.reserved_concurrent_executions
 
   environment {
-    variables = local.lambda_environment
+    variables = merge(local.db_connection_env, local.lambda_environment)
   }
 
   tracing_config {
@@ -44,16 +50,19 @@ resource "aws_lambda_function" "this" {
 
     content {
       subnet_ids         = var.subnet_ids
-      security_group_ids = var.security_group_ids
+      security_group_ids = local.function_security_group_ids
     }
   }
 
+  tags = local.tags
+
+  # The schema first, then the code that needs it: a deployment that adds a
+  # migration updates the function only after the migration has run.
   depends_on = [
     aws_cloudwatch_log_group.lambda,
-    aws_iam_role_policy_attachment.lambda_basic_execution,
-    aws_iam_role_policy_attachment.lambda_vpc_access,
+    aws_iam_role_policy.lambda,
     aws_iam_role_policy_attachment.lambda_xray,
-    aws_iam_role_policy.db_connect,
+    aws_lambda_invocation.migrate,
   ]
 
   lifecycle {
@@ -79,13 +88,35 @@ resource "aws_lambda_function" "this" {
     # (DB_POOL_MAX = 1), so reserved concurrency is the function's peak
     # connection count. -1 (unreserved) is warned about in checks.tf.
     precondition {
-      condition     = var.reserved_concurrent_executions == -1 || var.reserved_concurrent_executions <= var.db_max_connections
-      error_message = "reserved_concurrent_executions (${var.reserved_concurrent_executions}) exceeds db_max_connections (${var.db_max_connections}): at full load the function would open more connections than the database allows it. Lower the concurrency or raise the budget (and the cluster's max ACU)."
+      condition     = var.reserved_concurrent_executions == -1 || var.reserved_concurrent_executions <= local.db_connection_budget
+      error_message = "reserved_concurrent_executions (${var.reserved_concurrent_executions}) exceeds the connection budget (${local.db_connection_budget}, db_max_connections or derived from cluster_max_acu): at full load the function would open more connections than the database allows it. Lower the concurrency or raise the budget (and the cluster's max ACU)."
     }
 
     precondition {
-      condition     = (length(var.subnet_ids) > 0) == (length(var.security_group_ids) > 0)
-      error_message = "Set subnet_ids and security_group_ids together (VPC attachment), or neither."
+      condition     = !local.create_cluster || var.db_max_connections == null || try(var.db_max_connections <= local.cluster_max_connections, false)
+      error_message = "db_max_connections (${coalesce(var.db_max_connections, 0)}) exceeds what the created cluster allows at cluster_max_acu = ${var.cluster_max_acu} (about ${local.cluster_max_connections}). Raise cluster_max_acu or lower db_max_connections."
+    }
+
+    precondition {
+      condition     = local.create_cluster ? length(var.subnet_ids) >= 2 : (length(var.subnet_ids) > 0) == (length(var.security_group_ids) > 0)
+      error_message = local.create_cluster ? "create_cluster needs subnet_ids (two or more, in different availability zones)." : "Set subnet_ids and security_group_ids together (VPC attachment), or neither."
+    }
+
+    # Which database: an Aurora PostgreSQL cluster (looked up or created), or DSQL.
+    precondition {
+      condition     = !local.use_rds || ((var.db_cluster_identifier != null) != var.create_cluster)
+      error_message = "db_auth = \"iam\": set either db_cluster_identifier (an existing cluster) or create_cluster = true, not both and not neither."
+    }
+
+    precondition {
+      condition     = local.use_rds ? var.db_host == null : var.db_host != null
+      error_message = local.use_rds ? "db_host is only for db_auth = \"dsql\": with Aurora PostgreSQL the host is the cluster's writer endpoint. Remove db_host." : "db_auth = \"dsql\" needs db_host, the DSQL endpoint."
+    }
+
+    # IAM tokens are signed for a region, and rds-db / dsql ARNs name one.
+    precondition {
+      condition     = local.db_region == null || local.db_region == local.region
+      error_message = "The database is in ${coalesce(local.db_region, "-")}, but the function is deployed to ${local.region}: IAM database tokens and the rds-db:connect / dsql:DbConnect ARNs are regional, so the function must run in the database's region. Set aws_region = \"${coalesce(local.db_region, "-")}\"."
     }
 
     precondition {

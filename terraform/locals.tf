@@ -1,9 +1,12 @@
 # Derived values that depend on variables only (no provider data), so that
-# terraform/tests can evaluate them with a bare `terraform console`.
+# terraform/tests can evaluate them with a bare `terraform console`. Values
+# that need the cluster (host, port, resource ID, region) are in database.tf.
 
 locals {
-  function_name   = var.name
-  lambda_zip_path = coalesce(var.lambda_zip_path, "${path.module}/../dist/lambda.zip")
+  function_name         = var.name
+  migrate_function_name = "${var.name}-migrate"
+  lambda_zip_path       = coalesce(var.lambda_zip_path, "${path.module}/../dist/lambda.zip")
+  tags                  = var.tags
 
   vpc_attached = length(var.subnet_ids) > 0
 
@@ -27,12 +30,52 @@ locals {
 
   use_hs256 = local.use_bearer_jwt && var.jwt_algorithm == "HS256"
 
-  # The function's environment: exactly the names the Rust code reads.
-  # AWS_REGION is set by Lambda itself. Entries that are null are left out, so
-  # an unused JWT_* variable is absent rather than empty.
+  # A browser's CORS preflight carries no token: with the JWT authorizer on
+  # $default it would be refused with 401, so an unauthenticated
+  # `OPTIONS /{proxy+}` route sends it to the function (which answers it from
+  # CORS_ALLOW_ORIGINS). Without the authorizer $default lets it through anyway.
+  cors_preflight_route = local.use_apigw_jwt && length(var.cors_allow_origins) > 0
+
+  # Aurora PostgreSQL (db_auth = "iam"): Terraform looks an existing cluster up,
+  # or creates one; the migration function runs for both.
+  use_rds            = var.db_auth == "iam"
+  lookup_cluster     = local.use_rds && !var.create_cluster
+  create_cluster     = local.use_rds && var.create_cluster
+  run_migrations     = local.use_rds && var.migrate_on_apply
+  bootstrap_database = local.create_cluster || (local.lookup_cluster && var.bootstrap_database)
+
+  # The identifier to look up: db_cluster_identifier itself, or the last part
+  # of its ARN (arn:aws:rds:<region>:<account>:cluster:<identifier>).
+  cluster_lookup_id = (
+    var.db_cluster_identifier == null ? "" :
+    startswith(var.db_cluster_identifier, "arn:") ? split(":", var.db_cluster_identifier)[6] : var.db_cluster_identifier
+  )
+  # The region an ARN names (null for a plain identifier): checked against the
+  # deployment's region before the lookup, which would only say "not found".
+  cluster_arn_region = try(split(":", var.db_cluster_identifier)[3], null)
+
+  # The role that owns the schema and runs migrations (migrations/bootstrap/roles.sql
+  # creates it under this name, and the migrations SET ROLE to it).
+  db_owner_user = "app_owner"
+
+  # Connection math (docs/deploy.md): each warm instance holds one connection.
+  # Aurora Serverless v2 PostgreSQL's max_connections follows the maximum
+  # capacity: 189 at 1 ACU, about 210 per ACU above that (3,360 at 16), at most
+  # 5,000, and at most 2,000 when the minimum is 0 or 0.5 ACU. 189 per ACU is a
+  # floor of that; 20 connections stay free for the migration function, psql
+  # sessions and RDS's reserved connections.
+  cluster_max_connections = floor(min(var.cluster_min_acu < 1 ? 2000 : 5000, 189 * var.cluster_max_acu))
+  db_connection_budget = (
+    var.db_max_connections != null ? var.db_max_connections :
+    local.create_cluster ? local.cluster_max_connections - 20 : 150
+  )
+
+  # The function's environment: exactly the names the Rust code reads, except
+  # DB_HOST and DB_PORT, which come from the cluster (database.tf). AWS_REGION
+  # is set by Lambda itself. Entries that are null are left out, so an unused
+  # JWT_* variable is absent rather than empty.
   lambda_environment_public = {
-    DB_HOST                 = var.db_host
-    DB_PORT                 = tostring(var.db_port)
+    APP_FUNCTION            = "api"
     DB_NAME                 = var.db_name
     DB_USER                 = var.db_user
     DB_AUTH                 = var.db_auth
@@ -44,11 +87,12 @@ locals {
     LOG_LEVEL   = var.log_level
 
     # Empty means closed: nobody gets in.
-    IDENTITY_SOURCES = local.identity_sources
-    JWT_ISSUER       = local.use_bearer_jwt || local.use_apigw_jwt ? var.jwt_issuer : null
-    JWT_AUDIENCE     = local.use_bearer_jwt || local.use_apigw_jwt ? var.jwt_audience : null
-    JWT_ALGORITHM    = local.use_bearer_jwt ? var.jwt_algorithm : null
-    JWT_PUBLIC_KEY   = local.use_bearer_jwt && !local.use_hs256 ? var.bearer_jwt_public_key_pem : null
+    IDENTITY_SOURCES   = local.identity_sources
+    JWT_ISSUER         = local.use_bearer_jwt || local.use_apigw_jwt ? var.jwt_issuer : null
+    JWT_AUDIENCE       = local.use_bearer_jwt || local.use_apigw_jwt ? var.jwt_audience : null
+    JWT_ALGORITHM      = local.use_bearer_jwt ? var.jwt_algorithm : null
+    JWT_PUBLIC_KEY     = local.use_bearer_jwt && !local.use_hs256 ? var.bearer_jwt_public_key_pem : null
+    CORS_ALLOW_ORIGINS = length(var.cors_allow_origins) > 0 ? join(",", var.cors_allow_origins) : null
   }
 
   # The HS256 secret is merged in separately: inside the map above, its
@@ -58,4 +102,19 @@ locals {
     { for k, v in local.lambda_environment_public : k => v if v != null },
     local.use_hs256 ? { JWT_HS256_SECRET = var.bearer_jwt_hs256_secret } : {},
   )
+
+  # The migration function: the same binary, told by APP_FUNCTION to answer
+  # the direct-invoke event {"action":"migrate"} instead of HTTP events, as the
+  # owner role. Its statement timeout is what the function's timeout leaves
+  # after the connect timeout and 5 s.
+  migrate_environment = {
+    APP_FUNCTION            = "migrate"
+    DB_NAME                 = var.db_name
+    DB_USER                 = local.db_owner_user
+    DB_AUTH                 = var.db_auth
+    DB_CONNECT_TIMEOUT_SECS = tostring(var.db_connect_timeout_secs)
+    DB_STATEMENT_TIMEOUT_MS = tostring(max(1, var.migrate_timeout - var.db_connect_timeout_secs - 5) * 1000)
+    DB_POOL_MAX             = "1"
+    LOG_LEVEL               = var.log_level
+  }
 }

@@ -37,13 +37,33 @@ output "api_access_log_group_name" {
 }
 
 output "db_host" {
-  description = "Database host the function connects to (DB_HOST)."
-  value       = var.db_host
+  description = "Database host the function connects to (DB_HOST): the cluster's writer endpoint, or the DSQL endpoint."
+  value       = local.db_host
 }
 
 output "db_port" {
   description = "Database port (DB_PORT)."
-  value       = var.db_port
+  value       = local.db_port
+}
+
+output "db_cluster_identifier" {
+  description = "The Aurora cluster's identifier (looked up or created); null with DSQL. scripts/bootstrap-db.sh takes it."
+  value       = try(local.cluster.identifier, null)
+}
+
+output "db_cluster_resource_id" {
+  description = "The Aurora cluster's resource ID, which the rds-db:connect ARNs name (dbuser:<resource id>/<user>)."
+  value       = try(local.cluster.resource_id, null)
+}
+
+output "migrate_function_name" {
+  description = "The migration function (null with DSQL): aws lambda invoke --function-name <it> --cli-binary-format raw-in-base64-out --payload '{\"action\":\"migrate\"}' /dev/stdout"
+  value       = one(aws_lambda_function.migrate[*].function_name)
+}
+
+output "migrations" {
+  description = "What the last migration run reported: {applied = [file names], already_applied = count}; null when terraform apply does not run migrations."
+  value       = try(jsondecode(aws_lambda_invocation.migrate[0].result), null)
 }
 
 output "db_name" {
@@ -63,7 +83,7 @@ output "db_auth" {
 
 output "aws_region" {
   description = "Region everything was deployed to (and the region IAM database tokens are signed for)."
-  value       = data.aws_region.current.region
+  value       = local.region
 }
 
 output "identity_sources" {

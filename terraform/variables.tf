@@ -1,8 +1,9 @@
-# Inputs. Every variable has a description and a type; `validation` blocks
-# catch values that would otherwise only fail half-way through `apply` (or,
-# worse, at the first request). Checks that involve more than one variable
-# live in lifecycle preconditions (lambda.tf, iam.tf, api_gateway.tf) and in
-# checks.tf, because cross-variable validation needs Terraform 1.9.
+# Inputs (the database's are in variables_database.tf). Every variable has a
+# description and a type; `validation` blocks catch values that would
+# otherwise only fail half-way through `apply` (or, worse, at the first
+# request). Checks that involve more than one variable live in lifecycle
+# preconditions (lambda.tf, iam.tf, database.tf, migrate.tf) and in checks.tf,
+# because cross-variable validation needs Terraform 1.9.
 
 # ---------------------------------------------------------------------------
 # General
@@ -20,24 +21,53 @@ variable "aws_region" {
 }
 
 variable "name" {
-  description = "Name of the deployment. Used for the Lambda function, its log group (/aws/lambda/<name>), the HTTP API and the IAM role (<name>-lambda)."
+  description = "Name of the deployment. Used for the Lambda functions (<name>, <name>-migrate), their log groups (/aws/lambda/<name>...), the HTTP API, the IAM roles (<name>-lambda, <name>-migrate) and a created cluster (<name>)."
   type        = string
   default     = "tenant-api"
   nullable    = false
 
   validation {
-    # 48 leaves room for the "-lambda" / "-jwt" suffixes within the 64-character
-    # limits of IAM role and Lambda function names.
-    condition     = can(regex("^[A-Za-z0-9_-]{1,48}$", var.name))
-    error_message = "name must be 1 to 48 characters of letters, digits, '-' and '_'."
+    # 48 leaves room for the "-lambda" / "-migrate" suffixes within the
+    # 64-character limits of IAM role and Lambda function names; a created
+    # cluster's identifier takes lower-case letters, digits and hyphens only.
+    condition     = can(regex("^[a-z][a-z0-9-]{0,47}$", var.name)) && !can(regex("(--|-$)", var.name))
+    error_message = "name must be 1 to 48 characters of lower-case letters, digits and single hyphens, starting with a letter and not ending with a hyphen."
   }
 }
 
 variable "tags" {
-  description = "Tags applied to every resource through the provider's default_tags."
+  description = "Tags set on every taggable resource (each resource's own `tags`, as the community modules do, so that they also apply when this configuration is used as a module under a provider without default_tags)."
   type        = map(string)
   default     = {}
   nullable    = false
+
+  validation {
+    condition     = length(var.tags) <= 40 && alltrue([for k, v in var.tags : length(k) >= 1 && length(k) <= 128 && length(v) <= 256 && !startswith(lower(k), "aws:")])
+    error_message = "tags: at most 40 (leaving room below AWS's limit of 50), keys of 1 to 128 characters not starting with \"aws:\", values of at most 256 characters."
+  }
+}
+
+variable "iam_role_path" {
+  description = "Path of the IAM roles this creates (organisations often require one, e.g. \"/service/\")."
+  type        = string
+  default     = "/"
+  nullable    = false
+
+  validation {
+    condition     = can(regex("^/([\\x21-\\x7E]{0,510}/)?$", var.iam_role_path)) && length(var.iam_role_path) <= 512
+    error_message = "iam_role_path must start and end with '/' (e.g. \"/\" or \"/service/\"), at most 512 printable characters."
+  }
+}
+
+variable "iam_permissions_boundary_arn" {
+  description = "Optional ARN of a managed policy set as the permissions boundary of every IAM role this creates (organisations that delegate role creation often require one)."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.iam_permissions_boundary_arn == null || can(regex("^arn:aws[a-z-]*:iam::([0-9]{12}|aws):policy/.+$", var.iam_permissions_boundary_arn))
+    error_message = "iam_permissions_boundary_arn must be an IAM policy ARN (arn:aws:iam::<account>:policy/<name>)."
+  }
 }
 
 # ---------------------------------------------------------------------------
@@ -151,7 +181,7 @@ variable "log_kms_key_arn" {
 }
 
 variable "subnet_ids" {
-  description = "Subnets to attach the function to (the Aurora cluster's VPC). Leave empty for no VPC attachment, which only works when the cluster is publicly accessible. Set together with security_group_ids. No NAT is needed to reach Aurora: the IAM token is signed locally."
+  description = "Subnets to attach the functions to (the Aurora cluster's VPC), and where a created cluster lives (create_cluster: two or more, in different availability zones). Leave empty for no VPC attachment, which only works when the cluster is publicly accessible. With an existing cluster, set together with security_group_ids. No NAT is needed to reach Aurora: the IAM token is signed locally."
   type        = list(string)
   default     = []
   nullable    = false
@@ -163,7 +193,7 @@ variable "subnet_ids" {
 }
 
 variable "security_group_ids" {
-  description = "Security groups of the function when attached to a VPC. The cluster's security group must allow inbound TCP db_port from one of them. Set together with subnet_ids."
+  description = "Security groups of the functions when attached to a VPC. An existing cluster's security group must allow inbound TCP on its port from one of them; set together with subnet_ids. With create_cluster, Terraform adds a security group of its own that the cluster admits, and these are optional."
   type        = list(string)
   default     = []
   nullable    = false
@@ -171,134 +201,6 @@ variable "security_group_ids" {
   validation {
     condition     = alltrue([for s in var.security_group_ids : can(regex("^sg-[0-9a-f]{8,17}$", s))])
     error_message = "security_group_ids must be security group IDs like \"sg-0123456789abcdef0\"."
-  }
-}
-
-# ---------------------------------------------------------------------------
-# Database
-# ---------------------------------------------------------------------------
-
-variable "db_host" {
-  description = "DB_HOST: the Aurora cluster's writer endpoint (<cluster>.cluster-<id>.<region>.rds.amazonaws.com), or the Aurora DSQL endpoint when db_auth = \"dsql\". A DNS name, not an IP: the IAM token and the TLS certificate are both checked against it."
-  type        = string
-
-  validation {
-    condition = (
-      length(var.db_host) <= 253
-      && can(regex("^([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\\.)+[A-Za-z][A-Za-z0-9-]*[A-Za-z0-9]$", var.db_host))
-    )
-    error_message = "db_host must be a DNS host name without scheme, port or path, e.g. \"app.cluster-abc123xyz.eu-central-1.rds.amazonaws.com\"."
-  }
-
-  validation {
-    condition     = !can(regex("\\.cluster-ro-", var.db_host))
-    error_message = "db_host is the cluster's reader endpoint (cluster-ro-); the function writes, so use the writer endpoint (cluster-)."
-  }
-}
-
-variable "db_port" {
-  description = "DB_PORT: the database port."
-  type        = number
-  default     = 5432
-  nullable    = false
-
-  validation {
-    condition     = var.db_port >= 1 && var.db_port <= 65535 && floor(var.db_port) == var.db_port
-    error_message = "db_port must be a whole number from 1 to 65535."
-  }
-}
-
-variable "db_name" {
-  description = "DB_NAME: the database the function connects to (created once as the master user: CREATE DATABASE app;)."
-  type        = string
-  default     = "app"
-  nullable    = false
-
-  validation {
-    condition     = can(regex("^[A-Za-z_][A-Za-z0-9_$]{0,62}$", var.db_name))
-    error_message = "db_name must be a plain PostgreSQL identifier (letters, digits, '_', '$'; at most 63 characters)."
-  }
-}
-
-variable "db_user" {
-  description = "DB_USER: the database role the function logs in as. It must exist and, on Aurora, have been granted rds_iam (scripts/migrate.sh --bootstrap-roles --rds-iam creates app_runtime that way). It is also the user in the rds-db:connect ARN."
-  type        = string
-  default     = "app_runtime"
-  nullable    = false
-
-  validation {
-    condition     = can(regex("^[A-Za-z_][A-Za-z0-9_$]{0,62}$", var.db_user))
-    error_message = "db_user must be a plain PostgreSQL identifier (letters, digits, '_', '$'; at most 63 characters)."
-  }
-}
-
-variable "db_auth" {
-  description = "DB_AUTH: \"iam\" for Aurora PostgreSQL with IAM database authentication (rds-db:connect), or \"dsql\" for Aurora DSQL (dsql:DbConnect). Password authentication is for local development only and is not offered here."
-  type        = string
-  default     = "iam"
-  nullable    = false
-
-  validation {
-    condition     = contains(["iam", "dsql"], var.db_auth)
-    error_message = "db_auth must be \"iam\" or \"dsql\" (a deployed function never uses a password)."
-  }
-}
-
-variable "db_cluster_resource_id" {
-  description = "The Aurora cluster's resource ID (cluster-ABCDEFGHIJKLMNOPQRSTUVWXY0, from `aws rds describe-db-clusters --query 'DBClusters[0].DbClusterResourceId'`), used to scope rds-db:connect to this cluster. null grants the login to every cluster in the account and region (checks.tf warns): set it."
-  type        = string
-  default     = null
-
-  validation {
-    condition     = var.db_cluster_resource_id == null || can(regex("^cluster-[A-Z0-9]+$", var.db_cluster_resource_id))
-    error_message = "db_cluster_resource_id must look like \"cluster-ABCDEFGHIJKLMNOPQRSTUVWXY0\" (the DbClusterResourceId, not the cluster name or ARN)."
-  }
-}
-
-variable "dsql_cluster_arn" {
-  description = "When db_auth = \"dsql\": the Aurora DSQL cluster ARN (arn:aws:dsql:<region>:<account>:cluster/<id>) that dsql:DbConnect is granted on. Ignored otherwise."
-  type        = string
-  default     = null
-
-  validation {
-    condition     = var.dsql_cluster_arn == null || can(regex("^arn:aws[a-z-]*:dsql:[a-z0-9-]+:[0-9]{12}:cluster/[a-z0-9]+$", var.dsql_cluster_arn))
-    error_message = "dsql_cluster_arn must look like \"arn:aws:dsql:us-east-1:123456789012:cluster/abcdefghijklmnopqrstuvwxyz\"."
-  }
-}
-
-variable "db_connect_timeout_secs" {
-  description = "DB_CONNECT_TIMEOUT_SECS: how long a request waits for a database connection (including an Aurora resume from auto-pause, 15 to 30 s) before answering 503. Must be at least 5 s below timeout."
-  type        = number
-  default     = 30
-  nullable    = false
-
-  validation {
-    condition     = var.db_connect_timeout_secs >= 1 && var.db_connect_timeout_secs <= 895 && floor(var.db_connect_timeout_secs) == var.db_connect_timeout_secs
-    error_message = "db_connect_timeout_secs must be a whole number of seconds from 1 to 895."
-  }
-}
-
-variable "db_statement_timeout_ms" {
-  description = "DB_STATEMENT_TIMEOUT_MS: PostgreSQL statement_timeout of the function's sessions, in milliseconds. Must stay below the function timeout."
-  type        = number
-  default     = 10000
-  nullable    = false
-
-  validation {
-    condition     = var.db_statement_timeout_ms >= 1 && var.db_statement_timeout_ms <= 900000 && floor(var.db_statement_timeout_ms) == var.db_statement_timeout_ms
-    error_message = "db_statement_timeout_ms must be a whole number of milliseconds from 1 to 900000."
-  }
-}
-
-variable "db_max_connections" {
-  description = "The database connections this function may use: its share of the cluster's max_connections, after leaving room for migrations, psql sessions and RDS's own reserved connections. Each warm Lambda instance holds exactly one connection, so reserved_concurrent_executions must not exceed this. Aurora Serverless v2 PostgreSQL sets max_connections from the maximum capacity: 189 at a maximum of 1 ACU; with a minimum capacity of 0 (auto-pause) or 0.5 ACU it is capped at 2,000 however large the maximum."
-  type        = number
-  default     = 150
-  nullable    = false
-
-  validation {
-    condition     = var.db_max_connections >= 1 && floor(var.db_max_connections) == var.db_max_connections
-    error_message = "db_max_connections must be a positive whole number."
   }
 }
 
@@ -372,9 +274,9 @@ variable "bearer_jwt_hs256_secret" {
 # ---------------------------------------------------------------------------
 
 variable "api_throttling_burst_limit" {
-  description = "Burst limit (requests) of the API's $default stage. Keep it in proportion to reserved_concurrent_executions: requests beyond what the function can take are better refused by API Gateway (429) than throttled by Lambda."
+  description = "Burst limit (requests) of the API's $default stage: how many requests API Gateway lets through at once. Keep it at or below reserved_concurrent_executions (checks.tf warns): a burst beyond what the function may run concurrently is throttled by Lambda and answered 5xx, where API Gateway would have answered 429."
   type        = number
-  default     = 100
+  default     = 10
   nullable    = false
 
   validation {
@@ -384,7 +286,7 @@ variable "api_throttling_burst_limit" {
 }
 
 variable "api_throttling_rate_limit" {
-  description = "Steady-state rate limit (requests per second) of the API's $default stage."
+  description = "Steady-state rate limit (requests per second) of the API's $default stage. Each instance serves one request at a time, so this may exceed reserved_concurrent_executions as long as requests are short (50 requests/s on 10 instances leaves 200 ms per request)."
   type        = number
   default     = 50
   nullable    = false
@@ -403,7 +305,7 @@ variable "api_detailed_metrics" {
 }
 
 variable "cors_allow_origins" {
-  description = "Origins allowed to call the API from a browser (CORS), e.g. [\"https://app.example.com\"]. Empty means no CORS configuration. API Gateway then answers preflight requests itself."
+  description = "Origins allowed to call the API from a browser (CORS), e.g. [\"https://app.example.com\"]. Empty means no CORS. Passed to the function as CORS_ALLOW_ORIGINS (comma-separated), which answers preflights itself, and set as the API's CORS configuration, so that API Gateway's own responses (a JWT authorizer's 401, a 429) carry the headers too. With the JWT authorizer an unauthenticated `OPTIONS /{proxy+}` route takes the preflights (browsers send them without a token)."
   type        = list(string)
   default     = []
   nullable    = false

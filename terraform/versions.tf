@@ -18,9 +18,7 @@ terraform {
 
 provider "aws" {
   # null means: take the region from the environment (AWS_REGION, AWS_PROFILE).
+  # Tags are set on each resource (var.tags), not through default_tags, so
+  # that they also apply when this directory is used as a module.
   region = var.aws_region
-
-  default_tags {
-    tags = var.tags
-  }
 }

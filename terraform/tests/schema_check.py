@@ -16,6 +16,9 @@ versions.tf (schemas extracted by provider_schema.py):
 Meta-arguments (count, for_each, depends_on, lifecycle, provider,
 provisioner, connection) are Terraform's, not the provider's, and allowed.
 
+One convention of ours rides along, since it needs the schema: every
+resource whose type has a settable `tags` argument sets it.
+
 Command line:
     python schema_check.py [--schema-dir DIR] [TF_DIR]
 prints the problems per version and exits 1 if there are any.
@@ -279,6 +282,9 @@ def check(files: dict[str, dict[str, Any]], schema: dict[str, Any]) -> list[str]
             problems.append(f"{label}: no {what} type {d.type} in hashicorp/aws {schema['provider_version']}")
             continue
         check_body(d.body, table[d.type], label, problems, META_RESOURCE if d.kind == "resource" else META_DATA)
+        tags = table[d.type]["attributes"].get("tags")
+        if d.kind == "resource" and tags and tags["mode"] != "computed" and "tags" not in d.body:
+            problems.append(f"{label}: taggable, but sets no `tags` (tags = local.tags)")
     for fname, parsed in files.items():
         for provider in parsed.get("provider", []) or []:
             body = provider.get("aws")

@@ -1,11 +1,13 @@
 """Evaluate the configuration's own expressions with the real `terraform`.
 
-variables.tf and locals.tf reference no provider, so a copy of just those two
+variables*.tf and locals.tf reference no provider, so a copy of just those
 files initialises offline, and `terraform console` evaluates:
   * every variable's `validation` (bad values must be refused, good ones kept);
   * the environment the function gets in each identity mode;
   * the lifecycle preconditions of the function and the `check` assertions,
-    taken verbatim from lambda.tf / checks.tf, under good and bad inputs.
+    taken verbatim from lambda.tf / checks.tf, under good and bad inputs; where
+    they read the cluster or the region, those references are replaced by
+    literals (test_evaluate_database.py).
 Skipped when terraform is not installed (scripts/check-terraform.sh requires it).
 """
 
@@ -51,7 +53,6 @@ class Console:
 
     def eval(self, expr: str, **variables):
         """Value of `expr` (JSON-decoded) with the given variables; TfError on any error."""
-        variables.setdefault("db_host", HOST)
         self.n += 1
         var_file = self.workdir / f"case{self.n}.tfvars.json"
         var_file.write_text(json.dumps(variables), encoding="utf-8")
@@ -80,8 +81,8 @@ def cfg() -> TfConfig:
 @pytest.fixture(scope="module")
 def tf(cfg: TfConfig, tmp_path_factory) -> Console:
     work = tmp_path_factory.mktemp("tf-eval")
-    for name in ("variables.tf", "locals.tf"):
-        shutil.copy(cfg.root / name, work / name)
+    for path in [*sorted(cfg.root.glob("variables*.tf")), cfg.root / "locals.tf"]:
+        shutil.copy(path, work / path.name)
     proc = subprocess.run([TERRAFORM, "init", "-backend=false", "-input=false", "-no-color"],
                           capture_output=True, text=True, cwd=work, env=_env(), timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -103,7 +104,6 @@ REFUSED = [
     ("reserved_concurrent_executions", -2),
     ("log_retention_days", 15),
     ("log_level", "verbose"),
-    ("db_host", "1.2.3.4"),
     ("db_host", "https://app.cluster-abc.eu-central-1.rds.amazonaws.com"),
     ("db_host", "app.cluster-abc.eu-central-1.rds.amazonaws.com:5432"),
     ("db_host", "app.cluster-ro-abc123xyz.eu-central-1.rds.amazonaws.com"),
@@ -111,11 +111,19 @@ REFUSED = [
     ("db_port", 0),
     ("db_port", 70000),
     ("db_name", "my-app"),
+    ("db_name", "App"),
+    ("db_name", "app$1"),
+    ("db_name", "postgres"),
     ("db_user", "app runtime"),
+    ("db_user", "AppRuntime"),
+    ("db_user", "app$runtime"),
+    ("db_user", "app_owner"),
+    ("db_user", "rdsadmin"),
     ("db_auth", "password"),
-    ("db_cluster_resource_id", "my-cluster"),
-    ("db_cluster_resource_id", "cluster-abc123"),
-    ("db_cluster_resource_id", "arn:aws:rds:eu-central-1:123456789012:cluster:app"),
+    ("db_cluster_identifier", "My-Cluster"),
+    ("db_cluster_identifier", "cluster--x"),
+    ("db_cluster_identifier", "1cluster"),
+    ("db_cluster_identifier", "arn:aws:rds:eu-central-1:123456789012:db:app"),
     ("dsql_cluster_arn", "arn:aws:rds:us-east-1:123456789012:cluster:x"),
     ("db_connect_timeout_secs", 0),
     ("db_max_connections", 0),
@@ -132,6 +140,21 @@ REFUSED = [
     ("lambda_zip_path", "dist/bootstrap"),
     ("log_kms_key_arn", "alias/logs"),
     ("cors_allow_origins", ["https://app.example.com/path"]),
+    ("name", "Tenant-API"),
+    ("name", "tenant-"),
+    ("iam_role_path", "service"),
+    ("iam_role_path", "/service"),
+    ("iam_permissions_boundary_arn", "boundary"),
+    ("tags", {"aws:owner": "x"}),
+    ("migrate_timeout", 30),
+    ("cluster_min_acu", 0.25),
+    ("cluster_max_acu", 0.5),
+    ("cluster_max_acu", 300),
+    ("cluster_seconds_until_auto_pause", 60),
+    ("cluster_engine_version", "12.9"),
+    ("cluster_backup_retention_days", 0),
+    ("cluster_kms_key_arn", "alias/aws/rds"),
+    ("db_max_connections", 1.5),
 ]
 
 ACCEPTED = [
@@ -143,7 +166,9 @@ ACCEPTED = [
     ("log_retention_days", 0),
     ("log_retention_days", 3653),
     ("db_host", "abcdefghijklmnopqrstuvwxyz.dsql.us-east-1.on.aws"),
-    ("db_cluster_resource_id", "cluster-ABCDEFGHIJKLMNOPQRSTUVWXY0"),
+    ("db_cluster_identifier", "my-aurora-cluster"),
+    ("db_cluster_identifier", "arn:aws:rds:eu-central-1:123456789012:cluster:my-aurora-cluster"),
+    ("db_name", "tenants_2"),
     ("dsql_cluster_arn", "arn:aws:dsql:us-east-1:123456789012:cluster/abcdefghijklmnopqrstuvwxyz"),
     ("aws_region", "us-gov-west-1"),
     ("subnet_ids", ["subnet-0123456789abcdef0"]),
@@ -151,6 +176,11 @@ ACCEPTED = [
     ("bearer_jwt_public_key_pem", PEM),
     ("log_kms_key_arn", "arn:aws:kms:eu-central-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"),
     ("cors_allow_origins", ["https://app.example.com", "*"]),
+    ("iam_role_path", "/service/tenant-api/"),
+    ("iam_permissions_boundary_arn", "arn:aws:iam::123456789012:policy/boundary"),
+    ("cluster_min_acu", 0.5),
+    ("cluster_max_acu", 1.5),
+    ("db_max_connections", None),
 ]
 
 
@@ -174,8 +204,7 @@ def test_explicit_null_falls_back_to_the_default(tf: Console):
 # ---------------------------------------------------------------------------
 
 BASE_ENV = {
-    "DB_HOST": HOST,
-    "DB_PORT": "5432",
+    "APP_FUNCTION": "api",
     "DB_NAME": "app",
     "DB_USER": "app_runtime",
     "DB_AUTH": "iam",
@@ -228,9 +257,9 @@ def test_environment_hs256_is_sensitive_and_carries_the_secret(tf: Console):
 
 
 def test_environment_settings_flow_through(tf: Console):
-    env = tf.eval("local.lambda_environment", db_port=6543, db_name="tenants", db_user="svc",
+    env = tf.eval("local.lambda_environment", db_name="tenants", db_user="svc",
                   db_auth="dsql", db_connect_timeout_secs=20, db_statement_timeout_ms=5000, log_level="debug")
-    assert env["DB_PORT"] == "6543" and env["DB_NAME"] == "tenants" and env["DB_USER"] == "svc"
+    assert env["DB_NAME"] == "tenants" and env["DB_USER"] == "svc"
     assert env["DB_AUTH"] == "dsql" and env["DB_CONNECT_TIMEOUT_SECS"] == "20"
     assert env["DB_STATEMENT_TIMEOUT_MS"] == "5000" and env["LOG_LEVEL"] == "debug"
 
@@ -246,7 +275,7 @@ def test_zip_path_default(tf: Console):
 
 
 def _function_condition(cfg: TfConfig, pattern: str) -> str:
-    fn = cfg.resource("aws_lambda_function")
+    fn = cfg.resource("aws_lambda_function", "this")
     found = [unwrap(p["condition"]) for p in preconditions(fn) if re.search(pattern, text_of(p["condition"]))]
     assert len(found) == 1, f"expected one precondition matching {pattern!r}, found {found}"
     return found[0]
@@ -259,14 +288,33 @@ PRECONDITIONS = [
     (r"db_connect_timeout_secs", {"timeout": 25, "db_connect_timeout_secs": 20}, True),
     (r"db_statement_timeout_ms", {}, True),
     (r"db_statement_timeout_ms", {"db_statement_timeout_ms": 40000}, False),
-    (r"db_max_connections", {}, True),
-    (r"db_max_connections", {"reserved_concurrent_executions": 190, "db_max_connections": 189}, False),
-    (r"db_max_connections", {"reserved_concurrent_executions": 189, "db_max_connections": 189}, True),
-    (r"db_max_connections", {"reserved_concurrent_executions": -1, "db_max_connections": 5}, True),
+    (r"<= local.db_connection_budget", {}, True),
+    (r"<= local.db_connection_budget", {"reserved_concurrent_executions": 151}, False),
+    (r"<= local.db_connection_budget", {"reserved_concurrent_executions": 190, "db_max_connections": 189}, False),
+    (r"<= local.db_connection_budget", {"reserved_concurrent_executions": 189, "db_max_connections": 189}, True),
+    (r"<= local.db_connection_budget", {"reserved_concurrent_executions": -1, "db_max_connections": 5}, True),
+    # A created cluster: the budget follows max ACU (189 per ACU, minus 20).
+    (r"<= local.db_connection_budget", {"create_cluster": True, "cluster_max_acu": 1, "reserved_concurrent_executions": 169}, True),
+    (r"<= local.db_connection_budget", {"create_cluster": True, "cluster_max_acu": 1, "reserved_concurrent_executions": 170}, False),
+    (r"<= local.cluster_max_connections", {}, True),
+    (r"<= local.cluster_max_connections", {"create_cluster": True, "db_max_connections": 400}, False),
+    (r"<= local.cluster_max_connections", {"create_cluster": True, "db_max_connections": 378}, True),
     (r"subnet_ids", {}, True),
     (r"subnet_ids", {"subnet_ids": ["subnet-0123456789abcdef0"]}, False),
     (r"subnet_ids", {"security_group_ids": ["sg-0123456789abcdef0"]}, False),
     (r"subnet_ids", {"subnet_ids": ["subnet-0123456789abcdef0"], "security_group_ids": ["sg-0123456789abcdef0"]}, True),
+    (r"subnet_ids", {"create_cluster": True, "subnet_ids": ["subnet-0123456789abcdef0"]}, False),
+    (r"subnet_ids", {"create_cluster": True, "subnet_ids": ["subnet-0123456789abcdef0", "subnet-0123456789abcdef1"]}, True),
+    # Aurora PostgreSQL: an existing cluster or a created one, exactly one.
+    (r"db_cluster_identifier != null", {}, False),
+    (r"db_cluster_identifier != null", {"db_cluster_identifier": "app"}, True),
+    (r"db_cluster_identifier != null", {"create_cluster": True}, True),
+    (r"db_cluster_identifier != null", {"create_cluster": True, "db_cluster_identifier": "app"}, False),
+    (r"db_cluster_identifier != null", {"db_auth": "dsql"}, True),
+    (r"var.db_host == null :", {}, True),
+    (r"var.db_host == null :", {"db_host": HOST}, False),
+    (r"var.db_host == null :", {"db_auth": "dsql"}, False),
+    (r"var.db_host == null :", {"db_auth": "dsql", "db_host": "abc.dsql.eu-central-1.on.aws"}, True),
     (r"jwt_algorithm", {}, True),
     (r"jwt_algorithm", {"bearer_jwt_public_key_pem": PEM}, True),
     (r"jwt_algorithm", {"bearer_jwt_public_key_pem": PEM, "jwt_algorithm": "HS256"}, False),
@@ -290,9 +338,19 @@ def _check_condition(cfg: TfConfig, name: str) -> str:
 
 
 CHECKS = [
-    ("db_cluster_resource_id_scoped", {}, False),
-    ("db_cluster_resource_id_scoped", {"db_cluster_resource_id": "cluster-ABC123"}, True),
-    ("db_cluster_resource_id_scoped", {"db_auth": "dsql"}, True),
+    ("rds_connect_scoped", {}, True),
+    ("rds_connect_scoped", {"rds_iam_connect_any_cluster": True}, False),
+    ("rds_connect_scoped", {"rds_iam_connect_any_cluster": True, "db_auth": "dsql"}, True),
+    ("throttling_within_concurrency", {}, True),
+    ("throttling_within_concurrency", {"api_throttling_burst_limit": 100}, False),
+    ("throttling_within_concurrency", {"api_throttling_burst_limit": 100, "reserved_concurrent_executions": 100}, True),
+    ("throttling_within_concurrency", {"api_throttling_burst_limit": 100, "reserved_concurrent_executions": -1}, True),
+    ("deploy_headroom", {}, True),
+    ("deploy_headroom", {"reserved_concurrent_executions": 76}, False),
+    ("deploy_headroom", {"reserved_concurrent_executions": 75}, True),
+    ("deploy_headroom", {"create_cluster": True, "cluster_max_acu": 1, "reserved_concurrent_executions": 85}, False),
+    ("migrations_run", {}, True),
+    ("migrations_run", {"migrate_on_apply": False}, False),
     ("identity_configured", {}, False),
     ("identity_configured", {"jwt_issuer": "https://i.example.com", "jwt_audience": "a"}, True),
     ("identity_configured", {"bearer_jwt_public_key_pem": PEM}, True),
@@ -310,7 +368,7 @@ def test_check_assertion(tf: Console, cfg: TfConfig, name: str, variables: dict,
 
 
 def test_dsql_precondition(tf: Console, cfg: TfConfig):
-    doc = cfg.data["aws_iam_policy_document"]["db_connect"]
+    doc = cfg.data["aws_iam_policy_document"]["lambda"]
     (cond,) = [unwrap(p["condition"]) for p in preconditions(doc)]
     assert tf.eval(cond) is True
     assert tf.eval(cond, db_auth="dsql") is False

@@ -1,7 +1,8 @@
 """The structure tests must be able to fail.
 
 Each case copies the Terraform directory, breaks one thing a deployment needs,
-runs test_structure.py against the copy (TF_DIR) in a fresh pytest process and
+runs the structure tests (test_structure*.py) against the copy (TF_DIR) in a
+fresh pytest process and
 expects it to FAIL. An unmodified copy must pass, so a failure is the edit's
 doing and not the copy's.
 """
@@ -21,7 +22,7 @@ import pytest
 from tfconfig import tf_dir
 
 HERE = Path(__file__).resolve().parent
-STRUCTURE_TESTS = HERE / "test_structure.py"
+STRUCTURE_TESTS = sorted(HERE.glob("test_structure*.py"))
 
 
 def remove_block(text: str, header: str) -> str:
@@ -57,20 +58,25 @@ def drop_block(header: str) -> Callable[[str], str]:
 # (id, file, edit)
 MUTATIONS: list[tuple[str, str, Callable[[str], str]]] = [
     ("remove-default-route", "api_gateway.tf", drop_block(r'^resource "aws_apigatewayv2_route" "default"')),
-    ("rds-connect-on-star", "iam.tf", sub(r"resources\s*=\s*\[local\.rds_dbuser_arn\]", 'resources = ["*"]')),
-    ("rds-connect-any-cluster", "iam.tf", sub(r'\$\{coalesce\(var\.db_cluster_resource_id, "\*"\)\}', "*")),
+    ("rds-connect-on-star", "iam.tf", sub(r"resources\s*=\s*\[local\.rds_runtime_arn\]", 'resources = ["*"]')),
+    ("rds-connect-any-cluster", "database.tf",
+     sub(r'rds_cluster_part\s*=\s*var\.rds_iam_connect_any_cluster \? "\*" : ', 'rds_cluster_part = "*" != "" ? "*" : ')),
+    ("migrate-role-any-user", "database.tf", sub(r"/\$\{local\.db_owner_user\}", "/*")),
     ("runtime-al2", "lambda.tf", sub(r'runtime\s*=\s*"provided\.al2023"', 'runtime = "provided.al2"')),
     ("handler-renamed", "lambda.tf", sub(r'handler\s*=\s*"bootstrap"', 'handler = "main"')),
     ("permission-without-source-arn", "api_gateway.tf", sub(r"^\s*source_arn\s*=.*\n", "")),
     ("permission-any-api", "api_gateway.tf", sub(r'source_arn\s*=\s*".*"', 'source_arn = "arn:aws:execute-api:*"')),
-    ("variable-without-description", "variables.tf",
-     sub(r'(variable "db_host" \{\n)\s*description\s*=.*\n', r"\1")),
-    ("variable-without-type", "variables.tf", sub(r'(variable "db_port" \{\n(?:.*\n)*?)\s*type\s*=.*\n', r"\1")),
-    ("undeclared-variable", "outputs.tf", sub(r"value\s*=\s*var\.db_port\b", "value = var.database_port")),
+    ("permission-for-migrate", "api_gateway.tf",
+     sub(r"function_name = aws_lambda_function\.this\.function_name", "function_name = aws_lambda_function.migrate[0].function_name")),
+    ("variable-without-description", "variables_database.tf",
+     sub(r'(variable "db_port" \{\n)\s*description\s*=.*\n', r"\1")),
+    ("variable-without-type", "variables_database.tf", sub(r'(variable "db_port" \{\n(?:.*\n)*?)\s*type\s*=.*\n', r"\1")),
+    ("undeclared-variable", "outputs.tf", sub(r"value\s*=\s*var\.db_name\b", "value = var.database_name")),
     ("no-timeout-margin", "lambda.tf",
      sub(r"var\.timeout >= var\.db_connect_timeout_secs \+ 5", "var.timeout >= var.db_connect_timeout_secs")),
     ("no-connection-budget", "lambda.tf",
-     sub(r"var\.reserved_concurrent_executions <= var\.db_max_connections", "true")),
+     sub(r"var\.reserved_concurrent_executions <= local\.db_connection_budget", "true")),
+    ("budget-ignores-max-acu", "locals.tf", sub(r"local\.create_cluster \? local\.cluster_max_connections - 20 : 150", "150")),
     ("payload-format-1", "api_gateway.tf", sub(r'payload_format_version\s*=\s*"2\.0"', 'payload_format_version = "1.0"')),
     ("integration-not-proxy", "api_gateway.tf", sub(r'integration_type\s*=\s*"AWS_PROXY"', 'integration_type = "AWS"')),
     ("stage-without-auto-deploy", "api_gateway.tf", sub(r"auto_deploy\s*=\s*true", "auto_deploy = false")),
@@ -80,11 +86,49 @@ MUTATIONS: list[tuple[str, str, Callable[[str], str]]] = [
      sub(r'(variable "log_retention_days" \{\n(?:.*\n)*?\s*default\s*=\s*)14', r"\g<1>7")),
     ("x86-by-default", "variables.tf",
      sub(r'(variable "architecture" \{\n(?:.*\n)*?\s*default\s*=\s*)"arm64"', r'\1"x86_64"')),
-    ("env-without-db-host", "locals.tf", sub(r"^\s*DB_HOST\s*=.*\n", "")),
-    ("env-pool-of-ten", "locals.tf", sub(r'DB_POOL_MAX\s*=\s*"1"', 'DB_POOL_MAX = "10"')),
-    ("no-wildcard-warning", "checks.tf", drop_block(r'^check "db_cluster_resource_id_scoped"')),
+    ("env-without-db-host", "database.tf", sub(r"^\s*DB_HOST\s*=.*\n", "")),
+    ("env-pool-of-ten", "locals.tf", sub(r'DB_POOL_MAX = "1"\n    LOG_LEVEL   = var\.log_level', 'DB_POOL_MAX = "10"\n    LOG_LEVEL   = var.log_level')),
+    ("no-wildcard-warning", "checks.tf", drop_block(r'^check "rds_connect_scoped"')),
     ("output-missing", "outputs.tf", drop_block(r'^output "api_url"')),
     ("unjustified-checkov-skip", "lambda.tf", sub(r"(#checkov:skip=CKV_AWS_116):[^\n]*", r"\1")),
+    # Issue 11's defects
+    ("preflight-route-always", "api_gateway.tf", sub(r"count = local\.cors_preflight_route \? 1 : 0\n", "")),
+    ("preflight-route-needs-token", "api_gateway.tf",
+     sub(r'(route_key          = "OPTIONS /\{proxy\+\}"\n.*\n)  authorization_type = "NONE"', r'\1  authorization_type = "JWT"')),
+    ("preflight-without-cors", "locals.tf",
+     sub(r"cors_preflight_route = local\.use_apigw_jwt && length\(var\.cors_allow_origins\) > 0", "cors_preflight_route = local.use_apigw_jwt")),
+    ("no-cors-env", "locals.tf", sub(r"^\s*CORS_ALLOW_ORIGINS\s*=.*\n", "")),
+    ("iam-auth-not-required", "database.tf",
+     drop_block(r"^\s*postcondition \{\n\s*condition\s*=\s*self\.iam_database_authentication_enabled")),
+    ("no-region-check", "lambda.tf", sub(r"local\.db_region == null \|\| local\.db_region == local\.region", "true")),
+    ("no-arn-region-check", "database.tf",
+     sub(r"local\.cluster_arn_region == null \|\| local\.cluster_arn_region == data\.aws_region\.current\.region", "true")),
+    ("db-name-upper-case", "variables_database.tf", sub(r'\^\[a-z_\]\[a-z0-9_\]\{0,62\}\$", var\.db_name', '^[A-Za-z_][A-Za-z0-9_$]{0,62}$", var.db_name')),
+    ("db-user-dollar", "variables_database.tf", sub(r'\^\[a-z_\]\[a-z0-9_\]\{0,62\}\$", var\.db_user', '^[a-z_][a-z0-9_$]{0,62}$", var.db_user')),
+    ("no-throttling-check", "checks.tf", drop_block(r'^check "throttling_within_concurrency"')),
+    ("no-headroom-check", "checks.tf", drop_block(r'^check "deploy_headroom"')),
+    ("basic-execution-role", "iam.tf",
+     sub(r'^resource "aws_iam_role_policy_attachment" "lambda_xray" \{',
+         'resource "aws_iam_role_policy_attachment" "lambda_basic" {\n  role       = aws_iam_role.lambda.name\n'
+         '  policy_arn = "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"\n}\n\n'
+         'resource "aws_iam_role_policy_attachment" "lambda_xray" {')),
+    ("logs-on-every-group", "iam.tf",
+     sub(r"resources = \[aws_cloudwatch_log_group\.lambda\.arn, \"\$\{aws_cloudwatch_log_group\.lambda\.arn\}:\*\"\]", 'resources = ["*"]')),
+    ("role-without-path", "iam.tf", sub(r"^\s*path\s*=\s*var\.iam_role_path\n", "")),
+    ("role-without-boundary", "iam.tf", sub(r"^\s*permissions_boundary\s*=\s*var\.iam_permissions_boundary_arn\n", "")),
+    # The private cluster
+    ("migrate-as-runtime-user", "locals.tf", sub(r"DB_USER                 = local\.db_owner_user", "DB_USER                 = var.db_user")),
+    ("migrate-other-package", "migrate.tf", sub(r'^(\s*)handler(\s*)=\s*"bootstrap"', r'\1handler\2= "migrate"')),
+    ("migrations-not-hashed", "migrate.tf", sub(r"migrations = local\.migrations_hash", 'migrations = "static"')),
+    ("migrate-wrong-event", "migrate.tf", sub(r'jsonencode\(\{ action = "migrate" \}\)', 'jsonencode({ action = "run" })')),
+    ("api-before-migrations", "lambda.tf", sub(r"^\s*aws_lambda_invocation\.migrate,\n", "")),
+    ("migrations-before-roles", "migrate.tf", sub(r"depends_on = \[terraform_data\.bootstrap_database\]", "depends_on = []")),
+    ("cluster-without-iam-auth", "cluster.tf", sub(r"iam_database_authentication_enabled = true", "iam_database_authentication_enabled = false")),
+    ("cluster-password-in-state", "cluster.tf", sub(r"manage_master_user_password\s*=\s*true", 'master_password = "change-me"')),
+    ("cluster-unencrypted", "cluster.tf", sub(r"storage_encrypted\s*=\s*true", "storage_encrypted = false")),
+    ("cluster-without-data-api", "cluster.tf", sub(r"enable_http_endpoint\s*=\s*true", "enable_http_endpoint = false")),
+    ("cluster-open-to-the-vpc", "cluster.tf",
+     sub(r"referenced_security_group_id = aws_security_group\.functions\[0\]\.id", 'cidr_ipv4 = "10.0.0.0/8"')),
 ]
 
 
@@ -92,7 +136,7 @@ def run_structure_tests(directory: Path) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, TF_DIR=str(directory), PYTHONDONTWRITEBYTECODE="1")
     return subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "--rootdir", str(HERE),
-         str(STRUCTURE_TESTS)],
+         *map(str, STRUCTURE_TESTS)],
         capture_output=True,
         text=True,
         env=env,

@@ -39,6 +39,7 @@ class TfConfig:
     resources: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     data: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     variables: dict[str, dict[str, Any]] = field(default_factory=dict)
+    variable_files: dict[str, str] = field(default_factory=dict)
     outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
     locals: dict[str, Any] = field(default_factory=dict)
     checks: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -152,6 +153,7 @@ def load(root: Path | None = None) -> TfConfig:
             for name, body in block.items():
                 assert name not in cfg.variables, f"variable {name} declared twice"
                 cfg.variables[name] = body
+                cfg.variable_files[name] = path.name
         for block in parsed.get("output", []):
             for name, body in block.items():
                 cfg.outputs[name] = body
@@ -167,3 +169,38 @@ def load(root: Path | None = None) -> TfConfig:
             for pname, body in block.items():
                 cfg.providers.setdefault(pname, []).append(body)
     return cfg
+
+
+# -- helpers shared by the structure tests ------------------------------------
+
+
+def var_default(cfg: TfConfig, name: str) -> Any:
+    assert name in cfg.variables, f"variable {name} is not declared"
+    assert "default" in cfg.variables[name], f"variable {name} has no default"
+    return cfg.variables[name]["default"]
+
+
+def validation_text(cfg: TfConfig, name: str) -> str:
+    vals = cfg.variables[name].get("validation", [])
+    assert vals, f"variable {name} has no validation block"
+    return " ".join(text_of(v.get("condition")) for v in vals)
+
+
+def refs_resource(expr: str, rtype: str, cfg: TfConfig) -> str | None:
+    """Name of the declared `rtype` resource that expr references, if any."""
+    for name in cfg.resources_of(rtype):
+        if re.search(rf"\b{re.escape(rtype)}\.{re.escape(name)}\b", expr):
+            return name
+    return None
+
+
+def statements_with_action(cfg: TfConfig, action: str, doc: str | None = None) -> list[dict[str, Any]]:
+    """Statements (static or dynamic content) of the policy documents that grant `action`."""
+    found = []
+    for name, body in cfg.data.get("aws_iam_policy_document", {}).items():
+        if doc is not None and name != doc:
+            continue
+        for node in walk(body):
+            if isinstance(node, dict) and action in (node.get("actions") or []):
+                found.append(node)
+    return found

@@ -1,0 +1,153 @@
+# Optional (create_cluster = true): the Aurora PostgreSQL Serverless v2
+# cluster itself, private, in subnet_ids: IAM database authentication on, the
+# master password kept by RDS in Secrets Manager (nobody types it), storage
+# encrypted, deletion protection, auto-pause at 0 ACU, and the Data API (HTTP
+# endpoint) for the one-time set-up by scripts/bootstrap-db.sh, which needs
+# no network path to the cluster. Only the functions' security group may
+# connect to it.
+
+data "aws_subnet" "cluster" {
+  count = local.create_cluster ? 1 : 0
+
+  id = element(concat(var.subnet_ids, ["subnet-unset"]), 0)
+
+  lifecycle {
+    precondition {
+      condition     = length(var.subnet_ids) >= 2
+      error_message = "create_cluster needs subnet_ids: two or more private subnets of the VPC, in different availability zones (a DB subnet group spans at least two)."
+    }
+  }
+}
+
+resource "aws_db_subnet_group" "this" {
+  count = local.create_cluster ? 1 : 0
+
+  name        = var.name
+  description = "Subnets of the ${var.name} Aurora cluster"
+  subnet_ids  = var.subnet_ids
+  tags        = local.tags
+}
+
+resource "aws_security_group" "cluster" {
+  count = local.create_cluster ? 1 : 0
+
+  name        = "${var.name}-cluster"
+  description = "Aurora cluster of ${var.name}: PostgreSQL from the functions only"
+  vpc_id      = data.aws_subnet.cluster[0].vpc_id
+  tags        = local.tags
+}
+
+resource "aws_security_group" "functions" {
+  count = local.create_cluster ? 1 : 0
+
+  name        = "${var.name}-functions"
+  description = "Lambda functions of ${var.name}: out to the Aurora cluster only"
+  vpc_id      = data.aws_subnet.cluster[0].vpc_id
+  tags        = local.tags
+}
+
+resource "aws_vpc_security_group_ingress_rule" "cluster_from_functions" {
+  count = local.create_cluster ? 1 : 0
+
+  security_group_id            = aws_security_group.cluster[0].id
+  referenced_security_group_id = aws_security_group.functions[0].id
+  description                  = "PostgreSQL from the ${var.name} functions"
+  ip_protocol                  = "tcp"
+  from_port                    = 5432
+  to_port                      = 5432
+  tags                         = local.tags
+}
+
+resource "aws_vpc_security_group_egress_rule" "functions_to_cluster" {
+  count = local.create_cluster ? 1 : 0
+
+  security_group_id            = aws_security_group.functions[0].id
+  referenced_security_group_id = aws_security_group.cluster[0].id
+  description                  = "PostgreSQL to the ${var.name} Aurora cluster"
+  ip_protocol                  = "tcp"
+  from_port                    = 5432
+  to_port                      = 5432
+  tags                         = local.tags
+}
+
+# Created before the cluster so that Terraform owns its retention (RDS would
+# create it on first export and keep the logs forever).
+resource "aws_cloudwatch_log_group" "cluster" {
+  #checkov:skip=CKV_AWS_338:Retention is var.log_retention_days, 14 days by default to keep a starter deployment cheap; set 365 or more where compliance requires a year of logs.
+  count = local.create_cluster ? 1 : 0
+
+  name              = "/aws/rds/cluster/${var.name}/postgresql"
+  retention_in_days = var.log_retention_days
+  kms_key_id        = var.log_kms_key_arn
+  tags              = local.tags
+}
+
+resource "aws_rds_cluster" "this" {
+  #checkov:skip=CKV2_AWS_8:Aurora's automated backups (cluster_backup_retention_days, 7 by default) and a final snapshot cover a starter deployment; add an AWS Backup plan where the organisation requires one.
+  #checkov:skip=CKV2_AWS_27:Statement logging (log_statement) would write every query, with tenants' data, to CloudWatch; the API logs one line per request itself. Add a parameter group with pgaudit where an audit trail is required.
+  #checkov:skip=CKV_AWS_327:Encrypted with the AWS-managed aws/rds key unless cluster_kms_key_arn names a customer-managed one; requiring a CMK would add a key and its policy to every starter deployment.
+  count = local.create_cluster ? 1 : 0
+
+  cluster_identifier = var.name
+  engine             = "aurora-postgresql"
+  engine_mode        = "provisioned"
+  engine_version     = var.cluster_engine_version
+  database_name      = var.db_name
+  port               = 5432
+
+  # The master user logs in with a password RDS generates, keeps in Secrets
+  # Manager and rotates; only scripts/bootstrap-db.sh uses it, through the
+  # Data API. The application's roles log in with IAM tokens.
+  master_username                     = "postgres"
+  manage_master_user_password         = true
+  master_user_secret_kms_key_id       = var.cluster_kms_key_arn
+  iam_database_authentication_enabled = true
+  enable_http_endpoint                = true
+
+  storage_encrypted         = true
+  kms_key_id                = var.cluster_kms_key_arn
+  deletion_protection       = var.cluster_deletion_protection
+  backup_retention_period   = var.cluster_backup_retention_days
+  copy_tags_to_snapshot     = true
+  skip_final_snapshot       = false
+  final_snapshot_identifier = "${var.name}-final"
+
+  db_subnet_group_name            = aws_db_subnet_group.this[0].name
+  vpc_security_group_ids          = [aws_security_group.cluster[0].id]
+  enabled_cloudwatch_logs_exports = ["postgresql"]
+
+  serverlessv2_scaling_configuration {
+    min_capacity             = var.cluster_min_acu
+    max_capacity             = var.cluster_max_acu
+    seconds_until_auto_pause = var.cluster_min_acu == 0 ? var.cluster_seconds_until_auto_pause : null
+  }
+
+  tags = local.tags
+
+  depends_on = [aws_cloudwatch_log_group.cluster]
+
+  lifecycle {
+    precondition {
+      condition     = var.cluster_min_acu <= var.cluster_max_acu
+      error_message = "cluster_min_acu (${var.cluster_min_acu}) must not exceed cluster_max_acu (${var.cluster_max_acu})."
+    }
+  }
+}
+
+# Serverless v2 capacity lives in instances of class db.serverless: one
+# writer. Add readers (more instances) for failover across availability zones.
+resource "aws_rds_cluster_instance" "writer" {
+  #checkov:skip=CKV_AWS_118:Enhanced monitoring needs a monitoring role and bills per instance; CloudWatch's cluster metrics and the exported PostgreSQL log cover a starter deployment.
+  #checkov:skip=CKV_AWS_353:Performance Insights keeps the instance from scaling below 2 ACU (no auto-pause); enable it where query-level performance data is worth that.
+  count = local.create_cluster ? 1 : 0
+
+  identifier                 = "${var.name}-writer"
+  cluster_identifier         = aws_rds_cluster.this[0].id
+  instance_class             = "db.serverless"
+  engine                     = aws_rds_cluster.this[0].engine
+  engine_version             = aws_rds_cluster.this[0].engine_version
+  db_subnet_group_name       = aws_db_subnet_group.this[0].name
+  publicly_accessible        = false
+  auto_minor_version_upgrade = true
+  tags                       = local.tags
+}

@@ -1,0 +1,149 @@
+# Migrations without a bastion. The cluster is reachable only inside its VPC,
+# so the migrations run there: a second function from the same package
+# (APP_FUNCTION=migrate), logging in as the owner role app_owner, that answers
+# the direct-invoke event {"action":"migrate"} (API Gateway cannot reach it;
+# the API function refuses that event) with
+#   {"applied": ["0002_x.sql", ...], "already_applied": N}
+# and fails the invocation, naming the migration, when one fails.
+#
+# `terraform apply` invokes it whenever the files in migrations/ change (and
+# when the package changes, since the migrations are compiled into it), after
+# the one-time set-up of the database and its roles, and before it updates
+# the API function. A failing migration fails the apply with its message.
+
+locals {
+  migrations_dir = "${path.module}/../migrations"
+  # The migrations' names and contents (not migrations/bootstrap/: the roles
+  # are created once, by scripts/bootstrap-db.sh).
+  migrations_hash = sha256(join("\n", [
+    for f in sort(fileset(local.migrations_dir, "*.sql")) : "${f} ${filesha256("${local.migrations_dir}/${f}")}"
+  ]))
+  package_hash = fileexists(local.lambda_zip_path) ? filebase64sha256(local.lambda_zip_path) : ""
+}
+
+resource "aws_cloudwatch_log_group" "migrate" {
+  #checkov:skip=CKV_AWS_338:Retention is var.log_retention_days, 14 days by default to keep a starter deployment cheap; set 365 or more where compliance requires a year of logs.
+  count = local.use_rds ? 1 : 0
+
+  name              = "/aws/lambda/${local.migrate_function_name}"
+  retention_in_days = var.log_retention_days
+  kms_key_id        = var.log_kms_key_arn
+  tags              = local.tags
+}
+
+resource "aws_lambda_function" "migrate" {
+  #checkov:skip=CKV_AWS_272:Code signing needs an AWS Signer profile and a signed upload through S3; this starter deploys a locally built zip. Add aws_lambda_code_signing_config when your release pipeline signs artifacts.
+  #checkov:skip=CKV_AWS_116:No dead-letter queue: only `terraform apply` invokes this function, synchronously, and gets the error back.
+  #checkov:skip=CKV_AWS_173:Environment variables are encrypted at rest with Lambda's AWS-managed KMS key (the default); they hold no secret.
+  #checkov:skip=CKV_AWS_115:No reserved concurrency: only `terraform apply` invokes it, and concurrent runs serialise on a PostgreSQL advisory lock; reserving would take from the account's pool for a function that is idle almost always.
+  count = local.use_rds ? 1 : 0
+
+  function_name = local.migrate_function_name
+  description   = "Database migrations of ${var.name} (Rust, ${var.architecture}): invoked by terraform apply with {\"action\":\"migrate\"}"
+  role          = aws_iam_role.migrate[0].arn
+
+  runtime       = "provided.al2023"
+  handler       = "bootstrap"
+  architectures = [var.architecture]
+
+  filename         = local.lambda_zip_path
+  source_code_hash = fileexists(local.lambda_zip_path) ? filebase64sha256(local.lambda_zip_path) : null
+
+  memory_size = var.memory_size
+  timeout     = var.migrate_timeout
+
+  environment {
+    variables = merge(local.db_connection_env, local.migrate_environment)
+  }
+
+  tracing_config {
+    mode = var.tracing_mode
+  }
+
+  dynamic "vpc_config" {
+    for_each = local.vpc_attached ? [1] : []
+
+    content {
+      subnet_ids         = var.subnet_ids
+      security_group_ids = local.function_security_group_ids
+    }
+  }
+
+  tags = local.tags
+
+  depends_on = [
+    aws_cloudwatch_log_group.migrate,
+    aws_iam_role_policy.migrate,
+    aws_iam_role_policy_attachment.migrate_xray,
+  ]
+
+  lifecycle {
+    precondition {
+      condition     = fileexists(local.lambda_zip_path)
+      error_message = "The deployment zip ${local.lambda_zip_path} does not exist: run scripts/package.sh first (or set lambda_zip_path)."
+    }
+
+    # The connection (an auto-paused cluster resumes within the connect
+    # timeout) and then at least 30 s per statement.
+    precondition {
+      condition     = var.migrate_timeout >= var.db_connect_timeout_secs + 35
+      error_message = "migrate_timeout (${var.migrate_timeout} s) must be at least db_connect_timeout_secs (${var.db_connect_timeout_secs} s) + 35 s: the connection, then 30 s or more for each statement."
+    }
+  }
+}
+
+# Once per cluster: the database and the roles app_owner and app_runtime,
+# created as the master user through the RDS Data API (the cluster's HTTP
+# endpoint and its RDS-managed master secret), from where terraform runs, with
+# no network path to the cluster. Always for a created cluster; for an existing
+# one when bootstrap_database = true (or run scripts/bootstrap-db.sh yourself).
+resource "terraform_data" "bootstrap_database" {
+  count = local.bootstrap_database ? 1 : 0
+
+  triggers_replace = [local.cluster.resource_id, var.db_name]
+
+  provisioner "local-exec" {
+    interpreter = ["bash"]
+    command     = "${path.module}/../scripts/bootstrap-db.sh"
+    environment = {
+      BOOTSTRAP_CLUSTER = local.cluster.identifier
+      BOOTSTRAP_DB_NAME = var.db_name
+      AWS_REGION        = local.region
+    }
+  }
+
+  depends_on = [aws_rds_cluster_instance.writer]
+
+  lifecycle {
+    precondition {
+      condition     = var.db_user == "app_runtime"
+      error_message = "scripts/bootstrap-db.sh creates the roles app_owner and app_runtime (migrations/bootstrap/roles.sql); db_user = \"${var.db_user}\" would be a role it does not create. Keep db_user = \"app_runtime\", or create the database and roles yourself and set bootstrap_database = false."
+    }
+  }
+}
+
+resource "aws_lambda_invocation" "migrate" {
+  count = local.run_migrations ? 1 : 0
+
+  function_name = aws_lambda_function.migrate[0].function_name
+  input         = jsonencode({ action = "migrate" })
+
+  # A change of either invokes again (the migrations are compiled into the
+  # package: a package built before a migration was added would otherwise
+  # record the new hash without applying it). A second run is a no-op.
+  triggers = {
+    migrations = local.migrations_hash
+    package    = local.package_hash
+  }
+
+  depends_on = [terraform_data.bootstrap_database]
+
+  lifecycle {
+    # A function error (a failed migration) already fails the apply with its
+    # message; this catches a package that does not know the event.
+    postcondition {
+      condition     = can(tolist(jsondecode(self.result).applied)) && can(tonumber(jsondecode(self.result).already_applied))
+      error_message = "The migration function answered ${self.result}, not {\"applied\": [...], \"already_applied\": N}: is dist/lambda.zip built from a version that knows APP_FUNCTION=migrate?"
+    }
+  }
+}

@@ -1,0 +1,257 @@
+# Inputs: the database. Either an existing Aurora PostgreSQL cluster that
+# Terraform looks up (db_cluster_identifier), a cluster Terraform creates
+# (create_cluster), or Aurora DSQL (db_auth = "dsql", db_host).
+
+variable "db_auth" {
+  description = "DB_AUTH: \"iam\" for Aurora PostgreSQL with IAM database authentication (rds-db:connect), or \"dsql\" for Aurora DSQL (dsql:DbConnect). Password authentication is for local development only and is not offered here."
+  type        = string
+  default     = "iam"
+  nullable    = false
+
+  validation {
+    condition     = contains(["iam", "dsql"], var.db_auth)
+    error_message = "db_auth must be \"iam\" or \"dsql\" (a deployed function never uses a password)."
+  }
+}
+
+variable "db_cluster_identifier" {
+  description = "db_auth = \"iam\" with an existing cluster: its DB cluster identifier (e.g. \"my-aurora-cluster\") or ARN. Terraform looks the cluster up (data.aws_rds_cluster) in the deployment's region for its writer endpoint, port and resource ID, and refuses a cluster without IAM database authentication. Leave null with create_cluster = true."
+  type        = string
+  default     = null
+
+  validation {
+    condition = var.db_cluster_identifier == null || can(regex("^([a-z][a-z0-9-]{0,62}|arn:aws[a-z-]*:rds:[a-z0-9-]+:[0-9]{12}:cluster:[a-z][a-z0-9-]{0,62})$", var.db_cluster_identifier)) && !can(regex("(--|-$)", var.db_cluster_identifier))
+    # Identifiers are stored in lower case; an upper-case one would only fail at the lookup.
+    error_message = "db_cluster_identifier must be a DB cluster identifier (lower-case letters, digits and single hyphens, starting with a letter, at most 63 characters) or a cluster ARN (arn:aws:rds:<region>:<account>:cluster:<identifier>)."
+  }
+}
+
+variable "rds_iam_connect_any_cluster" {
+  description = "Explicit opt-in to grant rds-db:connect on dbuser:*/<db user>: every IAM-enabled cluster in the account and region, not only this one. Only for setups where the cluster's resource ID cannot be known at plan time. Off: the grant names this cluster's resource ID."
+  type        = bool
+  default     = false
+  nullable    = false
+}
+
+variable "db_host" {
+  description = "db_auth = \"dsql\" only: DB_HOST, the Aurora DSQL endpoint (<id>.dsql.<region>.on.aws). With db_auth = \"iam\" leave it null: the host is the cluster's writer endpoint, from the lookup or the created cluster."
+  type        = string
+  default     = null
+
+  validation {
+    condition = var.db_host == null || try(
+      length(var.db_host) <= 253
+      && can(regex("^([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\\.)+[A-Za-z][A-Za-z0-9-]*[A-Za-z0-9]$", var.db_host)),
+      false
+    )
+    error_message = "db_host must be a DNS host name without scheme, port or path, e.g. \"abcdefghijklmnopqrstuvwxyz.dsql.us-east-1.on.aws\"."
+  }
+
+  validation {
+    condition     = var.db_host == null || !can(regex("\\.cluster-ro-", var.db_host))
+    error_message = "db_host is a cluster's reader endpoint (cluster-ro-); the function writes. For Aurora PostgreSQL set db_cluster_identifier instead of db_host."
+  }
+}
+
+variable "db_port" {
+  description = "db_auth = \"dsql\": DB_PORT of the DSQL endpoint. With db_auth = \"iam\" the port comes from the cluster (the lookup, or 5432 for a created cluster)."
+  type        = number
+  default     = 5432
+  nullable    = false
+
+  validation {
+    condition     = var.db_port >= 1 && var.db_port <= 65535 && floor(var.db_port) == var.db_port
+    error_message = "db_port must be a whole number from 1 to 65535."
+  }
+}
+
+variable "db_name" {
+  description = "DB_NAME: the database the function connects to (a created cluster starts with it; otherwise scripts/bootstrap-db.sh creates it)."
+  type        = string
+  default     = "app"
+  nullable    = false
+
+  validation {
+    # PostgreSQL folds unquoted identifiers to lower case and `$` is not portable:
+    # keep to names that mean the same quoted and unquoted.
+    condition     = can(regex("^[a-z_][a-z0-9_]{0,62}$", var.db_name)) && !contains(["postgres", "template0", "template1", "rdsadmin"], var.db_name)
+    error_message = "db_name must be a lower-case PostgreSQL identifier (a-z, 0-9, '_', not starting with a digit, at most 63 characters) other than postgres, template0, template1 and rdsadmin."
+  }
+}
+
+variable "db_user" {
+  description = "DB_USER: the database role the function logs in as, with rds_iam granted (scripts/bootstrap-db.sh creates app_runtime that way). It is also the user in the function's rds-db:connect ARN. The migration function logs in as app_owner."
+  type        = string
+  default     = "app_runtime"
+  nullable    = false
+
+  validation {
+    condition     = can(regex("^[a-z_][a-z0-9_]{0,62}$", var.db_user)) && var.db_user != "app_owner" && !startswith(var.db_user, "rds")
+    error_message = "db_user must be a lower-case PostgreSQL identifier (a-z, 0-9, '_', at most 63 characters), not app_owner (the owner runs migrations, never the API) and not an rds* role."
+  }
+}
+
+variable "dsql_cluster_arn" {
+  description = "When db_auth = \"dsql\": the Aurora DSQL cluster ARN (arn:aws:dsql:<region>:<account>:cluster/<id>) that dsql:DbConnect is granted on. Ignored otherwise."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.dsql_cluster_arn == null || can(regex("^arn:aws[a-z-]*:dsql:[a-z0-9-]+:[0-9]{12}:cluster/[a-z0-9]+$", var.dsql_cluster_arn))
+    error_message = "dsql_cluster_arn must look like \"arn:aws:dsql:us-east-1:123456789012:cluster/abcdefghijklmnopqrstuvwxyz\"."
+  }
+}
+
+variable "db_connect_timeout_secs" {
+  description = "DB_CONNECT_TIMEOUT_SECS: how long a request waits for a database connection (including an Aurora resume from auto-pause, 15 to 30 s) before answering 503. Must be at least 5 s below timeout."
+  type        = number
+  default     = 30
+  nullable    = false
+
+  validation {
+    condition     = var.db_connect_timeout_secs >= 1 && var.db_connect_timeout_secs <= 895 && floor(var.db_connect_timeout_secs) == var.db_connect_timeout_secs
+    error_message = "db_connect_timeout_secs must be a whole number of seconds from 1 to 895."
+  }
+}
+
+variable "db_statement_timeout_ms" {
+  description = "DB_STATEMENT_TIMEOUT_MS: PostgreSQL statement_timeout of the function's sessions, in milliseconds. Must stay below the function timeout."
+  type        = number
+  default     = 10000
+  nullable    = false
+
+  validation {
+    condition     = var.db_statement_timeout_ms >= 1 && var.db_statement_timeout_ms <= 900000 && floor(var.db_statement_timeout_ms) == var.db_statement_timeout_ms
+    error_message = "db_statement_timeout_ms must be a whole number of milliseconds from 1 to 900000."
+  }
+}
+
+variable "db_max_connections" {
+  description = "The database connections this function may use: its share of the cluster's max_connections, after leaving room for the migration function, psql sessions and RDS's own reserved connections. Each warm Lambda instance holds exactly one connection, so reserved_concurrent_executions must not exceed this. null: derived from cluster_max_acu when Terraform creates the cluster (see local.db_connection_budget), 150 otherwise. Aurora Serverless v2 PostgreSQL sets max_connections from the maximum capacity: 189 at a maximum of 1 ACU; with a minimum capacity of 0 (auto-pause) or 0.5 ACU it is capped at 2,000 however large the maximum."
+  type        = number
+  default     = null
+
+  validation {
+    condition     = var.db_max_connections == null || try(var.db_max_connections >= 1 && floor(var.db_max_connections) == var.db_max_connections, false)
+    error_message = "db_max_connections must be a positive whole number (or null to derive it)."
+  }
+}
+
+# ---------------------------------------------------------------------------
+# Migrations and the one-time database set-up
+# ---------------------------------------------------------------------------
+
+variable "migrate_on_apply" {
+  description = "Invoke the migration function from `terraform apply` whenever the files in migrations/ (or the package) change, and fail the apply with the migration's error if one fails. Only with db_auth = \"iam\". false: run migrations yourself (invoke the <name>-migrate function with {\"action\":\"migrate\"})."
+  type        = bool
+  default     = true
+  nullable    = false
+}
+
+variable "migrate_timeout" {
+  description = "Timeout of the migration function in seconds (60 to 900): the connection (up to db_connect_timeout_secs, an auto-paused cluster resuming) plus every pending migration. Its sessions' statement_timeout is what remains after the connect timeout and 5 s."
+  type        = number
+  default     = 300
+  nullable    = false
+
+  validation {
+    condition     = var.migrate_timeout >= 60 && var.migrate_timeout <= 900 && floor(var.migrate_timeout) == var.migrate_timeout
+    error_message = "migrate_timeout must be a whole number of seconds from 60 to 900."
+  }
+}
+
+variable "bootstrap_database" {
+  description = "Existing cluster only: run scripts/bootstrap-db.sh from `terraform apply` (once per cluster) to create db_name, app_owner and app_runtime as the master user through the RDS Data API, without a network path to the cluster. Needs the cluster's HTTP endpoint (Data API) enabled, an RDS-managed master password (Secrets Manager), and the AWS CLI v2 and bash where terraform runs. A cluster Terraform creates is always set up this way."
+  type        = bool
+  default     = false
+  nullable    = false
+}
+
+# ---------------------------------------------------------------------------
+# Optional: the Aurora PostgreSQL Serverless v2 cluster itself
+# ---------------------------------------------------------------------------
+
+variable "create_cluster" {
+  description = "Create the Aurora PostgreSQL Serverless v2 cluster here (IAM authentication, RDS-managed master password, encryption, deletion protection, auto-pause at 0 ACU, the Data API for the one-time set-up) in subnet_ids (two or more, in different availability zones), with a security group that lets only the functions in. false: use an existing cluster (db_cluster_identifier)."
+  type        = bool
+  default     = false
+  nullable    = false
+}
+
+variable "cluster_engine_version" {
+  description = "Aurora PostgreSQL engine version of a created cluster. Auto-pause (cluster_min_acu = 0) needs 13.15, 14.12, 15.7, 16.3 or later."
+  type        = string
+  default     = "16.6"
+  nullable    = false
+
+  validation {
+    condition     = can(regex("^1[3-9]\\.[0-9]+$", var.cluster_engine_version))
+    error_message = "cluster_engine_version must be an Aurora PostgreSQL version such as \"16.6\" (13 or later)."
+  }
+}
+
+variable "cluster_min_acu" {
+  description = "Minimum capacity of a created cluster in ACUs. 0 lets it pause when idle (cluster_seconds_until_auto_pause); the first request afterwards waits 15 to 30 s for it to resume. With 0 or 0.5, max_connections is capped at 2,000."
+  type        = number
+  default     = 0
+  nullable    = false
+
+  validation {
+    condition     = var.cluster_min_acu >= 0 && var.cluster_min_acu <= 256 && floor(var.cluster_min_acu * 2) == var.cluster_min_acu * 2
+    error_message = "cluster_min_acu must be 0 to 256 in steps of 0.5."
+  }
+}
+
+variable "cluster_max_acu" {
+  description = "Maximum capacity of a created cluster in ACUs (1 to 256, steps of 0.5). It also sets the cluster's max_connections, and so the default connection budget (local.db_connection_budget): about 189 connections per ACU of maximum capacity, capped at 2,000 with a minimum below 1 ACU and at 5,000 otherwise."
+  type        = number
+  default     = 2
+  nullable    = false
+
+  validation {
+    condition     = var.cluster_max_acu >= 1 && var.cluster_max_acu <= 256 && floor(var.cluster_max_acu * 2) == var.cluster_max_acu * 2
+    error_message = "cluster_max_acu must be 1 to 256 in steps of 0.5."
+  }
+}
+
+variable "cluster_seconds_until_auto_pause" {
+  description = "With cluster_min_acu = 0: idle seconds before a created cluster pauses (300 to 86400)."
+  type        = number
+  default     = 300
+  nullable    = false
+
+  validation {
+    condition     = var.cluster_seconds_until_auto_pause >= 300 && var.cluster_seconds_until_auto_pause <= 86400 && floor(var.cluster_seconds_until_auto_pause) == var.cluster_seconds_until_auto_pause
+    error_message = "cluster_seconds_until_auto_pause must be a whole number of seconds from 300 to 86400."
+  }
+}
+
+variable "cluster_deletion_protection" {
+  description = "Deletion protection of a created cluster. Set false (and apply) before `terraform destroy` can remove it; a final snapshot is taken either way."
+  type        = bool
+  default     = true
+  nullable    = false
+}
+
+variable "cluster_backup_retention_days" {
+  description = "Automated backup retention of a created cluster in days (1 to 35)."
+  type        = number
+  default     = 7
+  nullable    = false
+
+  validation {
+    condition     = var.cluster_backup_retention_days >= 1 && var.cluster_backup_retention_days <= 35 && floor(var.cluster_backup_retention_days) == var.cluster_backup_retention_days
+    error_message = "cluster_backup_retention_days must be a whole number from 1 to 35."
+  }
+}
+
+variable "cluster_kms_key_arn" {
+  description = "Optional customer-managed KMS key ARN for a created cluster's storage (and its master secret). null: the AWS-managed keys (aws/rds, aws/secretsmanager)."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.cluster_kms_key_arn == null || can(regex("^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/[A-Za-z0-9-]+$", var.cluster_kms_key_arn))
+    error_message = "cluster_kms_key_arn must be a KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>), not an alias."
+  }
+}
