@@ -10,11 +10,14 @@
 //! - [`migrate`]: the embedded migrations and the start-up self-check of the runtime role.
 
 mod config;
+mod connector;
 mod error;
+mod gate;
 mod invitations;
 pub mod migrate;
 mod model;
 mod page;
+mod password;
 mod pool;
 mod queries;
 mod scope;
@@ -24,6 +27,7 @@ mod stream;
 pub mod tls;
 
 pub use config::{Auth, CaSource, DbConfig, TlsMode};
+pub use connector::{Stats, StatsSnapshot};
 pub use error::{Error, Result};
 pub use invitations::{Invitation, InvitationCode, NewInvitation};
 pub use model::{
@@ -31,7 +35,8 @@ pub use model::{
     TodoFilter, TodoId, TodoPatch, TodoTitle, User, UserId,
 };
 pub use page::{Cursor, Limit, Page, PageRequest};
-pub use pool::{PasswordSource, Stats, StatsSnapshot, Store};
+pub use password::PasswordSource;
+pub use pool::Store;
 pub use scope::{Scoped, Tenants};
 pub use secret::Secret;
 pub use statements::Q;
