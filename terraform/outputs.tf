@@ -56,6 +56,11 @@ output "db_cluster_resource_id" {
   value       = try(local.cluster.resource_id, null)
 }
 
+output "db_connection_budget" {
+  description = "The connections the API function may hold (db_max_connections, or derived from cluster_max_acu); reserved_concurrent_executions stays within it."
+  value       = local.db_connection_budget
+}
+
 output "migrate_function_name" {
   description = "The migration function (null with DSQL): aws lambda invoke --function-name <it> --cli-binary-format raw-in-base64-out --payload '{\"action\":\"migrate\"}' /dev/stdout"
   value       = one(aws_lambda_function.migrate[*].function_name)

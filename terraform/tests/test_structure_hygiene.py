@@ -25,6 +25,7 @@ REQUIRED_OUTPUTS = [
     "db_cluster_resource_id",
     "migrate_function_name",
     "migrations",
+    "db_connection_budget",
 ]
 
 
