@@ -15,6 +15,11 @@ versions.tf (schemas extracted by provider_schema.py):
 
 Meta-arguments (count, for_each, depends_on, lifecycle, provider,
 provisioner, connection) are Terraform's, not the provider's, and allowed.
+An attribute of type list (or set) of objects may be written as blocks,
+static or `dynamic`: Terraform allows that for the SDK's "attributes as
+blocks" (aws_security_group's `ingress`, aws_route_table's `route`); the
+cdktf packages do not say which such attributes come from the plugin
+framework, where it is an error, so their content is not checked either way.
 
 One convention of ours rides along, since it needs the schema: every
 resource whose type has a settable `tags` argument sets it.
@@ -133,6 +138,9 @@ def expressions(text: str) -> Iterator[str]:
     start = 0
     i = 0
     while i < len(text):
+        if depth == 0 and text.startswith("$${", i):  # an escaped, literal "${"
+            i += 3
+            continue
         if text.startswith("${", i):
             if depth == 0:
                 start = i + 2
@@ -230,7 +238,8 @@ def check_body(body: dict[str, Any], schema: dict[str, Any], where: str, problem
                     if name == IS_BLOCK:
                         continue
                     if name in attributes:
-                        problems.append(f"{where}: `{name}` is an argument (`{name} = ...`), not a block: it cannot be `dynamic`")
+                        if attributes[name]["type"] != "list(object)":
+                            problems.append(f"{where}: `{name}` is an argument (`{name} = ...`), not a block: it cannot be `dynamic`")
                     elif name not in blocks:
                         problems.append(f"{where}: dynamic \"{name}\": no block `{name}` here")
                     else:
@@ -244,7 +253,8 @@ def check_body(body: dict[str, Any], schema: dict[str, Any], where: str, problem
             continue
         if key in attributes:
             if _is_block(value):
-                problems.append(f"{where}: `{key}` is an argument, written as a block: write `{key} = ...`")
+                if attributes[key]["type"] != "list(object)":  # attributes as blocks: see above
+                    problems.append(f"{where}: `{key}` is an argument, written as a block: write `{key} = ...`")
             elif attributes[key]["mode"] == "computed":
                 problems.append(f"{where}: `{key}` is computed by the provider (read-only): it cannot be set")
         elif key in blocks:

@@ -62,6 +62,56 @@ def test_constraint_helpers():
     assert problems and "6.0.0" in problems[0], "a floor without a schema must be reported"
 
 
+def _check_text(tmp_path: Path, hcl: str, version: str = "6.25.0") -> list[str]:
+    (tmp_path / "main.tf").write_text(hcl, encoding="utf-8")
+    return schema_check.run(tmp_path, CACHE, [version])[version]
+
+
+def test_attributes_as_blocks_and_escapes(tmp_path: Path):
+    """Terraform accepts the SDK's list-of-object attributes written as blocks (static or
+    dynamic); `$${...}` is a literal, not a reference; meta-arguments are allowed."""
+    problems = _check_text(tmp_path, """
+resource "aws_security_group" "web" {
+  count       = 1
+  name        = "web"
+  description = "literal $${aws_nothing.here.at_all}"
+  ingress {
+    from_port   = 443
+    to_port     = 443
+    protocol    = "tcp"
+    cidr_blocks = ["10.0.0.0/8"]
+  }
+  dynamic "egress" {
+    for_each = [1]
+    content {
+      from_port = 0
+    }
+  }
+  tags = {}
+  lifecycle {
+    create_before_destroy = true
+  }
+}
+""")
+    assert problems == [], problems
+
+
+def test_nested_blocks_and_required_ones_inside(tmp_path: Path):
+    problems = _check_text(tmp_path, """
+resource "aws_lambda_function" "f" {
+  function_name = "f"
+  role          = "arn:aws:iam::123456789012:role/x"
+  tags          = {}
+  vpc_config {
+    subnet_ids = []
+  }
+  dead_letter_config {}
+}
+""")
+    assert any("vpc_config: the required argument `security_group_ids` is missing" in p for p in problems), problems
+    assert any("dead_letter_config: the required argument `target_arn` is missing" in p for p in problems), problems
+
+
 # ---------------------------------------------------------------------------
 # Mutations: each must be reported
 # ---------------------------------------------------------------------------
