@@ -127,6 +127,11 @@ resource "aws_rds_cluster" "this" {
   depends_on = [aws_cloudwatch_log_group.cluster]
 
   lifecycle {
+    # RDS applies minor upgrades itself (the writer's auto_minor_version_upgrade);
+    # Terraform must not try to take the cluster back to the version it was
+    # created with. A major upgrade: see cluster_engine_version.
+    ignore_changes = [engine_version]
+
     precondition {
       condition     = var.cluster_min_acu <= var.cluster_max_acu
       error_message = "cluster_min_acu (${var.cluster_min_acu}) must not exceed cluster_max_acu (${var.cluster_max_acu})."

@@ -179,7 +179,7 @@ variable "create_cluster" {
 }
 
 variable "cluster_engine_version" {
-  description = "Aurora PostgreSQL engine version of a created cluster. Auto-pause (cluster_min_acu = 0) needs 13.15, 14.12, 15.7, 16.3 or later."
+  description = "Aurora PostgreSQL engine version a created cluster starts with. Auto-pause (cluster_min_acu = 0) needs 13.15, 14.12, 15.7, 16.3 or later. RDS applies minor upgrades afterwards and Terraform ignores the difference; for a major upgrade, upgrade the cluster (aws rds modify-db-cluster --engine-version ... --allow-major-version-upgrade) and then set this to match."
   type        = string
   default     = "16.6"
   nullable    = false

@@ -86,6 +86,8 @@ def test_created_cluster(cfg: TfConfig):
     assert unwrap(scaling["min_capacity"]) == "var.cluster_min_acu" and var_default(cfg, "cluster_min_acu") == 0
     assert unwrap(scaling["max_capacity"]) == "var.cluster_max_acu"
     assert "var.cluster_seconds_until_auto_pause" in text_of(scaling.get("seconds_until_auto_pause"))
+    ignored = [i for lc in c.get("lifecycle", []) for i in lc.get("ignore_changes", [])]
+    assert "${engine_version}" in ignored or "engine_version" in ignored, "RDS's minor upgrades must not be reverted"
     inst = cfg.resource("aws_rds_cluster_instance", "writer")
     assert inst.get("instance_class") == "db.serverless" and inst.get("publicly_accessible") is False
 
