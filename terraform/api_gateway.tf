@@ -7,17 +7,11 @@ resource "aws_apigatewayv2_api" "this" {
   description   = "Multi-tenant API served by the ${local.function_name} Lambda function"
   protocol_type = "HTTP"
 
-  dynamic "cors_configuration" {
-    for_each = length(var.cors_allow_origins) > 0 ? [1] : []
-
-    content {
-      allow_origins  = var.cors_allow_origins
-      allow_methods  = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
-      allow_headers  = ["authorization", "content-type"]
-      expose_headers = ["retry-after"]
-      max_age        = 3600
-    }
-  }
+  # No cors_configuration: the function answers CORS itself (CORS_ALLOW_ORIGINS),
+  # with each route's own methods. With an API-level CORS configuration API
+  # Gateway would drop the function's CORS headers and answer with a fixed list.
+  # The price: responses API Gateway makes itself (the JWT authorizer's 401, a
+  # 429) carry no CORS headers, so a page sees them as failed requests.
 
   tags = local.tags
 }

@@ -305,13 +305,13 @@ variable "api_detailed_metrics" {
 }
 
 variable "cors_allow_origins" {
-  description = "Origins allowed to call the API from a browser (CORS), e.g. [\"https://app.example.com\"]. Empty means no CORS. Passed to the function as CORS_ALLOW_ORIGINS (comma-separated), which answers preflights itself, and set as the API's CORS configuration, so that API Gateway's own responses (a JWT authorizer's 401, a 429) carry the headers too. With the JWT authorizer an unauthenticated `OPTIONS /{proxy+}` route takes the preflights (browsers send them without a token)."
+  description = "Origins allowed to call the API from a browser (CORS), e.g. [\"https://app.example.com\"], or [\"*\"]. Empty means no CORS. Passed to the function as CORS_ALLOW_ORIGINS (comma-separated), which answers preflights and adds the CORS headers itself; the HTTP API has no CORS configuration of its own (it would replace the function's headers). With the JWT authorizer, an unauthenticated `OPTIONS /{proxy+}` route takes the preflights (browsers send them without a token); the authorizer's own 401s carry no CORS headers, so browser clients may prefer bearer_jwt, where the function answers every request."
   type        = list(string)
   default     = []
   nullable    = false
 
   validation {
-    condition     = alltrue([for o in var.cors_allow_origins : o == "*" || can(regex("^https?://[^/\\s]+$", o))])
+    condition     = alltrue([for o in var.cors_allow_origins : o == "*" || can(regex("^https?://[^/?\\s]+$", o))])
     error_message = "cors_allow_origins entries must be \"*\" or an origin like \"https://app.example.com\" (scheme and host, no path)."
   }
 }
