@@ -1,6 +1,8 @@
 //! One function per endpoint. Each parses its input into domain types, makes one store call
 //! (one transaction) and shapes the response; errors go back to [`crate::Error`].
 
+use std::time::Instant;
+
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use matchit::Params;
@@ -12,7 +14,7 @@ use store::{
 use uuid::Uuid;
 
 use crate::{
-    App, Error, Principal, Result, body, invite, json_response,
+    App, Deadline, Error, Principal, Result, body, invite, json_response,
     routes::{ROUTES, Route},
 };
 
@@ -20,6 +22,10 @@ pub(crate) async fn dispatch(app: &App, req: &Request<Bytes>) -> Result<Response
     body::check_size(req, app.body_limit())?;
     let matched = app.inner.router.at(req.uri().path()).map_err(|_| Error::NotFound("no such route"))?;
     let spec = &ROUTES[*matched.value];
+    // A browser's preflight carries no identity: it is answered before one is asked for.
+    if app.inner.cors.is_preflight(req) {
+        return Ok(app.inner.cors.preflight(req, spec.methods));
+    }
     if !spec.methods.contains(req.method()) {
         return Err(Error::MethodNotAllowed(spec.methods));
     }
@@ -31,10 +37,11 @@ pub(crate) async fn dispatch(app: &App, req: &Request<Bytes>) -> Result<Response
     let principal = req.extensions().get::<Principal>().ok_or(Error::Unauthorized)?;
     // POST /api/users registers the caller itself (and says 201 when it did).
     if spec.route == Route::Users && req.method() == Method::POST {
-        return post_user(app, req, principal).await;
+        return post_user(app, req, principal, req.extensions().get::<Deadline>().map(|d| d.0)).await;
     }
-    let me = app.user_id(principal).await?;
-    let db = app.store().scoped(me);
+    let deadline = req.extensions().get::<Deadline>().map(|d| d.0);
+    let me = app.user_id(principal, deadline).await?;
+    let db = app.store().scoped(me).with_deadline(deadline);
     let p = &matched.params;
     let ctx = Ctx { app, req, db, principal };
     match (spec.route, req.method().clone()) {
@@ -88,7 +95,8 @@ impl Ctx<'_> {
     /// existed): register them again from their claims, for a second try.
     async fn registered_again(&self) -> Result<Scoped<'_>> {
         self.app.forget(self.principal);
-        Ok(self.app.store().scoped(self.app.user_id(self.principal).await?))
+        let id = self.app.user_id(self.principal, self.db.deadline()).await?;
+        Ok(self.app.store().scoped(id).with_deadline(self.db.deadline()))
     }
 }
 
@@ -188,18 +196,23 @@ impl ProfileBody {
 
 /// Registers the caller with this profile (201), or replaces the profile of a registered caller
 /// (200).
-async fn post_user(app: &App, req: &Request<Bytes>, principal: &Principal) -> Result<Response<Bytes>> {
+async fn post_user(
+    app: &App,
+    req: &Request<Bytes>,
+    principal: &Principal,
+    deadline: Option<Instant>,
+) -> Result<Response<Bytes>> {
     let (name, email) = ProfileBody::parse(req)?;
     if let Some(id) = app.known(principal) {
-        match app.store().scoped(id).set_profile(&name, &email).await {
+        match app.store().scoped(id).with_deadline(deadline).set_profile(&name, &email).await {
             Err(store::Error::NotFound) => app.forget(principal),
             other => return ok(&other?),
         }
     }
     let new = NewUser { name: Some(name.clone()), email: Some(email.clone()), ..principal.new_user() };
-    let (id, registered) = app.store().register(&new).await?;
+    let (id, registered) = app.store().register(&new, deadline).await?;
     app.remember(principal, id);
-    let user = app.store().scoped(id).set_profile(&name, &email).await?;
+    let user = app.store().scoped(id).with_deadline(deadline).set_profile(&name, &email).await?;
     if registered { created(&user, format!("/api/users/{}", user.id)) } else { ok(&user) }
 }
 

@@ -4,6 +4,7 @@
 //! carry the caller's [`Principal`] and the [`RequestId`].
 
 mod body;
+mod cors;
 mod error;
 mod handlers;
 pub mod identity;
@@ -14,6 +15,7 @@ pub mod routes;
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex},
+    time::Instant,
 };
 
 use bytes::Bytes;
@@ -21,12 +23,19 @@ use http::{HeaderValue, Request, Response, StatusCode, header};
 use serde::Serialize;
 use store::{Store, UserId};
 
+pub use cors::Cors;
 pub use error::{Error, Result};
 pub use handlers::OPENAPI;
 pub use identity::{JwtVerifier, Principal, RequestId};
 
 /// Request bodies larger than this get 413.
 pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
+
+/// When the answer to a request is due (set by the entry point, from Lambda's deadline and API
+/// Gateway's 30 s limit, less a margin). Database work past it gives up with 503 and
+/// `Retry-After`, so the client hears from us rather than from API Gateway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deadline(pub Instant);
 
 /// The application: one per process, shared by every request.
 #[derive(Debug, Clone)]
@@ -39,6 +48,7 @@ struct Inner {
     store: Store,
     router: matchit::Router<usize>,
     body_limit: usize,
+    cors: Cors,
     /// The ids of callers seen by this process, by (issuer, subject), so that only their first
     /// call in this process pays for the registration step. Bounded: cleared when full.
     known_users: Mutex<KnownUsers>,
@@ -60,9 +70,16 @@ impl App {
                 store,
                 router: routes::router(),
                 body_limit,
+                cors: Cors::default(),
                 known_users: Mutex::new(HashMap::new()),
             }),
         }
+    }
+
+    /// Answers browsers from `cors`'s origins (see [`Cors`]). Call before the app is shared.
+    pub fn with_cors(mut self, cors: Cors) -> Self {
+        Arc::get_mut(&mut self.inner).expect("CORS is configured before the app is shared").cors = cors;
+        self
     }
 
     pub fn store(&self) -> &Store {
@@ -79,10 +96,12 @@ impl App {
             Some(id) => id.0.clone(),
             None => uuid::Uuid::new_v4().to_string(),
         };
+        let cors = &self.inner.cors;
         let mut res = match handlers::dispatch(self, &req).await {
             Ok(res) => res,
             Err(e) => e.into_response(&request_id),
         };
+        cors.decorate(req.headers(), &mut res);
         if let Ok(v) = HeaderValue::from_str(&request_id) {
             res.headers_mut().insert("x-request-id", v);
         }
@@ -91,11 +110,11 @@ impl App {
 
     /// The caller's user id: remembered from an earlier call, or registered now (one
     /// transaction, on the caller's first call to this process).
-    pub(crate) async fn user_id(&self, principal: &Principal) -> Result<UserId> {
+    pub(crate) async fn user_id(&self, principal: &Principal, deadline: Option<Instant>) -> Result<UserId> {
         if let Some(id) = self.known(principal) {
             return Ok(id);
         }
-        let (id, _) = self.store().register(&principal.new_user()).await?;
+        let (id, _) = self.store().register(&principal.new_user(), deadline).await?;
         self.remember(principal, id);
         Ok(id)
     }

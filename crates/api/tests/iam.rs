@@ -145,3 +145,25 @@ async fn a_database_slower_than_the_connect_timeout_gets_503_in_time() {
     assert_unavailable(status, &headers, &body);
     assert!(took >= Duration::from_millis(1500) && took < Duration::from_millis(2500), "503 at the timeout: {took:?}");
 }
+
+/// A role that fails the self-check (here the table owner) is a 500 that says nothing inside,
+/// and the failure is remembered: a burst of requests costs one IAM login, not one each
+/// (Aurora allows about 200 new IAM connections per second).
+#[tokio::test]
+async fn a_failing_self_check_is_a_500_and_does_not_log_in_again_for_every_request() {
+    let db = testkit::pg::db().await;
+    let standin = iam::standin(&db, Arc::new(SystemClock)).await;
+    let mut cfg = iam::config(&db, &standin);
+    cfg.user = "app_owner".into();
+    let cache = iam::token_cache(Arc::new(SystemClock));
+    let app = App::new(Store::new(cfg.clone(), iam::tokens(&cfg, cache)).unwrap());
+    for _ in 0..20 {
+        let (status, headers, body) = get(&app, "/api/me").await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{body}");
+        assert_eq!(body["error"]["code"], "internal");
+        assert!(!headers.contains_key("retry-after"), "retrying does not help: an operator must fix the role");
+        assert!(!body.to_string().contains("app_owner"), "nothing internal in the body: {body}");
+    }
+    assert_eq!(standin.accepted_logins(), 1, "one login; the failure is answered from memory afterwards");
+    assert_eq!(standin.last_user().as_deref(), Some("app_owner"));
+}

@@ -76,7 +76,9 @@ impl Server {
     pub async fn from_env() -> Result<Self, BoxError> {
         let store = Store::from_config(DbConfig::from_env(env)?).await?;
         let verifier = JwtVerifier::hs256(&dev_secret()?, None, None)?;
-        Ok(Self { app: App::new(store), verifier })
+        let cors = api::Cors::parse(&env("CORS_ALLOW_ORIGINS").unwrap_or_default())
+            .map_err(|e| format!("CORS_ALLOW_ORIGINS: {e}"))?;
+        Ok(Self { app: App::new(store).with_cors(cors), verifier })
     }
 
     /// Turns a hyper request into the app's request: body read up to the limit (413 past it),

@@ -15,9 +15,12 @@ mod error;
 pub mod event;
 pub mod identity;
 
-use std::{panic::AssertUnwindSafe, time::Instant};
+use std::{
+    panic::AssertUnwindSafe,
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
 
-use api::{App, RequestId};
+use api::{App, Cors, Deadline, RequestId};
 use bytes::Bytes;
 use futures_util::FutureExt;
 use lambda_http::{Body, RequestExt, request::RequestContext};
@@ -26,16 +29,41 @@ use store::{DbConfig, Store};
 pub use error::{Error, Result};
 pub use identity::{Identity, Source};
 
+/// API Gateway HTTP APIs stop waiting for an integration after 30 s (a hard limit).
+pub const API_GATEWAY_LIMIT: Duration = Duration::from_secs(30);
+/// What a request's deadline keeps back for answering: the response must reach API Gateway
+/// before it gives up. `REQUEST_DEADLINE_MARGIN_MS` changes it.
+pub const DEFAULT_DEADLINE_MARGIN: Duration = Duration::from_millis(1000);
+
 /// The function: the app and the identity rules, built once per Lambda instance.
 #[derive(Debug, Clone)]
 pub struct Function {
     app: App,
     identity: Identity,
+    deadline_margin: Duration,
 }
 
 impl Function {
     pub fn new(app: App, identity: Identity) -> Self {
-        Self { app, identity }
+        Self { app, identity, deadline_margin: DEFAULT_DEADLINE_MARGIN }
+    }
+
+    /// Keeps `margin` of each request's time back for answering.
+    pub fn with_deadline_margin(self, margin: Duration) -> Self {
+        Self { deadline_margin: margin, ..self }
+    }
+
+    /// When the answer to an invocation that started at `started` is due: the earlier of
+    /// Lambda's deadline for it (its `deadline`, milliseconds since the epoch; 0 when unknown)
+    /// and API Gateway's 30 s, less the margin.
+    pub fn deadline(&self, started: Instant, lambda_deadline_ms: u64) -> Instant {
+        let gateway = started + API_GATEWAY_LIMIT;
+        let lambda = (lambda_deadline_ms > 0).then(|| {
+            let due = UNIX_EPOCH + Duration::from_millis(lambda_deadline_ms);
+            let left = due.duration_since(SystemTime::now()).unwrap_or_default();
+            Instant::now() + left
+        });
+        lambda.map_or(gateway, |l| l.min(gateway)).checked_sub(self.deadline_margin).unwrap_or(started)
     }
 
     /// Init: the database settings (`DB_*`, see `.env.example`), credentials and the token
@@ -43,12 +71,21 @@ impl Function {
     pub async fn from_env(get: &impl Fn(&str) -> Option<String>) -> Result<Self> {
         let db = DbConfig::from_env(get)?;
         let identity = Identity::from_env(get)?;
+        let cors = Cors::parse(&get("CORS_ALLOW_ORIGINS").unwrap_or_default())
+            .map_err(|e| Error::config("CORS_ALLOW_ORIGINS", e))?;
+        let margin = match get("REQUEST_DEADLINE_MARGIN_MS") {
+            None => DEFAULT_DEADLINE_MARGIN,
+            Some(v) => match v.trim().parse::<u64>() {
+                Ok(ms @ 0..=20_000) => Duration::from_millis(ms),
+                _ => return Err(Error::config("REQUEST_DEADLINE_MARGIN_MS", format!("must be 0 to 20000, not {v:?}"))),
+            },
+        };
         if identity.is_closed() {
             tracing::warn!("IDENTITY_SOURCES is empty: every /api request will get 401 (closed by default)");
         }
         tracing::info!(db = %db.describe(), auth = ?db.auth, pool_max = db.pool_max, "init");
         let store = Store::from_config(db).await?;
-        Ok(Self::new(App::new(store), identity))
+        Ok(Self::new(App::new(store).with_cors(cors), identity).with_deadline_margin(margin))
     }
 
     pub fn app(&self) -> &App {
@@ -59,9 +96,13 @@ impl Function {
     pub async fn handle(&self, event: lambda_http::Request) -> lambda_http::Response<Body> {
         let started = Instant::now();
         let request_id = event.lambda_context_ref().map(|c| c.request_id.clone()).unwrap_or_default();
+        let deadline = self.deadline(started, event.lambda_context_ref().map_or(0, |c| c.deadline));
         let (method, path) = (event.method().clone(), app_path(&event));
         let res = match self.to_app_request(event, &path, &request_id) {
-            Ok(req) => contain_panics(&request_id, self.app.handle(req)).await,
+            Ok(mut req) => {
+                req.extensions_mut().insert(Deadline(deadline));
+                contain_panics(&request_id, self.app.handle(req)).await
+            }
             Err(e) => e.into_response(&request_id),
         };
         tracing::info!(

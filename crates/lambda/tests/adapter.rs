@@ -219,3 +219,53 @@ fn events_are_parsed_as_payload_2_0_or_1_0_and_answered_in_kind() {
     assert!(ApiEvent::from_slice(br#"{"hello": "world"}"#).is_err());
     assert!(ApiEvent::from_slice(b"not json").is_err());
 }
+
+/// Browsers preflight cross-origin calls with `OPTIONS` and no credentials: with allowed origins
+/// configured, the function answers 204 with the CORS headers before asking for an identity,
+/// whatever the identity sources (none, or an authorizer's claims).
+#[tokio::test]
+async fn preflights_from_allowed_origins_get_204_and_the_cors_headers() {
+    let cors = api::Cors::parse("https://app.example.com").unwrap();
+    for identity in [Identity::default(), all_sources()] {
+        let closed = identity.is_closed();
+        let f = Function::new(api::App::new(testkit::pg::db().await.runtime_store()).with_cors(cors.clone()), identity);
+        let preflight = |origin: &str| {
+            let mut e = event(
+                "apigw-v2-no-auth.json",
+                "OPTIONS",
+                "/api/tenants/b1f2c3d4-0000-4000-8000-000000000001/todos",
+                None,
+            );
+            e["headers"]["origin"] = json!(origin);
+            e["headers"]["access-control-request-method"] = json!("POST");
+            e["headers"]["access-control-request-headers"] = json!("authorization, content-type");
+            e
+        };
+        let (status, _, headers) = call(&f, preflight("https://app.example.com")).await;
+        assert_eq!(status, 204, "closed identity: {closed}");
+        assert_eq!(headers["access-control-allow-origin"], "https://app.example.com");
+        assert_eq!(headers["access-control-allow-methods"], "GET, POST");
+        assert!(headers["access-control-allow-headers"].to_str().unwrap().contains("authorization"));
+        assert!(headers.contains_key("access-control-max-age"));
+
+        let (status, _, headers) = call(&f, preflight("https://evil.example.com")).await;
+        assert_eq!(status, 204);
+        assert!(!headers.contains_key("access-control-allow-origin"), "another origin gets no CORS headers");
+        assert!(!headers.contains_key("access-control-allow-methods"));
+
+        // A real request from the allowed origin carries Access-Control-Allow-Origin.
+        let mut e = event("apigw-v2-jwt.json", "GET", "/api/me", None);
+        e["headers"]["origin"] = json!("https://app.example.com");
+        let (status, _, headers) = call(&f, e).await;
+        assert_eq!(status, if closed { 401 } else { 200 });
+        assert_eq!(headers["access-control-allow-origin"], "https://app.example.com");
+    }
+    // Without allowed origins, OPTIONS is just a method the routes do not answer.
+    let f = function(all_sources()).await;
+    let mut e = event("apigw-v2-no-auth.json", "OPTIONS", "/api/me", None);
+    e["headers"]["origin"] = json!("https://app.example.com");
+    e["headers"]["access-control-request-method"] = json!("GET");
+    let (status, _, headers) = call(&f, e).await;
+    assert_eq!(status, 405);
+    assert!(!headers.contains_key("access-control-allow-origin"));
+}

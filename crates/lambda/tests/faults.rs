@@ -50,8 +50,17 @@ impl Rig {
 
     /// One request as alice; status, body, Retry-After, and how long it took.
     async fn call(&self, method: &str, path: &str, body: Option<Value>) -> Answer {
+        self.call_due(method, path, body, None).await
+    }
+
+    /// [`Rig::call`] with Lambda's deadline for the invocation `due` from now.
+    async fn call_due(&self, method: &str, path: &str, body: Option<Value>, due: Option<Duration>) -> Answer {
         let mut ctx = lambda_http::Context::default();
         ctx.request_id = "fault-test".into();
+        if let Some(due) = due {
+            let epoch = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap() + due;
+            ctx.deadline = epoch.as_millis() as u64;
+        }
         let req = common::request(&event("apigw-v2-jwt.json", method, path, body), ctx);
         let started = Instant::now();
         let res = self.f.handle(req).await;
@@ -280,4 +289,31 @@ async fn s10_login_refused_without_a_retry_storm() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     let r = rig.call("GET", "/api/me", None).await;
     assert_eq!(r.status, 200, "{r:?}");
+}
+
+/// A login slower than the request's deadline (scaled down: a 3 s deadline stands for API
+/// Gateway's 30 s, with the 30 s connect timeout still longer): the client hears our 503 before
+/// the deadline, and the connect goes on, so the next request finds the connection ready.
+#[tokio::test]
+async fn s11_a_login_slower_than_the_request_deadline_serves_the_next_request() {
+    let mut rig = Rig::build(Arc::new(SystemClock), |cfg| cfg.connect_timeout = Duration::from_secs(20)).await;
+    rig.f = rig.f.clone().with_deadline_margin(Duration::from_millis(500));
+    rig.standin.set_delay(Duration::from_secs(5));
+    let due = Duration::from_secs(3);
+    let r = rig.call_due("GET", "/api/tenants", None, Some(due)).await;
+    r.unavailable();
+    assert!(r.took < due, "answered before the deadline: {:?}", r.took);
+    assert!(r.took >= Duration::from_millis(2000), "not before it either: {:?}", r.took);
+
+    // The connect that the first request started finishes meanwhile.
+    rig.standin.set_delay(Duration::ZERO);
+    let started = Instant::now();
+    while rig.standin.accepted_logins() == 0 {
+        assert!(started.elapsed() < Duration::from_secs(15), "the background connect never logged in");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let r = rig.call_due("GET", "/api/tenants", None, Some(due)).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(rig.standin.accepted_logins(), 1, "no new login: the finished connect served this request");
+    assert_eq!(rig.connects(), 1);
 }

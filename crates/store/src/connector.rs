@@ -86,6 +86,8 @@ pub(crate) struct Connector {
     pub(crate) session_sql: String,
     /// The runtime role passed [`migrate::check_runtime_role`] once in this process.
     role_checked: std::sync::atomic::AtomicBool,
+    /// When and why the self-check last failed.
+    self_check_failed: Mutex<Option<(Instant, String)>>,
 }
 
 impl fmt::Debug for Connector {
@@ -116,7 +118,23 @@ impl Connector {
             stats: Stats::default(),
             session_sql,
             role_checked: Default::default(),
+            self_check_failed: Mutex::new(None),
         })
+    }
+
+    /// A self-check that failed less than [`SELF_CHECK_RETRY`] ago: the same answer again,
+    /// without a login (a misconfigured role must not cost an IAM login per request).
+    fn recent_self_check_failure(&self) -> Option<Error> {
+        let failed = self.self_check_failed.lock().unwrap_or_else(|e| e.into_inner());
+        match &*failed {
+            Some((at, why)) if at.elapsed() < SELF_CHECK_RETRY => Some(Error::SelfCheck(why.clone())),
+            _ => None,
+        }
+    }
+
+    /// The login worked but what follows it failed: back off as after a failed login.
+    fn setup_failed(&self) {
+        self.gate.lock().unwrap_or_else(|e| e.into_inner()).failed();
     }
 
     /// Opens and logs in one connection, within the connect timeout, through the backoff gate.
@@ -160,7 +178,7 @@ impl Connector {
             None => TcpStream::connect((cfg.host.as_str(), cfg.port)).await,
         }
         .map_err(|e| Error::unavailable(format!("cannot reach {}:{}: {e}", cfg.host, cfg.port)))?;
-        let _ = tcp.set_nodelay(true);
+        tune_socket(&tcp);
         let stream = CountingStream::new(tcp, self.stats.io.clone());
         let client = match &self.tls {
             Some(make) => {
@@ -198,6 +216,9 @@ impl Connector {
     /// A connection for the API: session settings applied, every statement prepared. Both go
     /// out together, in one round trip.
     pub(crate) async fn open(&self) -> Result<Conn> {
+        if let Some(e) = self.recent_self_check_failure() {
+            return Err(e);
+        }
         let started = Instant::now();
         let client = self.connect().await?;
         // The session settings, every statement, and (once per process) the role self-check all
@@ -211,6 +232,7 @@ impl Connector {
         );
         let left = self.cfg.connect_timeout.saturating_sub(started.elapsed());
         let Ok((settings, stmts, checked)) = tokio::time::timeout(left, setup).await else {
+            self.setup_failed();
             return Err(Error::ConnectTimeout {
                 host: self.cfg.host.clone(),
                 port: self.cfg.port,
@@ -218,15 +240,58 @@ impl Connector {
             });
         };
         if let Some(Err(e)) = checked {
-            tracing::error!(error = %e, "refusing to serve: the database role is not safe for a multi-tenant API");
+            self.setup_failed();
+            tracing::error!(
+                db = %self.cfg.describe(),
+                error = %e,
+                retry_in_s = SELF_CHECK_RETRY.as_secs(),
+                "refusing to serve: the database role is not safe for a multi-tenant API; log in as app_runtime \
+                 (scripts/migrate.sh --bootstrap-roles creates it), which must not be a superuser, have BYPASSRLS, \
+                 own the tables or be able to SET ROLE to a role that does"
+            );
+            if let Error::SelfCheck(why) = &e {
+                *self.self_check_failed.lock().unwrap_or_else(|e| e.into_inner()) = Some((Instant::now(), why.clone()));
+            }
             return Err(e);
         }
         if check {
             self.role_checked.store(true, Ordering::Relaxed);
         }
-        settings?;
-        let stmts = stmts?;
+        let stmts = settings.and(stmts).map_err(|e| {
+            self.setup_failed();
+            Error::from_query(e)
+        })?;
         Ok(Conn { client, stmts, last_used: Instant::now() })
+    }
+}
+
+/// How long a failed role self-check is answered from memory before it is tried again.
+pub(crate) const SELF_CHECK_RETRY: Duration = Duration::from_secs(60);
+
+/// TCP keepalive probes after this much silence...
+const KEEPALIVE_IDLE: Duration = Duration::from_secs(5);
+/// ...every this often...
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(2);
+/// ...this many times before the connection is given up.
+const KEEPALIVE_PROBES: u32 = 3;
+/// Data sent but not acknowledged for this long ends the connection (Linux `TCP_USER_TIMEOUT`).
+const USER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Small messages go out at once (no Nagle delay), and a peer that vanished silently (a NAT or
+/// a failover that drops the flow) is noticed within seconds, not at the request's deadline.
+pub(crate) fn tune_socket(tcp: &TcpStream) {
+    let _ = tcp.set_nodelay(true);
+    let sock = socket2::SockRef::from(tcp);
+    let keepalive = socket2::TcpKeepalive::new()
+        .with_time(KEEPALIVE_IDLE)
+        .with_interval(KEEPALIVE_INTERVAL)
+        .with_retries(KEEPALIVE_PROBES);
+    if let Err(e) = sock.set_tcp_keepalive(&keepalive) {
+        tracing::debug!(error = %e, "TCP keepalive not set");
+    }
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    if let Err(e) = sock.set_tcp_user_timeout(Some(USER_TIMEOUT)) {
+        tracing::debug!(error = %e, "TCP_USER_TIMEOUT not set");
     }
 }
 
@@ -247,4 +312,24 @@ where
         }
     });
     Ok(client)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn database_sockets_notice_a_silent_peer_in_seconds() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let tcp = TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
+        tune_socket(&tcp);
+        let sock = socket2::SockRef::from(&tcp);
+        assert!(sock.keepalive().unwrap());
+        assert_eq!(sock.tcp_keepalive_time().unwrap(), KEEPALIVE_IDLE);
+        assert_eq!(sock.tcp_keepalive_interval().unwrap(), KEEPALIVE_INTERVAL);
+        assert_eq!(sock.tcp_keepalive_retries().unwrap(), KEEPALIVE_PROBES);
+        #[cfg(target_os = "linux")]
+        assert_eq!(sock.tcp_user_timeout().unwrap(), Some(USER_TIMEOUT));
+        assert!(tcp.nodelay().unwrap());
+    }
 }

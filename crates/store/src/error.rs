@@ -35,12 +35,17 @@ pub enum Error {
     /// A statement ran past the statement timeout (or the client-side deadline).
     #[error("statement timed out")]
     StatementTimeout,
+    /// The request's time budget ran out (checkout, connect, the statements and any retry).
+    /// A connect in progress goes on in the background for the next request.
+    #[error("the request's deadline passed before the database answered")]
+    Deadline,
 
     #[error("tls: {0}")]
     Tls(String),
     #[error("migration: {0}")]
     Migration(String),
-    /// The role the API logs in as could get around row-level security; refusing to serve.
+    /// The role the API logs in as could get around row-level security; refusing to serve
+    /// (500: an operator must fix the setup; retrying does not help).
     #[error("unsafe database setup: {0}")]
     SelfCheck(String),
     #[error("database: {0}")]
@@ -54,7 +59,7 @@ impl Error {
             Error::Unavailable { retry_after, .. } => Some(*retry_after),
             Error::ConnectTimeout { .. } | Error::Tls(_) => Some(Duration::from_secs(5)),
             Error::StatementTimeout => Some(Duration::from_secs(1)),
-            Error::SelfCheck(_) => Some(Duration::from_secs(30)),
+            Error::Deadline => Some(Duration::from_secs(2)),
             Error::Db(e) if is_transient(e) => Some(Duration::from_secs(1)),
             _ => None,
         }

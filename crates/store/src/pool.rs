@@ -9,6 +9,7 @@ use std::{
 };
 
 use deadpool::managed::{self, Metrics, Object, PoolError, RecycleError, RecycleResult};
+use tokio::task::JoinHandle;
 use tokio_postgres::Client;
 
 use crate::{
@@ -16,11 +17,16 @@ use crate::{
     connector::{Conn, Connector},
 };
 
-pub(crate) struct Manager(pub Arc<Connector>);
+pub(crate) struct Manager {
+    pub connector: Arc<Connector>,
+    /// A connect that outlived the request that started it: it goes on in the background, and
+    /// the next checkout takes its connection instead of logging in again.
+    pending: tokio::sync::Mutex<Option<JoinHandle<Result<Conn>>>>,
+}
 
 impl fmt::Debug for Manager {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
+        self.connector.fmt(f)
     }
 }
 
@@ -32,7 +38,24 @@ impl managed::Manager for Manager {
     type Error = Error;
 
     async fn create(&self) -> Result<Conn> {
-        self.0.open().await
+        // The connect runs as its own task: when the request waiting for it gives up (its
+        // deadline came first), the handle stays here and the connect goes on.
+        let mut pending = self.pending.lock().await;
+        loop {
+            // A connect that had already failed before this request came is history: try afresh.
+            let failed_earlier = pending.as_ref().is_some_and(JoinHandle::is_finished);
+            let task = pending.get_or_insert_with(|| {
+                let connector = self.connector.clone();
+                tokio::spawn(async move { connector.open().await })
+            });
+            let result =
+                task.await.unwrap_or_else(|e| Err(Error::unavailable(format!("the connect task failed: {e}"))));
+            *pending = None;
+            match result {
+                Err(_) if failed_earlier => continue,
+                other => return other,
+            }
+        }
     }
 
     async fn recycle(&self, conn: &mut Conn, _: &Metrics) -> RecycleResult<Error> {
@@ -46,7 +69,7 @@ impl managed::Manager for Manager {
         if conn.client.is_closed() {
             return Err(RecycleError::message("connection closed"));
         }
-        if conn.last_used.elapsed() >= self.0.cfg.idle_check_after {
+        if conn.last_used.elapsed() >= self.connector.cfg.idle_check_after {
             // An empty query is the cheapest full round trip the protocol has.
             match tokio::time::timeout(PING_TIMEOUT, conn.client.simple_query("")).await {
                 Ok(Ok(_)) => conn.last_used = Instant::now(),
@@ -89,7 +112,7 @@ impl Store {
         let max = cfg.pool_max;
         let wait = cfg.connect_timeout;
         let connector = Arc::new(Connector::new(cfg, password)?);
-        let pool = Pool::builder(Manager(connector.clone()))
+        let pool = Pool::builder(Manager { connector: connector.clone(), pending: Default::default() })
             .max_size(max)
             .runtime(deadpool::Runtime::Tokio1)
             // The connect step has its own timeout (with a better message); this bounds the wait

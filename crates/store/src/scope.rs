@@ -49,25 +49,48 @@ const CLIENT_GRACE: Duration = Duration::from_secs(2);
 pub struct Scoped<'s> {
     pub(crate) store: &'s Store,
     pub(crate) user: UserId,
+    /// When the request's answer is due: checkout, connect, the statements and any retry must
+    /// be done by then, or the call fails with [`Error::Deadline`].
+    pub(crate) deadline: Option<Instant>,
+}
+
+impl Scoped<'_> {
+    /// When this view's calls must be done, if ever.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.deadline
+    }
+
+    /// Bounds every call of this view by `deadline`.
+    pub fn with_deadline(self, deadline: Option<Instant>) -> Self {
+        Self { deadline, ..self }
+    }
+
+    /// Runs `work` within the deadline, if there is one.
+    async fn in_time<T>(&self, work: impl Future<Output = Result<T>>) -> Result<T> {
+        match self.deadline {
+            Some(d) => tokio::time::timeout_at(d.into(), work).await.unwrap_or(Err(Error::Deadline)),
+            None => work.await,
+        }
+    }
 }
 
 impl Store {
     /// The database as `user` may see it.
     pub fn scoped(&self, user: UserId) -> Scoped<'_> {
-        Scoped { store: self, user }
+        Scoped { store: self, user, deadline: None }
     }
 
     /// The id of the user the identity provider calls `new.subject` (under `new.issuer`),
     /// registering them with the profile in `new` if they are new; `true` when registered now.
     /// Safe to retry: registering twice, or twice at once, gives one user.
-    pub async fn register(&self, new: &NewUser) -> Result<(UserId, bool)> {
+    pub async fn register(&self, new: &NewUser, deadline: Option<Instant>) -> Result<(UserId, bool)> {
         let name = new.name.as_ref().map(DisplayName::as_str);
         let email = new.email.as_ref().map(Email::as_str);
         let (issuer, subject) = (new.issuer.as_str(), new.subject.as_str());
         // A losing concurrent registration finds the winner's row on its second try.
         for _ in 0..2 {
             // The id the user gets if this transaction creates them.
-            let fresh = self.scoped(UserId(Uuid::new_v4()));
+            let fresh = self.scoped(UserId(Uuid::new_v4())).with_deadline(deadline);
             let rows = fresh
                 .run(
                     Tenants::None,
@@ -123,11 +146,17 @@ impl Scoped<'_> {
     pub(crate) async fn run(&self, tenants: Tenants, access: Access, steps: &[Step<'_>]) -> Result<Vec<Vec<Row>>> {
         // The server's timeout is per statement: the client waits for every statement of the
         // pipeline (the scope, the steps) before it gives up on the connection.
-        let deadline = self.store.config().statement_timeout * (steps.len() as u32 + 2) + CLIENT_GRACE;
+        let patience = self.store.config().statement_timeout * (steps.len() as u32 + 2) + CLIENT_GRACE;
         let mut retried = false;
         loop {
-            let lease = Lease(Some(self.store.checkout().await?));
-            match tokio::time::timeout(deadline, self.pipeline(lease.conn(), tenants, access, steps)).await {
+            let lease = Lease(Some(self.in_time(self.store.checkout()).await?));
+            // Whichever comes first: the server's statement timeouts (plus grace) or the request's
+            // deadline.
+            let wait = match self.deadline {
+                Some(d) => patience.min(d.saturating_duration_since(Instant::now())),
+                None => patience,
+            };
+            match tokio::time::timeout(wait, self.pipeline(lease.conn(), tenants, access, steps)).await {
                 Ok(Ok(rows)) => {
                     lease.release();
                     return Ok(rows);
@@ -146,11 +175,8 @@ impl Scoped<'_> {
                     return Err(Error::from_query(error));
                 }
                 Err(_) => {
-                    tracing::warn!(
-                        after_ms = deadline.as_millis() as u64,
-                        "database did not answer; connection dropped"
-                    );
-                    return Err(Error::StatementTimeout);
+                    tracing::warn!(after_ms = wait.as_millis() as u64, "database did not answer; connection dropped");
+                    return Err(if wait < patience { Error::Deadline } else { Error::StatementTimeout });
                 }
             }
         }
