@@ -11,8 +11,10 @@ needs. How cdktf encodes the schema there:
     TerraformEphemeralResource / TerraformProvider; its docs summary links to
     the registry page, `.../hashicorp/aws/<version>/docs/<resources|data-sources>/<x> aws_<x>}`,
     which gives the Terraform type name and the provider version the package
-    was generated from (the static `tfResourceType` constant has no value in
-    the .jsii);
+    was generated from. The static `tfResourceType` constant has no value in
+    the .jsii; the generated JavaScript sets it (`LambdaFunction.tfResourceType
+    = "aws_lambda_function"`, the same name the class passes as
+    `terraformResourceType` to its base), and the two must agree;
   * the class's initializer takes a `config` struct (a `datatype` interface)
     with one property per argument and per block. The Terraform name is the
     anchor of the property's "Docs at Terraform Registry" link (`#vpc_config`),
@@ -73,7 +75,12 @@ _LINK = re.compile(
 _ANCHOR = re.compile(r"#([A-Za-z0-9_]+) [A-Za-z0-9]+#[A-Za-z0-9_]+\}")
 _JS_CLASS = re.compile(rb"^(?:export )?class (\w+) extends ", re.M)
 _JS_GETTER = re.compile(rb"get (\w+)\(\) \{\s*return this\.get\w*Attribute\('([^']+)'\)")
-_JS_COMPLEX = re.compile(rb"this\._(\w+) = new \w+\(this, \"([^\"]+)\"")
+# cdktf (ES2018): `this._x = new XList(this, "x", false)` in the constructor, and
+# `LambdaFunction.tfResourceType = "..."` after the class; cdktn (ES2022): class
+# fields `_x = new XList(this, "x", false)` and `static tfResourceType = "..."`.
+_JS_COMPLEX = re.compile(rb"(?:this\.|^\s*)_(\w+) = new \w+\(this, \"([^\"]+)\"", re.M)
+_JS_TYPE = re.compile(rb"^(\w+)\.tfResourceType = \"([a-z0-9_]+)\";", re.M)
+_JS_STATIC_TYPE = re.compile(rb"static tfResourceType = \"([a-z0-9_]+)\";")
 
 _KINDS = {
     "TerraformResource": "resources",
@@ -87,7 +94,8 @@ def _snake(camel: str) -> str:
 
 
 class _Extractor:
-    def __init__(self, jsii: dict[str, Any], js_names: dict[str, dict[str, str]]):
+    def __init__(self, jsii: dict[str, Any], js_names: dict[str, dict[str, str]], js_types: dict[str, str]):
+        self.js_types = js_types
         self.types: dict[str, Any] = jsii["types"]
         self.assembly: str = jsii["name"]
         self.js_names = js_names
@@ -223,7 +231,11 @@ class _Extractor:
             if not m:
                 raise SystemExit(f"{fqn}: no registry link in its docs, cannot tell its Terraform type")
             versions[m.group("version")] += 1
-            out[_KINDS[base]][m.group("type")] = schema
+            tf_type = m.group("type")
+            js_type = self.js_types.get(t["name"])
+            if js_type != tf_type:
+                raise SystemExit(f"{fqn}: the docs say {tf_type}, the JavaScript's tfResourceType says {js_type}")
+            out[_KINDS[base]][tf_type] = schema
         if len(versions) != 1:
             raise SystemExit(f"expected one provider version in the package, found {dict(versions)}")
         out["provider_version"] = next(iter(versions))
@@ -235,12 +247,17 @@ class _Extractor:
 _RESOLVABLE = {"cdktf.IResolvable", "cdktn.IResolvable"}
 
 
-def _scan_js(data: bytes, names: dict[str, dict[str, str]]) -> None:
+def _scan_js(data: bytes, names: dict[str, dict[str, str]], types: dict[str, str]) -> None:
+    for m in _JS_TYPE.finditer(data):
+        types[m.group(1).decode()] = m.group(2).decode()
     starts = [(m.start(), m.group(1).decode()) for m in _JS_CLASS.finditer(data)]
     for i, (start, cls) in enumerate(starts):
         end = starts[i + 1][0] if i + 1 < len(starts) else len(data)
         chunk = data[start:end]
         found = names.setdefault(cls, {})
+        static = _JS_STATIC_TYPE.search(chunk)
+        if static:
+            types[cls] = static.group(1).decode()
         for m in _JS_GETTER.finditer(chunk):
             found[m.group(1).decode()] = m.group(2).decode()
         for m in _JS_COMPLEX.finditer(chunk):
@@ -251,6 +268,7 @@ def extract(tgz: Path) -> dict[str, Any]:
     jsii = None
     package = None
     js_names: dict[str, dict[str, str]] = {}
+    js_types: dict[str, str] = {}
     with tarfile.open(tgz, "r:gz") as tar:
         for member in tar:
             if not member.isfile():
@@ -260,10 +278,12 @@ def extract(tgz: Path) -> dict[str, Any]:
             elif member.name == "package/package.json":
                 package = json.load(tar.extractfile(member))  # type: ignore[arg-type]
             elif member.name.startswith("package/lib/") and member.name.endswith(".js"):
-                _scan_js(tar.extractfile(member).read(), js_names)  # type: ignore[union-attr]
+                _scan_js(tar.extractfile(member).read(), js_names, js_types)  # type: ignore[union-attr]
     if jsii is None or package is None:
         raise SystemExit(f"{tgz}: no package/.jsii or package/package.json: not a cdktf provider package")
-    schema = _Extractor(jsii, js_names).run()
+    if not js_types:
+        raise SystemExit(f"{tgz}: no tfResourceType in the package's JavaScript: not a cdktf provider package?")
+    schema = _Extractor(jsii, js_names, js_types).run()
     return {
         "format": FORMAT,
         "provider": "registry.terraform.io/hashicorp/aws",
