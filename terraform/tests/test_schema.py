@@ -20,6 +20,7 @@ import pytest
 
 import schema_check
 from provider_schema import DEFAULT_CACHE, MANIFEST
+from provider_schema import load as load_schema
 from tfconfig import tf_dir
 
 CACHE = Path(os.environ.get("TF_SCHEMA_CACHE") or DEFAULT_CACHE)
@@ -49,6 +50,35 @@ def test_constraint_ends_are_checked():
 def test_configuration_matches_the_schema(version: str):
     problems = schema_check.run(tf_dir(), CACHE, [version])[version]
     assert problems == [], "\n".join(problems)
+
+
+def test_extracted_schemas_know_the_provider():
+    """Facts of hashicorp/aws that the extraction must get right, in every extracted version."""
+    for version in KNOWN:
+        s = load_schema(schema_check.schema_path(CACHE, version))
+        assert s["provider_version"] == version
+        fn = s["resources"]["aws_lambda_function"]
+        assert fn["attributes"]["role"]["mode"] == "required"
+        assert fn["attributes"]["function_name"]["mode"] == "required"
+        assert fn["attributes"]["arn"]["mode"] == "computed" and fn["attributes"]["invoke_arn"]["mode"] == "computed"
+        assert fn["attributes"]["memory_size"]["mode"] == "optional"
+        vpc = fn["blocks"]["vpc_config"]
+        assert (vpc["nesting"], vpc["min_items"], vpc["max_items"]) == ("single", 0, 1)
+        assert vpc["block"]["attributes"]["vpc_id"]["mode"] == "computed"
+        assert fn["blocks"]["environment"]["block"]["attributes"]["variables"]["type"] == "map(string)"
+        doc = s["data_sources"]["aws_iam_policy_document"]
+        st = doc["blocks"]["statement"]
+        assert (st["nesting"], st["min_items"], st["max_items"]) == ("list", 0, None)
+        assert st["block"]["blocks"]["principals"]["block"]["attributes"]["identifiers"]["mode"] == "required"
+        assert doc["attributes"]["json"]["mode"] == "computed"
+        listener = s["resources"]["aws_lb_listener"]["blocks"]["default_action"]
+        assert listener["min_items"] == 1, "a required block"
+        assert s["resources"]["aws_security_group"]["attributes"]["ingress"]["type"] == "list(object)"
+        assert s["resources"]["aws_instance"]["attributes"]["get_password_data"]["mode"] == "optional", \
+            "renamed by cdktf (fetchPasswordData): the name comes from the docs anchor"
+        region = s["data_sources"]["aws_region"]["attributes"]
+        assert ("region" in region) == version.startswith("6."), "aws_region.region arrived in 6.0"
+        assert s["provider"]["attributes"]["region"]["mode"] == "optional"
 
 
 def test_constraint_helpers():
