@@ -30,6 +30,11 @@ pub struct ApiEvent(LambdaRequest);
 impl<'de> Deserialize<'de> for ApiEvent {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let raw = <&RawValue>::deserialize(d)?;
+        if raw.get().trim_start().starts_with('{') && serde_json::from_str::<crate::MigrateEvent>(raw.get()).is_ok() {
+            return Err(D::Error::custom(
+                "this is the API function: the migrate event belongs to the migration function (APP_FUNCTION=migrate)",
+            ));
+        }
         if let Ok(v2) = serde_json::from_str::<ApiGatewayV2httpRequest>(raw.get()) {
             return Ok(ApiEvent(LambdaRequest::ApiGatewayV2(v2)));
         }

@@ -14,6 +14,7 @@
 mod error;
 pub mod event;
 pub mod identity;
+pub mod migration;
 
 use std::{
     panic::AssertUnwindSafe,
@@ -28,6 +29,7 @@ use store::{DbConfig, Store};
 
 pub use error::{Error, Result};
 pub use identity::{Identity, Source};
+pub use migration::{AppFunction, MigrateEvent, Migrator};
 
 /// API Gateway HTTP APIs stop waiting for an integration after 30 s (a hard limit).
 pub const API_GATEWAY_LIMIT: Duration = Duration::from_secs(30);

@@ -17,21 +17,17 @@ fn env(name: &str) -> Option<String> {
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     let logging = lambda::init_tracing(env("LOG_LEVEL").as_deref());
-    let function = match logging.and(lambda::Function::from_env(&env).await) {
-        Ok(f) => Arc::new(f),
+    match logging.and(lambda::AppFunction::from_env(&env)) {
+        Ok(lambda::AppFunction::Api) => serve_api().await,
+        Ok(lambda::AppFunction::Migrate) => serve_migrations().await,
         Err(e) => {
             lambda::report_init_error(&e).await;
-            return ExitCode::FAILURE;
+            ExitCode::FAILURE
         }
-    };
-    let served = lambda_runtime::run(service_fn(move |event: LambdaEvent<ApiEvent>| {
-        let function = function.clone();
-        async move {
-            let (origin, request) = event.payload.into_request(event.context);
-            Ok::<_, Error>(ApiResponse::new(origin, function.handle(request).await))
-        }
-    }))
-    .await;
+    }
+}
+
+fn exit(served: Result<(), Error>) -> ExitCode {
     match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -39,4 +35,44 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The API function: API Gateway events in, proxy responses out.
+async fn serve_api() -> ExitCode {
+    let function = match lambda::Function::from_env(&env).await {
+        Ok(f) => Arc::new(f),
+        Err(e) => {
+            lambda::report_init_error(&e).await;
+            return ExitCode::FAILURE;
+        }
+    };
+    exit(
+        lambda_runtime::run(service_fn(move |event: LambdaEvent<ApiEvent>| {
+            let function = function.clone();
+            async move {
+                let (origin, request) = event.payload.into_request(event.context);
+                Ok::<_, Error>(ApiResponse::new(origin, function.handle(request).await))
+            }
+        }))
+        .await,
+    )
+}
+
+/// The migration function: `{"action":"migrate"}` in, what it applied out; a failed migration
+/// fails the invocation with its name and the database's message.
+async fn serve_migrations() -> ExitCode {
+    let migrator = match lambda::Migrator::from_env(&env).await {
+        Ok(m) => Arc::new(m),
+        Err(e) => {
+            lambda::report_init_error(&e).await;
+            return ExitCode::FAILURE;
+        }
+    };
+    exit(
+        lambda_runtime::run(service_fn(move |event: LambdaEvent<lambda::MigrateEvent>| {
+            let migrator = migrator.clone();
+            async move { migrator.run(event.payload).await.map_err(Error::from) }
+        }))
+        .await,
+    )
 }

@@ -1,0 +1,82 @@
+//! The migration function: the same `bootstrap` deployed with `APP_FUNCTION=migrate` and
+//! `DB_USER=app_owner`, so that migrations reach a cluster that only the VPC can reach.
+//! `terraform apply` invokes it directly with `{"action":"migrate"}` whenever the migrations
+//! change. It answers `{"applied": [...], "already_applied": N}`, or fails the invocation with
+//! the failing migration's name and the database's message (later migrations do not run). It
+//! accepts no other event: an API Gateway event sent to it is refused.
+
+use serde::{Deserialize, Serialize};
+use store::{DbConfig, Store, migrate::MIGRATIONS};
+
+use crate::Result;
+
+/// Which kind of function this process is (`APP_FUNCTION`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppFunction {
+    /// Serves API Gateway events (the default).
+    Api,
+    /// Applies migrations when invoked with [`MigrateEvent`].
+    Migrate,
+}
+
+impl AppFunction {
+    pub fn from_env(get: &impl Fn(&str) -> Option<String>) -> Result<Self> {
+        match get("APP_FUNCTION").as_deref().map(str::trim) {
+            None | Some("" | "api") => Ok(AppFunction::Api),
+            Some("migrate") => Ok(AppFunction::Migrate),
+            Some(other) => Err(crate::Error::config("APP_FUNCTION", format!("must be api or migrate, not {other:?}"))),
+        }
+    }
+}
+
+/// `{"action":"migrate"}`, and nothing else.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MigrateEvent {
+    pub action: Action,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    Migrate,
+}
+
+/// What a run applied.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MigrateReport {
+    /// The migrations applied by this run, in order.
+    pub applied: Vec<&'static str>,
+    /// How many were applied before this run.
+    pub already_applied: usize,
+}
+
+/// The migration function's state: the owner's login (a cached IAM token on AWS), built once.
+#[derive(Debug, Clone)]
+pub struct Migrator {
+    store: Store,
+}
+
+impl Migrator {
+    /// Init: the database settings (`DB_*`, with `DB_USER` the owner role).
+    pub async fn from_env(get: &impl Fn(&str) -> Option<String>) -> Result<Self> {
+        let db = DbConfig::from_env(get)?;
+        tracing::info!(db = %db.describe(), auth = ?db.auth, "init (migration function)");
+        Ok(Self { store: Store::from_config(db).await? })
+    }
+
+    pub fn new(store: Store) -> Self {
+        Self { store }
+    }
+
+    /// Applies the pending migrations on a fresh connection (no role self-check: this login is
+    /// the owner, on purpose).
+    pub async fn run(&self, event: MigrateEvent) -> Result<MigrateReport, store::Error> {
+        let Action::Migrate = event.action;
+        let client = self.store.connect_client().await?;
+        let applied = store::migrate::run(&client).await?;
+        let report = MigrateReport { already_applied: MIGRATIONS.len() - applied.len(), applied };
+        tracing::info!(applied = ?report.applied, already_applied = report.already_applied, "migrations done");
+        Ok(report)
+    }
+}
