@@ -120,8 +120,14 @@ resource "aws_lambda_function" "this" {
     }
 
     precondition {
-      condition     = !local.use_bearer_jwt || (var.jwt_algorithm == "HS256" ? nonsensitive(var.bearer_jwt_hs256_secret != null) : var.bearer_jwt_public_key_pem != null)
+      condition     = !local.use_bearer_jwt || var.bearer_jwt_jwks != null || (var.jwt_algorithm == "HS256" ? nonsensitive(var.bearer_jwt_hs256_secret != null) : var.bearer_jwt_public_key_pem != null)
       error_message = "jwt_algorithm ${var.jwt_algorithm} needs ${var.jwt_algorithm == "HS256" ? "bearer_jwt_hs256_secret" : "bearer_jwt_public_key_pem"}."
+    }
+
+    # The function refuses bearer tokens without an issuer and audience to check.
+    precondition {
+      condition     = !local.use_bearer_jwt || (var.jwt_issuer != null && var.jwt_audience != null)
+      error_message = "The function verifies bearer tokens (bearer_jwt_jwks / bearer_jwt_public_key_pem / bearer_jwt_hs256_secret): set jwt_issuer and jwt_audience too, the iss and aud every token must carry."
     }
 
     precondition {

@@ -23,12 +23,13 @@ locals {
   # (to check iss and aud), so the other order would make it unreachable.
   # nonsensitive(): only whether the secret is set drives these choices (and
   # `count`), never its value.
-  bearer_key_set   = var.bearer_jwt_public_key_pem != null || nonsensitive(var.bearer_jwt_hs256_secret != null)
+  bearer_key_set   = var.bearer_jwt_jwks != null || var.bearer_jwt_public_key_pem != null || nonsensitive(var.bearer_jwt_hs256_secret != null)
   use_bearer_jwt   = local.bearer_key_set
   use_apigw_jwt    = !local.bearer_key_set && var.jwt_issuer != null && var.jwt_audience != null
   identity_sources = local.use_bearer_jwt ? "bearer_jwt" : (local.use_apigw_jwt ? "apigw_jwt" : "")
 
-  use_hs256 = local.use_bearer_jwt && var.jwt_algorithm == "HS256"
+  # A key set (JWT_JWKS) wins over a single key in the function.
+  use_hs256 = local.use_bearer_jwt && var.bearer_jwt_jwks == null && var.jwt_algorithm == "HS256"
 
   # A browser's CORS preflight carries no token: with the JWT authorizer on
   # $default it would be refused with 401, so an unauthenticated
@@ -92,6 +93,7 @@ locals {
     JWT_AUDIENCE       = local.use_bearer_jwt || local.use_apigw_jwt ? var.jwt_audience : null
     JWT_ALGORITHM      = local.use_bearer_jwt ? var.jwt_algorithm : null
     JWT_PUBLIC_KEY     = local.use_bearer_jwt && !local.use_hs256 ? var.bearer_jwt_public_key_pem : null
+    JWT_JWKS           = local.use_bearer_jwt ? var.bearer_jwt_jwks : null
     CORS_ALLOW_ORIGINS = length(var.cors_allow_origins) > 0 ? join(",", var.cors_allow_origins) : null
   }
 

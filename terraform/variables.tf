@@ -245,6 +245,22 @@ variable "bearer_jwt_public_key_pem" {
   }
 }
 
+variable "bearer_jwt_jwks" {
+  description = "JSON Web Key Set ({\"keys\": [...]}, each key with a `kid`) the function verifies Authorization: Bearer JWTs with: tokens name their key by `kid`, so list the old and the new key while rotating. Wins over bearer_jwt_public_key_pem; selects IDENTITY_SOURCES=bearer_jwt like it. Passed as JWT_JWKS."
+  type        = string
+  default     = null
+
+  validation {
+    condition = var.bearer_jwt_jwks == null || try(
+      length(jsondecode(var.bearer_jwt_jwks).keys) > 0
+      && alltrue([for k in jsondecode(var.bearer_jwt_jwks).keys : can(k.kid) && can(k.kty)])
+      && length(var.bearer_jwt_jwks) <= 3000,
+      false
+    )
+    error_message = "bearer_jwt_jwks must be a JSON Web Key Set {\"keys\": [...]} with at least one key, each with \"kid\" and \"kty\", at most 3000 characters (Lambda's environment holds 4 KB in all)."
+  }
+}
+
 variable "jwt_algorithm" {
   description = "JWT_ALGORITHM for bearer_jwt: RS256 or ES256 (with bearer_jwt_public_key_pem) or HS256 (with bearer_jwt_hs256_secret)."
   type        = string

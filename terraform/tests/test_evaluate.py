@@ -30,6 +30,7 @@ pytestmark = pytest.mark.skipif(TERRAFORM is None, reason="terraform is not inst
 HOST = "app.cluster-abc123xyz.eu-central-1.rds.amazonaws.com"
 PEM = "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEexample\n-----END PUBLIC KEY-----\n"
 SECRET = "s" * 40
+JWKS = '{"keys":[{"kty":"EC","kid":"2026-11","crv":"P-256","x":"abc","y":"def"}]}'
 
 
 class TfError(Exception):
@@ -139,6 +140,9 @@ REFUSED = [
     ("name", "x" * 49),
     ("lambda_zip_path", "dist/bootstrap"),
     ("log_kms_key_arn", "alias/logs"),
+    ("bearer_jwt_jwks", "not json"),
+    ("bearer_jwt_jwks", '{"keys":[]}'),
+    ("bearer_jwt_jwks", '{"keys":[{"kty":"EC"}]}'),
     ("cors_allow_origins", ["https://app.example.com/path"]),
     ("name", "Tenant-API"),
     ("name", "tenant-"),
@@ -174,6 +178,7 @@ ACCEPTED = [
     ("subnet_ids", ["subnet-0123456789abcdef0"]),
     ("security_group_ids", ["sg-0123456789abcdef0"]),
     ("bearer_jwt_public_key_pem", PEM),
+    ("bearer_jwt_jwks", JWKS),
     ("log_kms_key_arn", "arn:aws:kms:eu-central-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"),
     ("cors_allow_origins", ["https://app.example.com", "*"]),
     ("iam_role_path", "/service/tenant-api/"),
@@ -242,6 +247,14 @@ def test_environment_bearer_jwt_public_key_wins_over_authorizer(tf: Console):
         "JWT_ALGORITHM": "ES256",
         "JWT_PUBLIC_KEY": PEM,
     }
+    assert tf.eval("local.use_apigw_jwt", **v) is False
+
+
+def test_environment_bearer_jwt_with_a_key_set(tf: Console):
+    v = {"jwt_issuer": "https://issuer.example.com", "jwt_audience": "client-1", "bearer_jwt_jwks": JWKS}
+    env = tf.eval("local.lambda_environment", **v)
+    assert env["IDENTITY_SOURCES"] == "bearer_jwt" and env["JWT_JWKS"] == JWKS
+    assert "JWT_PUBLIC_KEY" not in env and "JWT_HS256_SECRET" not in env
     assert tf.eval("local.use_apigw_jwt", **v) is False
 
 
@@ -320,6 +333,12 @@ PRECONDITIONS = [
     (r"jwt_algorithm", {"bearer_jwt_public_key_pem": PEM, "jwt_algorithm": "HS256"}, False),
     (r"jwt_algorithm", {"bearer_jwt_hs256_secret": SECRET, "jwt_algorithm": "HS256"}, True),
     (r"jwt_algorithm", {"bearer_jwt_hs256_secret": SECRET}, False),
+    (r"jwt_algorithm", {"bearer_jwt_jwks": JWKS, "jwt_algorithm": "HS256"}, True),
+    (r"jwt_issuer != null &&", {}, True),
+    (r"jwt_issuer != null &&", {"bearer_jwt_public_key_pem": PEM}, False),
+    (r"jwt_issuer != null &&", {"bearer_jwt_jwks": JWKS, "jwt_issuer": "https://i.example.com"}, False),
+    (r"jwt_issuer != null &&", {"bearer_jwt_jwks": JWKS, "jwt_issuer": "https://i.example.com", "jwt_audience": "a"}, True),
+    (r"jwt_issuer != null &&", {"jwt_issuer": "https://i.example.com", "jwt_audience": "a"}, True),
     (r"jwt_issuer == null", {"jwt_issuer": "https://i.example.com"}, False),
     (r"jwt_issuer == null", {"jwt_issuer": "https://i.example.com", "jwt_audience": "a"}, True),
 ]

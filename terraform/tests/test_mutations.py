@@ -116,6 +116,9 @@ MUTATIONS: list[tuple[str, str, Callable[[str], str]]] = [
      sub(r"resources = \[aws_cloudwatch_log_group\.lambda\.arn, \"\$\{aws_cloudwatch_log_group\.lambda\.arn\}:\*\"\]", 'resources = ["*"]')),
     ("role-without-path", "iam.tf", sub(r"^\s*path\s*=\s*var\.iam_role_path\n", "")),
     ("role-without-boundary", "iam.tf", sub(r"^\s*permissions_boundary\s*=\s*var\.iam_permissions_boundary_arn\n", "")),
+    ("bearer-without-issuer", "lambda.tf",
+     sub(r"!local\.use_bearer_jwt \|\| \(var\.jwt_issuer != null && var\.jwt_audience != null\)", "true")),
+    ("no-jwks-env", "locals.tf", sub(r"^\s*JWT_JWKS\s*=.*\n", "")),
     # The private cluster
     ("migrate-as-runtime-user", "locals.tf", sub(r"DB_USER                 = local\.db_owner_user", "DB_USER                 = var.db_user")),
     ("migrate-other-package", "migrate.tf", sub(r'^(\s*)handler(\s*)=\s*"bootstrap"', r'\1handler\2= "migrate"')),

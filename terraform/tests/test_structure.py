@@ -31,6 +31,7 @@ REQUIRED_ENV = [
     "JWT_PUBLIC_KEY",
     "JWT_HS256_SECRET",
     "CORS_ALLOW_ORIGINS",
+    "JWT_JWKS",
 ]
 
 
@@ -191,6 +192,15 @@ def test_identity_modes_are_wired(cfg: TfConfig):
         "IDENTITY_SOURCES must be bearer_jwt, apigw_jwt or empty (closed)"
     apigw = text_of(cfg.locals.get("use_apigw_jwt"))
     assert "var.jwt_issuer" in apigw and "var.jwt_audience" in apigw
+    assert "var.bearer_jwt_jwks" in text_of(cfg.locals.get("bearer_key_set"))
+    assert text_of(cfg.locals["lambda_environment_public"].get("JWT_JWKS")) == \
+        "${local.use_bearer_jwt ? var.bearer_jwt_jwks : null}"
+
+
+def test_bearer_jwt_needs_issuer_and_audience(fn: dict):
+    """The function refuses to start bearer_jwt without both (crates/lambda/src/identity.rs)."""
+    conds = [text_of(p.get("condition")) for p in preconditions(fn)]
+    assert "${!local.use_bearer_jwt || (var.jwt_issuer != null && var.jwt_audience != null)}" in conds, conds
 
 
 # ---------------------------------------------------------------------------
