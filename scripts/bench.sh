@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Usage: scripts/bench.sh [--requests N] [--spawns N] [--json PATH]
 #
-# The benchmark (README, Performance): builds the release `bootstrap` zips for x86_64 and, when
+# The benchmark (docs/performance.md): builds the release `bootstrap` zips for x86_64 and, when
 # the arm64 route and qemu exist, arm64 (scripts/package.sh), builds the benchmark program, and
 # runs it against a throwaway PostgreSQL and the IAM-auth stand-in. Prints a table and writes it
 # as JSON (bench-results.json). Timings depend on the machine; run it on a quiet one.

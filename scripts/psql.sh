@@ -27,7 +27,7 @@ elif [ -n "${DB_TOKEN_BIN:-}" ]; then
   PGPASSWORD=$("$DB_TOKEN_BIN" --host "$DB_HOST" --port "$DB_PORT" --user "$DB_USER" --region "$AWS_REGION")
 else
   need cargo "install Rust (https://rustup.rs) for db-token, or the AWS CLI"
-  PGPASSWORD=$(cargo run -q --release -p db-auth --bin db-token -- --host "$DB_HOST" --port "$DB_PORT" \
+  PGPASSWORD=$(cargo run -q --release -p db-token -- --host "$DB_HOST" --port "$DB_PORT" \
     --user "$DB_USER" --region "$AWS_REGION")
 fi
 export PGPASSWORD

@@ -8,7 +8,9 @@
 
 use store::{DisplayName, Email, NewUser};
 
-pub use crate::jwt::{JwtVerifier, TokenError, VerifyKey, mint_hs256, mint_hs256_claims};
+pub use crate::jwt::{JwtVerifier, TokenError, VerifyKey};
+#[cfg(any(test, feature = "test-util"))]
+pub use crate::jwt::{mint_hs256, mint_hs256_claims};
 
 /// The issuer of identities that come from a Lambda authorizer's context: its own namespace,
 /// apart from every JWT issuer.

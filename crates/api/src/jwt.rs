@@ -2,12 +2,13 @@
 //! names, so that keys can be rotated without downtime), `exp`, `nbf`, and the issuer and
 //! audience when configured.
 
-use std::{
-    fmt,
-    time::{SystemTime, UNIX_EPOCH},
-};
+use std::fmt;
+#[cfg(any(test, feature = "test-util"))]
+use std::time::{SystemTime, UNIX_EPOCH};
 
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, jwk::JwkSet};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation, jwk::JwkSet};
+#[cfg(any(test, feature = "test-util"))]
+use jsonwebtoken::{EncodingKey, Header};
 use serde_json::{Map, Value};
 
 use crate::Principal;
@@ -187,6 +188,7 @@ impl JwtVerifier {
 
 /// Signs an HS256 token for local development and tests (`devserver token`): `claims` plus
 /// `exp` (now + `ttl_secs`) and `iat`; `kid` in the header when given.
+#[cfg(any(test, feature = "test-util"))]
 pub fn mint_hs256_claims(
     secret: &[u8],
     kid: Option<&str>,
@@ -202,6 +204,7 @@ pub fn mint_hs256_claims(
 }
 
 /// [`mint_hs256_claims`] with the usual identity claims.
+#[cfg(any(test, feature = "test-util"))]
 pub fn mint_hs256(
     secret: &[u8],
     subject: &str,

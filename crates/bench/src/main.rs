@@ -35,7 +35,7 @@ use tokio_postgres::{Client, Statement, types::ToSql};
 use uuid::Uuid;
 
 #[derive(Parser)]
-#[command(about = "Benchmark the tenant API (see README, Performance)")]
+#[command(about = "Benchmark the tenant API (see docs/performance.md)")]
 struct Args {
     /// Sequential requests per route for the warm latency.
     #[arg(long, default_value_t = 2000)]

@@ -37,8 +37,10 @@ impl Clock for SystemClock {
 
 /// A clock that moves only when told to.
 #[derive(Debug, Clone)]
+#[cfg(any(test, feature = "test-util"))]
 pub struct ManualClock(Arc<Mutex<SystemTime>>);
 
+#[cfg(any(test, feature = "test-util"))]
 impl ManualClock {
     pub fn new(start: SystemTime) -> Self {
         Self(Arc::new(Mutex::new(start)))
@@ -49,6 +51,7 @@ impl ManualClock {
     }
 }
 
+#[cfg(any(test, feature = "test-util"))]
 impl Clock for ManualClock {
     fn now(&self) -> SystemTime {
         *self.0.lock().unwrap_or_else(|e| e.into_inner())

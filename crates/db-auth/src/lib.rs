@@ -16,7 +16,9 @@ mod error;
 mod no_network;
 mod token;
 
-pub use cache::{Clock, DEFAULT_MARGIN, ManualClock, SystemClock, TokenCache};
+#[cfg(any(test, feature = "test-util"))]
+pub use cache::ManualClock;
+pub use cache::{Clock, DEFAULT_MARGIN, SystemClock, TokenCache};
 pub use error::{Error, Result};
 pub use token::{RDS_TOKEN_LIFETIME, TokenKind, TokenRequest, sign};
 
