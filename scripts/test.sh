@@ -45,6 +45,12 @@ fi
 "$venv/bin/python" crates/db-auth/tests/data/gen_token_vectors.py --check
 
 step "schemathesis: the OpenAPI document against the running dev server"
+# Every check, positive and negative data included, in every phase: examples, coverage (the
+# schema's boundaries), fuzzing and the stateful phase, which follows the document's links
+# (POST /api/tenants -> the tenant's routes, POST invitations -> accept and revoke, GET /api/me ->
+# the caller's user and memberships, lists -> their items) so that every route is called with
+# ids that exist. Fuzzing and stateful runs repeat within SCHEMATHESIS_MAX_TIME seconds; the seed
+# is fixed, so a run is reproducible up to where the time ran out.
 st_venv=${SCHEMATHESIS_VENV:-$HOME/.cache/tenant-api/venv-schemathesis}
 if [ ! -x "$st_venv/bin/st" ] || [ "$("$st_venv/bin/st" --version 2>/dev/null)" != "st, version 4.32.5" ]; then
   python3 -m venv "$st_venv"
@@ -54,21 +60,37 @@ cargo build -q --locked -p devserver
 export DEVSERVER_BIN="${CARGO_TARGET_DIR:-$root/target}/debug/devserver"
 port=$(free_port 3100 3200)
 devlog=$(mktemp)
+st_dir=$(mktemp -d)
+# Stateful scenarios of up to 12 steps (create a tenant, invite, accept, list members, remove
+# one...); links only from the document (inferred ones would dilute them); every warning
+# schemathesis shows fails the run (a regex it cannot read means a document it cannot check),
+# except "missing test data": the fuzzing phase draws ids at random, and the stateful phase is
+# what reaches those routes with real ones.
+cat >"$st_dir/schemathesis.toml" <<'TOML'
+[phases.stateful]
+max-steps = 12
+[phases.stateful.inference]
+algorithms = []
+[warnings]
+display = ["missing_auth", "base_url_mismatch", "validation_mismatch", "missing_deserializer", "unused_openapi_auth", "unsupported_regex", "method_not_allowed", "constants_extraction", "unmatched_filter", "unresolvable_reference", "rate_limited", "dictionary_mismatch", "timeout_units"]
+fail-on = true
+TOML
 BIND_ADDR=127.0.0.1:$port setsid scripts/dev.sh >"$devlog" 2>&1 &
 devpid=$!
-stop_dev() { kill -INT -- "-$devpid" 2>/dev/null || true; wait "$devpid" 2>/dev/null || true; rm -f "$devlog"; }
+stop_dev() { kill -INT -- "-$devpid" 2>/dev/null || true; wait "$devpid" 2>/dev/null || true; rm -rf "$devlog" "$st_dir"; }
 for _ in $(seq 300); do curl -sf "http://127.0.0.1:$port/health" >/dev/null && break; sleep 0.2; done
 curl -sf "http://127.0.0.1:$port/health" >/dev/null || { cat "$devlog"; stop_dev; die "the dev server did not start"; }
 token=$(DEV_JWT_SECRET=${DEV_JWT_SECRET:-local-development-secret-not-for-production} "$DEVSERVER_BIN" token --sub schemathesis)
 set +e
-"$st_venv/bin/st" --no-color run "http://127.0.0.1:$port/openapi.json" \
-  --checks not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance,negative_data_rejection,ignored_auth,unsupported_method \
-  -H "Authorization: Bearer $token" --max-examples "${SCHEMATHESIS_EXAMPLES:-40}" --seed 20261122 \
-  --phases examples,coverage,fuzzing --workers 1 --request-timeout 10
+"$st_venv/bin/st" --config-file "$st_dir/schemathesis.toml" --no-color run "http://127.0.0.1:$port/openapi.json" \
+  --checks all --phases examples,coverage,fuzzing,stateful \
+  -H "Authorization: Bearer $token" --max-examples "${SCHEMATHESIS_EXAMPLES:-40}" \
+  --max-time "${SCHEMATHESIS_MAX_TIME:-150}" --seed 20261122 --generation-database none \
+  --workers 1 --request-timeout 10
 st_status=$?
 set -e
 stop_dev
-[ "$st_status" -eq 0 ] || die "schemathesis found server errors or schema violations"
+[ "$st_status" -eq 0 ] || die "schemathesis found server errors, schema violations or rejected valid data"
 
 step "Terraform checks"
 scripts/check-terraform.sh

@@ -199,7 +199,8 @@ text_type!(
 
 /// An email address, lower-cased. The shape check is deliberately modest (one `@`, a dot in
 /// the domain, no spaces): the only real check of an address is mail that arrives. Lengths are
-/// in characters, as the OpenAPI document's pattern and the column's CHECK count them.
+/// in characters, as the OpenAPI document and the column's CHECK count them, and the 254 are
+/// counted as sent, surrounding whitespace included (a length the document can state exactly).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(transparent)]
 pub struct Email(String);
@@ -209,9 +210,12 @@ impl Email {
     pub const MAX_LOCAL_CHARS: usize = 64;
 
     pub fn parse(s: &str) -> Result<Self, Invalid> {
-        let s = s.trim();
         let bad = || Invalid::new("email", "must be an email address like name@example.com");
-        if s.chars().count() > Self::MAX_CHARS || s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        if s.chars().count() > Self::MAX_CHARS {
+            return Err(bad());
+        }
+        let s = s.trim();
+        if s.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err(bad());
         }
         let (local, domain) = s.split_once('@').ok_or_else(bad)?;
@@ -365,6 +369,7 @@ mod tests {
         assert_eq!(long.chars().count(), 254);
         assert!(Email::parse(&long).is_ok());
         assert!(Email::parse(&format!("a{long}")).is_err());
+        assert!(Email::parse(&format!(" {long}")).is_err(), "254 as sent, whitespace included");
         let dotted = Email::parse(&format!("{}@example.com", "İ".repeat(64))).unwrap();
         assert_eq!(dotted.as_str().chars().count(), 64 + 12, "no character grows when lower-cased");
     }
