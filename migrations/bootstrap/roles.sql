@@ -19,6 +19,10 @@ $$;
 
 ALTER ROLE app_owner NOSUPERUSER NOBYPASSRLS NOCREATEROLE NOCREATEDB;
 ALTER ROLE app_runtime NOSUPERUSER NOBYPASSRLS NOCREATEROLE NOCREATEDB NOINHERIT;
+-- An idle session ends on the server's side, so that idle Lambda instances do not keep an
+-- Aurora Serverless v2 cluster (min 0 ACU) from pausing. The API sets its own value per
+-- session too (DB_IDLE_SESSION_TIMEOUT_SECS); this is the default for every other client.
+ALTER ROLE app_runtime SET idle_session_timeout = '10min';
 
 -- The migrator (whoever runs this) may act as the owner: migrations run under SET ROLE app_owner.
 DO $$

@@ -82,6 +82,11 @@ impl App {
         self
     }
 
+    /// The route template that `path` matches (`/api/tenants/{tenant_id}/todos`), for metrics.
+    pub fn route_of(&self, path: &str) -> Option<&'static str> {
+        self.inner.router.at(path).ok().map(|m| routes::ROUTES[*m.value].path)
+    }
+
     pub fn store(&self) -> &Store {
         &self.inner.store
     }

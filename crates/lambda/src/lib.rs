@@ -14,6 +14,7 @@
 mod error;
 pub mod event;
 pub mod identity;
+pub mod metrics;
 pub mod migration;
 
 use std::{
@@ -29,6 +30,7 @@ use store::{DbConfig, Store};
 
 pub use error::{Error, Result};
 pub use identity::{Identity, Source};
+pub use metrics::{Metrics, RequestMetrics};
 pub use migration::{AppFunction, MigrateEvent, Migrator};
 
 /// API Gateway HTTP APIs stop waiting for an integration after 30 s (a hard limit).
@@ -43,11 +45,24 @@ pub struct Function {
     app: App,
     identity: Identity,
     deadline_margin: Duration,
+    metrics: Metrics,
 }
 
 impl Function {
     pub fn new(app: App, identity: Identity) -> Self {
-        Self { app, identity, deadline_margin: DEFAULT_DEADLINE_MARGIN }
+        // In-process users (tests, the benchmark) choose where metrics go; init (`from_env`)
+        // writes them to stdout, for CloudWatch.
+        let metrics = Metrics::new(metrics::DEFAULT_NAMESPACE, "tenant-api", false).discarding();
+        Self { app, identity, deadline_margin: DEFAULT_DEADLINE_MARGIN, metrics }
+    }
+
+    /// Where the per-request metrics go (see [`Metrics`]).
+    pub fn with_metrics(self, metrics: Metrics) -> Self {
+        Self { metrics, ..self }
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     /// Keeps `margin` of each request's time back for answering.
@@ -86,8 +101,9 @@ impl Function {
             tracing::warn!("IDENTITY_SOURCES is empty: every /api request will get 401 (closed by default)");
         }
         tracing::info!(db = %db.describe(), auth = ?db.auth, pool_max = db.pool_max, "init");
+        let metrics = Metrics::from_env(get)?;
         let store = Store::from_config(db).await?;
-        Ok(Self::new(App::new(store).with_cors(cors), identity).with_deadline_margin(margin))
+        Ok(Self::new(App::new(store).with_cors(cors), identity).with_deadline_margin(margin).with_metrics(metrics))
     }
 
     pub fn app(&self) -> &App {
@@ -100,6 +116,7 @@ impl Function {
         let request_id = event.lambda_context_ref().map(|c| c.request_id.clone()).unwrap_or_default();
         let deadline = self.deadline(started, event.lambda_context_ref().map_or(0, |c| c.deadline));
         let (method, path) = (event.method().clone(), app_path(&event));
+        let before = self.app.store().stats();
         let res = match self.to_app_request(event, &path, &request_id) {
             Ok(mut req) => {
                 req.extensions_mut().insert(Deadline(deadline));
@@ -107,15 +124,21 @@ impl Function {
             }
             Err(e) => e.into_response(&request_id),
         };
-        tracing::info!(
-            request_id,
-            method = %method,
-            path,
-            tenant_id = api::routes::tenant_in_path(&path),
-            status = res.status().as_u16(),
-            latency_ms = started.elapsed().as_secs_f64() * 1000.0,
-            "request"
-        );
+        let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+        let tenant_id = api::routes::tenant_in_path(&path);
+        tracing::info!(request_id, method = %method, path, tenant_id, status = res.status().as_u16(), latency_ms, "request");
+        let after = self.app.store().stats();
+        let route = format!("{method} {}", self.app.route_of(&path).unwrap_or("unmatched"));
+        self.metrics.emit(&RequestMetrics {
+            route: &route,
+            status: res.status().as_u16(),
+            latency_ms,
+            round_trips: after.round_trips - before.round_trips,
+            connect_failures: after.connect_failures - before.connect_failures,
+            retries: after.retries - before.retries,
+            tenant_id,
+            request_id: &request_id,
+        });
         to_lambda_response(res)
     }
 

@@ -317,3 +317,24 @@ async fn s11_a_login_slower_than_the_request_deadline_serves_the_next_request() 
     assert_eq!(rig.standin.accepted_logins(), 1, "no new login: the finished connect served this request");
     assert_eq!(rig.connects(), 1);
 }
+
+/// With the server's idle_session_timeout (scaled down to 1 s), an idle instance's session ends
+/// on the server's side, so nothing keeps the cluster awake; the next request, a write,
+/// reconnects without an error reaching the client, with exactly one new login.
+#[tokio::test]
+async fn s12_an_idle_session_is_closed_by_the_server_and_the_next_write_reconnects() {
+    let rig = Rig::build(Arc::new(SystemClock), |cfg| cfg.idle_session_timeout = Some(Duration::from_secs(1))).await;
+    let tenant = tenant(&rig).await;
+    assert_eq!(rig.standin.accepted_logins(), 1);
+    let sessions = "SELECT count(*) FROM pg_stat_activity WHERE usename = 'app_runtime'";
+    assert_eq!(rig.count(sessions).await, 1);
+    let started = Instant::now();
+    while rig.count(sessions).await > 0 {
+        assert!(started.elapsed() < Duration::from_secs(10), "the server never closed the idle session");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let r = rig.call("POST", &format!("/api/tenants/{tenant}/todos"), Some(json!({ "title": "after a pause" }))).await;
+    assert_eq!(r.status, 201, "{r:?}");
+    assert_eq!(rig.standin.accepted_logins(), 2, "exactly one new login");
+    assert_eq!(rig.count("SELECT count(*) FROM todos").await, 1);
+}

@@ -66,12 +66,17 @@ pub struct DbConfig {
     /// A connection idle longer than this is pinged before use: a frozen Lambda may wake up with
     /// a TCP connection that the server or a NAT dropped meanwhile.
     pub idle_check_after: Duration,
+    /// The server closes the session after this long without a request
+    /// (`idle_session_timeout`), so that a frozen Lambda instance does not keep Aurora
+    /// Serverless v2 from pausing; the next request reconnects. `None`: never.
+    pub idle_session_timeout: Option<Duration>,
     pub application_name: String,
 }
 
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_STATEMENT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_IDLE_CHECK: Duration = Duration::from_secs(5);
+pub const DEFAULT_IDLE_SESSION_TIMEOUT: Duration = Duration::from_secs(600);
 
 impl DbConfig {
     /// A config with the defaults for everything but the address and the login.
@@ -94,6 +99,7 @@ impl DbConfig {
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             statement_timeout: DEFAULT_STATEMENT_TIMEOUT,
             idle_check_after: DEFAULT_IDLE_CHECK,
+            idle_session_timeout: Some(DEFAULT_IDLE_SESSION_TIMEOUT),
             application_name: "tenant-api".into(),
         }
     }
@@ -182,6 +188,10 @@ impl DbConfig {
         }
         if let Some(v) = var("DB_IDLE_CHECK_SECS") {
             cfg.idle_check_after = parse_secs("DB_IDLE_CHECK_SECS", &v, 0.0, 86_400.0)?;
+        }
+        if let Some(v) = var("DB_IDLE_SESSION_TIMEOUT_SECS") {
+            let t = parse_secs("DB_IDLE_SESSION_TIMEOUT_SECS", &v, 0.0, 86_400.0)?;
+            cfg.idle_session_timeout = (!t.is_zero()).then_some(t);
         }
         cfg.validate()?;
         Ok(cfg)
@@ -358,6 +368,7 @@ mod tests {
             ("DB_STATEMENT_TIMEOUT_MS", "0.5"),
             ("DB_IDLE_CHECK_SECS", "-1"),
             ("DB_IDLE_CHECK_SECS", "inf"),
+            ("DB_IDLE_SESSION_TIMEOUT_SECS", "-5"),
             ("DB_AUTH", "kerberos"),
         ] {
             let err = DbConfig::from_env(env(&[("DB_HOST", "h"), (var, value)])).unwrap_err();

@@ -36,6 +36,8 @@ pub struct StatsSnapshot {
     pub connect_failures: u64,
     pub bytes_sent: u64,
     pub bytes_received: u64,
+    /// Transactions run again: a read after a lost connection, a registration that lost a race.
+    pub retries: u64,
 }
 
 #[derive(Debug, Default)]
@@ -43,6 +45,7 @@ pub struct Stats {
     io: Arc<Counters>,
     connects: std::sync::atomic::AtomicU64,
     connect_failures: std::sync::atomic::AtomicU64,
+    pub(crate) retries: std::sync::atomic::AtomicU64,
 }
 
 impl Stats {
@@ -53,6 +56,7 @@ impl Stats {
             connect_failures: self.connect_failures.load(Ordering::Relaxed),
             bytes_sent: self.io.bytes_sent.load(Ordering::Relaxed),
             bytes_received: self.io.bytes_received.load(Ordering::Relaxed),
+            retries: self.retries.load(Ordering::Relaxed),
         }
     }
 }
@@ -106,8 +110,11 @@ impl Connector {
         // Bounds on the server side too: a statement cannot outlive the client's patience, and a
         // transaction left open by a vanished client does not hold locks for long.
         let ms = cfg.statement_timeout.as_millis();
+        // And a session nobody uses ends on the server's side: an idle Lambda instance must not
+        // keep the cluster from pausing (the pool reconnects before it would use such a session).
+        let idle = cfg.idle_session_timeout.map_or(0, |t| t.as_millis().max(1));
         let session_sql = format!(
-            "SET statement_timeout = {ms}; SET idle_in_transaction_session_timeout = {}",
+            "SET statement_timeout = {ms}; SET idle_in_transaction_session_timeout = {}; SET idle_session_timeout = {idle}",
             ms.saturating_mul(2).max(1000)
         );
         Ok(Self {

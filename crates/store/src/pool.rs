@@ -32,6 +32,9 @@ impl fmt::Debug for Manager {
 
 const PING_TIMEOUT: Duration = Duration::from_secs(2);
 const THAW_CHECK_AFTER: Duration = Duration::from_millis(50);
+/// How long before the server's idle_session_timeout a session counts as gone (at most a tenth
+/// of the timeout).
+const IDLE_SESSION_MARGIN: Duration = Duration::from_secs(5);
 
 impl managed::Manager for Manager {
     type Type = Conn;
@@ -68,6 +71,14 @@ impl managed::Manager for Manager {
         }
         if conn.client.is_closed() {
             return Err(RecycleError::message("connection closed"));
+        }
+        // The server ends sessions idle for idle_session_timeout: one idle nearly that long is
+        // replaced rather than raced (a write sent as the server closes would be lost).
+        if let Some(timeout) = self.connector.cfg.idle_session_timeout
+            && conn.last_used.elapsed() >= timeout.saturating_sub((timeout / 10).min(IDLE_SESSION_MARGIN))
+        {
+            tracing::info!("the server has closed, or is about to close, this idle session; reconnecting");
+            return Err(RecycleError::message("session idle past the server's idle_session_timeout"));
         }
         if conn.last_used.elapsed() >= self.connector.cfg.idle_check_after {
             // An empty query is the cheapest full round trip the protocol has.

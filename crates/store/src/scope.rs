@@ -104,6 +104,7 @@ impl Store {
             if let Some(row) = rows[1].first() {
                 return Ok((UserId(row.get(0)), row.get(1)));
             }
+            self.connector.stats.retries.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
         Err(Error::unavailable("registering the caller kept conflicting with another registration"))
     }
@@ -169,6 +170,7 @@ impl Scoped<'_> {
                     }
                     if lost && access == Access::Read && !retried {
                         tracing::info!(error = %error, "database connection lost during a read; retrying once");
+                        self.store.connector.stats.retries.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         retried = true;
                         continue;
                     }

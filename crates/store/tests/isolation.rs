@@ -256,3 +256,20 @@ async fn a_member_cannot_add_promote_or_remove_anyone_with_raw_sql() {
         .collect();
     assert_eq!(roles, [format!("{UA} admin"), format!("{UM} member")], "nothing changed");
 }
+
+#[tokio::test]
+async fn the_runtime_role_has_an_idle_session_timeout_after_a_fresh_bootstrap() {
+    let db = testkit::pg::empty_db().await;
+    let admin = db.admin().await;
+    store::migrate::run(&admin).await.unwrap();
+    let settings: Vec<String> = admin
+        .query_one(
+            "SELECT coalesce(array_agg(s), '{}') FROM pg_db_role_setting r, unnest(r.setconfig) s \
+             WHERE r.setrole = 'app_runtime'::regrole AND r.setdatabase = 0",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(settings.contains(&"idle_session_timeout=10min".to_string()), "{settings:?}");
+}
