@@ -1,0 +1,217 @@
+//! Per-request metrics as CloudWatch Embedded Metric Format records: one JSON line per request
+//! on stdout, which Lambda sends to CloudWatch Logs and CloudWatch turns into metrics. No API
+//! call, no added latency.
+//!
+//! Metrics: `Latency` (ms), `Requests`, `Errors5xx`, `DbRoundTrips`, `DbConnectFailures`,
+//! `Retries`. Dimension sets: `[Service]` (the function) and `[Service, Route, StatusClass]`;
+//! with `METRICS_TENANT_DIMENSION=true` also `[Service, TenantId]`. Each tenant is then a
+//! metric of its own, billed per metric and month: off by default. The tenant id is in every
+//! record as a property anyway, for CloudWatch Logs Insights.
+
+use std::{
+    fmt,
+    io::Write,
+    sync::{Arc, Mutex},
+    time::{SystemTime, UNIX_EPOCH},
+};
+
+use serde_json::{Value, json};
+
+/// What one request did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RequestMetrics<'a> {
+    /// `GET /api/tenants/{tenant_id}/todos`, or `GET unmatched`.
+    pub route: &'a str,
+    pub status: u16,
+    pub latency_ms: f64,
+    pub round_trips: u64,
+    pub connect_failures: u64,
+    pub retries: u64,
+    pub tenant_id: Option<&'a str>,
+    pub request_id: &'a str,
+}
+
+/// Where the records go: stdout on Lambda, a buffer in tests, nowhere (but still formatted)
+/// in the benchmark.
+#[derive(Clone)]
+enum Sink {
+    Stdout,
+    Buffer(Arc<Mutex<Vec<u8>>>),
+    Discard,
+}
+
+/// The EMF writer, built once at init.
+#[derive(Clone)]
+pub struct Metrics {
+    namespace: String,
+    service: String,
+    tenant_dimension: bool,
+    sink: Sink,
+}
+
+impl fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Metrics")
+            .field("namespace", &self.namespace)
+            .field("service", &self.service)
+            .field("tenant_dimension", &self.tenant_dimension)
+            .finish_non_exhaustive()
+    }
+}
+
+pub const DEFAULT_NAMESPACE: &str = "TenantApi";
+
+impl Metrics {
+    pub fn new(namespace: impl Into<String>, service: impl Into<String>, tenant_dimension: bool) -> Self {
+        Self { namespace: namespace.into(), service: service.into(), tenant_dimension, sink: Sink::Stdout }
+    }
+
+    /// `METRICS_NAMESPACE` (default `TenantApi`), `METRICS_TENANT_DIMENSION` (`true` or
+    /// `false`, default `false`); the service is the function's name.
+    pub fn from_env(get: &impl Fn(&str) -> Option<String>) -> crate::Result<Self> {
+        let namespace = get("METRICS_NAMESPACE").unwrap_or_else(|| DEFAULT_NAMESPACE.into());
+        let tenant_dimension = match get("METRICS_TENANT_DIMENSION").as_deref().map(str::trim) {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(other) => {
+                return Err(crate::Error::config(
+                    "METRICS_TENANT_DIMENSION",
+                    format!("must be true or false, not {other:?}"),
+                ));
+            }
+        };
+        let service = get("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|| "tenant-api".into());
+        Ok(Self::new(namespace, service, tenant_dimension))
+    }
+
+    /// A writer that formats every record and drops it (the benchmark: the cost without the
+    /// output).
+    pub fn discarding(self) -> Self {
+        Self { sink: Sink::Discard, ..self }
+    }
+
+    /// A writer that keeps the records in memory (tests); `records` reads them back.
+    pub fn buffered(self) -> Self {
+        Self { sink: Sink::Buffer(Arc::default()), ..self }
+    }
+
+    /// The records written so far to a [`Metrics::buffered`] writer, parsed.
+    pub fn records(&self) -> Vec<Value> {
+        match &self.sink {
+            Sink::Buffer(buf) => String::from_utf8_lossy(&buf.lock().unwrap_or_else(|e| e.into_inner()))
+                .lines()
+                .filter_map(|l| serde_json::from_str(l).ok())
+                .collect(),
+            Sink::Stdout | Sink::Discard => Vec::new(),
+        }
+    }
+
+    /// The record for one request.
+    pub fn record(&self, m: &RequestMetrics<'_>) -> Value {
+        let mut dimensions = vec![json!(["Service"]), json!(["Service", "Route", "StatusClass"])];
+        // A tenant becomes a dimension (a metric series of its own) only for requests that it
+        // answered: ids made up by callers must not create series.
+        let tenant = m.tenant_id.filter(|_| self.tenant_dimension && m.status < 400);
+        if tenant.is_some() {
+            dimensions.push(json!(["Service", "TenantId"]));
+        }
+        let timestamp = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+        let mut record = json!({
+            "_aws": {
+                "Timestamp": timestamp,
+                "CloudWatchMetrics": [{
+                    "Namespace": self.namespace,
+                    "Dimensions": dimensions,
+                    "Metrics": [
+                        { "Name": "Latency", "Unit": "Milliseconds" },
+                        { "Name": "Requests", "Unit": "Count" },
+                        { "Name": "Errors5xx", "Unit": "Count" },
+                        { "Name": "DbRoundTrips", "Unit": "Count" },
+                        { "Name": "DbConnectFailures", "Unit": "Count" },
+                        { "Name": "Retries", "Unit": "Count" },
+                    ],
+                }],
+            },
+            "Service": self.service,
+            "Route": m.route,
+            "StatusClass": format!("{}xx", m.status / 100),
+            "Latency": m.latency_ms,
+            "Requests": 1,
+            "Errors5xx": u8::from(m.status >= 500),
+            "DbRoundTrips": m.round_trips,
+            "DbConnectFailures": m.connect_failures,
+            "Retries": m.retries,
+            "status": m.status,
+            "request_id": m.request_id,
+            "tenant_id": m.tenant_id,
+        });
+        if let Some(t) = tenant {
+            record["TenantId"] = json!(t);
+        }
+        record
+    }
+
+    /// Writes the record for one request as one line.
+    pub fn emit(&self, m: &RequestMetrics<'_>) {
+        let mut line = self.record(m).to_string();
+        line.push('\n');
+        match &self.sink {
+            Sink::Stdout => {
+                let _ = std::io::stdout().lock().write_all(line.as_bytes());
+            }
+            Sink::Buffer(buf) => buf.lock().unwrap_or_else(|e| e.into_inner()).extend_from_slice(line.as_bytes()),
+            Sink::Discard => {
+                std::hint::black_box(line);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(tenant: Option<&str>) -> RequestMetrics<'_> {
+        RequestMetrics {
+            route: "GET /api/tenants/{tenant_id}/todos",
+            status: 503,
+            latency_ms: 12.5,
+            round_trips: 1,
+            connect_failures: 1,
+            retries: 0,
+            tenant_id: tenant,
+            request_id: "r-1",
+        }
+    }
+
+    #[test]
+    fn a_record_is_embedded_metric_format() {
+        let m = Metrics::new("Ns", "fn", false).record(&sample(Some("t-1")));
+        let spec = &m["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(spec["Namespace"], "Ns");
+        assert_eq!(spec["Dimensions"], json!([["Service"], ["Service", "Route", "StatusClass"]]));
+        // Every metric and dimension named in the spec is a member of the record.
+        for metric in spec["Metrics"].as_array().unwrap() {
+            assert!(m[metric["Name"].as_str().unwrap()].is_number(), "{metric}");
+        }
+        for d in spec["Dimensions"].as_array().unwrap().iter().flat_map(|d| d.as_array().unwrap()) {
+            assert!(m[d.as_str().unwrap()].is_string(), "{d}");
+        }
+        assert_eq!((m["StatusClass"].as_str(), m["Errors5xx"].as_u64()), (Some("5xx"), Some(1)));
+        assert_eq!(m["tenant_id"], "t-1", "the tenant is a property");
+        assert!(m.get("TenantId").is_none(), "and no dimension unless asked for");
+    }
+
+    #[test]
+    fn the_tenant_is_a_dimension_when_configured() {
+        let mut ok = sample(Some("t-1"));
+        ok.status = 200;
+        let m = Metrics::new("Ns", "fn", true).record(&ok);
+        assert_eq!(m["_aws"]["CloudWatchMetrics"][0]["Dimensions"][2], json!(["Service", "TenantId"]));
+        assert_eq!(m["TenantId"], "t-1");
+        let none = Metrics::new("Ns", "fn", true).record(&sample(None));
+        assert_eq!(none["_aws"]["CloudWatchMetrics"][0]["Dimensions"].as_array().unwrap().len(), 2);
+        let refused = Metrics::new("Ns", "fn", true).record(&sample(Some("made-up")));
+        assert!(refused.get("TenantId").is_none(), "a failed request adds no tenant series");
+    }
+}
