@@ -15,7 +15,10 @@
 #   rds:DescribeDBClusters, rds-data:ExecuteStatement on the cluster and
 #   secretsmanager:GetSecretValue on the master secret (kms:Decrypt with a customer-managed key).
 # Settings: --cluster or BOOTSTRAP_CLUSTER (default: `terraform output db_cluster_identifier`),
-#   --db-name or BOOTSTRAP_DB_NAME (default: `terraform output db_name`, else app), AWS_REGION.
+#   --db-name or BOOTSTRAP_DB_NAME (default: `terraform output db_name`, else app), AWS_REGION,
+#   --idle-session-timeout SECONDS or BOOTSTRAP_IDLE_SESSION_TIMEOUT_SECS (default: `terraform
+#   output db_idle_session_timeout_seconds`, else 600; 0 disables): app_runtime's default
+#   idle_session_timeout, so that idle sessions let Aurora Serverless v2 pause.
 #   terraform apply runs it itself for a cluster it creates (or with bootstrap_database = true).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -23,25 +26,31 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 
 cluster=${BOOTSTRAP_CLUSTER:-}
 db_name=${BOOTSTRAP_DB_NAME:-}
+idle_timeout=${BOOTSTRAP_IDLE_SESSION_TIMEOUT_SECS:-}
 while [ $# -gt 0 ]; do
   case $1 in
-    -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0;;
+    -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0;;
     --cluster) cluster=${2:?--cluster needs a value}; shift 2;;
     --db-name) db_name=${2:?--db-name needs a value}; shift 2;;
+    --idle-session-timeout) idle_timeout=${2:?--idle-session-timeout needs a value}; shift 2;;
     *) die "unknown argument $1 (see --help)";;
   esac
 done
 
 need aws "install the AWS CLI v2 (https://docs.aws.amazon.com/cli/latest/userguide/getting-started-install.html)"
-if { [ -z "$cluster" ] || [ -z "$db_name" ]; } && command -v terraform >/dev/null 2>&1 && [ -d "$root/terraform/.terraform" ]; then
+if { [ -z "$cluster" ] || [ -z "$db_name" ] || [ -z "$idle_timeout" ]; } && command -v terraform >/dev/null 2>&1 && [ -d "$root/terraform/.terraform" ]; then
   tf() { terraform -chdir="$root/terraform" output -raw "$1" 2>/dev/null || true; }
   cluster=${cluster:-$(tf db_cluster_identifier)}
   db_name=${db_name:-$(tf db_name)}
+  idle_timeout=${idle_timeout:-$(tf db_idle_session_timeout_seconds)}
   AWS_REGION=${AWS_REGION:-$(tf aws_region)}
 fi
 db_name=${db_name:-app}
+idle_timeout=${idle_timeout:-600}
 [ -n "$cluster" ] || die "which cluster? --cluster <identifier> (or BOOTSTRAP_CLUSTER, or terraform output db_cluster_identifier)"
 [[ $db_name =~ ^[a-z_][a-z0-9_]{0,62}$ ]] || die "--db-name must be a lower-case PostgreSQL identifier, got '$db_name'"
+[[ $idle_timeout =~ ^(0|[1-9][0-9]{0,4})$ ]] && { [ "$idle_timeout" -eq 0 ] || { [ "$idle_timeout" -ge 30 ] && [ "$idle_timeout" -le 86400 ]; }; } ||
+  die "--idle-session-timeout must be 0 (disabled) or whole seconds from 30 to 86400, got '$idle_timeout'"
 region=()
 if [ -n "${AWS_REGION:-}" ]; then region=(--region "$AWS_REGION"); fi
 
@@ -103,6 +112,11 @@ done < <(awk '
     if (!body && $0 ~ /;[[:space:]]*$/) { printf "%s%c", stmt, 0; stmt = "" }
   }' "$root/migrations/bootstrap/roles.sql")
 
-# 3. IAM logins for both (a role with rds_iam can no longer log in with a password).
+# 3. Idle sessions of the API's role end on the server's side (the function sets the same per
+# session): a frozen Lambda instance's connection would otherwise keep Aurora from pausing.
+echo "app_runtime: idle_session_timeout = ${idle_timeout}s"
+data_api "$db_name" "ALTER ROLE app_runtime SET idle_session_timeout = '${idle_timeout}s'" >/dev/null
+
+# 4. IAM logins for both (a role with rds_iam can no longer log in with a password).
 data_api "$db_name" "GRANT rds_iam TO app_owner, app_runtime" >/dev/null
 echo "done: $db_name with app_owner and app_runtime (rds_iam) on $cluster; migrations run in the migrate function"

@@ -63,3 +63,21 @@ check "migrations_run" {
     error_message = "migrate_on_apply = false: terraform apply does not run the migrations. Invoke the ${local.migrate_function_name} function with {\"action\":\"migrate\"} before deploying code that needs a new migration."
   }
 }
+
+# Alarm settings without alarms_enabled create nothing.
+check "alarm_settings_used" {
+  assert {
+    condition     = var.alarms_enabled || (var.alarm_sns_topic_arn == null && var.alarm_email == null)
+    error_message = "alarm_sns_topic_arn or alarm_email is set, but alarms_enabled = false: no alarm is created and nobody is notified. Set alarms_enabled = true."
+  }
+}
+
+# A warm instance holds its connection while frozen; without the idle session
+# timeout a created cluster at 0 ACU pauses only once Lambda retires every
+# instance that ever connected.
+check "idle_sessions_end" {
+  assert {
+    condition     = !(local.create_cluster && var.cluster_min_acu == 0 && var.db_idle_session_timeout_seconds == 0)
+    error_message = "db_idle_session_timeout_seconds = 0 with cluster_min_acu = 0: idle Lambda instances keep their database connections open, and Aurora Serverless v2 cannot auto-pause while any connection is open, so the cluster may keep billing its minimum long after the last request. Set db_idle_session_timeout_seconds (600 by default)."
+  }
+}

@@ -71,6 +71,11 @@ locals {
     local.create_cluster ? local.cluster_max_connections - 20 : 150
   )
 
+  # Observability (observability.tf): alarms and their topic, the dashboard.
+  # A topic is created only when alarms are on and none is given.
+  create_alarm_topic = var.alarms_enabled && var.alarm_sns_topic_arn == null
+  alarm_email_count  = var.alarms_enabled && var.alarm_email != null ? 1 : 0
+
   # The function's environment: exactly the names the Rust code reads, except
   # DB_HOST and DB_PORT, which come from the cluster (database.tf). AWS_REGION
   # is set by Lambda itself. Entries that are null are left out, so an unused
@@ -82,10 +87,17 @@ locals {
     DB_AUTH                 = var.db_auth
     DB_CONNECT_TIMEOUT_SECS = tostring(var.db_connect_timeout_secs)
     DB_STATEMENT_TIMEOUT_MS = tostring(var.db_statement_timeout_ms)
+    # The server ends sessions idle this long, so that frozen instances let an
+    # Aurora Serverless v2 cluster pause ("0": never).
+    DB_IDLE_SESSION_TIMEOUT_SECS = tostring(var.db_idle_session_timeout_seconds)
     # One connection per Lambda instance: an instance serves one request at a
     # time, and the connection budget (db_max_connections) counts instances.
     DB_POOL_MAX = "1"
     LOG_LEVEL   = var.log_level
+
+    # One Embedded Metric Format record per request (docs/observability.md).
+    METRICS_NAMESPACE        = var.metrics_namespace
+    METRICS_TENANT_DIMENSION = tostring(var.metrics_tenant_dimension)
 
     # Empty means closed: nobody gets in.
     IDENTITY_SOURCES   = local.identity_sources

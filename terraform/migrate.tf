@@ -100,7 +100,9 @@ resource "aws_lambda_function" "migrate" {
 resource "terraform_data" "bootstrap_database" {
   count = local.bootstrap_database ? 1 : 0
 
-  triggers_replace = [local.cluster.resource_id, var.db_name]
+  # Again when the idle session timeout changes: the script is idempotent,
+  # and sets it as app_runtime's default.
+  triggers_replace = [local.cluster.resource_id, var.db_name, var.db_idle_session_timeout_seconds]
 
   provisioner "local-exec" {
     interpreter = ["bash"]
@@ -109,6 +111,8 @@ resource "terraform_data" "bootstrap_database" {
       BOOTSTRAP_CLUSTER = local.cluster.identifier
       BOOTSTRAP_DB_NAME = var.db_name
       AWS_REGION        = local.region
+      # ALTER ROLE app_runtime SET idle_session_timeout = '<N>s'
+      BOOTSTRAP_IDLE_SESSION_TIMEOUT_SECS = tostring(var.db_idle_session_timeout_seconds)
     }
   }
 

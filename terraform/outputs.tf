@@ -95,3 +95,23 @@ output "identity_sources" {
   description = "IDENTITY_SOURCES of the function: apigw_jwt, bearer_jwt, or empty (closed: nobody can sign in)."
   value       = local.identity_sources
 }
+
+output "db_idle_session_timeout_seconds" {
+  description = "idle_session_timeout of the API's sessions and app_runtime's default, in seconds (0: never); scripts/bootstrap-db.sh reads it."
+  value       = var.db_idle_session_timeout_seconds
+}
+
+output "metrics_namespace" {
+  description = "CloudWatch namespace of the function's per-request metrics (docs/observability.md)."
+  value       = var.metrics_namespace
+}
+
+output "alarm_topic_arn" {
+  description = "SNS topic the alarms notify (alarm_sns_topic_arn, or the created <name>-alarms); null without alarms_enabled."
+  value       = var.alarms_enabled ? local.alarm_topic_arn : null
+}
+
+output "dashboard_name" {
+  description = "Name of the CloudWatch dashboard; null without dashboard_enabled."
+  value       = one(aws_cloudwatch_dashboard.this[*].dashboard_name)
+}

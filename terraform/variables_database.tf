@@ -126,6 +126,18 @@ variable "db_statement_timeout_ms" {
   }
 }
 
+variable "db_idle_session_timeout_seconds" {
+  description = "DB_IDLE_SESSION_TIMEOUT_SECS: PostgreSQL idle_session_timeout of the API function's sessions, in seconds, and the default of the app_runtime role (scripts/bootstrap-db.sh sets it). A warm Lambda instance keeps its connection open while it is frozen between requests, and Aurora Serverless v2 at 0 ACU cannot auto-pause while any connection is open: the server closes a session idle this long, so the cluster can pause, and the next request on that instance reconnects (TLS, the cached IAM token, login, prepared statements) transparently. 0 disables it (idle instances then hold their connections until Lambda retires them). Needs PostgreSQL 14 or later."
+  type        = number
+  default     = 600
+  nullable    = false
+
+  validation {
+    condition     = floor(var.db_idle_session_timeout_seconds) == var.db_idle_session_timeout_seconds && (var.db_idle_session_timeout_seconds == 0 || (var.db_idle_session_timeout_seconds >= 30 && var.db_idle_session_timeout_seconds <= 86400))
+    error_message = "db_idle_session_timeout_seconds must be 0 (disabled) or a whole number of seconds from 30 to 86400."
+  }
+}
+
 variable "db_max_connections" {
   description = "The database connections this function may use: its share of the cluster's max_connections, after leaving room for the migration function, psql sessions and RDS's own reserved connections. Each warm Lambda instance holds exactly one connection, so reserved_concurrent_executions must not exceed this. null: derived from cluster_max_acu when Terraform creates the cluster (see local.db_connection_budget), 150 otherwise. Aurora Serverless v2 PostgreSQL sets max_connections from the maximum capacity: 189 at a maximum of 1 ACU; with a minimum capacity of 0 (auto-pause) or 0.5 ACU it is capped at 2,000 however large the maximum."
   type        = number
@@ -179,14 +191,14 @@ variable "create_cluster" {
 }
 
 variable "cluster_engine_version" {
-  description = "Aurora PostgreSQL engine version a created cluster starts with. Auto-pause (cluster_min_acu = 0) needs 13.15, 14.12, 15.7, 16.3 or later. RDS applies minor upgrades afterwards and Terraform ignores the difference; for a major upgrade, upgrade the cluster (aws rds modify-db-cluster --engine-version ... --allow-major-version-upgrade) and then set this to match."
+  description = "Aurora PostgreSQL engine version a created cluster starts with. 14 or later: the API's sessions use idle_session_timeout (PostgreSQL 14), and auto-pause (cluster_min_acu = 0) needs 14.12, 15.7, 16.3 or later. RDS applies minor upgrades afterwards and Terraform ignores the difference; for a major upgrade, upgrade the cluster (aws rds modify-db-cluster --engine-version ... --allow-major-version-upgrade) and then set this to match."
   type        = string
   default     = "16.6"
   nullable    = false
 
   validation {
-    condition     = can(regex("^1[3-9]\\.[0-9]+$", var.cluster_engine_version))
-    error_message = "cluster_engine_version must be an Aurora PostgreSQL version such as \"16.6\" (13 or later)."
+    condition     = can(regex("^(1[4-9]|[2-9][0-9])\\.[0-9]+$", var.cluster_engine_version))
+    error_message = "cluster_engine_version must be an Aurora PostgreSQL version such as \"16.6\" (14 or later: idle_session_timeout arrived in PostgreSQL 14)."
   }
 }
 

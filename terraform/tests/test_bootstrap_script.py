@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -69,7 +70,8 @@ def roles_statements() -> list[str]:
     return out
 
 
-def run(tmp_path: Path, **state) -> tuple[subprocess.CompletedProcess[str], list[list[str]]]:
+def run(tmp_path: Path, *args: str, env_extra: dict[str, str] | None = None,
+        **state) -> tuple[subprocess.CompletedProcess[str], list[list[str]]]:
     bindir = tmp_path / "bin"
     bindir.mkdir(exist_ok=True)
     fake = bindir / "aws"
@@ -81,8 +83,8 @@ def run(tmp_path: Path, **state) -> tuple[subprocess.CompletedProcess[str], list
     log = tmp_path / "calls.log"
     log.write_text("", encoding="utf-8")
     env = {"PATH": f"{bindir}:{os.environ['PATH']}", "HOME": str(tmp_path), "FAKE_AWS_STATE": str(state_file),
-           "FAKE_AWS_LOG": str(log), "AWS_REGION": "eu-central-1", "BOOTSTRAP_RETRY_SECS": "0"}
-    proc = subprocess.run(["bash", str(SCRIPT), "--cluster", "app-cluster", "--db-name", "app"],
+           "FAKE_AWS_LOG": str(log), "AWS_REGION": "eu-central-1", "BOOTSTRAP_RETRY_SECS": "0", **(env_extra or {})}
+    proc = subprocess.run(["bash", str(SCRIPT), "--cluster", "app-cluster", "--db-name", "app", *args],
                           capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
     calls = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()]
     return proc, calls
@@ -108,7 +110,9 @@ def test_fresh_cluster(tmp_path: Path):
     assert sent[1] == ("postgres", "CREATE DATABASE app")
     roles = roles_statements()
     assert len(roles) >= 5
-    assert sent[2:-1] == [("app", s) for s in roles], "roles.sql, one statement per call, in order, in the new database"
+    assert sent[2:-2] == [("app", s) for s in roles], "roles.sql, one statement per call, in order, in the new database"
+    assert sent[-2] == ("app", "ALTER ROLE app_runtime SET idle_session_timeout = '600s'"), \
+        "after roles.sql (which may set a default of its own): the configured value, 600 s by default"
     assert sent[-1] == ("app", "GRANT rds_iam TO app_owner, app_runtime")
     assert all("--region" in c and c[c.index("--region") + 1] == "eu-central-1" for c in calls)
     assert SECRET not in proc.stdout + proc.stderr
@@ -136,3 +140,35 @@ def test_says_how_to_fix_a_cluster_it_cannot_use(tmp_path: Path, state: dict, fi
     assert proc.returncode != 0
     assert fix in proc.stderr
     assert not statements(calls), "nothing is sent before the cluster is usable"
+
+
+IDLE = "ALTER ROLE app_runtime SET idle_session_timeout = '{}s'"
+
+
+@pytest.mark.parametrize(("args", "env", "seconds"), [
+    ((), {"BOOTSTRAP_IDLE_SESSION_TIMEOUT_SECS": "300"}, 300),  # how terraform apply passes it
+    (("--idle-session-timeout", "86400"), {}, 86400),
+    (("--idle-session-timeout", "0"), {"BOOTSTRAP_IDLE_SESSION_TIMEOUT_SECS": "300"}, 0),  # the flag wins; 0 disables
+    (("--idle-session-timeout", "30"), {}, 30),
+])
+def test_sets_the_configured_idle_session_timeout(tmp_path: Path, args: tuple, env: dict, seconds: int):
+    proc, calls = run(tmp_path, *args, env_extra=env)
+    assert proc.returncode == 0, proc.stderr
+    sent = statements(calls)
+    assert [sql for _, sql in sent if "idle_session_timeout" in sql][-1] == IDLE.format(seconds)
+    assert sent[-2] == ("app", IDLE.format(seconds))
+
+
+@pytest.mark.parametrize("value", ["29", "86401", "10m", "-1", "600s", "1e3", "060", "600; DROP ROLE app_owner"])
+def test_refuses_a_bad_idle_session_timeout(tmp_path: Path, value: str):
+    proc, calls = run(tmp_path, "--idle-session-timeout", value)
+    assert proc.returncode != 0
+    assert "--idle-session-timeout" in proc.stderr
+    assert not statements(calls), "nothing is sent with a bad setting"
+
+
+def test_terraform_passes_the_idle_session_timeout():
+    """migrate.tf runs the script with the configured value, and again when it changes."""
+    text = (REPO / "terraform" / "migrate.tf").read_text(encoding="utf-8")
+    assert re.search(r"BOOTSTRAP_IDLE_SESSION_TIMEOUT_SECS\s*=\s*tostring\(var\.db_idle_session_timeout_seconds\)", text)
+    assert re.search(r"triggers_replace\s*=\s*\[[^\]]*var\.db_idle_session_timeout_seconds", text)

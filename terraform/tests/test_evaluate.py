@@ -156,6 +156,7 @@ REFUSED = [
     ("cluster_max_acu", 300),
     ("cluster_seconds_until_auto_pause", 60),
     ("cluster_engine_version", "12.9"),
+    ("cluster_engine_version", "13.15"),
     ("cluster_backup_retention_days", 0),
     ("cluster_kms_key_arn", "alias/aws/rds"),
     ("db_max_connections", 1.5),
@@ -215,8 +216,11 @@ BASE_ENV = {
     "DB_AUTH": "iam",
     "DB_CONNECT_TIMEOUT_SECS": "30",
     "DB_STATEMENT_TIMEOUT_MS": "10000",
+    "DB_IDLE_SESSION_TIMEOUT_SECS": "600",
     "DB_POOL_MAX": "1",
     "LOG_LEVEL": "info",
+    "METRICS_NAMESPACE": "TenantApi",
+    "METRICS_TENANT_DIMENSION": "false",
 }
 
 
