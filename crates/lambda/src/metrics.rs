@@ -106,32 +106,37 @@ impl Metrics {
         }
     }
 
+    /// The `_aws` member: what CloudWatch extracts, and how.
+    fn spec(&self, timestamp: u64, tenant_dimension: bool) -> Value {
+        let mut dimensions = vec![json!(["Service"]), json!(["Service", "Route", "StatusClass"])];
+        if tenant_dimension {
+            dimensions.push(json!(["Service", "TenantId"]));
+        }
+        json!({
+            "Timestamp": timestamp,
+            "CloudWatchMetrics": [{
+                "Namespace": self.namespace,
+                "Dimensions": dimensions,
+                "Metrics": [
+                    { "Name": "Latency", "Unit": "Milliseconds" },
+                    { "Name": "Requests", "Unit": "Count" },
+                    { "Name": "Errors5xx", "Unit": "Count" },
+                    { "Name": "DbRoundTrips", "Unit": "Count" },
+                    { "Name": "DbConnectFailures", "Unit": "Count" },
+                    { "Name": "Retries", "Unit": "Count" },
+                ],
+            }],
+        })
+    }
+
     /// The record for one request.
     pub fn record(&self, m: &RequestMetrics<'_>) -> Value {
-        let mut dimensions = vec![json!(["Service"]), json!(["Service", "Route", "StatusClass"])];
         // A tenant becomes a dimension (a metric series of its own) only for requests that it
         // answered: ids made up by callers must not create series.
         let tenant = m.tenant_id.filter(|_| self.tenant_dimension && m.status < 400);
-        if tenant.is_some() {
-            dimensions.push(json!(["Service", "TenantId"]));
-        }
         let timestamp = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
         let mut record = json!({
-            "_aws": {
-                "Timestamp": timestamp,
-                "CloudWatchMetrics": [{
-                    "Namespace": self.namespace,
-                    "Dimensions": dimensions,
-                    "Metrics": [
-                        { "Name": "Latency", "Unit": "Milliseconds" },
-                        { "Name": "Requests", "Unit": "Count" },
-                        { "Name": "Errors5xx", "Unit": "Count" },
-                        { "Name": "DbRoundTrips", "Unit": "Count" },
-                        { "Name": "DbConnectFailures", "Unit": "Count" },
-                        { "Name": "Retries", "Unit": "Count" },
-                    ],
-                }],
-            },
+            "_aws": self.spec(timestamp, tenant.is_some()),
             "Service": self.service,
             "Route": m.route,
             "StatusClass": format!("{}xx", m.status / 100),
