@@ -78,6 +78,6 @@ check "alarm_settings_used" {
 check "idle_sessions_end" {
   assert {
     condition     = !(local.create_cluster && var.cluster_min_acu == 0 && var.db_idle_session_timeout_seconds == 0)
-    error_message = "db_idle_session_timeout_seconds = 0 with cluster_min_acu = 0: idle Lambda instances keep their database connections open, and Aurora Serverless v2 cannot auto-pause while any connection is open, so the cluster may keep billing its minimum long after the last request. Set db_idle_session_timeout_seconds (600 by default)."
+    error_message = "db_idle_session_timeout_seconds = 0 with cluster_min_acu = 0: idle Lambda instances keep their database connections open, and Aurora Serverless v2 cannot auto-pause while any connection is open, so the cluster keeps running (and billing capacity) long after the last request. Set db_idle_session_timeout_seconds (600 by default)."
   }
 }

@@ -7,6 +7,8 @@ are replaced by literals (test_evaluate_database.with_literals).
 
 from __future__ import annotations
 
+import json
+import re
 import shutil
 import subprocess
 
@@ -196,3 +198,63 @@ def test_topic_in_the_alarms_region(tf: Console, cfg: TfConfig, topic, region: s
 def test_check_assertion(tf: Console, cfg: TfConfig, name: str, variables: dict, expected: bool):
     (a,) = cfg.checks[name]["assert"]
     assert tf.eval(unwrap(a["condition"]), **variables) is expected, text_of(a["condition"])
+
+
+# ---------------------------------------------------------------------------
+# The dashboard's body, rendered
+# ---------------------------------------------------------------------------
+
+
+def _block(text: str, header: str) -> str:
+    """The block whose first line matches `header` (a regex), braces balanced."""
+    m = re.search(header, text, re.M)
+    assert m, header
+    depth, i = 0, text.index("{", m.start())
+    while True:
+        depth += {"{": 1, "}": -1}.get(text[i], 0)
+        if depth == 0:
+            return text[m.start(): i + 1]
+        i += 1
+
+
+@pytest.fixture(scope="module")
+def dashboard(cfg: TfConfig, tmp_path_factory) -> Console:
+    """variables*.tf, locals.tf and dashboard.tf's locals with the function's name and the region
+    as literals, and the dashboard's body as written, as a local."""
+    work = tmp_path_factory.mktemp("tf-eval-dashboard")
+    for path in [*sorted(cfg.root.glob("variables*.tf")), cfg.root / "locals.tf"]:
+        shutil.copy(path, work / path.name)
+    lit = {"aws_lambda_function.this.function_name": "tenant-api", "local.region": "eu-central-1"}
+    widgets = with_literals(_block(cfg.raw["dashboard.tf"], r"^locals \{"), lit)
+    body = with_literals(unwrap(cfg.resources["aws_cloudwatch_dashboard"]["this"]["dashboard_body"]), lit)
+    (work / "dashboard.tf").write_text(f"{widgets}\n\nlocals {{\n  dashboard_body = {body}\n}}\n", encoding="utf-8")
+    proc = subprocess.run([TERRAFORM, "init", "-backend=false", "-input=false", "-no-color"],
+                          capture_output=True, text=True, cwd=work, env=_env(), timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return Console(work)
+
+
+def test_dashboard_body_renders(dashboard: Console):
+    body = json.loads(dashboard.eval("local.dashboard_body", metrics_namespace="Acme/Api"))
+    widgets = body["widgets"]
+    assert len(widgets) == 6
+    places = set()
+    for w in widgets:
+        assert w["type"] == "metric" and (w["width"], w["height"]) == (12, 6)
+        places.add((w["x"], w["y"]))
+        p = w["properties"]
+        assert p["region"] == "eu-central-1" and p["period"] == 60 and p["title"]
+        for m in p["metrics"]:
+            if len(m) == 1:
+                assert m[0]["expression"] == "100 * errors / requests"
+                continue
+            ns, metric, dim, value, opts = m
+            assert (dim, value) == (("Service", "tenant-api") if ns == "Acme/Api" else ("FunctionName", "tenant-api"))
+            assert ns in ("Acme/Api", "AWS/Lambda") and opts["stat"]
+    assert len(places) == 6, "no two widgets in one place"
+    stats = {(m[1], m[4]["stat"]) for w in widgets for m in w["properties"]["metrics"] if len(m) == 5}
+    assert {("Latency", "p50"), ("Latency", "p99"), ("Throttles", "Sum"), ("ConcurrentExecutions", "Maximum"),
+            ("Requests", "Sum"), ("Errors5xx", "Sum"), ("DbRoundTrips", "Average"), ("DbConnectFailures", "Sum"),
+            ("Retries", "Sum")} <= stats
+    ids = {m[4].get("id") for w in widgets for m in w["properties"]["metrics"] if len(m) == 5}
+    assert {"errors", "requests"} <= ids, "the rate expression's inputs"
