@@ -135,6 +135,10 @@ impl From<store::Error> for Error {
             store::Error::Forbidden => Error::Forbidden,
             store::Error::Conflict(why) => Error::Conflict(why),
             store::Error::InvalidValue(why) => Error::Invalid { field: "body".into(), message: why.into() },
+            store::Error::IdempotencyMismatch => Error::Invalid {
+                field: "Idempotency-Key".into(),
+                message: "this key was used for a different request (method, path or body)".into(),
+            },
             other => Error::Internal { detail: other.to_string() },
         }
     }

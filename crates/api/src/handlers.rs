@@ -8,8 +8,8 @@ use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use matchit::Params;
 use serde::{Deserialize, Serialize};
 use store::{
-    DisplayName, Email, InvitationId, Membership, NewUser, Role, Scoped, TenantId, TenantName, TodoFilter, TodoId,
-    TodoPatch, TodoTitle, User, UserId,
+    DisplayName, Email, Idempotency, InvitationId, Membership, NewUser, Role, Scoped, TenantId, TenantName, TodoFilter,
+    TodoId, TodoPatch, TodoTitle, User, UserId,
 };
 use uuid::Uuid;
 
@@ -35,16 +35,65 @@ pub(crate) async fn dispatch(app: &App, req: &Request<Bytes>) -> Result<Response
         _ => {}
     }
     let principal = req.extensions().get::<Principal>().ok_or(Error::Unauthorized)?;
-    // POST /api/users registers the caller itself (and says 201 when it did).
-    if spec.route == Route::Users && req.method() == Method::POST {
-        return post_user(app, req, principal, req.extensions().get::<Deadline>().map(|d| d.0)).await;
-    }
     let deadline = req.extensions().get::<Deadline>().map(|d| d.0);
+    let idem = idempotency(app, req)?;
+    let result = serve(app, req, spec.route, &matched.params, principal, deadline, idem.as_ref()).await;
+    let Some(idem) = idem else { return result };
+    match result {
+        Ok(mut res) => {
+            if idem.replayed() {
+                res.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
+            }
+            Ok(res)
+        }
+        Err(e) => {
+            // A request that failed with a 4xx leaves no record: the client may fix it and send it
+            // again with the same key. (Best effort: a record left behind answers the same 4xx.)
+            if e.status().is_client_error()
+                && !idem.replayed()
+                && let Some(me) = app.known(principal)
+            {
+                let db = app.store().scoped(me).with_deadline(deadline).with_idempotency(Some(&idem));
+                if let Err(forget) = db.forget_idempotency().await {
+                    tracing::warn!(error = %forget, "could not drop the idempotency record of a failed request");
+                }
+            }
+            Err(e)
+        }
+    }
+}
+
+/// The request's `Idempotency-Key`, for the writes under /api; 400 for a malformed one.
+fn idempotency(app: &App, req: &Request<Bytes>) -> Result<Option<Idempotency>> {
+    let writes = matches!(*req.method(), Method::POST | Method::PUT | Method::PATCH | Method::DELETE);
+    let Some(value) = req.headers().get("idempotency-key").filter(|_| writes) else { return Ok(None) };
+    let bad = || Error::BadRequest("Idempotency-Key: must be 1 to 255 visible ASCII characters".into());
+    let key = value.to_str().map_err(|_| bad())?;
+    let tenant = crate::routes::tenant_in_path(req.uri().path()).and_then(|t| TenantId::parse(t).ok());
+    let path = req.uri().path_and_query().map_or("", |p| p.as_str());
+    Idempotency::new(key, tenant, req.method().as_str(), path, req.body(), app.idempotency_life())
+        .map(Some)
+        .ok_or_else(bad)
+}
+
+/// Runs the handler of `route` for the signed-in caller.
+async fn serve(
+    app: &App,
+    req: &Request<Bytes>,
+    route: Route,
+    p: &Params<'_, '_>,
+    principal: &Principal,
+    deadline: Option<Instant>,
+    idem: Option<&Idempotency>,
+) -> Result<Response<Bytes>> {
+    // POST /api/users registers the caller itself (and says 201 when it did).
+    if route == Route::Users && req.method() == Method::POST {
+        return post_user(app, req, principal, deadline, idem).await;
+    }
     let me = app.user_id(principal, deadline).await?;
-    let db = app.store().scoped(me).with_deadline(deadline);
-    let p = &matched.params;
+    let db = app.store().scoped(me).with_deadline(deadline).with_idempotency(idem);
     let ctx = Ctx { app, req, db, principal };
-    match (spec.route, req.method().clone()) {
+    match (route, req.method().clone()) {
         (Route::Me, Method::GET) => get_me(&ctx).await,
         (Route::Users, Method::GET) => ok(&ctx.db.list_users(body::list_query(req)?.page).await?),
         (Route::User, Method::GET) => ok(&ctx.db.get_user(user_id(p)?).await?),
@@ -78,7 +127,7 @@ pub(crate) async fn dispatch(app: &App, req: &Request<Bytes>) -> Result<Response
             let q = body::list_query(req)?;
             ok(&ctx.db.list_all_todos(TodoFilter { complete: q.complete }, q.page).await?)
         }
-        _ => Err(Error::MethodNotAllowed(spec.methods)),
+        _ => Err(Error::NotFound("no such route")),
     }
 }
 
@@ -96,7 +145,7 @@ impl Ctx<'_> {
     async fn registered_again(&self) -> Result<Scoped<'_>> {
         self.app.forget(self.principal);
         let id = self.app.user_id(self.principal, self.db.deadline()).await?;
-        Ok(self.app.store().scoped(id).with_deadline(self.db.deadline()))
+        Ok(self.app.store().scoped(id).with_deadline(self.db.deadline()).with_idempotency(self.db.idempotency()))
     }
 }
 
@@ -201,18 +250,26 @@ async fn post_user(
     req: &Request<Bytes>,
     principal: &Principal,
     deadline: Option<Instant>,
+    idem: Option<&Idempotency>,
 ) -> Result<Response<Bytes>> {
     let (name, email) = ProfileBody::parse(req)?;
+    let db = |id| app.store().scoped(id).with_deadline(deadline).with_idempotency(idem);
+    let mut answer = None;
     if let Some(id) = app.known(principal) {
-        match app.store().scoped(id).with_deadline(deadline).set_profile(&name, &email).await {
+        match db(id).set_profile(&name, &email, false).await {
             Err(store::Error::NotFound) => app.forget(principal),
-            other => return ok(&other?),
+            other => answer = Some(other?),
         }
     }
-    let new = NewUser { name: Some(name.clone()), email: Some(email.clone()), ..principal.new_user() };
-    let (id, registered) = app.store().register(&new, deadline).await?;
-    app.remember(principal, id);
-    let user = app.store().scoped(id).with_deadline(deadline).set_profile(&name, &email).await?;
+    let (user, registered) = match answer {
+        Some(done) => done,
+        None => {
+            let new = NewUser { name: Some(name.clone()), email: Some(email.clone()), ..principal.new_user() };
+            let (id, registered) = app.store().register(&new, deadline).await?;
+            app.remember(principal, id);
+            db(id).set_profile(&name, &email, registered).await?
+        }
+    };
     if registered { created(&user, format!("/api/users/{}", user.id)) } else { ok(&user) }
 }
 

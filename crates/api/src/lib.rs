@@ -15,7 +15,7 @@ pub mod routes;
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex},
-    time::Instant,
+    time::{Duration, Instant},
 };
 
 use bytes::Bytes;
@@ -49,6 +49,8 @@ struct Inner {
     router: matchit::Router<usize>,
     body_limit: usize,
     cors: Cors,
+    /// How long an `Idempotency-Key` answers repeats.
+    idempotency_life: Duration,
     /// The ids of callers seen by this process, by (issuer, subject), so that only their first
     /// call in this process pays for the registration step. Bounded: cleared when full.
     known_users: Mutex<KnownUsers>,
@@ -71,9 +73,21 @@ impl App {
                 router: routes::router(),
                 body_limit,
                 cors: Cors::default(),
+                idempotency_life: store::idempotency::DEFAULT_RECORD_LIFE,
                 known_users: Mutex::new(HashMap::new()),
             }),
         }
+    }
+
+    /// Keeps the records of `Idempotency-Key` requests for `life` (24 h by default). Call before
+    /// the app is shared.
+    pub fn with_idempotency_life(mut self, life: Duration) -> Self {
+        Arc::get_mut(&mut self.inner).expect("configured before the app is shared").idempotency_life = life;
+        self
+    }
+
+    pub(crate) fn idempotency_life(&self) -> Duration {
+        self.inner.idempotency_life
     }
 
     /// Answers browsers from `cors`'s origins (see [`Cors`]). Call before the app is shared.

@@ -191,6 +191,20 @@ pub async fn serve(bind: SocketAddr) -> Result<(), BoxError> {
          Or use this one (alice, 12 h):\n  export TOKEN={example}\n  \
          curl -s -H \"Authorization: Bearer $TOKEN\" http://{addr}/api/me\n"
     );
+    // Expired idempotency records go every ten minutes (on AWS: the function's scheduled
+    // cleanup event).
+    let store = server.app.store().clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(std::time::Duration::from_secs(600));
+        loop {
+            every.tick().await;
+            match store.cleanup_idempotency(1000).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(deleted = n, "idempotency records cleaned up"),
+                Err(e) => tracing::warn!(error = %e, "idempotency cleanup failed"),
+            }
+        }
+    });
     run(server, listener, shutdown_signal()).await
 }
 

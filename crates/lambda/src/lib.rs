@@ -14,6 +14,7 @@
 mod error;
 pub mod event;
 pub mod identity;
+pub mod invocation;
 pub mod metrics;
 pub mod migration;
 
@@ -102,8 +103,16 @@ impl Function {
         }
         tracing::info!(db = %db.describe(), auth = ?db.auth, pool_max = db.pool_max, "init");
         let metrics = Metrics::from_env(get)?;
+        let records = match get("IDEMPOTENCY_TTL_SECS") {
+            None => store::idempotency::DEFAULT_RECORD_LIFE,
+            Some(v) => match v.trim().parse::<u64>() {
+                Ok(s @ 60..=604_800) => Duration::from_secs(s),
+                _ => return Err(Error::config("IDEMPOTENCY_TTL_SECS", format!("must be 60 to 604800, not {v:?}"))),
+            },
+        };
         let store = Store::from_config(db).await?;
-        Ok(Self::new(App::new(store).with_cors(cors), identity).with_deadline_margin(margin).with_metrics(metrics))
+        let app = App::new(store).with_cors(cors).with_idempotency_life(records);
+        Ok(Self::new(app, identity).with_deadline_margin(margin).with_metrics(metrics))
     }
 
     pub fn app(&self) -> &App {

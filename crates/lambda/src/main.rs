@@ -7,7 +7,10 @@
 
 use std::{process::ExitCode, sync::Arc};
 
-use lambda::event::{ApiEvent, ApiResponse};
+use lambda::{
+    event::ApiResponse,
+    invocation::{Invocation, Output},
+};
 use lambda_http::{Error, LambdaEvent, lambda_runtime, service_fn};
 
 fn env(name: &str) -> Option<String> {
@@ -47,11 +50,16 @@ async fn serve_api() -> ExitCode {
         }
     };
     exit(
-        lambda_runtime::run(service_fn(move |event: LambdaEvent<ApiEvent>| {
+        lambda_runtime::run(service_fn(move |event: LambdaEvent<Invocation>| {
             let function = function.clone();
             async move {
-                let (origin, request) = event.payload.into_request(event.context);
-                Ok::<_, Error>(ApiResponse::new(origin, function.handle(request).await))
+                match event.payload {
+                    Invocation::Api(api) => {
+                        let (origin, request) = api.into_request(event.context);
+                        Ok::<_, Error>(Output::Api(ApiResponse::new(origin, function.handle(request).await)))
+                    }
+                    Invocation::Cleanup => Ok(Output::Cleanup(function.cleanup().await?)),
+                }
             }
         }))
         .await,

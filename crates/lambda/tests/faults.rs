@@ -53,6 +53,22 @@ impl Rig {
         self.call_due(method, path, body, None).await
     }
 
+    /// [`Rig::call`] with an `Idempotency-Key`; also whether the answer was replayed.
+    async fn call_keyed(&self, method: &str, path: &str, body: Option<Value>, key: &str) -> (Answer, bool) {
+        let mut e = event("apigw-v2-jwt.json", method, path, body);
+        e["headers"]["idempotency-key"] = json!(key);
+        let mut ctx = lambda_http::Context::default();
+        ctx.request_id = "fault-test".into();
+        let res = self.f.handle(common::request(&e, ctx)).await;
+        let replayed = res.headers().get("idempotent-replayed").is_some_and(|v| v == "true");
+        let body = match res.body() {
+            Body::Text(t) => serde_json::from_str(t).unwrap(),
+            _ => Value::Null,
+        };
+        let retry_after = res.headers().get("retry-after").map(|v| v.to_str().unwrap().parse::<u64>().unwrap());
+        (Answer { status: res.status().as_u16(), body, retry_after, took: Duration::ZERO }, replayed)
+    }
+
     /// [`Rig::call`] with Lambda's deadline for the invocation `due` from now.
     async fn call_due(&self, method: &str, path: &str, body: Option<Value>, due: Option<Duration>) -> Answer {
         let mut ctx = lambda_http::Context::default();
@@ -337,4 +353,60 @@ async fn s12_an_idle_session_is_closed_by_the_server_and_the_next_write_reconnec
     assert_eq!(r.status, 201, "{r:?}");
     assert_eq!(rig.standin.accepted_logins(), 2, "exactly one new login");
     assert_eq!(rig.count("SELECT count(*) FROM todos").await, 1);
+}
+
+/// The connection drops while the server commits a write sent with an `Idempotency-Key` (a
+/// slow COMMIT, held by a deferred trigger): the client cannot know whether it happened. Its
+/// retry with the same key gets the original answer, and the write is there exactly once.
+#[tokio::test]
+async fn s13_a_connection_lost_at_commit_then_a_retry_with_the_key_answers_once() {
+    let rig = Rig::new().await;
+    let t = tenant(&rig).await;
+    let todos = format!("/api/tenants/{t}/todos");
+    let admin = rig.db.admin().await;
+    admin
+        .batch_execute(
+            "CREATE FUNCTION slow_commit() RETURNS trigger LANGUAGE plpgsql AS
+               $$ BEGIN PERFORM pg_sleep(1); RETURN NULL; END $$;
+             CREATE CONSTRAINT TRIGGER slow_commit AFTER INSERT ON todos
+               DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION slow_commit();",
+        )
+        .await
+        .unwrap();
+    let body = json!({ "title": "exactly once" });
+    let write = rig.call_keyed("POST", &todos, Some(body.clone()), "retry-me");
+    let drop_at_commit = async {
+        let watcher = rig.db.admin().await;
+        let started = Instant::now();
+        loop {
+            let sleeping: i64 = watcher
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity WHERE usename = 'app_runtime' AND wait_event = 'PgSleep'",
+                    &[],
+                )
+                .await
+                .unwrap()
+                .get(0);
+            if sleeping > 0 {
+                break;
+            }
+            assert!(started.elapsed() < Duration::from_secs(10), "the write never reached its COMMIT");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        rig.standin.drop_sessions();
+    };
+    let ((lost, _), ()) = tokio::join!(write, drop_at_commit);
+    lost.unavailable();
+    // The server finishes the commit although the client is gone.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(rig.count("SELECT count(*) FROM todos").await, 1, "the write committed");
+
+    let (retry, replayed) = rig.call_keyed("POST", &todos, Some(body.clone()), "retry-me").await;
+    assert_eq!((retry.status, replayed), (201, true), "{retry:?}");
+    assert_eq!(retry.body["title"], "exactly once");
+    let id: uuid::Uuid = admin.query_one("SELECT id FROM todos", &[]).await.unwrap().get(0);
+    assert_eq!(retry.body["id"], id.to_string(), "the answer is the original write's");
+    let (again, replayed) = rig.call_keyed("POST", &todos, Some(body), "retry-me").await;
+    assert_eq!((again.status, replayed, &again.body), (201, true, &retry.body));
+    assert_eq!(rig.count("SELECT count(*) FROM todos").await, 1, "exactly once");
 }

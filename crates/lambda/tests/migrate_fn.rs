@@ -106,3 +106,26 @@ async fn the_api_function_refuses_the_migrate_event() {
     assert!(body["errorMessage"].as_str().unwrap_or_default().contains("APP_FUNCTION=migrate"), "{body}");
     assert_eq!(standin.connections(), 0, "it never touched the database");
 }
+
+/// The EventBridge schedule invokes the API function with `{"action":"cleanup"}`: expired
+/// idempotency records go, live ones stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_function_deletes_expired_idempotency_records_on_the_cleanup_event() {
+    let db = testkit::pg::db().await;
+    db.admin()
+        .await
+        .batch_execute(
+            "INSERT INTO users (id, subject) VALUES ('aaaaaaaa-0000-4000-8000-000000000001', 'u');
+             INSERT INTO idempotency_keys (user_id, tenant_id, key, fingerprint, expires_at)
+             SELECT 'aaaaaaaa-0000-4000-8000-000000000001', '00000000-0000-0000-0000-000000000000', 'k' || n,
+                    decode(repeat('ab', 32), 'hex'), now() + CASE WHEN n <= 3 THEN interval '-1 hour' ELSE interval '1 hour' END
+             FROM generate_series(1, 5) n;",
+        )
+        .await
+        .unwrap();
+    let (runtime, _process, _standin, _ca) = start(&db, &[("IDENTITY_SOURCES", "apigw_jwt")]).await;
+    let outcome = runtime.call(json!({ "action": "cleanup" }), WAIT).await;
+    assert_eq!(outcome, Some(Outcome::Response(json!({ "deleted": 3 }))));
+    let left: i64 = db.admin().await.query_one("SELECT count(*) FROM idempotency_keys", &[]).await.unwrap().get(0);
+    assert_eq!(left, 2, "the live records stay");
+}

@@ -65,12 +65,27 @@ impl Stats {
 pub(crate) struct Conn {
     pub client: Client,
     stmts: Vec<Statement>,
+    /// The recording variants (`idempotency::recorded_sql`), prepared on the first request with
+    /// an `Idempotency-Key` on this connection.
+    recorded: tokio::sync::OnceCell<Vec<Statement>>,
     pub last_used: Instant,
 }
 
 impl Conn {
     pub fn stmt(&self, q: Q) -> &Statement {
         &self.stmts[q as usize]
+    }
+
+    /// The recording variant of every statement, in `Q::ALL` order.
+    pub async fn recorded(&self) -> Result<&[Statement], tokio_postgres::Error> {
+        let stmts = self
+            .recorded
+            .get_or_try_init(|| async {
+                let sql = crate::idempotency::recorded_statements();
+                try_join_all(sql.iter().map(|s| self.client.prepare(s))).await
+            })
+            .await?;
+        Ok(stmts)
     }
 }
 
@@ -112,9 +127,12 @@ impl Connector {
         let ms = cfg.statement_timeout.as_millis();
         // And a session nobody uses ends on the server's side: an idle Lambda instance must not
         // keep the cluster from pausing (the pool reconnects before it would use such a session).
-        let idle = cfg.idle_session_timeout.map_or(0, |t| t.as_millis().max(1));
+        // (PostgreSQL 14 and later; without the setting nothing is sent, for older servers.)
+        let idle = cfg
+            .idle_session_timeout
+            .map_or(String::new(), |t| format!("; SET idle_session_timeout = {}", t.as_millis().max(1)));
         let session_sql = format!(
-            "SET statement_timeout = {ms}; SET idle_in_transaction_session_timeout = {}; SET idle_session_timeout = {idle}",
+            "SET statement_timeout = {ms}; SET idle_in_transaction_session_timeout = {}{idle}",
             ms.saturating_mul(2).max(1000)
         );
         Ok(Self {
@@ -268,7 +286,7 @@ impl Connector {
             self.setup_failed();
             Error::from_query(e)
         })?;
-        Ok(Conn { client, stmts, last_used: Instant::now() })
+        Ok(Conn { client, stmts, recorded: Default::default(), last_used: Instant::now() })
     }
 }
 

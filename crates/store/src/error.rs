@@ -21,6 +21,9 @@ pub enum Error {
     /// A uniqueness rule or an invariant (a tenant keeps at least one admin) stops the change.
     #[error("conflict: {0}")]
     Conflict(&'static str),
+    /// An `Idempotency-Key` that was used for another request (another method, path or body).
+    #[error("this Idempotency-Key was used for a different request")]
+    IdempotencyMismatch,
     /// The database refused a value (a data exception or a check constraint): the request's
     /// fault, not the server's.
     #[error("invalid value: {0}")]

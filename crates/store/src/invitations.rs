@@ -10,13 +10,13 @@ use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
-use tokio_postgres::Row;
 use uuid::Uuid;
 
 use crate::{
     Cursor, Email, Error, Invalid, InvitationId, Membership, Page, PageRequest, Q, Result, Role, TenantId,
     model::rfc3339,
     queries::{ADMINS, fetch_limit, gated, page, step},
+    rows::DbRow,
     scope::{Access, Scoped, Tenants},
 };
 
@@ -93,15 +93,15 @@ pub struct Invitation {
     pub expires_at: OffsetDateTime,
 }
 
-fn invitation_at(row: &Row, i: usize) -> Option<Invitation> {
-    let id: Uuid = row.get::<_, Option<Uuid>>(i + 1)?;
+fn invitation_at(row: &DbRow, i: usize) -> Option<Invitation> {
+    let id: Uuid = row.col::<Option<Uuid>>(i + 1)?;
     Some(Invitation {
-        tenant_id: TenantId(row.get(i)),
+        tenant_id: TenantId(row.col(i)),
         id: InvitationId(id),
-        role: Role::from_db(row.get(i + 2)),
-        email: row.get(i + 3),
-        created_at: row.get(i + 4),
-        expires_at: row.get(i + 5),
+        role: Role::from_db(&row.col::<String>(i + 2)),
+        email: row.col(i + 3),
+        created_at: row.col(i + 4),
+        expires_at: row.col(i + 5),
     })
 }
 
@@ -115,15 +115,22 @@ impl Scoped<'_> {
         let code = InvitationCode::generate();
         let (hash, role, email) = (code.hash(), new.role.as_str(), new.email.as_ref().map(Email::as_str));
         let life = INVITATION_LIFE.as_secs() as i64;
+        // The code goes through the database only for a request with an Idempotency-Key, whose
+        // record must answer a repeat with the same code (the invitation stores its hash only).
+        let echoed = if self.idempotency.is_some() { code.expose() } else { "" };
         let rows = self
             .run(
                 Tenants::Member(tenant),
                 Access::Write,
-                &[step(Q::InvitationCreate, &[&tenant.0, &hash, &role, &email, &life])],
+                &[step(Q::InvitationCreate, &[&tenant.0, &hash, &role, &email, &life]), step(Q::Echo, &[&echoed])],
             )
             .await?;
         let row = gated(&rows[0], ADMINS)?;
         let invitation = invitation_at(row, 1).ok_or(Error::NotFound)?;
+        let code = match rows[1].first().map(|r| r.col::<String>(0)) {
+            Some(first) if !first.is_empty() => InvitationCode::parse(&first).map_err(|_| Error::NotFound)?,
+            _ => code,
+        };
         Ok((invitation, code))
     }
 
@@ -147,7 +154,7 @@ impl Scoped<'_> {
         let rows =
             self.run(Tenants::Member(tenant), Access::Write, &[step(Q::InvitationRevoke, &[&tenant.0, &id.0])]).await?;
         let row = gated(&rows[0], ADMINS)?;
-        row.get::<_, bool>(1).then_some(()).ok_or(Error::NotFound)
+        row.col::<bool>(1).then_some(()).ok_or(Error::NotFound)
     }
 
     /// Accepts an invitation: the caller becomes a member with the invited role. Unknown, used,
@@ -170,15 +177,15 @@ impl Scoped<'_> {
             )
             .await?;
         let row = &rows[1][0];
-        let (valid, member) = (row.get::<_, bool>(0), row.get::<_, bool>(1));
-        let joined = row.get::<_, Option<Uuid>>(2);
+        let (valid, member) = (row.col::<bool>(0), row.col::<bool>(1));
+        let joined = row.col::<Option<Uuid>>(2);
         match (valid, member, joined) {
             (_, _, Some(tenant_id)) => {
-                let tenant = rows[2].iter().find(|t| t.get::<_, Uuid>(0) == tenant_id).ok_or(Error::NotFound)?;
+                let tenant = rows[2].iter().find(|t| t.col::<Uuid>(0) == tenant_id).ok_or(Error::NotFound)?;
                 Ok(Membership {
                     tenant_id: TenantId(tenant_id),
-                    tenant_name: tenant.get(1),
-                    role: Role::from_db(row.get(3)),
+                    tenant_name: tenant.col(1),
+                    role: Role::from_db(&row.col::<String>(3)),
                 })
             }
             (true, true, None) => Err(Error::Conflict("you are a member of this tenant already")),

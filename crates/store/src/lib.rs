@@ -13,6 +13,7 @@ mod config;
 mod connector;
 mod error;
 mod gate;
+pub mod idempotency;
 mod invitations;
 pub mod migrate;
 mod model;
@@ -20,6 +21,7 @@ mod page;
 mod password;
 mod pool;
 mod queries;
+mod rows;
 mod scope;
 mod secret;
 mod statements;
@@ -29,6 +31,7 @@ pub mod tls;
 pub use config::{Auth, CaSource, DbConfig, TlsMode};
 pub use connector::{Stats, StatsSnapshot};
 pub use error::{Error, Result};
+pub use idempotency::Idempotency;
 pub use invitations::{Invitation, InvitationCode, NewInvitation};
 pub use model::{
     DisplayName, Email, Invalid, InvitationId, Member, Membership, NewUser, Role, Tenant, TenantId, TenantName, Todo,

@@ -25,7 +25,7 @@ pub const MIGRATIONS: &[Migration] = include!(concat!(env!("OUT_DIR"), "/migrati
 pub const BOOTSTRAP_ROLES_SQL: &str = include_str!("../../../migrations/bootstrap/roles.sql");
 
 /// The tables whose rows belong to tenants or users; each must have RLS enabled and forced.
-pub const PROTECTED_TABLES: &[&str] = &["tenants", "users", "memberships", "todos", "invitations"];
+pub const PROTECTED_TABLES: &[&str] = &["tenants", "users", "memberships", "todos", "invitations", "idempotency_keys"];
 
 /// Serialises migrations and role bootstrap across processes (tests run many at once).
 const LOCK_KEY: i64 = 0x7465_6e61_6e74;

@@ -154,6 +154,20 @@ impl Store {
         self.connector.connect().await
     }
 
+    /// Deletes up to `batch` expired idempotency records; how many it deleted. Run it on a
+    /// schedule (the function's cleanup event, the dev server's timer), never per request.
+    pub async fn cleanup_idempotency(&self, batch: i32) -> Result<u64> {
+        let rows = self
+            .scoped(crate::UserId(uuid::Uuid::nil()))
+            .run(
+                crate::Tenants::None,
+                crate::scope::Access::Write,
+                &[crate::scope::Step { q: crate::Q::IdemCleanup, params: &[&batch] }],
+            )
+            .await?;
+        Ok(rows[0].first().map_or(0, |r| r.col::<i64>(0)) as u64)
+    }
+
     /// Makes sure a connection is open (opening one if needed).
     pub async fn warm_up(&self) -> Result<()> {
         self.checkout().await.map(drop)

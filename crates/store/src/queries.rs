@@ -2,12 +2,12 @@
 //! scope its rule needs and runs as one pipelined transaction.
 
 use time::OffsetDateTime;
-use tokio_postgres::Row;
 use uuid::Uuid;
 
 use crate::{
     Cursor, DisplayName, Email, Error, Member, Membership, Page, PageRequest, Q, Result, Role, Tenant, TenantId,
     TenantName, Todo, TodoFilter, TodoId, TodoPatch, TodoTitle, User, UserId,
+    rows::DbRow,
     scope::{Access, Scoped, Step, Tenants},
 };
 
@@ -16,40 +16,45 @@ pub(crate) fn step<'a>(q: Q, params: &'a [&'a (dyn tokio_postgres::types::ToSql 
 }
 
 /// The caller's role, from the `me_role` column: `None` when the caller is not a member.
-fn me_role(row: &Row) -> Role {
-    Role::from_db(row.get::<_, &str>(0))
+fn me_role(row: &DbRow) -> Role {
+    Role::from_db(&row.col::<String>(0))
 }
 
 /// The todo in columns `i..i + 6`, or `None` when an outer join found none.
-fn todo_at(row: &Row, i: usize) -> Option<Todo> {
-    let id: Uuid = row.get::<_, Option<Uuid>>(i + 1)?;
+fn todo_at(row: &DbRow, i: usize) -> Option<Todo> {
+    let id: Uuid = row.col::<Option<Uuid>>(i + 1)?;
     Some(Todo {
-        tenant_id: TenantId(row.get(i)),
+        tenant_id: TenantId(row.col(i)),
         id: TodoId(id),
-        title: row.get(i + 2),
-        complete: row.get(i + 3),
-        created_at: row.get(i + 4),
-        updated_at: row.get(i + 5),
+        title: row.col(i + 2),
+        complete: row.col(i + 3),
+        created_at: row.col(i + 4),
+        updated_at: row.col(i + 5),
     })
 }
 
-fn tenant(row: &Row) -> Tenant {
-    Tenant { id: TenantId(row.get(0)), name: row.get(1), role: Role::from_db(row.get(2)), created_at: row.get(3) }
+fn tenant(row: &DbRow) -> Tenant {
+    Tenant {
+        id: TenantId(row.col(0)),
+        name: row.col(1),
+        role: Role::from_db(&row.col::<String>(2)),
+        created_at: row.col(3),
+    }
 }
 
-fn user(row: &Row) -> User {
-    User { id: UserId(row.get(0)), subject: row.get(1), name: row.get(2), email: row.get(3), created_at: row.get(4) }
+fn user(row: &DbRow) -> User {
+    User { id: UserId(row.col(0)), subject: row.col(1), name: row.col(2), email: row.col(3), created_at: row.col(4) }
 }
 
-fn member_at(row: &Row, i: usize) -> Option<Member> {
-    let user_id: Uuid = row.get::<_, Option<Uuid>>(i + 1)?;
+fn member_at(row: &DbRow, i: usize) -> Option<Member> {
+    let user_id: Uuid = row.col::<Option<Uuid>>(i + 1)?;
     Some(Member {
-        tenant_id: TenantId(row.get(i)),
+        tenant_id: TenantId(row.col(i)),
         user_id: UserId(user_id),
-        name: row.get(i + 2),
-        email: row.get(i + 3),
-        role: Role::from_db(row.get(i + 4)),
-        joined_at: row.get(i + 5),
+        name: row.col(i + 2),
+        email: row.col(i + 3),
+        role: Role::from_db(&row.col::<String>(i + 4)),
+        joined_at: row.col(i + 5),
     })
 }
 
@@ -82,13 +87,13 @@ pub(crate) fn fetch_limit(req: PageRequest) -> i64 {
 }
 
 /// Rows of a role-gated list: no row means the caller is not a member.
-fn gated_rows(rows: &[Row]) -> Result<Role> {
+fn gated_rows(rows: &[DbRow]) -> Result<Role> {
     rows.first().map(me_role).ok_or(Error::NotFound)
 }
 
 /// Rows of a role-gated single-row statement: 404 for non-members, 403 for members whose role
 /// is not one of `allowed`.
-pub(crate) fn gated<'r>(rows: &'r [Row], allowed: &[Role]) -> Result<&'r Row> {
+pub(crate) fn gated<'r>(rows: &'r [DbRow], allowed: &[Role]) -> Result<&'r DbRow> {
     let row = rows.first().ok_or(Error::NotFound)?;
     if !allowed.contains(&me_role(row)) {
         return Err(Error::Forbidden);
@@ -107,17 +112,29 @@ impl Scoped<'_> {
         let me = rows[0].first().map(user).ok_or(Error::NotFound)?;
         let memberships = rows[1]
             .iter()
-            .map(|r| Membership { tenant_id: TenantId(r.get(0)), tenant_name: r.get(1), role: Role::from_db(r.get(2)) })
+            .map(|r| Membership {
+                tenant_id: TenantId(r.col(0)),
+                tenant_name: r.col(1),
+                role: Role::from_db(&r.col::<String>(2)),
+            })
             .collect();
         Ok((me, memberships))
     }
 
     /// Replaces the caller's profile (`POST /api/users` of a registered caller).
-    pub async fn set_profile(&self, name: &DisplayName, email: &Email) -> Result<User> {
+    /// `registered` says whether the caller was registered by this request; it is returned
+    /// as given, and as first given when the request is answered from an idempotency record.
+    pub async fn set_profile(&self, name: &DisplayName, email: &Email, registered: bool) -> Result<(User, bool)> {
+        let flag = registered.to_string();
         let rows = self
-            .run(Tenants::None, Access::Write, &[step(Q::UserProfileSet, &[&name.as_str(), &email.as_str()])])
+            .run(
+                Tenants::None,
+                Access::Write,
+                &[step(Q::UserProfileSet, &[&name.as_str(), &email.as_str()]), step(Q::Echo, &[&flag])],
+            )
             .await?;
-        rows[0].first().map(user).ok_or(Error::NotFound)
+        let registered = rows[1].first().is_some_and(|r| r.col::<String>(0) == "true");
+        Ok((rows[0].first().map(user).ok_or(Error::NotFound)?, registered))
     }
 
     /// A user the caller can see: themself or someone who shares a tenant with them.
@@ -141,15 +158,15 @@ impl Scoped<'_> {
             .run(Tenants::All, Access::Write, &[step(Q::UserUpdate, &[&id.0, &name.as_str(), &email.as_str()])])
             .await?;
         let row = &rows[0][0];
-        match (row.get::<_, bool>(0), row.get::<_, Option<Uuid>>(1)) {
+        match (row.col::<bool>(0), row.col::<Option<Uuid>>(1)) {
             (false, _) => Err(Error::NotFound),
             (true, None) => Err(Error::Forbidden),
             (true, Some(_)) => Ok(User {
-                id: UserId(row.get(1)),
-                subject: row.get(2),
-                name: row.get(3),
-                email: row.get(4),
-                created_at: row.get(5),
+                id: UserId(row.col(1)),
+                subject: row.col(2),
+                name: row.col(3),
+                email: row.col(4),
+                created_at: row.col(5),
             }),
         }
     }
@@ -160,7 +177,7 @@ impl Scoped<'_> {
             .run(Tenants::All, Access::Write, &[step(Q::UserLockAdminTenants, &[]), step(Q::UserDelete, &[&id.0])])
             .await?;
         let row = &rows[1][0];
-        match (row.get::<_, bool>(0), id == self.user, row.get::<_, bool>(1), row.get::<_, bool>(2)) {
+        match (row.col::<bool>(0), id == self.user, row.col::<bool>(1), row.col::<bool>(2)) {
             (false, _, _, _) => Err(Error::NotFound),
             (true, false, _, _) => Err(Error::Forbidden),
             (true, true, true, _) => Err(Error::Conflict(
@@ -195,8 +212,8 @@ impl Scoped<'_> {
             self.run(Tenants::Member(id), Access::Write, &[step(Q::TenantRename, &[&id.0, &name.as_str()])]).await?;
         let row = gated(&rows[0], ADMINS)?;
         // No updated row although the caller is an admin: the tenant was deleted meanwhile.
-        let id: Uuid = row.get::<_, Option<Uuid>>(1).ok_or(Error::NotFound)?;
-        Ok(Tenant { id: TenantId(id), name: row.get(2), role: me_role(row), created_at: row.get(3) })
+        let id: Uuid = row.col::<Option<Uuid>>(1).ok_or(Error::NotFound)?;
+        Ok(Tenant { id: TenantId(id), name: row.col(2), role: me_role(row), created_at: row.col(3) })
     }
 
     /// Deletes a tenant with its memberships and todos.
@@ -235,7 +252,7 @@ impl Scoped<'_> {
             )
             .await?;
         let row = gated(&rows[1], ADMINS)?;
-        match (row.get::<_, bool>(1), row.get::<_, bool>(2)) {
+        match (row.col::<bool>(1), row.col::<bool>(2)) {
             (false, _) => Err(Error::NotFound),
             (true, false) => Err(Error::Conflict("a tenant must keep at least one admin")),
             (true, true) => rows[2].first().and_then(|r| member_at(r, 0)).ok_or(Error::NotFound),
@@ -252,7 +269,7 @@ impl Scoped<'_> {
             )
             .await?;
         let row = rows[1].first().ok_or(Error::NotFound)?;
-        let (me, target, deleted) = (me_role(row), row.get::<_, Option<&str>>(1), row.get::<_, bool>(3));
+        let (me, target, deleted) = (me_role(row), row.col::<Option<String>>(1), row.col::<bool>(3));
         if me != Role::Admin && user != self.user {
             return Err(Error::Forbidden);
         }
@@ -312,7 +329,7 @@ impl Scoped<'_> {
         let rows =
             self.run(Tenants::Member(tenant), Access::Write, &[step(Q::TodoDelete, &[&tenant.0, &id.0])]).await?;
         let row = gated(&rows[0], EDITORS)?;
-        row.get::<_, bool>(1).then_some(()).ok_or(Error::NotFound)
+        row.col::<bool>(1).then_some(()).ok_or(Error::NotFound)
     }
 
     /// Todos of every tenant the caller belongs to.

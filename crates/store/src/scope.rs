@@ -9,11 +9,13 @@
 use std::time::{Duration, Instant};
 
 use deadpool::managed::Object;
-use futures_util::future::{OptionFuture, join_all, join5};
-use tokio_postgres::{Row, types::ToSql};
+use futures_util::future::{OptionFuture, join, join_all, join5};
+use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
-use crate::{DisplayName, Email, Error, NewUser, Q, Result, Store, TenantId, UserId, pool::Manager};
+use crate::{
+    DisplayName, Email, Error, Idempotency, NewUser, Q, Result, Store, TenantId, UserId, pool::Manager, rows::DbRow,
+};
 
 /// Which tenants a transaction may see.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,9 +54,16 @@ pub struct Scoped<'s> {
     /// When the request's answer is due: checkout, connect, the statements and any retry must
     /// be done by then, or the call fails with [`Error::Deadline`].
     pub(crate) deadline: Option<Instant>,
+    /// The request's `Idempotency-Key`: its writes are recorded, or answered from the record.
+    pub(crate) idempotency: Option<&'s Idempotency>,
 }
 
-impl Scoped<'_> {
+impl<'s> Scoped<'s> {
+    /// The `Idempotency-Key` of this view's writes, if any.
+    pub fn idempotency(&self) -> Option<&'s Idempotency> {
+        self.idempotency
+    }
+
     /// When this view's calls must be done, if ever.
     pub fn deadline(&self) -> Option<Instant> {
         self.deadline
@@ -63,6 +72,12 @@ impl Scoped<'_> {
     /// Bounds every call of this view by `deadline`.
     pub fn with_deadline(self, deadline: Option<Instant>) -> Self {
         Self { deadline, ..self }
+    }
+
+    /// Records this view's writes under `key`, or answers them from the record of an earlier
+    /// request with the same key (see [`crate::idempotency`]).
+    pub fn with_idempotency(self, key: Option<&'s Idempotency>) -> Self {
+        Self { idempotency: key, ..self }
     }
 
     /// Runs `work` within the deadline, if there is one.
@@ -77,7 +92,7 @@ impl Scoped<'_> {
 impl Store {
     /// The database as `user` may see it.
     pub fn scoped(&self, user: UserId) -> Scoped<'_> {
-        Scoped { store: self, user, deadline: None }
+        Scoped { store: self, user, deadline: None, idempotency: None }
     }
 
     /// The id of the user the identity provider calls `new.subject` (under `new.issuer`),
@@ -102,7 +117,7 @@ impl Store {
                 )
                 .await?;
             if let Some(row) = rows[1].first() {
-                return Ok((UserId(row.get(0)), row.get(1)));
+                return Ok((UserId(row.col(0)), row.col(1)));
             }
             self.connector.stats.retries.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
@@ -144,7 +159,8 @@ struct Failed {
 
 impl Scoped<'_> {
     /// Runs `steps` in one transaction scoped to `tenants`; returns each step's rows.
-    pub(crate) async fn run(&self, tenants: Tenants, access: Access, steps: &[Step<'_>]) -> Result<Vec<Vec<Row>>> {
+    pub(crate) async fn run(&self, tenants: Tenants, access: Access, steps: &[Step<'_>]) -> Result<Vec<Vec<DbRow>>> {
+        let idem = self.idempotency.filter(|_| access == Access::Write);
         // The server's timeout is per statement: the client waits for every statement of the
         // pipeline (the scope, the steps) before it gives up on the connection.
         let patience = self.store.config().statement_timeout * (steps.len() as u32 + 2) + CLIENT_GRACE;
@@ -157,7 +173,7 @@ impl Scoped<'_> {
                 Some(d) => patience.min(d.saturating_duration_since(Instant::now())),
                 None => patience,
             };
-            match tokio::time::timeout(wait, self.pipeline(lease.conn(), tenants, access, steps)).await {
+            match tokio::time::timeout(wait, self.pipeline(lease.conn(), tenants, access, steps, idem)).await {
                 Ok(Ok(rows)) => {
                     lease.release();
                     return Ok(rows);
@@ -167,6 +183,12 @@ impl Scoped<'_> {
                     if clean && !lost {
                         // A statement failed, the transaction ended: the connection is fine.
                         lease.release();
+                    }
+                    if let Some(idem) = idem
+                        && crate::idempotency::is_taken(&error)
+                    {
+                        // Nothing of this request ran: answer from the first one's record.
+                        return Box::pin(self.replay(idem)).await;
                     }
                     if lost && access == Access::Read && !retried {
                         tracing::info!(error = %error, "database connection lost during a read; retrying once");
@@ -184,14 +206,47 @@ impl Scoped<'_> {
         }
     }
 
+    /// The record of a taken key, in a transaction of its own: the first request's rows.
+    async fn replay(&self, idem: &Idempotency) -> Result<Vec<Vec<DbRow>>> {
+        let plain = Scoped { idempotency: None, ..*self };
+        let rows = plain
+            .run(Tenants::None, Access::Read, &[Step { q: Q::IdemFetch, params: &[idem.tenant(), idem.key()] }])
+            .await?;
+        let row = rows[0].first().ok_or(Error::IdempotencyMismatch)?;
+        idem.replay(&row.col::<Vec<u8>>(0), &row.col::<Vec<String>>(1))
+    }
+
+    /// Forgets the record of this view's key: its request failed with a 4xx.
+    pub async fn forget_idempotency(&self) -> Result<()> {
+        let Some(idem) = self.idempotency else { return Ok(()) };
+        let plain = Scoped { idempotency: None, ..*self };
+        plain
+            .run(Tenants::None, Access::Write, &[Step { q: Q::IdemForget, params: &[idem.tenant(), idem.key()] }])
+            .await
+            .map(drop)
+    }
+
     async fn pipeline(
         &self,
         conn: &Object<Manager>,
         tenants: Tenants,
         access: Access,
         steps: &[Step<'_>],
-    ) -> Result<Vec<Vec<Row>>, Failed> {
+        idem: Option<&Idempotency>,
+    ) -> Result<Vec<Vec<DbRow>>, Failed> {
         let c = &conn.client;
+        // With a key: the claim first, then every statement in its recording variant.
+        let recorded = match idem {
+            Some(_) => Some(conn.recorded().await.map_err(|error| Failed { error, clean: true })?),
+            None => None,
+        };
+        let stmt = |q: Q| match recorded {
+            Some(r) => &r[q as usize],
+            None => conn.stmt(q),
+        };
+        let life = idem.map_or(0, Idempotency::life_secs);
+        let claim_params: Option<[&(dyn ToSql + Sync); 4]> =
+            idem.map(|i| -> [&(dyn ToSql + Sync); 4] { [i.tenant(), i.key(), i.fingerprint(), &life] });
         let user: Uuid = self.user.0;
         let member: Uuid = match tenants {
             Tenants::Member(t) => t.0,
@@ -207,11 +262,14 @@ impl Scoped<'_> {
         let begin = if access == Access::Read { "BEGIN READ ONLY" } else { "BEGIN" };
         // Each future sends its message when first polled; join5 polls them in this order, so the
         // server receives them in this order, all before the first reply is awaited.
-        let (begun, set, resolved, results, committed) = join5(
+        let (begun, set, resolved, (claimed, results), committed) = join5(
             c.batch_execute(begin),
             c.query(conn.stmt(Q::ScopeSet), &[&user]),
             OptionFuture::from(resolve.map(|(q, params)| c.query(conn.stmt(q), params))),
-            join_all(steps.iter().map(|s| c.query(conn.stmt(s.q), s.params))),
+            join(
+                OptionFuture::from(claim_params.as_ref().map(|p| c.query(conn.stmt(Q::IdemClaim), p))),
+                join_all(steps.iter().map(|s| c.query(stmt(s.q), s.params))),
+            ),
             c.batch_execute("COMMIT"),
         )
         .await;
@@ -220,7 +278,12 @@ impl Scoped<'_> {
         begun.map_err(fail)?;
         set.map_err(fail)?;
         resolved.transpose().map_err(fail)?;
-        let rows = results.into_iter().collect::<Result<Vec<_>, _>>().map_err(fail)?;
+        claimed.transpose().map_err(fail)?;
+        let rows = results
+            .into_iter()
+            .map(|r| r.map(|rows| rows.into_iter().map(DbRow::Pg).collect()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(fail)?;
         committed.map_err(fail)?;
         Ok(rows)
     }

@@ -222,4 +222,25 @@ statements! {
                          FROM (SELECT 1) one LEFT JOIN ins ON true",
     /// The tenant just joined (in scope after InvitationAccept).
     InvitationTenant => "SELECT id, name FROM tenants WHERE id = ANY (app_tenant_ids())",
+
+    /// Claims an `Idempotency-Key` (tenant `$1`, key `$2`) for the request with fingerprint
+    /// `$3`, for `$4` seconds, and names it for the recorded statements that follow. A taken
+    /// key fails on idempotency_keys_pkey (after the transaction that took it has committed);
+    /// an expired record of the key is replaced.
+    IdemClaim => "WITH stale AS (DELETE FROM idempotency_keys WHERE user_id = app_user_id() AND tenant_id = $1::uuid \
+                                 AND key = $2::text AND expires_at < now()) \
+                  INSERT INTO idempotency_keys (user_id, tenant_id, key, fingerprint, expires_at) \
+                  SELECT app_user_id(), $1::uuid, $2::text, $3::bytea, now() + $4::int8 * interval '1 second' \
+                  FROM (SELECT set_config('app.idem_tenant', $1::uuid::text, true), \
+                               set_config('app.idem_key', $2::text, true)) named \
+                  RETURNING true",
+    /// The record of a taken key.
+    IdemFetch => "SELECT fingerprint, results FROM idempotency_keys \
+                  WHERE user_id = app_user_id() AND tenant_id = $1::uuid AND key = $2::text AND expires_at >= now()",
+    /// Drops the record of a request that failed with a 4xx: the client may fix it and retry.
+    IdemForget => "DELETE FROM idempotency_keys WHERE user_id = app_user_id() AND tenant_id = $1::uuid AND key = $2::text",
+    /// Deletes up to `$1` expired records (the scheduled cleanup).
+    IdemCleanup => "SELECT app_idempotency_cleanup($1::int4)",
+    /// A value computed outside the database that the answer needs, so that a replay has it too.
+    Echo => "SELECT $1::text",
 }

@@ -211,7 +211,7 @@ async fn a_member_cannot_add_promote_or_remove_anyone_with_raw_sql() {
         assert!(refused(&rt, &sql).await, "{sql}");
     }
     // An invitation code the member does not have does not help.
-    rt.batch_execute(&format!("SELECT set_config('app.invitation', repeat('ab', 32), true)")).await.unwrap();
+    rt.batch_execute("SELECT set_config('app.invitation', repeat('ab', 32), true)").await.unwrap();
     assert!(
         refused(&rt, &format!("INSERT INTO memberships (tenant_id, user_id, role) VALUES ('{A}', '{UX}', 'viewer')"))
             .await
@@ -220,7 +220,7 @@ async fn a_member_cannot_add_promote_or_remove_anyone_with_raw_sql() {
         format!("UPDATE memberships SET role = 'admin' WHERE tenant_id = '{A}' AND user_id = '{UM}'"),
         format!("UPDATE memberships SET role = 'viewer' WHERE tenant_id = '{A}' AND user_id = '{UA}'"),
         format!("DELETE FROM memberships WHERE tenant_id = '{A}' AND user_id = '{UA}'"),
-        format!("DELETE FROM invitations"),
+        "DELETE FROM invitations".to_string(),
     ] {
         assert_eq!(affected(&rt, &sql).await, 0, "{sql}");
     }
@@ -272,4 +272,20 @@ async fn the_runtime_role_has_an_idle_session_timeout_after_a_fresh_bootstrap() 
         .unwrap()
         .get(0);
     assert!(settings.contains(&"idle_session_timeout=10min".to_string()), "{settings:?}");
+}
+
+/// Every statement's recording variant (for `Idempotency-Key` requests) is valid SQL with the
+/// statement's own columns.
+#[tokio::test]
+async fn every_recorded_variant_prepares_with_the_statements_columns() {
+    let db = testkit::pg::db().await;
+    let rt = testkit::pg::connect(&db.runtime_url()).await;
+    for (q, sql) in store::Q::ALL.iter().zip(store::idempotency::recorded_statements()) {
+        let plain = rt.prepare(q.sql()).await.unwrap_or_else(|e| panic!("{q:?}: {e}"));
+        let recorded = rt.prepare(&sql).await.unwrap_or_else(|e| {
+            panic!("{q:?}: {}\n{sql}", e.as_db_error().map(|d| d.message().to_string()).unwrap_or(e.to_string()))
+        });
+        let types = |s: &tokio_postgres::Statement| s.columns().iter().map(|c| c.type_().clone()).collect::<Vec<_>>();
+        assert_eq!(types(&plain), types(&recorded), "{q:?}");
+    }
 }

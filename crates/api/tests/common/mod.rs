@@ -12,6 +12,9 @@ use testkit::pg::TestDb;
 /// Every table with rows of tenants or users.
 pub const TABLES: [&str; 5] = ["tenants", "users", "memberships", "todos", "invitations"];
 
+/// [`TABLES`] and the idempotency records.
+pub const ALL_TABLES: [&str; 6] = ["tenants", "users", "memberships", "todos", "invitations", "idempotency_keys"];
+
 /// The issuer of the test principals.
 pub const ISSUER: &str = "jwt:https://issuer.test";
 
@@ -143,6 +146,34 @@ impl TestApp {
         let r = self.post(admin, &format!("/api/tenants/{tenant}/invitations"), body).await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
         r.body["code"].as_str().unwrap().to_string()
+    }
+
+    /// Calls the app as `user` with an `Idempotency-Key`; also says whether the answer was
+    /// replayed, and returns the body's exact bytes.
+    pub async fn keyed(
+        &self,
+        user: &str,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+        key: &str,
+    ) -> (Reply, bool, Bytes) {
+        let bytes = body.map(|b| Bytes::from(serde_json::to_vec(&b).unwrap())).unwrap_or_default();
+        let mut req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("content-type", "application/json")
+            .header("idempotency-key", key)
+            .body(bytes)
+            .unwrap();
+        req.extensions_mut().insert(principal(user));
+        req.extensions_mut().insert(RequestId(format!("test-{}", uuid::Uuid::new_v4())));
+        let res = self.app.handle(req).await;
+        let (status, headers, raw) = (res.status(), res.headers().clone(), res.body().clone());
+        let body = if raw.is_empty() { Value::Null } else { serde_json::from_slice(&raw).expect("JSON body") };
+        assert!(!status.is_server_error(), "server error {status}: {body}");
+        let replayed = headers.get("idempotent-replayed").is_some_and(|v| v == "true");
+        (Reply { status, headers, body }, replayed, raw)
     }
 
     /// Calls the app as this exact principal.

@@ -1,0 +1,201 @@
+//! Exactly-once writes (`Idempotency-Key`): the record of a request commits in the same
+//! transaction as its effect (`migrations/0003_idempotency.sql`), and costs no extra round
+//! trip: the claim of the key and every statement of the request go out in the same pipeline,
+//! each statement in a variant that also appends its rows to the record. A repeat finds the key
+//! taken (its claim fails, and nothing of it runs), reads the record and is answered from the
+//! rows the first request saw, through the same code: the same answer, byte for byte.
+
+use std::{
+    sync::atomic::{AtomicBool, Ordering},
+    time::Duration,
+};
+
+use sha2::{Digest, Sha256};
+
+use crate::{Error, Q, Result, TenantId, rows::DbRow};
+
+/// How long a record answers repeats, unless configured otherwise.
+pub const DEFAULT_RECORD_LIFE: Duration = Duration::from_secs(24 * 3600);
+
+/// The longest key accepted (draft IETF `Idempotency-Key`).
+pub const KEY_MAX: usize = 255;
+
+/// One request's key, scoped to the caller and, on tenant routes, to the tenant.
+#[derive(Debug)]
+pub struct Idempotency {
+    key: String,
+    tenant: TenantId,
+    fingerprint: Vec<u8>,
+    life: Duration,
+    replayed: AtomicBool,
+}
+
+impl Idempotency {
+    /// `key` as the client sent it (1 to 255 visible ASCII characters), for the request with
+    /// this method, path (with query) and body. `None` for a malformed key.
+    pub fn new(
+        key: &str,
+        tenant: Option<TenantId>,
+        method: &str,
+        path: &str,
+        body: &[u8],
+        life: Duration,
+    ) -> Option<Self> {
+        if key.is_empty() || key.len() > KEY_MAX || !key.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+            return None;
+        }
+        let mut h = Sha256::new();
+        for part in [method.as_bytes(), b"\n", path.as_bytes(), b"\n", body] {
+            h.update(part);
+        }
+        Some(Self {
+            key: key.to_string(),
+            tenant: tenant.unwrap_or(TenantId(uuid::Uuid::nil())),
+            fingerprint: h.finalize().to_vec(),
+            life,
+            replayed: AtomicBool::new(false),
+        })
+    }
+
+    /// Whether the answer came from the record of an earlier request.
+    pub fn replayed(&self) -> bool {
+        self.replayed.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn tenant(&self) -> &uuid::Uuid {
+        &self.tenant.0
+    }
+
+    pub(crate) fn key(&self) -> &String {
+        &self.key
+    }
+
+    pub(crate) fn fingerprint(&self) -> &Vec<u8> {
+        &self.fingerprint
+    }
+
+    pub(crate) fn life_secs(&self) -> i64 {
+        self.life.as_secs() as i64
+    }
+
+    /// The rows of the first request, from its record; 422 when the key was used for another
+    /// request.
+    pub(crate) fn replay(&self, fingerprint: &[u8], results: &[String]) -> Result<Vec<Vec<DbRow>>> {
+        if fingerprint != self.fingerprint.as_slice() {
+            return Err(Error::IdempotencyMismatch);
+        }
+        let rows = results
+            .iter()
+            .map(|r| crate::rows::parse_json_rows(r))
+            .collect::<serde_json::Result<Vec<_>>>()
+            .map_err(|e| Error::Migration(format!("an idempotency record does not parse: {e}")))?;
+        self.replayed.store(true, Ordering::Relaxed);
+        Ok(rows)
+    }
+}
+
+/// Whether a failed claim means "this key is taken".
+pub(crate) fn is_taken(e: &tokio_postgres::Error) -> bool {
+    e.as_db_error().and_then(|d| d.constraint()) == Some("idempotency_keys_pkey")
+}
+
+/// The variant of statement `sql` that also appends its rows, as JSON, to the record that the
+/// claim (`Q::IdemClaim`) made and named in `app.idem_tenant` / `app.idem_key`. Its columns
+/// are the statement's, in order.
+pub(crate) fn recorded_sql(sql: &str) -> String {
+    const RECORD: &str = "__record AS (UPDATE idempotency_keys \
+         SET results = array_append(results, (SELECT coalesce(json_agg(__out)::text, '[]') FROM __out)) \
+         WHERE user_id = app_user_id() AND tenant_id = current_setting('app.idem_tenant')::uuid \
+           AND key = current_setting('app.idem_key') RETURNING 1)";
+    match split_with(sql) {
+        Some((ctes, main)) => format!("{ctes}, __out AS ({main}), {RECORD} SELECT * FROM __out"),
+        None => format!("WITH __out AS ({sql}), {RECORD} SELECT * FROM __out"),
+    }
+}
+
+/// Splits `WITH a AS (...), b AS (...) <main statement>` into the CTE list and the main
+/// statement; `None` for a statement without a `WITH`.
+fn split_with(sql: &str) -> Option<(&str, &str)> {
+    let rest = sql.strip_prefix("WITH ")?;
+    let bytes = rest.as_bytes();
+    let mut i = 0;
+    loop {
+        // name AS ( ... )
+        let open = i + rest[i..].find('(')?;
+        let mut depth = 0;
+        let mut quoted = false;
+        let mut close = None;
+        for (j, &b) in bytes.iter().enumerate().skip(open) {
+            match b {
+                b'\'' => quoted = !quoted,
+                b'(' if !quoted => depth += 1,
+                b')' if !quoted => {
+                    depth -= 1;
+                    if depth == 0 {
+                        close = Some(j);
+                        break;
+                    }
+                }
+                _ => {}
+            }
+        }
+        i = close? + 1;
+        let after = rest[i..].trim_start();
+        match after.strip_prefix(',') {
+            Some(more) => i = rest.len() - more.len(),
+            None => {
+                let main_at = rest.len() - after.len();
+                return Some((sql[..5 + i].trim_end(), &rest[main_at..]));
+            }
+        }
+    }
+}
+
+/// Every statement's recorded variant, in `Q::ALL` order (the statement itself for those that
+/// never run as a request's step: the scope resolution and the record's own). Every step of a
+/// recorded transaction must be recorded, or the replayed rows would not line up.
+pub fn recorded_statements() -> Vec<String> {
+    Q::ALL
+        .iter()
+        .map(|q| match q {
+            Q::ScopeSet
+            | Q::ScopeMember
+            | Q::ScopeAll
+            | Q::IdemClaim
+            | Q::IdemFetch
+            | Q::IdemForget
+            | Q::IdemCleanup => q.sql().to_string(),
+            _ => recorded_sql(q.sql()),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_main_statement_is_found_after_the_ctes() {
+        let (ctes, main) =
+            split_with("WITH me AS (SELECT role FROM m WHERE x = '(' ), up AS (UPDATE t SET a = f(1) RETURNING 1) SELECT me.role FROM me")
+                .unwrap();
+        assert_eq!(ctes, "WITH me AS (SELECT role FROM m WHERE x = '(' ), up AS (UPDATE t SET a = f(1) RETURNING 1)");
+        assert_eq!(main, "SELECT me.role FROM me");
+        assert!(split_with("SELECT 1").is_none());
+        let sql = recorded_sql("UPDATE users SET name = $1 RETURNING id");
+        assert!(sql.starts_with("WITH __out AS (UPDATE users SET name = $1 RETURNING id), __record AS"), "{sql}");
+    }
+
+    #[test]
+    fn keys_are_visible_ascii_up_to_255() {
+        let ok = |k: &str| Idempotency::new(k, None, "POST", "/api/tenants", b"{}", DEFAULT_RECORD_LIFE).is_some();
+        assert!(ok("8e03978e-40d5-43e8-bc93-6894a57f9324"));
+        assert!(ok(&"k".repeat(255)));
+        for bad in ["", &"k".repeat(256), "a\nb", "ключ", "\0"] {
+            assert!(!ok(bad), "{bad:?}");
+        }
+        let a = Idempotency::new("k", None, "POST", "/a", b"{}", DEFAULT_RECORD_LIFE).unwrap();
+        let b = Idempotency::new("k", None, "POST", "/a", b"{ }", DEFAULT_RECORD_LIFE).unwrap();
+        assert_ne!(a.fingerprint, b.fingerprint, "another body is another request");
+    }
+}
