@@ -106,3 +106,35 @@ pub(crate) async fn peak_rss(binary: &Path) -> u64 {
     let _ = child.wait();
     hwm
 }
+
+/// The p50 in ms of a warm request and of a request that must reconnect first (what follows
+/// the server closing an idle session: TLS, a token from the cache, login, prepares), through
+/// the IAM stand-in, in-process.
+pub(crate) async fn reconnect(rounds: usize) -> (f64, f64) {
+    let db = testkit::pg::db().await;
+    let standin = iam::standin(&db, Arc::new(SystemClock)).await;
+    let cfg = iam::config(&db, &standin);
+    let cache = iam::token_cache(Arc::new(SystemClock));
+    let store = store::Store::new(cfg.clone(), iam::tokens(&cfg, cache)).unwrap();
+    let f = lambda::Function::new(
+        api::App::new(store),
+        lambda::Identity::with_sources(vec![lambda::Source::ApiGatewayJwt], None),
+    );
+    let me = claims_event("GET", "/api/me", None);
+    assert_eq!(crate::warm::handle(&f, &me).await, 200);
+    let (mut warm, mut cold) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        let t = Instant::now();
+        assert_eq!(crate::warm::handle(&f, &me).await, 200);
+        warm.push(t.elapsed());
+        standin.drop_sessions();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let t = Instant::now();
+        assert_eq!(crate::warm::handle(&f, &me).await, 200);
+        cold.push(t.elapsed());
+    }
+    warm.sort();
+    cold.sort();
+    let ms = |v: &[Duration]| v[v.len() / 2].as_secs_f64() * 1000.0;
+    (ms(&warm), ms(&cold))
+}

@@ -24,9 +24,9 @@ pub(crate) enum Side {
 pub(crate) async fn child(route: usize, side: Side, n: usize) {
     let s = Setup::new().await;
     let (_, event, status) = s.routes()[route].clone();
-    for _ in 0..WARMUP + n {
+    for i in 0..WARMUP + n {
         match side {
-            Side::App => assert_eq!(handle(&s.f, &event).await, status),
+            Side::App => assert_eq!(handle(&s.f, &Setup::event(&event, i)).await, status),
             Side::Floor => assert!(s.floor_route(route).await >= 1),
         }
     }

@@ -80,6 +80,9 @@ struct Results {
     sizes: Vec<(String, u64)>,
     token_sign_us: f64,
     token_cache_hit_us: f64,
+    /// p50 of a warm request and of one that must reconnect first, in ms, through the IAM
+    /// stand-in (TLS, token from the cache, login, prepares).
+    reconnect_ms: Option<(f64, f64)>,
     /// Route, instructions per request through the function, and the floor's.
     instructions: Vec<(&'static str, f64, f64)>,
 }
@@ -188,6 +191,8 @@ fn main() {
     if let Some(z) = &args.arm64_zip {
         results.sizes.push(("zip arm64".into(), size(z)));
     }
+    eprintln!("reconnect after an idle session ...");
+    results.reconnect_ms = Some(mt.block_on(cold::reconnect(50)));
     eprintln!("token signing ...");
     tokens(&mut results);
     print_table(&results);
@@ -206,6 +211,16 @@ fn print_table(r: &Results) {
         );
     }
     println!("\nadapter and app without the database (GET /health): p50 {:.1} µs", r.adapter_only_p50_us);
+    let p50 = |name: &str| r.warm.iter().find(|w| w.route == name).map(|w| w.p50_us);
+    if let (Some(keyed), Some(plain)) = (p50("POST a todo with an Idempotency-Key"), p50("POST a todo")) {
+        println!("POST with an Idempotency-Key / plain POST, p50: {:.2}x", keyed / plain);
+    }
+    if let Some((warm, reconnect)) = r.reconnect_ms {
+        println!(
+            "a request that reconnects (after the server closed an idle session; TLS, cached token, login, prepares): \
+             p50 {reconnect:.2} ms, against {warm:.2} ms warm, through the IAM stand-in"
+        );
+    }
     if !r.instructions.is_empty() {
         println!("\n| route | instructions per request | floor's | ratio |");
         println!("|---|---:|---:|---:|");

@@ -166,15 +166,29 @@ impl Setup {
         Setup { _db: db, store, f, floor, user, tenant, todos, one }
     }
 
-    /// The measured routes: name, event, expected status.
-    pub(crate) fn routes(&self) -> [(&'static str, String, u16); 4] {
+    /// The measured routes: name, event, expected status. In the last one's event, `@KEY@`
+    /// stands for an `Idempotency-Key` that [`Setup::event`] makes unique per request.
+    pub(crate) fn routes(&self) -> [(&'static str, String, u16); 5] {
         let (todos, one) = (&self.todos, self.one);
+        let mut keyed: Value =
+            serde_json::from_str(&claims_event("POST", todos, Some(&json!({ "title": TITLE })))).unwrap();
+        keyed["headers"]["idempotency-key"] = json!(KEY);
         [
             ("GET todos (20 items)", claims_event("GET", &format!("{todos}?limit=20"), None), 200),
             ("GET one todo", claims_event("GET", &format!("{todos}/{one}"), None), 200),
             ("POST a todo", claims_event("POST", todos, Some(&json!({ "title": TITLE }))), 201),
             ("PATCH a todo", claims_event("PATCH", &format!("{todos}/{one}"), Some(&json!({ "complete": true }))), 200),
+            ("POST a todo with an Idempotency-Key", keyed.to_string(), 201),
         ]
+    }
+
+    /// Request `n`'s event of a route: a fresh key where the route has one.
+    pub(crate) fn event<'e>(event: &'e str, n: usize) -> std::borrow::Cow<'e, str> {
+        if event.contains(KEY) {
+            std::borrow::Cow::Owned(event.replace(KEY, &format!("{}-{n}", Uuid::new_v4())))
+        } else {
+            std::borrow::Cow::Borrowed(event)
+        }
     }
 
     /// Route `i`'s SQL on the floor connection; the rows it returned.
@@ -185,7 +199,8 @@ impl Setup {
         match i {
             0 => floor.run(true, user, tenant, Q::TodoList, &[&tenant, &complete, &start_ts, &nil, &limit]).await,
             1 => floor.run(true, user, tenant, Q::TodoGet, &[&tenant, &one]).await,
-            2 => {
+            // The keyed POST's floor is the plain POST's: the key's cost is ours.
+            2 | 4 => {
                 let (id, done) = (Uuid::new_v4(), false);
                 floor.run(false, user, tenant, Q::TodoCreate, &[&tenant, &id, &TITLE, &done]).await
             }
@@ -198,6 +213,7 @@ impl Setup {
 }
 
 const TITLE: &str = "a new todo";
+const KEY: &str = "@KEY@";
 
 pub(crate) async fn warm(args: &Args, results: &mut Results) {
     let s = Setup::new().await;
@@ -226,8 +242,9 @@ pub(crate) async fn warm(args: &Args, results: &mut Results) {
         let warmup = args.requests / 10 + if i == 0 { args.requests / 2 } else { 0 };
         let total = args.requests + warmup;
         for n in 0..total {
+            let event = Setup::event(event, n);
             let t = Instant::now();
-            assert_eq!(handle(f, event).await, *status, "{name}");
+            assert_eq!(handle(f, &event).await, *status, "{name}");
             let app = t.elapsed();
             let t = Instant::now();
             assert!(s.floor_route(i).await >= 1);
