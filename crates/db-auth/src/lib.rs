@@ -25,9 +25,11 @@ pub use token::{RDS_TOKEN_LIFETIME, TokenKind, TokenRequest, sign};
 pub use aws_credential_types::{Credentials, provider::SharedCredentialsProvider};
 
 /// Log targets that must stay at `info` or quieter whatever the configured level: `aws_sigv4`
-/// logs the canonical request at `trace`, and for a token that includes the session token.
+/// logs the canonical request at `trace`, and for a token that includes the session token;
+/// `lambda_runtime` logs every raw event at `trace`, bearer tokens and invitation codes in it.
 /// Every entry point appends `target=info` for each of these to its log filter.
-pub const QUIET_LOG_TARGETS: &[&str] = &["aws_sigv4", "aws_smithy_runtime", "aws_config", "aws_credential_types"];
+pub const QUIET_LOG_TARGETS: &[&str] =
+    &["aws_sigv4", "aws_smithy_runtime", "aws_config", "aws_credential_types", "lambda_runtime"];
 
 /// `spec` (a level or an `EnvFilter` directive list) with [`QUIET_LOG_TARGETS`] capped at `info`.
 pub fn log_directives(spec: &str) -> String {

@@ -155,6 +155,13 @@ async fn no_secret_in_the_bootstrap_process_output() {
         other => panic!("{other:?}"),
     };
     assert_eq!(ask(event("apigw-v2-jwt.json", "GET", "/api/me", None)).await, 200);
+    // Events carry secrets of their own: a bearer token in a header, an invitation code in a
+    // body (lambda_runtime logs raw events at trace; its target is capped like the AWS SDK's).
+    let code = format!("inv_{}", "S3cretC0de".repeat(4).chars().take(43).collect::<String>());
+    let mut secretive = event("apigw-v2-jwt.json", "POST", "/api/invitations/accept", Some(json!({ "code": code })));
+    secretive["headers"]["authorization"] =
+        json!("Bearer eyJhbGciOiJIUzI1NiJ9.c2VjcmV0LWJlYXJlcg.dG9rZW4tc2lnbmF0dXJl");
+    assert_eq!(ask(secretive).await, 404);
     standin.set_refuse_logins(true);
     standin.drop_sessions();
     assert_eq!(ask(event("apigw-v2-jwt.json", "GET", "/api/me", None)).await, 503);
@@ -167,4 +174,53 @@ async fn no_secret_in_the_bootstrap_process_output() {
     assert!(out.contains("rejected"), "and the refused login: {out}");
     assert_clean("the process output", &out);
     assert_clean("the responses", &bodies);
+    for secret in ["S3cretC0de", "c2VjcmV0LWJlYXJlcg"] {
+        assert!(!out.contains(secret), "an event's secret in the process output");
+    }
+}
+
+/// Invitation codes are secrets too: shown once, in the answer that creates the invitation, and
+/// never in a log line, at the most verbose level, whether sent with an Idempotency-Key or not,
+/// accepted or not.
+#[tokio::test]
+async fn invitation_codes_never_reach_the_logs() {
+    let (_guard, captured) = common::capture_logs("trace");
+    let db = testkit::pg::db().await;
+    let f = function(db.runtime_store());
+    let (s, tenant) = call(&f, "POST", "/api/tenants", Some(json!({ "name": "Acme" }))).await;
+    assert_eq!(s, 201);
+    let tenant: serde_json::Value = serde_json::from_str(&tenant).unwrap();
+    let invitations = format!("/api/tenants/{}/invitations", tenant["id"].as_str().unwrap());
+    let mut codes = Vec::new();
+    for key in [None, Some("invite-once")] {
+        let mut e = event("apigw-v2-jwt.json", "POST", &invitations, Some(json!({ "role": "viewer" })));
+        if let Some(k) = key {
+            e["headers"]["idempotency-key"] = json!(k);
+        }
+        let res = f.handle(common::request(&e, lambda_http::Context::default())).await;
+        let (status, body) = match res.body() {
+            Body::Text(t) => (res.status().as_u16(), serde_json::from_str::<serde_json::Value>(t).unwrap()),
+            _ => panic!("no body"),
+        };
+        assert_eq!(status, 201);
+        codes.push(body["code"].as_str().unwrap().to_string());
+    }
+    // Accepting one (as another user), and a wrong one.
+    let accept = |code: &str| {
+        let mut e =
+            event("apigw-v2-lambda-authorizer.json", "POST", "/api/invitations/accept", Some(json!({ "code": code })));
+        e["headers"]["content-type"] = json!("application/json");
+        e
+    };
+    let f2 =
+        Function::new(api::App::new(db.runtime_store()), Identity::with_sources(vec![Source::LambdaAuthorizer], None));
+    let ok = f2.handle(common::request(&accept(&codes[0]), lambda_http::Context::default())).await;
+    assert_eq!(ok.status(), 200);
+    let wrong = f2.handle(common::request(&accept(&format!("{}x", codes[1])), lambda_http::Context::default())).await;
+    assert_eq!(wrong.status(), 404);
+    let logs = captured.text();
+    assert!(logs.contains("\"request\"") || logs.contains("request"), "the run was logged");
+    for code in &codes {
+        assert!(!logs.contains(&code[4..]), "an invitation code in the logs");
+    }
 }
