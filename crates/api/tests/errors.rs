@@ -95,3 +95,47 @@ async fn a_read_whose_session_the_server_terminates_is_retried_once_and_succeeds
     assert_eq!(body["items"][0]["title"], "still here");
     assert_eq!(t.app.store().stats().connects - before.connects, 1, "one new connection for the retry");
 }
+
+/// A transaction that loses a race (a serialization failure at COMMIT, here raised by a deferred
+/// trigger for the first attempts) is run again from the start, and the client sees one success;
+/// one that keeps losing gets 503 with `Retry-After`, never a 500, and nothing is written.
+#[tokio::test]
+async fn a_transaction_that_conflicts_is_retried_and_then_answered_503() {
+    let t = TestApp::new().await;
+    let tenant = t.tenant("alice", "Acme").await;
+    let todos = format!("/api/tenants/{tenant}/todos");
+    let admin = t.db.admin().await;
+    // A sequence counts the attempts: unlike a table, it is not rolled back with them.
+    admin
+        .batch_execute(
+            "CREATE SEQUENCE attempts;
+             CREATE FUNCTION conflict_at_commit() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER AS $$
+             BEGIN
+               IF nextval('attempts') <= 2 OR NEW.title = 'never' THEN
+                 RAISE EXCEPTION 'could not serialize access' USING ERRCODE = '40001';
+               END IF;
+               RETURN NULL;
+             END $$;
+             GRANT USAGE ON SEQUENCE attempts TO PUBLIC;
+             CREATE CONSTRAINT TRIGGER conflict_at_commit AFTER INSERT ON todos
+               DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION conflict_at_commit();",
+        )
+        .await
+        .unwrap();
+    let before = t.app.store().stats().retries;
+    let r = t.post("alice", &todos, json!({ "title": "after two conflicts" })).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert_eq!(t.app.store().stats().retries - before, 2, "two attempts conflicted, the third committed");
+    let count = async || -> i64 { admin.query_one("SELECT count(*) FROM todos", &[]).await.unwrap().get(0) };
+    assert_eq!(count().await, 1);
+
+    let mut req = http::Request::post(&todos)
+        .header("content-type", "application/json")
+        .body(bytes::Bytes::from_static(br#"{"title":"never"}"#))
+        .unwrap();
+    req.extensions_mut().insert(common::principal("alice"));
+    let res = t.app.handle(req).await;
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE, "{}", String::from_utf8_lossy(res.body()));
+    assert!(res.headers().contains_key("retry-after"));
+    assert_eq!(count().await, 1, "nothing written");
+}

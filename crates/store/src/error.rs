@@ -116,6 +116,13 @@ pub(crate) fn is_lost(e: &tokio_postgres::Error) -> bool {
     }
 }
 
+/// The transaction lost a race and was rolled back: a serialization failure (40001), a
+/// deadlock (40P01), or Aurora DSQL's optimistic-concurrency conflicts (OC000 data, OC001
+/// schema). Running it again from the start is the remedy.
+pub(crate) fn is_conflict(e: &tokio_postgres::Error) -> bool {
+    e.code().is_some_and(|c| matches!(c.code(), "40001" | "40P01" | "OC000" | "OC001"))
+}
+
 /// Errors that say "the server is busy or restarting", not "your statement is wrong".
 pub(crate) fn is_transient(e: &tokio_postgres::Error) -> bool {
     match e.code() {

@@ -42,6 +42,17 @@ pub(crate) struct Step<'a> {
     pub params: &'a [&'a (dyn ToSql + Sync)],
 }
 
+/// Attempts at a transaction that keeps conflicting (40001, 40P01, OC000, OC001) before the
+/// client gets 503 with `Retry-After`.
+const CONFLICT_ATTEMPTS: u32 = 4;
+
+/// The pause before conflict retry `n` (0-based): 10 ms doubling, times a random factor of 0.5
+/// to 1.5, so that transactions that conflicted with each other do not meet again.
+fn conflict_backoff(n: u32) -> Duration {
+    let jitter = 0.5 + (Uuid::new_v4().as_u128() % 1000) as f64 / 1000.0;
+    Duration::from_millis(10 << n.min(6)).mul_f64(jitter)
+}
+
 /// The client waits this much longer than the server's statement timeout before it gives up on
 /// a connection that stopped answering.
 const CLIENT_GRACE: Duration = Duration::from_secs(2);
@@ -165,6 +176,7 @@ impl Scoped<'_> {
         // pipeline (the scope, the steps) before it gives up on the connection.
         let patience = self.store.config().statement_timeout * (steps.len() as u32 + 2) + CLIENT_GRACE;
         let mut retried = false;
+        let mut conflicts = 0;
         loop {
             let lease = Lease(Some(self.in_time(self.store.checkout()).await?));
             // Whichever comes first: the server's statement timeouts (plus grace) or the request's
@@ -189,6 +201,20 @@ impl Scoped<'_> {
                     {
                         // Nothing of this request ran: answer from the first one's record.
                         return Box::pin(self.replay(idem)).await;
+                    }
+                    // A serialization failure or deadlock (or Aurora DSQL's optimistic-concurrency
+                    // conflict) rolled the whole transaction back: run it again from the start,
+                    // after a jittered pause, a few times, within the deadline. Safe for writes
+                    // too: nothing of the failed attempt committed.
+                    if crate::error::is_conflict(&error) && conflicts + 1 < CONFLICT_ATTEMPTS {
+                        let pause = conflict_backoff(conflicts);
+                        if self.deadline.is_none_or(|d| Instant::now() + pause < d) {
+                            conflicts += 1;
+                            tracing::info!(error = %error, attempt = conflicts + 1, "transaction conflicted; running it again");
+                            self.store.connector.stats.retries.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            tokio::time::sleep(pause).await;
+                            continue;
+                        }
                     }
                     if lost && access == Access::Read && !retried {
                         tracing::info!(error = %error, "database connection lost during a read; retrying once");
