@@ -47,10 +47,12 @@ fi
 step "schemathesis: the OpenAPI document against the running dev server"
 # Every check, positive and negative data included, in every phase: examples, coverage (the
 # schema's boundaries), fuzzing and the stateful phase, which follows the document's links
-# (POST /api/tenants -> the tenant's routes, POST invitations -> accept and revoke, GET /api/me ->
-# the caller's user and memberships, lists -> their items) so that every route is called with
-# ids that exist. Fuzzing and stateful runs repeat within SCHEMATHESIS_MAX_TIME seconds; the seed
-# is fixed, so a run is reproducible up to where the time ran out.
+# (POST /api/tenants -> the tenant's routes, POST invitations -> accept, GET /api/me -> the
+# caller's user and memberships, lists -> their items) so that every route is called with ids
+# that exist. Invitations are accepted as a second user, so that accepting succeeds and that user
+# can then be given another role and removed. Fuzzing and stateful runs repeat within
+# SCHEMATHESIS_MAX_TIME seconds; the seed is fixed, so a run is reproducible up to where the time
+# ran out.
 st_venv=${SCHEMATHESIS_VENV:-$HOME/.cache/tenant-api/venv-schemathesis}
 if [ ! -x "$st_venv/bin/st" ] || [ "$("$st_venv/bin/st" --version 2>/dev/null)" != "st, version 4.32.5" ]; then
   python3 -m venv "$st_venv"
@@ -67,6 +69,9 @@ st_dir=$(mktemp -d)
 # except "missing test data": the fuzzing phase draws ids at random, and the stateful phase is
 # what reaches those routes with real ones.
 cat >"$st_dir/schemathesis.toml" <<'TOML'
+[[operations]]
+include-operation-id = "acceptInvitation"
+headers = { Authorization = "Bearer ${ST_INVITEE_TOKEN}" }
 [phases.stateful]
 max-steps = 12
 [phases.stateful.inference]
@@ -80,7 +85,10 @@ devpid=$!
 stop_dev() { kill -INT -- "-$devpid" 2>/dev/null || true; wait "$devpid" 2>/dev/null || true; rm -rf "$devlog" "$st_dir"; }
 for _ in $(seq 300); do curl -sf "http://127.0.0.1:$port/health" >/dev/null && break; sleep 0.2; done
 curl -sf "http://127.0.0.1:$port/health" >/dev/null || { cat "$devlog"; stop_dev; die "the dev server did not start"; }
-token=$(DEV_JWT_SECRET=${DEV_JWT_SECRET:-local-development-secret-not-for-production} "$DEVSERVER_BIN" token --sub schemathesis)
+mint() { DEV_JWT_SECRET=${DEV_JWT_SECRET:-local-development-secret-not-for-production} "$DEVSERVER_BIN" token --sub "$1"; }
+token=$(mint schemathesis)
+ST_INVITEE_TOKEN=$(mint schemathesis-invitee)
+export ST_INVITEE_TOKEN
 set +e
 "$st_venv/bin/st" --config-file "$st_dir/schemathesis.toml" --no-color run "http://127.0.0.1:$port/openapi.json" \
   --checks all --phases examples,coverage,fuzzing,stateful \
