@@ -410,3 +410,27 @@ async fn s13_a_connection_lost_at_commit_then_a_retry_with_the_key_answers_once(
     assert_eq!((again.status, replayed, &again.body), (201, true, &retry.body));
     assert_eq!(rig.count("SELECT count(*) FROM todos").await, 1, "exactly once");
 }
+
+/// With a maximum connection age (Aurora DSQL ends connections at 60 minutes; scaled down to
+/// 300 ms here), a long run of requests crosses several replacements without an error reaching
+/// a client: a connection is replaced at checkout, never in the middle of a request.
+#[tokio::test]
+async fn s14_connections_are_replaced_at_their_maximum_age_between_requests() {
+    let rig = Rig::build(Arc::new(SystemClock), |cfg| cfg.max_connection_age = Some(Duration::from_millis(300))).await;
+    let t = tenant(&rig).await;
+    let todos = format!("/api/tenants/{t}/todos");
+    let started = Instant::now();
+    let mut n: i64 = 0;
+    while started.elapsed() < Duration::from_millis(1600) {
+        let r = if n % 2 == 0 {
+            rig.call("POST", &todos, Some(json!({ "title": format!("todo {n}") }))).await
+        } else {
+            rig.call("GET", &todos, None).await
+        };
+        assert!(r.status < 300, "request {n}: {r:?}");
+        n += 1;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(rig.standin.accepted_logins() >= 4, "replaced several times: {} logins", rig.standin.accepted_logins());
+    assert_eq!(rig.count("SELECT count(*) FROM todos").await, (n + 1) / 2);
+}

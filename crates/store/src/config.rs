@@ -29,6 +29,8 @@ impl Auth {
 pub enum CaSource {
     /// The Amazon RDS root CAs compiled into the binary.
     RdsBundle,
+    /// Amazon Trust Services' root CAs compiled into the binary: what Aurora DSQL chains to.
+    AmazonRoots,
     /// A PEM file named in config (`DB_CA_FILE`).
     File(PathBuf),
     /// PEM bytes, for tests and tools that generate their own CA.
@@ -70,6 +72,9 @@ pub struct DbConfig {
     /// (`idle_session_timeout`), so that a frozen Lambda instance does not keep Aurora
     /// Serverless v2 from pausing; the next request reconnects. `None`: never.
     pub idle_session_timeout: Option<Duration>,
+    /// A connection older than this is replaced when it is next checked out (never in the
+    /// middle of a request): Aurora DSQL ends connections at 60 minutes. `None`: no limit.
+    pub max_connection_age: Option<Duration>,
     pub application_name: String,
 }
 
@@ -77,6 +82,8 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_STATEMENT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_IDLE_CHECK: Duration = Duration::from_secs(5);
 pub const DEFAULT_IDLE_SESSION_TIMEOUT: Duration = Duration::from_secs(600);
+/// Aurora DSQL closes a connection after 60 minutes; the pool replaces it before.
+pub const DSQL_MAX_CONNECTION_AGE: Duration = Duration::from_secs(55 * 60);
 
 impl DbConfig {
     /// A config with the defaults for everything but the address and the login.
@@ -100,6 +107,7 @@ impl DbConfig {
             statement_timeout: DEFAULT_STATEMENT_TIMEOUT,
             idle_check_after: DEFAULT_IDLE_CHECK,
             idle_session_timeout: Some(DEFAULT_IDLE_SESSION_TIMEOUT),
+            max_connection_age: None,
             application_name: "tenant-api".into(),
         }
     }
@@ -151,6 +159,14 @@ impl DbConfig {
                 if matches!(cfg.tls, TlsMode::Disable) && var("DB_TLS").is_none() {
                     cfg.tls = TlsMode::VerifyFull(CaSource::RdsBundle);
                 }
+                // DSQL's certificates chain to Amazon Trust Services, not to the RDS CAs; and a
+                // DSQL connection lives at most 60 minutes, so it is replaced before that.
+                if mode != "iam" {
+                    if cfg.tls == TlsMode::VerifyFull(CaSource::RdsBundle) {
+                        cfg.tls = TlsMode::VerifyFull(CaSource::AmazonRoots);
+                    }
+                    cfg.max_connection_age = Some(DSQL_MAX_CONNECTION_AGE);
+                }
             }
             Some(other) => {
                 return Err(invalid("DB_AUTH", format!("must be password, iam, dsql or dsql-admin, not {other:?}")));
@@ -159,7 +175,10 @@ impl DbConfig {
         if let Some(v) = var("DB_TLS") {
             cfg.tls = match v.to_ascii_lowercase().as_str() {
                 "disable" | "off" => TlsMode::Disable,
-                "verify-full" | "on" => TlsMode::VerifyFull(CaSource::RdsBundle),
+                "verify-full" | "on" => TlsMode::VerifyFull(match cfg.auth {
+                    Auth::Dsql { .. } => CaSource::AmazonRoots,
+                    _ => CaSource::RdsBundle,
+                }),
                 other => {
                     return Err(invalid("DB_TLS", format!("must be verify-full or disable, not {other:?}")));
                 }
@@ -188,6 +207,10 @@ impl DbConfig {
         }
         if let Some(v) = var("DB_IDLE_CHECK_SECS") {
             cfg.idle_check_after = parse_secs("DB_IDLE_CHECK_SECS", &v, 0.0, 86_400.0)?;
+        }
+        if let Some(v) = var("DB_MAX_CONNECTION_AGE_SECS") {
+            let t = parse_secs("DB_MAX_CONNECTION_AGE_SECS", &v, 0.0, 86_400.0)?;
+            cfg.max_connection_age = (!t.is_zero()).then_some(t);
         }
         if let Some(v) = var("DB_IDLE_SESSION_TIMEOUT_SECS") {
             let t = parse_secs("DB_IDLE_SESSION_TIMEOUT_SECS", &v, 0.0, 86_400.0)?;
@@ -344,6 +367,23 @@ mod tests {
         assert_eq!(cfg.auth, Auth::Iam { region: "eu-west-1".into() });
         assert_eq!(cfg.tls, TlsMode::VerifyFull(CaSource::RdsBundle));
         assert_eq!((cfg.pool_max, cfg.connect_timeout), (1, Duration::from_secs(30)));
+    }
+
+    #[test]
+    fn dsql_trusts_amazon_roots_and_replaces_connections_before_an_hour() {
+        let cfg = DbConfig::from_env(env(&[
+            ("DB_HOST", "abc.dsql.eu-west-1.on.aws"),
+            ("DB_AUTH", "dsql"),
+            ("AWS_REGION", "eu-west-1"),
+        ]))
+        .unwrap();
+        assert_eq!(cfg.tls, TlsMode::VerifyFull(CaSource::AmazonRoots));
+        assert_eq!(cfg.max_connection_age, Some(DSQL_MAX_CONNECTION_AGE));
+        let aurora =
+            DbConfig::from_env(env(&[("DB_HOST", "h"), ("DB_AUTH", "iam"), ("AWS_REGION", "eu-west-1")])).unwrap();
+        assert_eq!((aurora.tls, aurora.max_connection_age), (TlsMode::VerifyFull(CaSource::RdsBundle), None));
+        let roots = crate::tls::client_config(&CaSource::AmazonRoots);
+        assert!(roots.is_ok());
     }
 
     #[test]

@@ -69,6 +69,7 @@ pub(crate) struct Conn {
     /// an `Idempotency-Key` on this connection.
     recorded: tokio::sync::OnceCell<Vec<Statement>>,
     pub last_used: Instant,
+    pub created: Instant,
 }
 
 impl Conn {
@@ -286,7 +287,7 @@ impl Connector {
             self.setup_failed();
             Error::from_query(e)
         })?;
-        Ok(Conn { client, stmts, recorded: Default::default(), last_used: Instant::now() })
+        Ok(Conn { client, stmts, recorded: Default::default(), last_used: Instant::now(), created: Instant::now() })
     }
 }
 

@@ -72,6 +72,14 @@ impl managed::Manager for Manager {
         if conn.client.is_closed() {
             return Err(RecycleError::message("connection closed"));
         }
+        // Past its maximum age (Aurora DSQL ends connections at 60 minutes), a connection is
+        // replaced here, between requests, never in the middle of one.
+        if let Some(max) = self.connector.cfg.max_connection_age
+            && conn.created.elapsed() >= max
+        {
+            tracing::info!(age_s = conn.created.elapsed().as_secs(), "replacing a connection at its maximum age");
+            return Err(RecycleError::message("connection past its maximum age"));
+        }
         // The server ends sessions idle for idle_session_timeout: one idle nearly that long is
         // replaced rather than raced (a write sent as the server closes would be lost).
         if let Some(timeout) = self.connector.cfg.idle_session_timeout

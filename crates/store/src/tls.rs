@@ -12,10 +12,15 @@ use crate::{CaSource, Error, Result};
 /// The Amazon RDS root certificate authorities (see `certs/README.md`).
 pub const RDS_CA_BUNDLE: &[u8] = include_bytes!("../certs/rds-ca-bundle.pem");
 
+/// Amazon Trust Services' roots, which Aurora DSQL's certificates chain to (see
+/// `certs/README.md`).
+pub const AMAZON_ROOT_CAS: &[u8] = include_bytes!("../certs/amazon-root-cas.pem");
+
 /// Builds the client configuration once; every connection reuses it.
 pub fn client_config(ca: &CaSource) -> Result<Arc<ClientConfig>> {
     let pem: std::borrow::Cow<'_, [u8]> = match ca {
         CaSource::RdsBundle => RDS_CA_BUNDLE.into(),
+        CaSource::AmazonRoots => AMAZON_ROOT_CAS.into(),
         CaSource::Pem(bytes) => bytes.as_slice().into(),
         CaSource::File(path) => std::fs::read(path)
             .map_err(|e| Error::Config { var: "DB_CA_FILE", problem: format!("cannot read {}: {e}", path.display()) })?
