@@ -99,6 +99,9 @@ locals {
     METRICS_NAMESPACE        = var.metrics_namespace
     METRICS_TENANT_DIMENSION = tostring(var.metrics_tenant_dimension)
 
+    # How long an Idempotency-Key's record answers repeats (idempotency.tf).
+    IDEMPOTENCY_TTL_SECS = tostring(var.idempotency_ttl_seconds)
+
     # Empty means closed: nobody gets in.
     IDENTITY_SOURCES   = local.identity_sources
     JWT_ISSUER         = local.use_bearer_jwt || local.use_apigw_jwt ? var.jwt_issuer : null

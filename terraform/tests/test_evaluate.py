@@ -221,6 +221,7 @@ BASE_ENV = {
     "LOG_LEVEL": "info",
     "METRICS_NAMESPACE": "TenantApi",
     "METRICS_TENANT_DIMENSION": "false",
+    "IDEMPOTENCY_TTL_SECS": "86400",
 }
 
 

@@ -158,6 +158,27 @@ MUTATIONS: list[tuple[str, str, Callable[[str], str]]] = [
      sub(r"kms_master_key_id = aws_kms_key\.alarms\[0\]\.arn", 'kms_master_key_id = "alias/aws/sns"')),
     ("dashboard-always-on", "dashboard.tf", sub(r"count = var\.dashboard_enabled \? 1 : 0\n", "")),
     ("dashboard-without-p99", "dashboard.tf", sub(r'\{ stat = "p99", label = "p99" \}', '{ stat = "Average", label = "p99" }')),
+    # Idempotency-Key records: the scheduled cleanup and the record life
+    ("cleanup-wrong-input", "idempotency.tf",
+     sub(r'jsonencode\(\{ action = "cleanup" \}\)', 'jsonencode({ action = "migrate" })')),
+    ("cleanup-extra-input-field", "idempotency.tf",
+     sub(r'jsonencode\(\{ action = "cleanup" \}\)', 'jsonencode({ action = "cleanup", batch = "500" })')),
+    ("cleanup-without-input", "idempotency.tf", sub(r"^\s*input = jsonencode.*\n", "")),
+    ("cleanup-without-permission", "idempotency.tf", drop_block(r'^resource "aws_lambda_permission" "idempotency_cleanup"')),
+    ("cleanup-permission-any-rule", "idempotency.tf",
+     sub(r"source_arn(\s*)= aws_cloudwatch_event_rule\.idempotency_cleanup\.arn", r'source_arn\1= "arn:aws:events:*:*:rule/*"')),
+    ("cleanup-permission-without-source-arn", "idempotency.tf",
+     sub(r"^\s*source_arn\s*= aws_cloudwatch_event_rule\.idempotency_cleanup\.arn\n", "")),
+    ("cleanup-targets-migrate", "idempotency.tf",
+     sub(r"arn(\s*)= aws_lambda_function\.this\.arn", r"arn\1= aws_lambda_function.migrate[0].arn")),
+    ("cleanup-without-target", "idempotency.tf", drop_block(r'^resource "aws_cloudwatch_event_target" "idempotency_cleanup"')),
+    ("cleanup-fixed-schedule", "idempotency.tf",
+     sub(r"schedule_expression = var\.idempotency_cleanup_schedule", 'schedule_expression = "rate(1 hour)"')),
+    ("cleanup-rule-untagged", "idempotency.tf",
+     sub(r'(schedule_expression = var\.idempotency_cleanup_schedule\n)\s*tags\s*= local\.tags\n', r"\1")),
+    ("no-idempotency-ttl-env", "locals.tf", sub(r"^\s*IDEMPOTENCY_TTL_SECS\s*=.*\n", "")),
+    ("idempotency-ttl-one-hour", "variables_idempotency.tf",
+     sub(r'(variable "idempotency_ttl_seconds" \{\n(?:.*\n)*?\s*default\s*=\s*)86400', r"\g<1>3600")),
 ]
 
 

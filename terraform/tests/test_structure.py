@@ -35,6 +35,7 @@ REQUIRED_ENV = [
     "DB_IDLE_SESSION_TIMEOUT_SECS",
     "METRICS_NAMESPACE",
     "METRICS_TENANT_DIMENSION",
+    "IDEMPOTENCY_TTL_SECS",
 ]
 
 
@@ -282,7 +283,7 @@ def test_default_stage_auto_deploys_and_logs_access(cfg: TfConfig):
 
 
 def test_permission_is_scoped_to_this_api(cfg: TfConfig):
-    perm = cfg.resource("aws_lambda_permission")
+    perm = cfg.resource("aws_lambda_permission", "api_gateway")
     assert perm.get("action") == "lambda:InvokeFunction"
     assert perm.get("principal") == "apigateway.amazonaws.com"
     assert refs_resource(text_of(perm.get("function_name")), "aws_lambda_function", cfg)
