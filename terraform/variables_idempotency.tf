@@ -16,9 +16,9 @@ variable "idempotency_ttl_seconds" {
 }
 
 variable "idempotency_cleanup_schedule" {
-  description = "When EventBridge invokes the API function with {\"action\":\"cleanup\"}, which deletes expired Idempotency-Key records in batches: an EventBridge schedule expression, \"rate(...)\" or \"cron(...)\" (UTC), e.g. \"rate(1 hour)\", \"rate(1 day)\", \"cron(15 3 * * ? *)\". Expired records are ignored by requests anyway; the schedule only decides how long they take up space. Each run connects to the database, so it also resumes an auto-paused Aurora Serverless v2 cluster: with cluster_min_acu = 0 prefer \"rate(1 day)\" or a cron at a busy hour."
+  description = "When EventBridge invokes the API function with {\"action\":\"cleanup\"}, which deletes expired Idempotency-Key records in batches: an EventBridge schedule expression, \"rate(...)\" or \"cron(...)\" (UTC), e.g. \"rate(1 hour)\", \"rate(1 day)\", \"cron(15 3 * * ? *)\". Expired records are ignored by requests anyway; the schedule only decides how long they take up space. Each run connects to the database, so it also resumes an auto-paused Aurora Serverless v2 cluster: the default of once a day keeps that to one wake-up a day (records then last up to a day past their expiry); with a cluster that never pauses, \"rate(1 hour)\" frees space sooner."
   type        = string
-  default     = "rate(1 hour)"
+  default     = "rate(1 day)"
   nullable    = false
 
   validation {

@@ -76,10 +76,10 @@ def test_validation_accepts(tf: Console, name: str, value):
 
 def test_defaults(tf: Console):
     assert tf.eval("var.idempotency_ttl_seconds") == 86400
-    assert tf.eval("var.idempotency_cleanup_schedule") == "rate(1 hour)"
+    assert tf.eval("var.idempotency_cleanup_schedule") == "rate(1 day)"
     # nullable = false: an explicit null is the default, never a missing setting.
     assert tf.eval("var.idempotency_ttl_seconds", idempotency_ttl_seconds=None) == 86400
-    assert tf.eval("var.idempotency_cleanup_schedule", idempotency_cleanup_schedule=None) == "rate(1 hour)"
+    assert tf.eval("var.idempotency_cleanup_schedule", idempotency_cleanup_schedule=None) == "rate(1 day)"
 
 
 @pytest.mark.parametrize(("value", "expected"), [(None, "86400"), (60, "60"), (604800, "604800"), (3600, "3600")])

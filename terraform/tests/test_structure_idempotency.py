@@ -71,7 +71,7 @@ def test_rule_is_a_tagged_enabled_schedule(cfg: TfConfig):
 
 
 def test_schedule_variable(cfg: TfConfig):
-    assert var_default(cfg, "idempotency_cleanup_schedule") == "rate(1 hour)"
+    assert var_default(cfg, "idempotency_cleanup_schedule") == "rate(1 day)"
     assert unwrap(cfg.variables["idempotency_cleanup_schedule"]["type"]) == "string"
     assert cfg.variables["idempotency_cleanup_schedule"].get("nullable") is False
     cond = validation_text(cfg, "idempotency_cleanup_schedule")

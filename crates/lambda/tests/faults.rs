@@ -57,27 +57,23 @@ impl Rig {
     async fn call_keyed(&self, method: &str, path: &str, body: Option<Value>, key: &str) -> (Answer, bool) {
         let mut e = event("apigw-v2-jwt.json", method, path, body);
         e["headers"]["idempotency-key"] = json!(key);
-        let mut ctx = lambda_http::Context::default();
-        ctx.request_id = "fault-test".into();
-        let res = self.f.handle(common::request(&e, ctx)).await;
-        let replayed = res.headers().get("idempotent-replayed").is_some_and(|v| v == "true");
-        let body = match res.body() {
-            Body::Text(t) => serde_json::from_str(t).unwrap(),
-            _ => Value::Null,
-        };
-        let retry_after = res.headers().get("retry-after").map(|v| v.to_str().unwrap().parse::<u64>().unwrap());
-        (Answer { status: res.status().as_u16(), body, retry_after, took: Duration::ZERO }, replayed)
+        self.send(e, None).await
     }
 
     /// [`Rig::call`] with Lambda's deadline for the invocation `due` from now.
     async fn call_due(&self, method: &str, path: &str, body: Option<Value>, due: Option<Duration>) -> Answer {
+        self.send(event("apigw-v2-jwt.json", method, path, body), due).await.0
+    }
+
+    /// One event through the function; the answer, and whether it was a replay.
+    async fn send(&self, e: Value, due: Option<Duration>) -> (Answer, bool) {
         let mut ctx = lambda_http::Context::default();
         ctx.request_id = "fault-test".into();
         if let Some(due) = due {
             let epoch = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap() + due;
             ctx.deadline = epoch.as_millis() as u64;
         }
-        let req = common::request(&event("apigw-v2-jwt.json", method, path, body), ctx);
+        let req = common::request(&e, ctx);
         let started = Instant::now();
         let res = self.f.handle(req).await;
         let took = started.elapsed();
@@ -86,7 +82,8 @@ impl Rig {
             _ => Value::Null,
         };
         let retry_after = res.headers().get("retry-after").map(|v| v.to_str().unwrap().parse::<u64>().unwrap());
-        Answer { status: res.status().as_u16(), body, retry_after, took }
+        let replayed = res.headers().get("idempotent-replayed").is_some_and(|v| v == "true");
+        (Answer { status: res.status().as_u16(), body, retry_after, took }, replayed)
     }
 
     async fn count(&self, sql: &str) -> i64 {

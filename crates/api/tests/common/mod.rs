@@ -29,6 +29,10 @@ pub fn principal(sub: &str) -> Principal {
     }
 }
 
+fn to_bytes(body: Option<Value>) -> Bytes {
+    body.map(|b| Bytes::from(serde_json::to_vec(&b).unwrap())).unwrap_or_default()
+}
+
 pub struct TestApp {
     pub app: App,
     pub db: TestDb,
@@ -67,8 +71,7 @@ impl TestApp {
 
     /// Calls the app as `user` (a subject; `None` for no identity) with an optional JSON body.
     pub async fn call(&self, user: Option<&str>, method: Method, path: &str, body: Option<Value>) -> Reply {
-        let bytes = body.map(|b| Bytes::from(serde_json::to_vec(&b).unwrap())).unwrap_or_default();
-        self.raw(user, method, path, Some("application/json"), bytes).await
+        self.raw(user, method, path, Some("application/json"), to_bytes(body)).await
     }
 
     pub async fn raw(
@@ -79,24 +82,37 @@ impl TestApp {
         content_type: Option<&str>,
         body: Bytes,
     ) -> Reply {
+        self.send(user.map(principal), method, path, content_type, None, body).await.0
+    }
+
+    /// One request through `App::handle`; the reply and the body's exact bytes. A 5xx fails
+    /// the test.
+    async fn send(
+        &self,
+        who: Option<Principal>,
+        method: Method,
+        path: &str,
+        content_type: Option<&str>,
+        header: Option<(&str, &str)>,
+        body: Bytes,
+    ) -> (Reply, Bytes) {
         let mut req = Request::builder().method(method).uri(path);
         if let Some(ct) = content_type {
             req = req.header("content-type", ct);
         }
+        if let Some((name, value)) = header {
+            req = req.header(name, value);
+        }
         let mut req = req.body(body).unwrap();
-        if let Some(sub) = user {
-            req.extensions_mut().insert(principal(sub));
+        if let Some(who) = who {
+            req.extensions_mut().insert(who);
         }
         req.extensions_mut().insert(RequestId(format!("test-{}", uuid::Uuid::new_v4())));
         let res = self.app.handle(req).await;
-        let status = res.status();
-        let headers = res.headers().clone();
-        let body =
-            if res.body().is_empty() { Value::Null } else { serde_json::from_slice(res.body()).expect("JSON body") };
-        if status.is_server_error() {
-            panic!("server error {status}: {body}");
-        }
-        Reply { status, headers, body }
+        let (status, headers, raw) = (res.status(), res.headers().clone(), res.body().clone());
+        let body = if raw.is_empty() { Value::Null } else { serde_json::from_slice(&raw).expect("JSON body") };
+        assert!(!status.is_server_error(), "server error {status}: {body}");
+        (Reply { status, headers, body }, raw)
     }
 
     pub async fn get(&self, user: &str, path: &str) -> Reply {
@@ -158,38 +174,16 @@ impl TestApp {
         body: Option<Value>,
         key: &str,
     ) -> (Reply, bool, Bytes) {
-        let bytes = body.map(|b| Bytes::from(serde_json::to_vec(&b).unwrap())).unwrap_or_default();
-        let mut req = Request::builder()
-            .method(method)
-            .uri(path)
-            .header("content-type", "application/json")
-            .header("idempotency-key", key)
-            .body(bytes)
-            .unwrap();
-        req.extensions_mut().insert(principal(user));
-        req.extensions_mut().insert(RequestId(format!("test-{}", uuid::Uuid::new_v4())));
-        let res = self.app.handle(req).await;
-        let (status, headers, raw) = (res.status(), res.headers().clone(), res.body().clone());
-        let body = if raw.is_empty() { Value::Null } else { serde_json::from_slice(&raw).expect("JSON body") };
-        assert!(!status.is_server_error(), "server error {status}: {body}");
-        let replayed = headers.get("idempotent-replayed").is_some_and(|v| v == "true");
-        (Reply { status, headers, body }, replayed, raw)
+        let json = Some("application/json");
+        let (reply, raw) =
+            self.send(Some(principal(user)), method, path, json, Some(("idempotency-key", key)), to_bytes(body)).await;
+        let replayed = reply.headers.get("idempotent-replayed").is_some_and(|v| v == "true");
+        (reply, replayed, raw)
     }
 
     /// Calls the app as this exact principal.
     pub async fn call_as(&self, who: Principal, method: Method, path: &str, body: Option<Value>) -> Reply {
-        let bytes = body.map(|b| Bytes::from(serde_json::to_vec(&b).unwrap())).unwrap_or_default();
-        let mut req =
-            Request::builder().method(method).uri(path).header("content-type", "application/json").body(bytes).unwrap();
-        req.extensions_mut().insert(who);
-        req.extensions_mut().insert(RequestId(format!("test-{}", uuid::Uuid::new_v4())));
-        let res = self.app.handle(req).await;
-        let status = res.status();
-        let headers = res.headers().clone();
-        let body =
-            if res.body().is_empty() { Value::Null } else { serde_json::from_slice(res.body()).expect("JSON body") };
-        assert!(!status.is_server_error(), "server error {status}: {body}");
-        Reply { status, headers, body }
+        self.send(Some(who), method, path, Some("application/json"), None, to_bytes(body)).await.0
     }
 
     /// Row counts of every table, read as superuser (bypassing RLS).
