@@ -98,6 +98,7 @@ set +e
 st_status=$?
 set -e
 stop_dev
+unset ST_INVITEE_TOKEN
 [ "$st_status" -eq 0 ] || die "schemathesis found server errors, schema violations or rejected valid data"
 
 step "Terraform checks"
