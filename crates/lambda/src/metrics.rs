@@ -47,6 +47,9 @@ pub struct Metrics {
     service: String,
     tenant_dimension: bool,
     sink: Sink,
+    /// The `CloudWatchMetrics` member, rendered once: without, and with, the tenant dimension.
+    spec_plain: String,
+    spec_with_tenant: String,
 }
 
 impl fmt::Debug for Metrics {
@@ -63,7 +66,17 @@ pub const DEFAULT_NAMESPACE: &str = "TenantApi";
 
 impl Metrics {
     pub fn new(namespace: impl Into<String>, service: impl Into<String>, tenant_dimension: bool) -> Self {
-        Self { namespace: namespace.into(), service: service.into(), tenant_dimension, sink: Sink::Stdout }
+        let mut metrics = Self {
+            namespace: namespace.into(),
+            service: service.into(),
+            tenant_dimension,
+            sink: Sink::Stdout,
+            spec_plain: String::new(),
+            spec_with_tenant: String::new(),
+        };
+        metrics.spec_plain = metrics.spec(false).to_string();
+        metrics.spec_with_tenant = metrics.spec(true).to_string();
+        metrics
     }
 
     /// `METRICS_NAMESPACE` (default `TenantApi`), `METRICS_TENANT_DIMENSION` (`true` or
@@ -106,69 +119,91 @@ impl Metrics {
         }
     }
 
-    /// The `_aws` member: what CloudWatch extracts, and how.
-    fn spec(&self, timestamp: u64, tenant_dimension: bool) -> Value {
+    /// The `CloudWatchMetrics` member: what CloudWatch extracts, and how.
+    fn spec(&self, tenant_dimension: bool) -> Value {
         let mut dimensions = vec![json!(["Service"]), json!(["Service", "Route", "StatusClass"])];
         if tenant_dimension {
             dimensions.push(json!(["Service", "TenantId"]));
         }
-        json!({
-            "Timestamp": timestamp,
-            "CloudWatchMetrics": [{
-                "Namespace": self.namespace,
-                "Dimensions": dimensions,
-                "Metrics": [
-                    { "Name": "Latency", "Unit": "Milliseconds" },
-                    { "Name": "Requests", "Unit": "Count" },
-                    { "Name": "Errors5xx", "Unit": "Count" },
-                    { "Name": "DbRoundTrips", "Unit": "Count" },
-                    { "Name": "DbConnectFailures", "Unit": "Count" },
-                    { "Name": "Retries", "Unit": "Count" },
-                ],
-            }],
-        })
+        json!([{
+            "Namespace": self.namespace,
+            "Dimensions": dimensions,
+            "Metrics": [
+                { "Name": "Latency", "Unit": "Milliseconds" },
+                { "Name": "Requests", "Unit": "Count" },
+                { "Name": "Errors5xx", "Unit": "Count" },
+                { "Name": "DbRoundTrips", "Unit": "Count" },
+                { "Name": "DbConnectFailures", "Unit": "Count" },
+                { "Name": "Retries", "Unit": "Count" },
+            ],
+        }])
     }
 
-    /// The record for one request.
+    /// The record for one request, parsed (for tests; [`Metrics::emit`] writes the same line).
     pub fn record(&self, m: &RequestMetrics<'_>) -> Value {
+        let mut line = Vec::new();
+        self.render(m, &mut line);
+        serde_json::from_slice(&line).expect("the record is JSON")
+    }
+
+    /// Writes the record for one request into `out`, without building a JSON tree: it is on
+    /// every request's path.
+    fn render(&self, m: &RequestMetrics<'_>, out: &mut Vec<u8>) {
         // A tenant becomes a dimension (a metric series of its own) only for requests that it
         // answered: ids made up by callers must not create series.
         let tenant = m.tenant_id.filter(|_| self.tenant_dimension && m.status < 400);
         let timestamp = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
-        let mut record = json!({
-            "_aws": self.spec(timestamp, tenant.is_some()),
-            "Service": self.service,
-            "Route": m.route,
-            "StatusClass": format!("{}xx", m.status / 100),
-            "Latency": m.latency_ms,
-            "Requests": 1,
-            "Errors5xx": u8::from(m.status >= 500),
-            "DbRoundTrips": m.round_trips,
-            "DbConnectFailures": m.connect_failures,
-            "Retries": m.retries,
-            "status": m.status,
-            "request_id": m.request_id,
-            "tenant_id": m.tenant_id,
-        });
-        if let Some(t) = tenant {
-            record["TenantId"] = json!(t);
+        let spec = if tenant.is_some() { &self.spec_with_tenant } else { &self.spec_plain };
+        let string = |out: &mut Vec<u8>, s: &str| {
+            serde_json::to_writer(&mut *out, s).expect("a string serialises");
+        };
+        let _ = write!(out, "{{\"_aws\":{{\"Timestamp\":{timestamp},\"CloudWatchMetrics\":{spec}}},\"Service\":");
+        string(out, &self.service);
+        out.extend_from_slice(b",\"Route\":");
+        string(out, m.route);
+        let _ = write!(
+            out,
+            ",\"StatusClass\":\"{}xx\",\"Latency\":{},\"Requests\":1,\"Errors5xx\":{},\"DbRoundTrips\":{},\
+             \"DbConnectFailures\":{},\"Retries\":{},\"status\":{},\"request_id\":",
+            m.status / 100,
+            if m.latency_ms.is_finite() { m.latency_ms } else { 0.0 },
+            u8::from(m.status >= 500),
+            m.round_trips,
+            m.connect_failures,
+            m.retries,
+            m.status,
+        );
+        string(out, m.request_id);
+        out.extend_from_slice(b",\"tenant_id\":");
+        match m.tenant_id {
+            Some(t) => string(out, t),
+            None => out.extend_from_slice(b"null"),
         }
-        record
+        if let Some(t) = tenant {
+            out.extend_from_slice(b",\"TenantId\":");
+            string(out, t);
+        }
+        out.extend_from_slice(b"}\n");
     }
 
     /// Writes the record for one request as one line.
     pub fn emit(&self, m: &RequestMetrics<'_>) {
-        let mut line = self.record(m).to_string();
-        line.push('\n');
-        match &self.sink {
-            Sink::Stdout => {
-                let _ = std::io::stdout().lock().write_all(line.as_bytes());
-            }
-            Sink::Buffer(buf) => buf.lock().unwrap_or_else(|e| e.into_inner()).extend_from_slice(line.as_bytes()),
-            Sink::Discard => {
-                std::hint::black_box(line);
-            }
+        thread_local! {
+            static LINE: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(Vec::with_capacity(1024));
         }
+        LINE.with_borrow_mut(|line| {
+            line.clear();
+            self.render(m, line);
+            match &self.sink {
+                Sink::Stdout => {
+                    let _ = std::io::stdout().lock().write_all(line);
+                }
+                Sink::Buffer(buf) => buf.lock().unwrap_or_else(|e| e.into_inner()).extend_from_slice(line),
+                Sink::Discard => {
+                    std::hint::black_box(&line);
+                }
+            }
+        });
     }
 }
 
