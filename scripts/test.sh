@@ -63,15 +63,15 @@ export DEVSERVER_BIN="${CARGO_TARGET_DIR:-$root/target}/debug/devserver"
 port=$(free_port 3100 3200)
 devlog=$(mktemp)
 st_dir=$(mktemp -d)
-# Stateful scenarios of up to 12 steps (create a tenant, invite, accept, list members, remove
-# one...); links only from the document (inferred ones would dilute them); every warning
+# The caller's token as the document's bearerAuth (so that checks can leave it out); stateful
+# scenarios of up to 12 steps (create a tenant, invite, accept, list members, remove one...);
+# links only from the document (inferred ones would dilute them); every warning
 # schemathesis shows fails the run (a regex it cannot read means a document it cannot check),
 # except "missing test data": the fuzzing phase draws ids at random, and the stateful phase is
 # what reaches those routes with real ones.
 cat >"$st_dir/schemathesis.toml" <<'TOML'
-[[operations]]
-include-operation-id = "acceptInvitation"
-headers = { Authorization = "Bearer ${ST_INVITEE_TOKEN}" }
+[auth.openapi.bearerAuth]
+bearer = "${ST_TOKEN}"
 [phases.stateful]
 max-steps = 12
 [phases.stateful.inference]
@@ -80,25 +80,49 @@ algorithms = []
 display = ["missing_auth", "base_url_mismatch", "validation_mismatch", "missing_deserializer", "unused_openapi_auth", "unsupported_regex", "method_not_allowed", "constants_extraction", "unmatched_filter", "unresolvable_reference", "rate_limited", "dictionary_mismatch", "timeout_units"]
 fail-on = true
 TOML
+# Just before a request goes out: invitations are accepted as a second user (when the request
+# carries the first one's token: checks that leave it out or forge it stay as they are), and a
+# valid Idempotency-Key is made unique (drawn keys repeat, "0", "a", and the same key on another
+# request is rightly a 422; invalid ones go as drawn, and the API says 400).
+cat >"$st_dir/hooks.py" <<'PY'
+import os
+import re
+import uuid
+
+import schemathesis
+
+VALID_KEY = re.compile(r"[ \t]*[!-~](?:[ -~]{0,253}[!-~])?[ \t]*")
+
+
+@schemathesis.hook
+def before_call(context, case, kwargs):
+    headers = case.headers if case.headers is not None else {}
+    for name, value in headers.items():
+        if name.lower() == "idempotency-key" and isinstance(value, str) and VALID_KEY.fullmatch(value):
+            headers[name] = f"st-{uuid.uuid4()}"
+    accepting = case.method.upper() == "POST" and case.operation.path == "/api/invitations/accept"
+    if accepting and headers.get("Authorization") == f"Bearer {os.environ['ST_TOKEN']}":
+        headers["Authorization"] = f"Bearer {os.environ['ST_INVITEE_TOKEN']}"
+PY
 BIND_ADDR=127.0.0.1:$port setsid scripts/dev.sh >"$devlog" 2>&1 &
 devpid=$!
 stop_dev() { kill -INT -- "-$devpid" 2>/dev/null || true; wait "$devpid" 2>/dev/null || true; rm -rf "$devlog" "$st_dir"; }
 for _ in $(seq 300); do curl -sf "http://127.0.0.1:$port/health" >/dev/null && break; sleep 0.2; done
 curl -sf "http://127.0.0.1:$port/health" >/dev/null || { cat "$devlog"; stop_dev; die "the dev server did not start"; }
 mint() { DEV_JWT_SECRET=${DEV_JWT_SECRET:-local-development-secret-not-for-production} "$DEVSERVER_BIN" token --sub "$1"; }
-token=$(mint schemathesis)
+ST_TOKEN=$(mint schemathesis)
 ST_INVITEE_TOKEN=$(mint schemathesis-invitee)
-export ST_INVITEE_TOKEN
+export ST_TOKEN ST_INVITEE_TOKEN
 set +e
-"$st_venv/bin/st" --config-file "$st_dir/schemathesis.toml" --no-color run "http://127.0.0.1:$port/openapi.json" \
+SCHEMATHESIS_HOOKS="$st_dir/hooks.py" "$st_venv/bin/st" --config-file "$st_dir/schemathesis.toml" --no-color run "http://127.0.0.1:$port/openapi.json" \
   --checks all --phases examples,coverage,fuzzing,stateful \
-  -H "Authorization: Bearer $token" --max-examples "${SCHEMATHESIS_EXAMPLES:-40}" \
+  --max-examples "${SCHEMATHESIS_EXAMPLES:-40}" \
   --max-time "${SCHEMATHESIS_MAX_TIME:-150}" --seed 20261122 --generation-database none \
   --workers 1 --request-timeout 10
 st_status=$?
 set -e
 stop_dev
-unset ST_INVITEE_TOKEN
+unset ST_TOKEN ST_INVITEE_TOKEN
 [ "$st_status" -eq 0 ] || die "schemathesis found server errors, schema violations or rejected valid data"
 
 step "Terraform checks"

@@ -82,7 +82,8 @@ fn operations(doc: &Value) -> Vec<(String, &Value, &Value)> {
 
 /// The parameters of an operation, as (location, name).
 fn parameters(doc: &Value, item: &Value, op: &Value) -> Vec<(String, String)> {
-    let listed = item["parameters"].as_array().into_iter().flatten().chain(op["parameters"].as_array().into_iter().flatten());
+    let listed =
+        item["parameters"].as_array().into_iter().flatten().chain(op["parameters"].as_array().into_iter().flatten());
     listed
         .map(|p| resolve(doc, p))
         .map(|p| (p["in"].as_str().unwrap().to_string(), p["name"].as_str().unwrap().to_string()))
@@ -109,7 +110,8 @@ fn schema_at<'a>(doc: &'a Value, schema: &'a Value, pointer: &str) -> Option<&'a
 fn links_lead_to_real_operations_parameters_and_fields() {
     let doc = document();
     let ops = operations(&doc);
-    let by_id: std::collections::BTreeMap<_, _> = ops.iter().map(|(id, item, op)| (id.as_str(), (*item, *op))).collect();
+    let by_id: std::collections::BTreeMap<_, _> =
+        ops.iter().map(|(id, item, op)| (id.as_str(), (*item, *op))).collect();
     assert_eq!(by_id.len(), ops.len(), "operation ids are unique");
     let mut count = 0;
     for (source, _, op) in &ops {
@@ -189,6 +191,12 @@ fn what_the_patterns_allow_the_parsers_accept() {
         ("cursor", &doc["components"]["parameters"]["Cursor"]["schema"], |s| store::Cursor::decode(s).is_ok()),
         ("invitation code", &schemas["AcceptInvitation"]["properties"]["code"], |s| {
             store::InvitationCode::parse(s).is_ok()
+        }),
+        // The value after HTTP has dropped the spaces and tabs around it.
+        ("idempotency key", &doc["components"]["parameters"]["IdempotencyKey"]["schema"], |s| {
+            let key = s.trim_matches([' ', '\t']);
+            store::Idempotency::new(key, None, "POST", "/api/tenants", b"{}", std::time::Duration::from_secs(60))
+                .is_some()
         }),
     ];
     let mut runner = TestRunner::deterministic();
