@@ -50,8 +50,7 @@ fn an_unknown_sslmode_is_an_error_naming_it() {
 fn iam_needs_a_region_and_turns_tls_on() {
     let err = DbConfig::from_env(env(&[("DB_HOST", "h"), ("DB_AUTH", "iam")])).unwrap_err();
     assert!(err.to_string().contains("AWS_REGION"), "{err}");
-    let cfg =
-        DbConfig::from_env(env(&[("DB_HOST", "h"), ("DB_AUTH", "iam"), ("AWS_REGION", "eu-west-1")])).unwrap();
+    let cfg = DbConfig::from_env(env(&[("DB_HOST", "h"), ("DB_AUTH", "iam"), ("AWS_REGION", "eu-west-1")])).unwrap();
     assert_eq!(cfg.auth, Auth::Iam { region: "eu-west-1".into() });
     assert_eq!(cfg.tls, TlsMode::VerifyFull(CaSource::RdsBundle));
     assert_eq!((cfg.pool_max, cfg.connect_timeout), (1, Duration::from_secs(30)));
@@ -67,8 +66,7 @@ fn dsql_trusts_amazon_roots_and_replaces_connections_before_an_hour() {
     .unwrap();
     assert_eq!(cfg.tls, TlsMode::VerifyFull(CaSource::AmazonRoots));
     assert_eq!(cfg.max_connection_age, Some(DSQL_MAX_CONNECTION_AGE));
-    let aurora =
-        DbConfig::from_env(env(&[("DB_HOST", "h"), ("DB_AUTH", "iam"), ("AWS_REGION", "eu-west-1")])).unwrap();
+    let aurora = DbConfig::from_env(env(&[("DB_HOST", "h"), ("DB_AUTH", "iam"), ("AWS_REGION", "eu-west-1")])).unwrap();
     assert_eq!((aurora.tls, aurora.max_connection_age), (TlsMode::VerifyFull(CaSource::RdsBundle), None));
     let roots = crate::tls::client_config(&CaSource::AmazonRoots);
     assert!(roots.is_ok());
@@ -76,13 +74,9 @@ fn dsql_trusts_amazon_roots_and_replaces_connections_before_an_hour() {
 
 #[test]
 fn iam_without_tls_is_refused() {
-    let err = DbConfig::from_env(env(&[
-        ("DB_HOST", "h"),
-        ("DB_AUTH", "iam"),
-        ("AWS_REGION", "r"),
-        ("DB_TLS", "disable"),
-    ]))
-    .unwrap_err();
+    let err =
+        DbConfig::from_env(env(&[("DB_HOST", "h"), ("DB_AUTH", "iam"), ("AWS_REGION", "r"), ("DB_TLS", "disable")]))
+            .unwrap_err();
     assert!(err.to_string().contains("without verified TLS"), "{err}");
 }
 
