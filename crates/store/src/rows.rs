@@ -148,7 +148,7 @@ mod tests {
         assert_eq!(row.col::<String>(2), "member");
         assert_eq!(row.col::<Option<String>>(3), None);
         assert_eq!(row.col::<Uuid>(1).to_string(), "6a1f0c9e-7d61-4c3b-9a53-2f8f0b7c1d2e");
-        assert_eq!(row.col::<OffsetDateTime>(4).unix_timestamp_nanos(), 1_795_993_376_045_965_000);
+        assert_eq!(row.col::<OffsetDateTime>(4), time::macros::datetime!(2026-11-25 23:02:56.045965 UTC));
         assert!(row.col::<bool>(5));
         assert_eq!(row.col::<i64>(6), 3);
         assert!(parse_json_rows("[]").unwrap().is_empty());
