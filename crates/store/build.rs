@@ -19,10 +19,10 @@ fn main() {
         let (version, _) =
             name.split_once('_').unwrap_or_else(|| panic!("migration {name} must be named NNNN_description.sql"));
         let version: i32 = version.parse().unwrap_or_else(|_| panic!("migration {name} must start with a number"));
-        out.push_str(&format!(
-            "    Migration {{ version: {version}, name: {name:?}, sql: include_str!({:?}) }},\n",
-            fs::canonicalize(path).unwrap()
-        ));
+        // The text itself, not an include_str! of an absolute path: a target directory shared by
+        // checkouts in other places (CI's clone, a worktree) must not point at another's files.
+        let sql = fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        out.push_str(&format!("    Migration {{ version: {version}, name: {name:?}, sql: {sql:?} }},\n"));
     }
     out.push_str("]\n");
     let dest = PathBuf::from(env::var("OUT_DIR").unwrap()).join("migrations.rs");
