@@ -67,7 +67,7 @@ pub(crate) async fn dispatch(app: &App, req: &Request<Bytes>) -> Result<Response
 fn idempotency(app: &App, req: &Request<Bytes>) -> Result<Option<Idempotency>> {
     let writes = matches!(*req.method(), Method::POST | Method::PUT | Method::PATCH | Method::DELETE);
     let Some(value) = req.headers().get("idempotency-key").filter(|_| writes) else { return Ok(None) };
-    let bad = || Error::BadRequest("Idempotency-Key: must be 1 to 255 visible ASCII characters".into());
+    let bad = || Error::BadRequest("Idempotency-Key: must be 1 to 255 printable ASCII characters".into());
     let key = value.to_str().map_err(|_| bad())?;
     let tenant = crate::routes::tenant_in_path(req.uri().path()).and_then(|t| TenantId::parse(t).ok());
     let path = req.uri().path_and_query().map_or("", |p| p.as_str());

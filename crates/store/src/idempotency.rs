@@ -31,7 +31,7 @@ pub struct Idempotency {
 }
 
 impl Idempotency {
-    /// `key` as the client sent it (1 to 255 visible ASCII characters), for the request with
+    /// `key` as the client sent it (1 to 255 printable ASCII characters), for the request with
     /// this method, path (with query) and body. `None` for a malformed key.
     pub fn new(
         key: &str,
