@@ -46,6 +46,27 @@ async fn http_api_jwt_authorizer_claims_are_the_caller() {
     assert_eq!(body["user"]["name"], "Alice");
 }
 
+/// A subject with a control character (a NUL) is no identity: 401, never a 500; and the same
+/// `sub` from a JWT and from a Lambda authorizer is two users.
+#[tokio::test]
+async fn a_nul_in_sub_is_401_and_issuers_keep_subjects_apart() {
+    let f = function(all_sources()).await;
+    let mut e = event("apigw-v2-jwt.json", "GET", "/api/me", None);
+    e["requestContext"]["authorizer"]["jwt"]["claims"]["sub"] = json!("alice\u{0}admin");
+    let (status, body, _) = call(&f, e).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (401, Some("unauthorized")));
+
+    let shared = "same-sub-everywhere";
+    let mut jwt = event("apigw-v2-jwt.json", "GET", "/api/me", None);
+    jwt["requestContext"]["authorizer"]["jwt"]["claims"]["sub"] = json!(shared);
+    let mut lambda = event("apigw-v2-lambda-authorizer.json", "GET", "/api/me", None);
+    lambda["requestContext"]["authorizer"]["lambda"]["sub"] = json!(shared);
+    let (_, a, _) = call(&f, jwt).await;
+    let (_, b, _) = call(&f, lambda).await;
+    assert_eq!((a["user"]["subject"].as_str(), b["user"]["subject"].as_str()), (Some(shared), Some(shared)));
+    assert_ne!(a["user"]["id"], b["user"]["id"], "two users");
+}
+
 #[tokio::test]
 async fn http_api_lambda_authorizer_context_is_the_caller() {
     let f = function(all_sources()).await;
