@@ -61,7 +61,7 @@ async fn every_write_route_answers_a_repeat_from_its_record() {
     twice(&t, "carol", Method::DELETE, &format!("{base}/members/{carol}"), None, gone).await;
     twice(&t, "alice", Method::DELETE, &format!("/api/tenants/{other}"), None, gone).await;
 
-    // Deleting yourself deletes your records too: a repeat finds no user to delete.
+    // Who deletes themself and comes back is a new user, with no records: the repeat is 404.
     let dave = t.user_id("dave").await;
     let k = key();
     let (first, _, _) = t.keyed("dave", Method::DELETE, &format!("/api/users/{dave}"), None, &k).await;
