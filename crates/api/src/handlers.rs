@@ -181,7 +181,7 @@ fn body_id(id: Option<&str>) -> Result<Uuid> {
     match id {
         None => Ok(Uuid::new_v4()),
         Some(s) => {
-            Uuid::try_parse(s).map_err(|_| Error::Invalid { field: "id".into(), message: "must be a UUID".into() })
+            store::parse_uuid(s).ok_or_else(|| Error::Invalid { field: "id".into(), message: "must be a UUID".into() })
         }
     }
 }

@@ -35,7 +35,7 @@ pub use idempotency::Idempotency;
 pub use invitations::{Invitation, InvitationCode, NewInvitation};
 pub use model::{
     DisplayName, Email, Invalid, InvitationId, Member, Membership, NewUser, Role, Tenant, TenantId, TenantName, Todo,
-    TodoFilter, TodoId, TodoPatch, TodoTitle, User, UserId,
+    TodoFilter, TodoId, TodoPatch, TodoTitle, User, UserId, parse_uuid,
 };
 pub use page::{Cursor, Limit, Page, PageRequest};
 pub use password::PasswordSource;

@@ -74,6 +74,16 @@ impl fmt::Display for Invalid {
     }
 }
 
+/// A UUID in its hyphenated form (`6a1f0c9e-7d61-4c3b-9a53-2f8f0b7c1d2e`), the only one the API
+/// writes and its OpenAPI document names; the simple, braced and URN forms are refused, so that
+/// one id has one spelling.
+pub fn parse_uuid(s: &str) -> Option<Uuid> {
+    if s.len() != 36 {
+        return None;
+    }
+    Uuid::try_parse(s).ok()
+}
+
 macro_rules! id_type {
     ($(#[$doc:meta])* $name:ident, $field:literal) => {
         $(#[$doc])*
@@ -84,7 +94,7 @@ macro_rules! id_type {
         impl $name {
             /// Parses the textual UUID form used in paths and bodies.
             pub fn parse(s: &str) -> Result<Self, Invalid> {
-                Uuid::try_parse(s).map(Self).map_err(|_| Invalid::new($field, "must be a UUID"))
+                parse_uuid(s).map(Self).ok_or_else(|| Invalid::new($field, "must be a UUID"))
             }
         }
 
@@ -324,6 +334,19 @@ pub struct Membership {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ids_have_one_spelling() {
+        let id = "6a1f0c9e-7d61-4c3b-9a53-2f8f0b7c1d2e";
+        assert!(TodoId::parse(id).is_ok());
+        for other in [
+            "6a1f0c9e7d614c3b9a532f8f0b7c1d2e",
+            "{6a1f0c9e-7d61-4c3b-9a53-2f8f0b7c1d2e}",
+            "urn:uuid:6a1f0c9e-7d61-4c3b-9a53-2f8f0b7c1d2e",
+        ] {
+            assert!(TodoId::parse(other).is_err(), "{other}");
+        }
+    }
 
     #[test]
     fn titles_are_bounded_and_clean() {
