@@ -167,3 +167,33 @@ async fn a_failing_self_check_is_a_500_and_does_not_log_in_again_for_every_reque
     assert_eq!(standin.accepted_logins(), 1, "one login; the failure is answered from memory afterwards");
     assert_eq!(standin.last_user().as_deref(), Some("app_owner"));
 }
+
+/// Aurora DSQL's login through the stand-in in DSQL mode: `DbConnect` tokens for the custom
+/// role (no port, service `dsql`), and sessions the server ends at a maximum age (60 minutes on
+/// DSQL, 600 ms here). The store replaces its connection before that age (300 ms here), at
+/// checkout: a run of reads and writes across several replacements sees no error.
+#[tokio::test]
+async fn dsql_logins_and_connections_replaced_before_the_server_ends_them() {
+    let db = testkit::pg::db().await;
+    let mut config = iam_standin::Config::new(iam::HOST, iam::REGION, iam::upstream(&db.server));
+    config.engine = iam_standin::sigv4::Engine::Dsql;
+    config.max_session_age = Some(Duration::from_millis(600));
+    let standin = iam_standin::Standin::start(config).await.unwrap();
+    let mut cfg = iam::config(&db, &standin);
+    cfg.auth = store::Auth::Dsql { region: iam::REGION.into(), admin: false };
+    cfg.max_connection_age = Some(Duration::from_millis(300));
+    let cache = iam::token_cache(Arc::new(SystemClock));
+    let app = App::new(Store::new(cfg.clone(), iam::tokens(&cfg, cache)).unwrap());
+
+    let started = Instant::now();
+    let mut n = 0;
+    while started.elapsed() < Duration::from_millis(2000) {
+        let (status, _, body) = get(&app, "/api/tenants").await;
+        assert_eq!(status, StatusCode::OK, "request {n}: {body}");
+        n += 1;
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(standin.rejected_logins(), 0, "{:?}", standin.last_rejection());
+    assert!(standin.accepted_logins() >= 4, "replaced several times: {}", standin.accepted_logins());
+    assert_eq!(standin.last_user().as_deref(), Some("app_runtime"));
+}

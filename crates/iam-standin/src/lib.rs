@@ -83,6 +83,10 @@ pub struct Config {
     pub secret_access_key: String,
     pub upstream: Upstream,
     pub clock: Arc<dyn Clock>,
+    /// Whose tokens to accept: Aurora's (the default) or Aurora DSQL's.
+    pub engine: sigv4::Engine,
+    /// Sessions older than this are closed, as Aurora DSQL closes connections at 60 minutes.
+    pub max_session_age: Option<Duration>,
 }
 
 impl Config {
@@ -96,6 +100,8 @@ impl Config {
             secret_access_key: TEST_SECRET_ACCESS_KEY.into(),
             upstream,
             clock: Arc::new(db_auth::SystemClock),
+            engine: sigv4::Engine::Rds,
+            max_session_age: None,
         }
     }
 }
@@ -375,6 +381,7 @@ impl Shared {
             sigv4::verify(
                 &token,
                 &sigv4::Expect {
+                    engine: self.config.engine,
                     host: &self.config.hostname,
                     port: self.token_port,
                     user: &user,
@@ -417,9 +424,16 @@ impl Shared {
 
         let mut dropped = self.drop_sessions.subscribe();
         self.state.active.fetch_add(1, Ordering::SeqCst);
+        let too_old = async {
+            match self.config.max_session_age {
+                Some(age) => tokio::time::sleep(age).await,
+                None => std::future::pending().await,
+            }
+        };
         let result = tokio::select! {
             r = tokio::io::copy_bidirectional(&mut client, &mut upstream) => r.map(drop),
             _ = dropped.changed() => Ok(()),
+            () = too_old => Ok(()),
         };
         self.state.active.fetch_sub(1, Ordering::SeqCst);
         result

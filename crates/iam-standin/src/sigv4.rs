@@ -13,9 +13,20 @@ const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495
 /// A token dated this far in the future is refused (clock skew allowance).
 const MAX_SKEW: Duration = Duration::from_secs(5 * 60);
 
+/// Which service's tokens: Aurora/RDS (`rds-db`, `Action=connect`, `DBUser`, host and port) or
+/// Aurora DSQL (`dsql`, `Action=DbConnect`, or `DbConnectAdmin` for the `admin` role; the host
+/// without a port).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Engine {
+    #[default]
+    Rds,
+    Dsql,
+}
+
 /// What a token must be for.
 #[derive(Debug, Clone)]
 pub struct Expect<'a> {
+    pub engine: Engine,
     pub host: &'a str,
     pub port: u16,
     pub user: &'a str,
@@ -41,10 +52,21 @@ fn parse_amz_date(s: &str) -> Option<SystemTime> {
 /// never for the client, which only learns that authentication failed).
 pub fn verify(token: &str, e: &Expect<'_>) -> Result<(), String> {
     let (authority, query) = token.split_once("/?").ok_or("not a presigned URL")?;
-    let (host, port) = authority.rsplit_once(':').ok_or("no port in the token")?;
-    if !host.eq_ignore_ascii_case(e.host) || port != e.port.to_string() {
-        return Err(format!("signed for {authority}, not {}:{}", e.host, e.port));
-    }
+    let service = match e.engine {
+        Engine::Rds => {
+            let (host, port) = authority.rsplit_once(':').ok_or("no port in the token")?;
+            if !host.eq_ignore_ascii_case(e.host) || port != e.port.to_string() {
+                return Err(format!("signed for {authority}, not {}:{}", e.host, e.port));
+            }
+            "rds-db"
+        }
+        Engine::Dsql => {
+            if !authority.eq_ignore_ascii_case(e.host) {
+                return Err(format!("signed for {authority}, not {} (DSQL tokens carry no port)", e.host));
+            }
+            "dsql"
+        }
+    };
     let mut params: Vec<(String, String)> = Vec::new();
     for pair in query.split('&') {
         let (k, v) = pair.split_once('=').ok_or("malformed query")?;
@@ -55,11 +77,29 @@ pub fn verify(token: &str, e: &Expect<'_>) -> Result<(), String> {
     }
     let get = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
     let need = |name: &str| get(name).ok_or(format!("{name} is missing"));
-    if need("Action")? != "connect" {
-        return Err("Action is not connect".into());
-    }
-    if need("DBUser")? != e.user {
-        return Err(format!("signed for user {:?}, not {:?}", need("DBUser")?, e.user));
+    match e.engine {
+        Engine::Rds => {
+            if need("Action")? != "connect" {
+                return Err("Action is not connect".into());
+            }
+            if need("DBUser")? != e.user {
+                return Err(format!("signed for user {:?}, not {:?}", need("DBUser")?, e.user));
+            }
+        }
+        Engine::Dsql => {
+            // The admin role logs in with DbConnectAdmin, every other role with DbConnect.
+            let want = if e.user == "admin" { "DbConnectAdmin" } else { "DbConnect" };
+            if need("Action")? != want {
+                return Err(format!(
+                    "Action {:?} does not log in as {:?} (that takes {want})",
+                    need("Action")?,
+                    e.user
+                ));
+            }
+            if get("DBUser").is_some() {
+                return Err("a DSQL token names no DBUser".into());
+            }
+        }
     }
     if need("X-Amz-Algorithm")? != "AWS4-HMAC-SHA256" {
         return Err("unsupported algorithm".into());
@@ -69,12 +109,12 @@ pub fn verify(token: &str, e: &Expect<'_>) -> Result<(), String> {
     }
     let credential = need("X-Amz-Credential")?;
     let parts: Vec<&str> = credential.split('/').collect();
-    let [akid, date, region, service, terminator] = parts[..] else { return Err("malformed credential scope".into()) };
+    let [akid, date, region, _, terminator] = parts[..] else { return Err("malformed credential scope".into()) };
     if akid != e.access_key_id {
         return Err("unknown access key".into());
     }
-    if region != e.region || service != "rds-db" || terminator != "aws4_request" {
-        return Err(format!("scope {date}/{region}/{service} is not for rds-db in {}", e.region));
+    if region != e.region || parts[3] != service || terminator != "aws4_request" {
+        return Err(format!("scope {date}/{region}/{} is not for {service} in {}", parts[3], e.region));
     }
     let amz_date = need("X-Amz-Date")?;
     let signed_at = parse_amz_date(amz_date).ok_or("malformed X-Amz-Date")?;
@@ -99,15 +139,18 @@ pub fn verify(token: &str, e: &Expect<'_>) -> Result<(), String> {
         .collect();
     canonical.sort();
     let canonical_query = canonical.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&");
-    let host_header =
-        if e.port == 443 { e.host.to_ascii_lowercase() } else { format!("{}:{}", e.host.to_ascii_lowercase(), e.port) };
+    let host_header = if e.engine == Engine::Dsql || e.port == 443 {
+        e.host.to_ascii_lowercase()
+    } else {
+        format!("{}:{}", e.host.to_ascii_lowercase(), e.port)
+    };
     let canonical_request = format!("GET\n/\n{canonical_query}\nhost:{host_header}\n\nhost\n{EMPTY_SHA256}");
-    let scope = format!("{date}/{region}/rds-db/aws4_request");
+    let scope = format!("{date}/{region}/{service}/aws4_request");
     let string_to_sign =
         format!("AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{}", hex::encode(Sha256::digest(canonical_request)));
     let k_date = hmac(format!("AWS4{}", e.secret_access_key).as_bytes(), date);
     let k_region = hmac(&k_date, region);
-    let k_service = hmac(&k_region, "rds-db");
+    let k_service = hmac(&k_region, service);
     let k_signing = hmac(&k_service, "aws4_request");
     let given = hex::decode(need("X-Amz-Signature")?).map_err(|_| "malformed signature")?;
     // verify_slice compares in constant time: a mismatch says nothing about where.

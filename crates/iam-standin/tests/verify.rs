@@ -12,6 +12,7 @@ fn now() -> SystemTime {
 
 fn expect(at: SystemTime) -> sigv4::Expect<'static> {
     sigv4::Expect {
+        engine: sigv4::Engine::Rds,
         host: "aurora.standin.internal",
         port: 5433,
         user: "app_runtime",
@@ -68,4 +69,27 @@ fn rejects_every_kind_of_wrong_token() {
         sign(&TokenRequest::rds("aurora.standin.internal", 5433, "app_runtime", "eu-west-1"), &wrong_secret, now())
             .unwrap();
     assert_eq!(sigv4::verify(&forged, &expect(now())), Err("signature mismatch".to_string()));
+}
+
+#[test]
+fn dsql_tokens_are_checked_for_their_action_and_carry_no_port() {
+    let host = "abcdefghijklmnopqrst.dsql.eu-west-1.on.aws";
+    let at = now();
+    let mut e = expect(at);
+    e.engine = sigv4::Engine::Dsql;
+    e.host = host;
+    let runtime = sign(&TokenRequest::dsql(host, "eu-west-1", false), &test_credentials(), at).unwrap();
+    let admin = sign(&TokenRequest::dsql(host, "eu-west-1", true), &test_credentials(), at).unwrap();
+    assert_eq!(sigv4::verify(&runtime, &e), Ok(()), "DbConnect for a custom role");
+    let err = sigv4::verify(&admin, &e).unwrap_err();
+    assert!(err.contains("DbConnectAdmin"), "{err}");
+    e.user = "admin";
+    assert_eq!(sigv4::verify(&admin, &e), Ok(()), "DbConnectAdmin for admin");
+    assert!(sigv4::verify(&runtime, &e).is_err(), "DbConnect does not make admin");
+    // An RDS token is not a DSQL token, and a DSQL stand-in is not fooled by one.
+    let rds = token(host, 5433, "admin", "eu-west-1");
+    assert!(sigv4::verify(&rds, &e).is_err());
+    let mut rds_expect = expect(at);
+    rds_expect.host = host;
+    assert!(sigv4::verify(&runtime, &rds_expect).is_err(), "an RDS stand-in refuses a DSQL token");
 }
