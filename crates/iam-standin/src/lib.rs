@@ -13,6 +13,7 @@
 //! Knobs for fault tests: delay before answering, refuse logins, refuse connections, drop every
 //! established session, and counters of accepted and rejected logins.
 
+mod conflicts;
 pub mod sigv4;
 
 use std::{
@@ -118,6 +119,7 @@ struct State {
     active: AtomicU64,
     last_rejection: Mutex<Option<String>>,
     last_user: Mutex<Option<String>>,
+    conflicts: conflicts::Conflicts,
 }
 
 /// A running stand-in. Dropping it stops accepting (established sessions end with it too).
@@ -215,6 +217,18 @@ impl Standin {
     /// Why the last login was rejected.
     pub fn last_rejection(&self) -> Option<String> {
         self.state.last_rejection.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Fails this share (0.0 to 1.0) of the sessions' `COMMIT`s with SQLSTATE 40001 (`OC000`),
+    /// rolling them back, as Aurora DSQL does when optimistic concurrency finds a conflict.
+    pub fn set_commit_failure_rate(&self, rate: f64) {
+        let permille = (rate.clamp(0.0, 1.0) * 1000.0).round() as u64;
+        self.state.conflicts.permille.store(permille, Ordering::SeqCst);
+    }
+
+    /// Commits failed on purpose so far.
+    pub fn failed_commits(&self) -> u64 {
+        self.state.conflicts.failed.load(Ordering::SeqCst)
     }
 
     /// The user of the last accepted login.
@@ -430,8 +444,15 @@ impl Shared {
                 None => std::future::pending().await,
             }
         };
+        let relay = async {
+            if self.state.conflicts.permille.load(Ordering::SeqCst) > 0 {
+                conflicts::relay(&mut client, &mut upstream, &self.state.conflicts).await
+            } else {
+                tokio::io::copy_bidirectional(&mut client, &mut upstream).await.map(drop)
+            }
+        };
         let result = tokio::select! {
-            r = tokio::io::copy_bidirectional(&mut client, &mut upstream) => r.map(drop),
+            r = relay => r,
             _ = dropped.changed() => Ok(()),
             () = too_old => Ok(()),
         };
