@@ -15,11 +15,15 @@ CREATE TABLE idempotency_keys (
   user_id     uuid        NOT NULL,
   -- The tenant of a tenant route (keys are scoped to it), or the nil UUID.
   tenant_id   uuid        NOT NULL,
-  key         text        NOT NULL CHECK (char_length(key) BETWEEN 1 AND 255),
+  -- The SHA-256 (hex) of the client's key: the key itself, which also seals secrets in the
+  -- results (an invitation's code), never reaches the database.
+  key         text        NOT NULL CHECK (char_length(key) = 64),
   -- SHA-256 of the method, the path and the body: the same key with another request is 422.
   fingerprint bytea       NOT NULL CHECK (octet_length(fingerprint) = 32),
   -- Per statement of the request, its rows as a JSON array of objects (columns in order).
   results     text[]      NOT NULL DEFAULT '{}',
+  -- Which request made the record: only that request may drop it (after a 4xx).
+  claim       uuid        NOT NULL,
   created_at  timestamptz NOT NULL DEFAULT now(),
   expires_at  timestamptz NOT NULL,
   PRIMARY KEY (user_id, tenant_id, key)

@@ -85,6 +85,10 @@ async fn the_same_key_for_another_request_is_422_and_changes_nothing() {
         (StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", false)
     );
     assert_eq!(t.snapshot().await, before);
+    // The 422 left the first request's record alone: its repeat is still answered from it.
+    let (repeat, replayed, _) = t.keyed("alice", Method::POST, &todos, Some(json!({ "title": "one" })), &k).await;
+    assert_eq!((repeat.status, replayed, &repeat.body), (StatusCode::CREATED, true, &first.body));
+    assert_eq!(t.snapshot().await, before, "still one todo");
     // Keys are the caller's: another user's request with the same key is their own.
     t.add_member("alice", &tenant, "bob", "member").await;
     let (bobs, replayed, _) = t.keyed("bob", Method::POST, &todos, Some(json!({ "title": "one" })), &k).await;
@@ -155,7 +159,35 @@ async fn a_key_costs_no_round_trip_and_expired_records_are_cleaned_up() {
     let removed =
         t.app.store().cleanup_idempotency(1).await.unwrap() + t.app.store().cleanup_idempotency(100).await.unwrap();
     assert_eq!((removed, count().await), (2, 0), "in batches");
-    // An expired key is a new key.
+    // An expired key is a new key, cleaned up or not.
     let (again, replayed, _) = t.keyed("alice", Method::POST, &todos, Some(json!({ "title": "counted" })), &k).await;
     assert_eq!((again.status, replayed), (StatusCode::CREATED, false));
+    admin.batch_execute("UPDATE idempotency_keys SET expires_at = now() - interval '1 second'").await.unwrap();
+    assert_eq!(count().await, 1, "expired, not cleaned up");
+    let (third, replayed, _) = t.keyed("alice", Method::POST, &todos, Some(json!({ "title": "counted" })), &k).await;
+    assert_eq!((third.status, replayed), (StatusCode::CREATED, false));
+    assert_eq!(count().await, 1, "the expired record was replaced");
+}
+
+#[tokio::test]
+async fn the_database_holds_neither_the_key_nor_an_invitations_code() {
+    let t = TestApp::new().await;
+    let tenant = t.tenant("alice", "Acme").await;
+    let k = "a-key-only-the-client-knows";
+    let path = format!("/api/tenants/{tenant}/invitations");
+    let (first, _, _) = t.keyed("alice", Method::POST, &path, Some(json!({ "role": "admin" })), k).await;
+    let (again, replayed, _) = t.keyed("alice", Method::POST, &path, Some(json!({ "role": "admin" })), k).await;
+    let code = first.body["code"].as_str().unwrap().to_string();
+    assert_eq!((again.body["code"].as_str(), replayed), (Some(code.as_str()), true), "the repeat shows the same code");
+    let stored: String =
+        t.db.admin()
+            .await
+            .query_one("SELECT string_agg(key || ' ' || array_to_string(results, ' '), ' ') FROM idempotency_keys", &[])
+            .await
+            .unwrap()
+            .get(0);
+    assert!(!stored.contains(&code[4..]), "no invitation code in the clear");
+    assert!(!stored.contains(k), "no key in the clear");
+    // And the code works once.
+    assert_eq!(t.post("bob", "/api/invitations/accept", json!({ "code": code })).await.status, StatusCode::OK);
 }

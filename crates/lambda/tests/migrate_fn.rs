@@ -116,9 +116,10 @@ async fn the_api_function_deletes_expired_idempotency_records_on_the_cleanup_eve
         .await
         .batch_execute(
             "INSERT INTO users (id, subject) VALUES ('aaaaaaaa-0000-4000-8000-000000000001', 'u');
-             INSERT INTO idempotency_keys (user_id, tenant_id, key, fingerprint, expires_at)
-             SELECT 'aaaaaaaa-0000-4000-8000-000000000001', '00000000-0000-0000-0000-000000000000', 'k' || n,
-                    decode(repeat('ab', 32), 'hex'), now() + CASE WHEN n <= 3 THEN interval '-1 hour' ELSE interval '1 hour' END
+             INSERT INTO idempotency_keys (user_id, tenant_id, key, fingerprint, expires_at, claim)
+             SELECT 'aaaaaaaa-0000-4000-8000-000000000001', '00000000-0000-0000-0000-000000000000',
+                    md5(n::text) || md5(n::text), decode(repeat('ab', 32), 'hex'),
+                    now() + CASE WHEN n <= 3 THEN interval '-1 hour' ELSE interval '1 hour' END, gen_random_uuid()
              FROM generate_series(1, 5) n;",
         )
         .await

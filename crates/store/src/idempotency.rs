@@ -23,10 +23,16 @@ pub const KEY_MAX: usize = 255;
 /// One request's key, scoped to the caller and, on tenant routes, to the tenant.
 #[derive(Debug)]
 pub struct Idempotency {
+    /// The SHA-256 (hex) of the client's key: what the database stores.
     key: String,
+    /// The key itself, kept in memory only: it seals what the record must hold but the
+    /// database must not see ([`Idempotency::seal`]).
+    secret: Vec<u8>,
     tenant: TenantId,
     fingerprint: Vec<u8>,
     life: Duration,
+    /// This request's claim: the only record it may drop.
+    claim: uuid::Uuid,
     replayed: AtomicBool,
 }
 
@@ -49,7 +55,9 @@ impl Idempotency {
             h.update(part);
         }
         Some(Self {
-            key: key.to_string(),
+            key: hex::encode(Sha256::digest(key.as_bytes())),
+            secret: key.as_bytes().to_vec(),
+            claim: uuid::Uuid::new_v4(),
             tenant: tenant.unwrap_or(TenantId(uuid::Uuid::nil())),
             fingerprint: h.finalize().to_vec(),
             life,
@@ -76,6 +84,42 @@ impl Idempotency {
 
     pub(crate) fn life_secs(&self) -> i64 {
         self.life.as_secs() as i64
+    }
+
+    pub(crate) fn claim(&self) -> &uuid::Uuid {
+        &self.claim
+    }
+
+    /// A keystream only the holder of the client's key can make: SHA-256 of the key, the
+    /// request's fingerprint and a counter. Used once per record, for one value.
+    fn keystream(&self, len: usize) -> Vec<u8> {
+        let mut out = Vec::with_capacity(len + 32);
+        for block in 0u32.. {
+            if out.len() >= len {
+                break;
+            }
+            let mut h = Sha256::new();
+            for part in [&self.secret[..], b"\nseal\n", &self.fingerprint[..], &block.to_be_bytes()[..]] {
+                h.update(part);
+            }
+            out.extend_from_slice(&h.finalize());
+        }
+        out.truncate(len);
+        out
+    }
+
+    /// `value` sealed for the record (hex): a repeat with the same key opens it, the database
+    /// cannot.
+    pub fn seal(&self, value: &str) -> String {
+        let stream = self.keystream(value.len());
+        hex::encode(value.bytes().zip(stream).map(|(b, k)| b ^ k).collect::<Vec<u8>>())
+    }
+
+    /// What [`Idempotency::seal`] sealed; `None` if it does not open.
+    pub fn open(&self, sealed: &str) -> Option<String> {
+        let bytes = hex::decode(sealed).ok()?;
+        let stream = self.keystream(bytes.len());
+        String::from_utf8(bytes.iter().zip(stream).map(|(b, k)| b ^ k).collect()).ok()
     }
 
     /// The rows of the first request, from its record; 422 when the key was used for another
@@ -197,5 +241,19 @@ mod tests {
         let a = Idempotency::new("k", None, "POST", "/a", b"{}", DEFAULT_RECORD_LIFE).unwrap();
         let b = Idempotency::new("k", None, "POST", "/a", b"{ }", DEFAULT_RECORD_LIFE).unwrap();
         assert_ne!(a.fingerprint, b.fingerprint, "another body is another request");
+        assert_eq!(a.key, hex::encode(Sha256::digest(b"k")), "the database gets the key's hash");
+    }
+
+    #[test]
+    fn sealed_values_open_only_with_the_same_key_and_request() {
+        let a = Idempotency::new("key-a", None, "POST", "/a", b"{}", DEFAULT_RECORD_LIFE).unwrap();
+        let code = "inv_0123456789abcdefghijklmnopqrstuvwxyzABCDEFG";
+        let sealed = a.seal(code);
+        assert!(!sealed.contains("0123456789"), "not in the clear");
+        assert_eq!(a.open(&sealed).as_deref(), Some(code));
+        let again = Idempotency::new("key-a", None, "POST", "/a", b"{}", DEFAULT_RECORD_LIFE).unwrap();
+        assert_eq!(again.open(&sealed).as_deref(), Some(code), "a repeat opens it");
+        let other = Idempotency::new("key-b", None, "POST", "/a", b"{}", DEFAULT_RECORD_LIFE).unwrap();
+        assert_ne!(other.open(&sealed).as_deref(), Some(code), "another key does not");
     }
 }

@@ -115,9 +115,10 @@ impl Scoped<'_> {
         let code = InvitationCode::generate();
         let (hash, role, email) = (code.hash(), new.role.as_str(), new.email.as_ref().map(Email::as_str));
         let life = INVITATION_LIFE.as_secs() as i64;
-        // The code goes through the database only for a request with an Idempotency-Key, whose
-        // record must answer a repeat with the same code (the invitation stores its hash only).
-        let echoed = if self.idempotency.is_some() { code.expose() } else { "" };
+        // With an Idempotency-Key the record must answer a repeat with the same code: it keeps
+        // the code sealed with the client's key, which the database never sees (the invitation
+        // itself stores the code's hash only).
+        let echoed = self.idempotency.map(|i| i.seal(code.expose())).unwrap_or_default();
         let rows = self
             .run(
                 Tenants::Member(tenant),
@@ -127,8 +128,11 @@ impl Scoped<'_> {
             .await?;
         let row = gated(&rows[0], ADMINS)?;
         let invitation = invitation_at(row, 1).ok_or(Error::NotFound)?;
-        let code = match rows[1].first().map(|r| r.col::<String>(0)) {
-            Some(first) if !first.is_empty() => InvitationCode::parse(&first).map_err(|_| Error::NotFound)?,
+        let code = match (self.idempotency, rows[1].first().map(|r| r.col::<String>(0))) {
+            (Some(idem), Some(sealed)) if !sealed.is_empty() => {
+                let first = idem.open(&sealed).ok_or(Error::IdempotencyMismatch)?;
+                InvitationCode::parse(&first).map_err(|_| Error::IdempotencyMismatch)?
+            }
             _ => code,
         };
         Ok((invitation, code))

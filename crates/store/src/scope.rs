@@ -247,7 +247,11 @@ impl Scoped<'_> {
         let Some(idem) = self.idempotency else { return Ok(()) };
         let plain = Scoped { idempotency: None, ..*self };
         plain
-            .run(Tenants::None, Access::Write, &[Step { q: Q::IdemForget, params: &[idem.tenant(), idem.key()] }])
+            .run(
+                Tenants::None,
+                Access::Write,
+                &[Step { q: Q::IdemForget, params: &[idem.tenant(), idem.key(), idem.claim()] }],
+            )
             .await
             .map(drop)
     }
@@ -271,8 +275,8 @@ impl Scoped<'_> {
             None => conn.stmt(q),
         };
         let life = idem.map_or(0, Idempotency::life_secs);
-        let claim_params: Option<[&(dyn ToSql + Sync); 4]> =
-            idem.map(|i| -> [&(dyn ToSql + Sync); 4] { [i.tenant(), i.key(), i.fingerprint(), &life] });
+        let claim_params: Option<[&(dyn ToSql + Sync); 5]> =
+            idem.map(|i| -> [&(dyn ToSql + Sync); 5] { [i.tenant(), i.key(), i.fingerprint(), &life, i.claim()] });
         let user: Uuid = self.user.0;
         let member: Uuid = match tenants {
             Tenants::Member(t) => t.0,

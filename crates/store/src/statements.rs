@@ -227,18 +227,23 @@ statements! {
     /// `$3`, for `$4` seconds, and names it for the recorded statements that follow. A taken
     /// key fails on idempotency_keys_pkey (after the transaction that took it has committed);
     /// an expired record of the key is replaced.
+    /// `$5` is this request's claim id: only this request may forget the record it made.
+    /// (Reading `stale` makes its DELETE run before the INSERT checks the key.)
     IdemClaim => "WITH stale AS (DELETE FROM idempotency_keys WHERE user_id = app_user_id() AND tenant_id = $1::uuid \
-                                 AND key = $2::text AND expires_at < now()) \
-                  INSERT INTO idempotency_keys (user_id, tenant_id, key, fingerprint, expires_at) \
-                  SELECT app_user_id(), $1::uuid, $2::text, $3::bytea, now() + $4::int8 * interval '1 second' \
-                  FROM (SELECT set_config('app.idem_tenant', $1::uuid::text, true), \
+                                 AND key = $2::text AND expires_at < now() RETURNING 1) \
+                  INSERT INTO idempotency_keys (user_id, tenant_id, key, fingerprint, expires_at, claim) \
+                  SELECT app_user_id(), $1::uuid, $2::text, $3::bytea, now() + $4::int8 * interval '1 second', $5::uuid \
+                  FROM (SELECT count(*) FROM stale) replaced, \
+                       (SELECT set_config('app.idem_tenant', $1::uuid::text, true), \
                                set_config('app.idem_key', $2::text, true)) named \
                   RETURNING true",
     /// The record of a taken key.
     IdemFetch => "SELECT fingerprint, results FROM idempotency_keys \
                   WHERE user_id = app_user_id() AND tenant_id = $1::uuid AND key = $2::text AND expires_at >= now()",
-    /// Drops the record of a request that failed with a 4xx: the client may fix it and retry.
-    IdemForget => "DELETE FROM idempotency_keys WHERE user_id = app_user_id() AND tenant_id = $1::uuid AND key = $2::text",
+    /// Drops the record of a request that failed with a 4xx (the client may fix it and retry):
+    /// only the record that this request claimed (`$3`), never another request's.
+    IdemForget => "DELETE FROM idempotency_keys WHERE user_id = app_user_id() AND tenant_id = $1::uuid AND key = $2::text \
+                   AND claim = $3::uuid",
     /// Deletes up to `$1` expired records (the scheduled cleanup).
     IdemCleanup => "SELECT app_idempotency_cleanup($1::int4)",
     /// A value computed outside the database that the answer needs, so that a replay has it too.
