@@ -17,6 +17,18 @@ use crate::{Error, Q, Result, TenantId, rows::DbRow};
 /// How long a record answers repeats, unless configured otherwise.
 pub const DEFAULT_RECORD_LIFE: Duration = Duration::from_secs(24 * 3600);
 
+/// The shape of what records hold: a hash of every recorded statement. A record made by a
+/// build whose statements returned other columns is another request's (422 for its key), never
+/// rows decoded as the wrong columns.
+static RECORD_VERSION: std::sync::LazyLock<Vec<u8>> = std::sync::LazyLock::new(|| {
+    let mut h = Sha256::new();
+    for sql in recorded_statements() {
+        h.update(sql.as_bytes());
+        h.update(b"\0");
+    }
+    h.finalize().to_vec()
+});
+
 /// The longest key accepted (draft IETF `Idempotency-Key`).
 pub const KEY_MAX: usize = 255;
 
@@ -51,7 +63,7 @@ impl Idempotency {
             return None;
         }
         let mut h = Sha256::new();
-        for part in [method.as_bytes(), b"\n", path.as_bytes(), b"\n", body] {
+        for part in [method.as_bytes(), b"\n", path.as_bytes(), b"\n", body, b"\n", &RECORD_VERSION[..]] {
             h.update(part);
         }
         Some(Self {
