@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from tfconfig import TfConfig, load, preconditions, text_of, unwrap
+from tfconfig import TfConfig, preconditions, text_of, unwrap
 
 TERRAFORM = shutil.which("terraform")
 pytestmark = pytest.mark.skipif(TERRAFORM is None, reason="terraform is not installed")
@@ -74,20 +74,6 @@ class Console:
         return json.loads(json.loads(out.replace("$${", "${").replace("%%{", "%{")))
 
 
-@pytest.fixture(scope="module")
-def cfg() -> TfConfig:
-    return load()
-
-
-@pytest.fixture(scope="module")
-def tf(cfg: TfConfig, tmp_path_factory) -> Console:
-    work = tmp_path_factory.mktemp("tf-eval")
-    for path in [*sorted(cfg.root.glob("variables*.tf")), cfg.root / "locals.tf"]:
-        shutil.copy(path, work / path.name)
-    proc = subprocess.run([TERRAFORM, "init", "-backend=false", "-input=false", "-no-color"],
-                          capture_output=True, text=True, cwd=work, env=_env(), timeout=120)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    return Console(work)
 
 
 # ---------------------------------------------------------------------------

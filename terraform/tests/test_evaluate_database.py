@@ -8,33 +8,17 @@ rds-db:connect ARN are evaluated as Terraform evaluates them.
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 
 import pytest
 
-from test_evaluate import TERRAFORM, Console, _env
-from tfconfig import TfConfig, load, preconditions, text_of, unwrap
+from test_evaluate import TERRAFORM, Console
+from tfconfig import TfConfig, preconditions, text_of, unwrap
 
 pytestmark = pytest.mark.skipif(TERRAFORM is None, reason="terraform is not installed")
 
 ARN = "arn:aws:rds:eu-central-1:123456789012:cluster:my-aurora-cluster"
 
 
-@pytest.fixture(scope="module")
-def cfg() -> TfConfig:
-    return load()
-
-
-@pytest.fixture(scope="module")
-def tf(cfg: TfConfig, tmp_path_factory) -> Console:
-    work = tmp_path_factory.mktemp("tf-eval-db")
-    for path in [*sorted(cfg.root.glob("variables*.tf")), cfg.root / "locals.tf"]:
-        shutil.copy(path, work / path.name)
-    proc = subprocess.run([TERRAFORM, "init", "-backend=false", "-input=false", "-no-color"],
-                          capture_output=True, text=True, cwd=work, env=_env(), timeout=120)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    return Console(work)
 
 
 def with_literals(expr: str, values: dict[str, object]) -> str:

@@ -8,31 +8,15 @@ event the function answers as a cleanup.
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 
 import pytest
 
-from test_evaluate import TERRAFORM, Console, TfError, _env
-from tfconfig import TfConfig, load
+from test_evaluate import TERRAFORM, Console, TfError
+from tfconfig import TfConfig
 
 pytestmark = pytest.mark.skipif(TERRAFORM is None, reason="terraform is not installed")
 
 
-@pytest.fixture(scope="module")
-def cfg() -> TfConfig:
-    return load()
-
-
-@pytest.fixture(scope="module")
-def tf(cfg: TfConfig, tmp_path_factory) -> Console:
-    work = tmp_path_factory.mktemp("tf-eval-idem")
-    for path in [*sorted(cfg.root.glob("variables*.tf")), cfg.root / "locals.tf"]:
-        shutil.copy(path, work / path.name)
-    proc = subprocess.run([TERRAFORM, "init", "-backend=false", "-input=false", "-no-color"],
-                          capture_output=True, text=True, cwd=work, env=_env(), timeout=120)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    return Console(work)
 
 
 REFUSED = [

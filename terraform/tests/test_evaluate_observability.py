@@ -16,7 +16,7 @@ import pytest
 
 from test_evaluate import TERRAFORM, Console, TfError, _env
 from test_evaluate_database import with_literals
-from tfconfig import TfConfig, load, text_of, unwrap
+from tfconfig import TfConfig, text_of, unwrap
 
 pytestmark = pytest.mark.skipif(TERRAFORM is None, reason="terraform is not installed")
 
@@ -24,20 +24,6 @@ TOPIC = "arn:aws:sns:eu-central-1:123456789012:oncall"
 CREATED = "arn:aws:sns:eu-central-1:123456789012:tenant-api-alarms"
 
 
-@pytest.fixture(scope="module")
-def cfg() -> TfConfig:
-    return load()
-
-
-@pytest.fixture(scope="module")
-def tf(cfg: TfConfig, tmp_path_factory) -> Console:
-    work = tmp_path_factory.mktemp("tf-eval-obs")
-    for path in [*sorted(cfg.root.glob("variables*.tf")), cfg.root / "locals.tf"]:
-        shutil.copy(path, work / path.name)
-    proc = subprocess.run([TERRAFORM, "init", "-backend=false", "-input=false", "-no-color"],
-                          capture_output=True, text=True, cwd=work, env=_env(), timeout=120)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    return Console(work)
 
 
 # ---------------------------------------------------------------------------
