@@ -91,24 +91,18 @@ impl Function {
         let identity = Identity::from_env(get)?;
         let cors = Cors::parse(&get("CORS_ALLOW_ORIGINS").unwrap_or_default())
             .map_err(|e| Error::config("CORS_ALLOW_ORIGINS", e))?;
-        let margin = match get("REQUEST_DEADLINE_MARGIN_MS") {
+        let margin = match bounded(get, "REQUEST_DEADLINE_MARGIN_MS", 0..=20_000)? {
+            Some(ms) => Duration::from_millis(ms),
             None => DEFAULT_DEADLINE_MARGIN,
-            Some(v) => match v.trim().parse::<u64>() {
-                Ok(ms @ 0..=20_000) => Duration::from_millis(ms),
-                _ => return Err(Error::config("REQUEST_DEADLINE_MARGIN_MS", format!("must be 0 to 20000, not {v:?}"))),
-            },
         };
         if identity.is_closed() {
             tracing::warn!("IDENTITY_SOURCES is empty: every /api request will get 401 (closed by default)");
         }
         tracing::info!(db = %db.describe(), auth = ?db.auth, pool_max = db.pool_max, "init");
         let metrics = Metrics::from_env(get)?;
-        let records = match get("IDEMPOTENCY_TTL_SECS") {
+        let records = match bounded(get, "IDEMPOTENCY_TTL_SECS", 60..=604_800)? {
+            Some(secs) => Duration::from_secs(secs),
             None => store::idempotency::DEFAULT_RECORD_LIFE,
-            Some(v) => match v.trim().parse::<u64>() {
-                Ok(s @ 60..=604_800) => Duration::from_secs(s),
-                _ => return Err(Error::config("IDEMPOTENCY_TTL_SECS", format!("must be 60 to 604800, not {v:?}"))),
-            },
         };
         let store = Store::from_config(db).await?;
         let app = App::new(store).with_cors(cors).with_idempotency_life(records);
@@ -181,6 +175,19 @@ impl Function {
         }
         req.extensions_mut().insert(RequestId(request_id.to_string()));
         Ok(req)
+    }
+}
+
+/// The whole number in `var`, if set, within `range`; otherwise an error that names it.
+fn bounded(
+    get: &impl Fn(&str) -> Option<String>,
+    var: &'static str,
+    range: std::ops::RangeInclusive<u64>,
+) -> Result<Option<u64>> {
+    let Some(v) = get(var) else { return Ok(None) };
+    match v.trim().parse::<u64>() {
+        Ok(n) if range.contains(&n) => Ok(Some(n)),
+        _ => Err(Error::config(var, format!("must be {} to {}, not {v:?}", range.start(), range.end()))),
     }
 }
 
