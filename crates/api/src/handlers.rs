@@ -18,9 +18,14 @@ use crate::{
     routes::{ROUTES, Route},
 };
 
-pub(crate) async fn dispatch(app: &App, req: &Request<Bytes>) -> Result<Response<Bytes>> {
+/// Answers `req`, whose path the router matched as `matched` (`None`: no route).
+pub(crate) async fn dispatch(
+    app: &App,
+    req: &Request<Bytes>,
+    matched: Option<matchit::Match<'_, '_, &usize>>,
+) -> Result<Response<Bytes>> {
     body::check_size(req, app.body_limit())?;
-    let matched = app.inner.router.at(req.uri().path()).map_err(|_| Error::NotFound("no such route"))?;
+    let matched = matched.ok_or(Error::NotFound("no such route"))?;
     let spec = &ROUTES[*matched.value];
     // A browser's preflight carries no identity: it is answered before one is asked for.
     if app.inner.cors.is_preflight(req) {

@@ -131,7 +131,7 @@ impl Function {
         let tenant_id = api::routes::tenant_in_path(&path);
         tracing::info!(request_id, method = %method, path, tenant_id, status = res.status().as_u16(), latency_ms, "request");
         let after = self.app.store().stats();
-        let route = format!("{method} {}", self.app.route_of(&path).unwrap_or("unmatched"));
+        let route = format!("{method} {}", res.extensions().get::<api::MatchedRoute>().map_or("unmatched", |r| r.0));
         self.metrics.emit(&RequestMetrics {
             route: &route,
             status: res.status().as_u16(),
