@@ -11,7 +11,6 @@
 use std::{
     fmt,
     io::Write,
-    sync::{Arc, Mutex},
     time::{SystemTime, UNIX_EPOCH},
 };
 
@@ -31,12 +30,11 @@ pub struct RequestMetrics<'a> {
     pub request_id: &'a str,
 }
 
-/// Where the records go: stdout on Lambda, a buffer in tests, nowhere (but still formatted)
+/// Where the records go: stdout on Lambda, nowhere (but still formatted)
 /// in the benchmark.
 #[derive(Clone)]
 enum Sink {
     Stdout,
-    Buffer(Arc<Mutex<Vec<u8>>>),
     Discard,
 }
 
@@ -103,22 +101,6 @@ impl Metrics {
         Self { sink: Sink::Discard, ..self }
     }
 
-    /// A writer that keeps the records in memory (tests); `records` reads them back.
-    pub fn buffered(self) -> Self {
-        Self { sink: Sink::Buffer(Arc::default()), ..self }
-    }
-
-    /// The records written so far to a [`Metrics::buffered`] writer, parsed.
-    pub fn records(&self) -> Vec<Value> {
-        match &self.sink {
-            Sink::Buffer(buf) => String::from_utf8_lossy(&buf.lock().unwrap_or_else(|e| e.into_inner()))
-                .lines()
-                .filter_map(|l| serde_json::from_str(l).ok())
-                .collect(),
-            Sink::Stdout | Sink::Discard => Vec::new(),
-        }
-    }
-
     /// The `CloudWatchMetrics` member: what CloudWatch extracts, and how.
     fn spec(&self, tenant_dimension: bool) -> Value {
         let mut dimensions = vec![json!(["Service"]), json!(["Service", "Route", "StatusClass"])];
@@ -139,8 +121,9 @@ impl Metrics {
         }])
     }
 
-    /// The record for one request, parsed (for tests; [`Metrics::emit`] writes the same line).
-    pub fn record(&self, m: &RequestMetrics<'_>) -> Value {
+    /// The record for one request, parsed ([`Metrics::emit`] writes the same line).
+    #[cfg(test)]
+    fn record(&self, m: &RequestMetrics<'_>) -> Value {
         let mut line = Vec::new();
         self.render(m, &mut line);
         serde_json::from_slice(&line).expect("the record is JSON")
@@ -198,7 +181,6 @@ impl Metrics {
                 Sink::Stdout => {
                     let _ = std::io::stdout().lock().write_all(line);
                 }
-                Sink::Buffer(buf) => buf.lock().unwrap_or_else(|e| e.into_inner()).extend_from_slice(line),
                 Sink::Discard => {
                     std::hint::black_box(&line);
                 }
