@@ -1,14 +1,23 @@
-//! Embeds `migrations/*.sql` (at the workspace root) in file-name order, so that adding a
+//! Embeds `migrations/*.sql` and `migrations/dsql/*.sql` (at the workspace root) in file-name order, so that adding a
 //! migration is adding a file: nothing to register by hand, nothing to forget.
 
-use std::{env, fs, path::PathBuf};
+use std::{
+    env, fs,
+    path::{Path, PathBuf},
+};
 
 fn main() {
-    let dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap()).join("../../migrations");
+    let root = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap()).join("../../migrations");
+    embed(&root, "migrations.rs");
+    embed(&root.join("dsql"), "dsql_migrations.rs");
+}
+
+/// Writes the `*.sql` files of `dir`, in name order, as a `&[Migration]` literal to `out`.
+fn embed(dir: &Path, out_name: &str) {
     println!("cargo:rerun-if-changed={}", dir.display());
-    let mut files: Vec<_> = fs::read_dir(&dir)
-        .expect("migrations/ directory")
-        .map(|e| e.expect("readable migrations/ entry").path())
+    let mut files: Vec<_> = fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.expect("readable migrations entry").path())
         .filter(|p| p.extension().is_some_and(|e| e == "sql"))
         .collect();
     files.sort();
@@ -25,6 +34,6 @@ fn main() {
         out.push_str(&format!("    Migration {{ version: {version}, name: {name:?}, sql: {sql:?} }},\n"));
     }
     out.push_str("]\n");
-    let dest = PathBuf::from(env::var("OUT_DIR").unwrap()).join("migrations.rs");
+    let dest = PathBuf::from(env::var("OUT_DIR").unwrap()).join(out_name);
     fs::write(dest, out).unwrap();
 }

@@ -182,7 +182,7 @@ async fn the_database_holds_neither_the_key_nor_an_invitations_code() {
     let stored: String =
         t.db.admin()
             .await
-            .query_one("SELECT string_agg(key || ' ' || array_to_string(results, ' '), ' ') FROM idempotency_keys", &[])
+            .query_one("SELECT string_agg(key || ' ' || results::text, ' ') FROM idempotency_keys", &[])
             .await
             .unwrap()
             .get(0);

@@ -24,6 +24,29 @@ impl Auth {
     }
 }
 
+/// Which database engine the API talks to: it decides the schema (`migrations/` or
+/// `migrations/dsql/`), the statements, and how tenants are kept apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Engine {
+    /// PostgreSQL (Aurora PostgreSQL, or a local server): isolation by row-level security.
+    #[default]
+    Postgres,
+    /// Aurora DSQL (or the DSQL schema on a local PostgreSQL, for tests and `scripts/dev.sh
+    /// --dsql`): no row-level security, no custom settings; every statement is bound to the
+    /// caller's scope by construction (see `store::dsql`).
+    Dsql,
+}
+
+impl Engine {
+    /// `DB_ENGINE`'s name for it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Engine::Postgres => "postgres",
+            Engine::Dsql => "dsql",
+        }
+    }
+}
+
 /// Where the trusted certificate authorities come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CaSource {
@@ -57,6 +80,8 @@ pub struct DbConfig {
     pub dbname: String,
     pub user: String,
     pub auth: Auth,
+    /// The engine: PostgreSQL unless `DB_ENGINE=dsql` (the default with `DB_AUTH=dsql*`).
+    pub engine: Engine,
     pub tls: TlsMode,
     /// Physical connections at most. 1 on Lambda: an instance serves one request at a time.
     pub pool_max: usize,
@@ -101,6 +126,7 @@ impl DbConfig {
             dbname: dbname.into(),
             user: user.into(),
             auth,
+            engine: Engine::Postgres,
             tls: TlsMode::Disable,
             pool_max: 1,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
@@ -171,6 +197,19 @@ impl DbConfig {
             Some(other) => {
                 return Err(invalid("DB_AUTH", format!("must be password, iam, dsql or dsql-admin, not {other:?}")));
             }
+        }
+        if matches!(cfg.auth, Auth::Dsql { .. }) {
+            cfg.engine = Engine::Dsql;
+        }
+        match var("DB_ENGINE").as_deref().map(|v| v.trim().to_ascii_lowercase()).as_deref() {
+            None => {}
+            Some("postgres" | "postgresql" | "aurora-postgresql") => cfg.engine = Engine::Postgres,
+            Some("dsql") => cfg.engine = Engine::Dsql,
+            Some(other) => return Err(invalid("DB_ENGINE", format!("must be postgres or dsql, not {other:?}"))),
+        }
+        if cfg.engine == Engine::Dsql {
+            // Nothing to let pause: DSQL has no instances, and no idle_session_timeout.
+            cfg.idle_session_timeout = None;
         }
         if let Some(v) = var("DB_TLS") {
             cfg.tls = match v.to_ascii_lowercase().as_str() {

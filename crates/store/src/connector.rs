@@ -70,6 +70,7 @@ pub(crate) struct Conn {
     recorded: tokio::sync::OnceCell<Vec<Statement>>,
     pub last_used: Instant,
     pub created: Instant,
+    pub engine: crate::Engine,
 }
 
 impl Conn {
@@ -82,7 +83,7 @@ impl Conn {
         let stmts = self
             .recorded
             .get_or_try_init(|| async {
-                let sql = crate::idempotency::recorded_statements();
+                let sql = crate::idempotency::recorded_statements_for(self.engine);
                 try_join_all(sql.iter().map(|s| self.client.prepare(s))).await
             })
             .await?;
@@ -132,10 +133,17 @@ impl Connector {
         let idle = cfg
             .idle_session_timeout
             .map_or(String::new(), |t| format!("; SET idle_session_timeout = {}", t.as_millis().max(1)));
-        let session_sql = format!(
-            "SET statement_timeout = {ms}; SET idle_in_transaction_session_timeout = {}{idle}",
-            ms.saturating_mul(2).max(1000)
-        );
+        // Aurora DSQL accepts only a fixed list of session settings; its own limits (5 minutes
+        // per transaction, 60 minutes per connection) bound what these do on PostgreSQL, and
+        // the client's patience (statement timeout plus grace) still applies.
+        let session_sql = if cfg.engine == crate::Engine::Dsql {
+            String::new()
+        } else {
+            format!(
+                "SET statement_timeout = {ms}; SET idle_in_transaction_session_timeout = {}{idle}",
+                ms.saturating_mul(2).max(1000)
+            )
+        };
         Ok(Self {
             cfg,
             password,
@@ -253,8 +261,8 @@ impl Connector {
         let check = !self.role_checked.load(Ordering::Relaxed);
         let setup = join3(
             client.batch_execute(&self.session_sql),
-            try_join_all(Q::ALL.iter().map(|q| client.prepare(q.sql()))),
-            OptionFuture::from(check.then(|| migrate::check_runtime_role(&client))),
+            try_join_all(Q::ALL.iter().map(|&q| client.prepare(statement_sql(self.cfg.engine, q)))),
+            OptionFuture::from(check.then(|| migrate::check_runtime_role_for(&client, self.cfg.engine))),
         );
         let left = self.cfg.connect_timeout.saturating_sub(started.elapsed());
         let Ok((settings, stmts, checked)) = tokio::time::timeout(left, setup).await else {
@@ -287,7 +295,22 @@ impl Connector {
             self.setup_failed();
             Error::from_query(e)
         })?;
-        Ok(Conn { client, stmts, recorded: Default::default(), last_used: Instant::now(), created: Instant::now() })
+        Ok(Conn {
+            client,
+            stmts,
+            recorded: Default::default(),
+            last_used: Instant::now(),
+            created: Instant::now(),
+            engine: self.cfg.engine,
+        })
+    }
+}
+
+/// The text of `q` on `engine`.
+fn statement_sql(engine: crate::Engine, q: Q) -> &'static str {
+    match engine {
+        crate::Engine::Postgres => q.sql(),
+        crate::Engine::Dsql => &crate::dsql::STATEMENTS[q as usize].sql,
     }
 }
 

@@ -163,10 +163,25 @@ pub(crate) fn recorded_sql(sql: &str) -> String {
          SET results = array_append(results, (SELECT coalesce(json_agg(__out)::text, '[]') FROM __out)) \
          WHERE user_id = app_user_id() AND tenant_id = current_setting('app.idem_tenant')::uuid \
            AND key = current_setting('app.idem_key') RETURNING 1)";
+    wrap_recorded(sql, RECORD)
+}
+
+/// `sql` as the CTE `__out`, beside `record` (a CTE that reads `__out`), answering `__out`'s
+/// rows.
+pub(crate) fn wrap_recorded(sql: &str, record: &str) -> String {
     match split_with(sql) {
-        Some((ctes, main)) => format!("{ctes}, __out AS ({main}), {RECORD} SELECT * FROM __out"),
-        None => format!("WITH __out AS ({sql}), {RECORD} SELECT * FROM __out"),
+        Some((ctes, main)) => format!("{ctes}, __out AS ({main}), {record} SELECT * FROM __out"),
+        None => format!("WITH __out AS ({sql}), {record} SELECT * FROM __out"),
     }
+}
+
+/// Whether `q` runs as a request's step (and so is recorded under a key): not the scope
+/// resolution, not the record's own statements.
+pub(crate) fn is_recorded(q: Q) -> bool {
+    !matches!(
+        q,
+        Q::ScopeSet | Q::ScopeMember | Q::ScopeAll | Q::IdemClaim | Q::IdemFetch | Q::IdemForget | Q::IdemCleanup
+    )
 }
 
 /// Splits `WITH a AS (...), b AS (...) <main statement>` into the CTE list and the main
@@ -211,19 +226,31 @@ fn split_with(sql: &str) -> Option<(&str, &str)> {
 /// never run as a request's step: the scope resolution and the record's own). Every step of a
 /// recorded transaction must be recorded, or the replayed rows would not line up.
 pub fn recorded_statements() -> Vec<String> {
+    recorded_statements_for(crate::Engine::Postgres)
+}
+
+/// [`recorded_statements`] on `engine`.
+pub fn recorded_statements_for(engine: crate::Engine) -> Vec<String> {
     Q::ALL
         .iter()
-        .map(|q| match q {
-            Q::ScopeSet
-            | Q::ScopeMember
-            | Q::ScopeAll
-            | Q::IdemClaim
-            | Q::IdemFetch
-            | Q::IdemForget
-            | Q::IdemCleanup => q.sql().to_string(),
-            _ => recorded_sql(q.sql()),
+        .map(|&q| match engine {
+            crate::Engine::Postgres if is_recorded(q) => recorded_sql(q.sql()),
+            crate::Engine::Postgres => q.sql().to_string(),
+            crate::Engine::Dsql if is_recorded(q) => crate::dsql::recorded(crate::dsql::template(q)),
+            crate::Engine::Dsql => crate::dsql::STATEMENTS[q as usize].sql.clone(),
         })
         .collect()
+}
+
+/// The per-statement rows of a record as the database holds them: an array on PostgreSQL, one
+/// text with a separator on DSQL (no array columns there).
+pub(crate) fn record_results(engine: crate::Engine, row: &DbRow) -> Vec<String> {
+    match engine {
+        crate::Engine::Postgres => row.col::<Vec<String>>(1),
+        crate::Engine::Dsql => {
+            row.col::<String>(1).split(crate::dsql::RESULT_SEPARATOR).skip(1).map(str::to_string).collect()
+        }
+    }
 }
 
 #[cfg(test)]

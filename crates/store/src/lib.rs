@@ -11,6 +11,7 @@
 
 mod config;
 mod connector;
+pub mod dsql;
 mod error;
 mod gate;
 pub mod idempotency;
@@ -28,7 +29,7 @@ mod statements;
 mod stream;
 pub mod tls;
 
-pub use config::{Auth, CaSource, DbConfig, TlsMode};
+pub use config::{Auth, CaSource, DbConfig, Engine, TlsMode};
 pub use connector::{Stats, StatsSnapshot};
 pub use error::{Error, Result};
 pub use idempotency::Idempotency;

@@ -21,6 +21,38 @@ pub struct Migration {
 /// Every migration, in order.
 pub const MIGRATIONS: &[Migration] = include!(concat!(env!("OUT_DIR"), "/migrations.rs"));
 
+/// Every migration of the Aurora DSQL schema (`migrations/dsql/`), in order.
+pub const DSQL_MIGRATIONS: &[Migration] = include!(concat!(env!("OUT_DIR"), "/dsql_migrations.rs"));
+
+#[path = "migrate_dsql.rs"]
+mod dsql;
+pub use dsql::{check_dsql_runtime_role, grant_iam_role, run_dsql};
+
+/// The migrations of `engine`.
+pub fn migrations(engine: crate::Engine) -> &'static [Migration] {
+    match engine {
+        crate::Engine::Postgres => MIGRATIONS,
+        crate::Engine::Dsql => DSQL_MIGRATIONS,
+    }
+}
+
+/// Applies the migrations of `engine` that have not run yet (see [`run`] and [`run_dsql`]).
+pub async fn run_for(client: &Client, engine: crate::Engine) -> Result<Vec<&'static str>> {
+    match engine {
+        crate::Engine::Postgres => run(client).await,
+        crate::Engine::Dsql => run_dsql(client).await,
+    }
+}
+
+/// The runtime role's self-check on `engine` (see [`check_runtime_role`] and
+/// [`check_dsql_runtime_role`]).
+pub async fn check_runtime_role_for(client: &Client, engine: crate::Engine) -> Result<()> {
+    match engine {
+        crate::Engine::Postgres => check_runtime_role(client).await,
+        crate::Engine::Dsql => check_dsql_runtime_role(client).await,
+    }
+}
+
 /// Creates the roles `app_owner` and `app_runtime` (see `migrations/bootstrap/roles.sql`).
 pub const BOOTSTRAP_ROLES_SQL: &str = include_str!("../../../migrations/bootstrap/roles.sql");
 
@@ -30,7 +62,7 @@ pub const PROTECTED_TABLES: &[&str] = &["tenants", "users", "memberships", "todo
 /// Serialises migrations and role bootstrap across processes (tests run many at once).
 const LOCK_KEY: i64 = 0x7465_6e61_6e74;
 
-fn checksum(sql: &str) -> String {
+pub(crate) fn checksum(sql: &str) -> String {
     hex::encode(Sha256::digest(sql.as_bytes()))
 }
 
@@ -185,7 +217,7 @@ pub async fn check_runtime_role(client: &Client) -> Result<()> {
 }
 
 /// The server's message without the client library's prefix; no connection details.
-fn db_message(e: &tokio_postgres::Error) -> String {
+pub(crate) fn db_message(e: &tokio_postgres::Error) -> String {
     e.as_db_error().map(|d| d.message().to_string()).unwrap_or_else(|| e.to_string())
 }
 
@@ -203,5 +235,7 @@ mod tests {
             .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "sql"))
             .count();
         assert_eq!(on_disk, MIGRATIONS.len(), "every migrations/*.sql file is embedded");
+        assert!(!DSQL_MIGRATIONS.is_empty());
+        assert!(DSQL_MIGRATIONS.windows(2).all(|w| w[0].version < w[1].version), "versions must increase");
     }
 }

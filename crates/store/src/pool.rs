@@ -173,7 +173,22 @@ impl Store {
                 &[crate::scope::Step { q: crate::Q::IdemCleanup, params: &[&batch] }],
             )
             .await?;
-        Ok(rows[0].first().map_or(0, |r| r.col::<i64>(0)) as u64)
+        let deleted = rows[0].first().map_or(0, |r| r.col::<i64>(0)) as u64;
+        if self.config().engine == crate::Engine::Dsql {
+            // No cascading foreign keys on DSQL: the rows of deleted tenants that a purge left.
+            let nobody = self.scoped(crate::UserId(uuid::Uuid::nil()));
+            let rows = nobody
+                .run(
+                    crate::Tenants::None,
+                    crate::scope::Access::Read,
+                    &[crate::scope::Step { q: crate::Q::OrphanTenants, params: &[] }],
+                )
+                .await?;
+            for row in &rows[0] {
+                nobody.purge_tenant(crate::TenantId(row.col(0))).await;
+            }
+        }
+        Ok(deleted)
     }
 
     /// Makes sure a connection is open (opening one if needed).

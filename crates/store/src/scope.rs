@@ -14,7 +14,8 @@ use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
 use crate::{
-    DisplayName, Email, Error, Idempotency, NewUser, Q, Result, Store, TenantId, UserId, pool::Manager, rows::DbRow,
+    DisplayName, Email, Engine, Error, Idempotency, NewUser, Q, Result, Store, TenantId, UserId, pool::Manager,
+    rows::DbRow,
 };
 
 /// Which tenants a transaction may see.
@@ -239,7 +240,8 @@ impl Scoped<'_> {
             .run(Tenants::None, Access::Read, &[Step { q: Q::IdemFetch, params: &[idem.tenant(), idem.key()] }])
             .await?;
         let row = rows[0].first().ok_or(Error::IdempotencyMismatch)?;
-        idem.replay(&row.col::<Vec<u8>>(0), &row.col::<Vec<String>>(1))
+        let results = crate::idempotency::record_results(self.store.config().engine, row);
+        idem.replay(&row.col::<Vec<u8>>(0), &results)
     }
 
     /// Forgets the record of this view's key: its request failed with a 4xx.
@@ -275,16 +277,42 @@ impl Scoped<'_> {
             None => conn.stmt(q),
         };
         let life = idem.map_or(0, Idempotency::life_secs);
-        let claim_params: Option<[&(dyn ToSql + Sync); 5]> =
-            idem.map(|i| -> [&(dyn ToSql + Sync); 5] { [i.tenant(), i.key(), i.fingerprint(), &life, i.claim()] });
         let user: Uuid = self.user.0;
+        // On Aurora DSQL the caller is a parameter of the statements that name it, after their
+        // own (and, when recording, the record's tenant and key after it): see `crate::dsql`.
+        let dsql = conn.engine == Engine::Dsql;
+        let caller: [&(dyn ToSql + Sync); 3] = match idem {
+            Some(i) => [&user, i.tenant(), i.key()],
+            None => [&user, &user, &user],
+        };
+        let extra = |q: Q| match (
+            recorded.is_some() && crate::idempotency::is_recorded(q),
+            crate::dsql::STATEMENTS[q as usize].caller,
+        ) {
+            (true, _) => &caller[..],
+            (false, true) => &caller[..1],
+            (false, false) => &caller[..0],
+        };
+        let dsql_params: Vec<Vec<&(dyn ToSql + Sync)>> = if dsql {
+            steps.iter().map(|s| s.params.iter().chain(extra(s.q)).copied().collect()).collect()
+        } else {
+            Vec::new()
+        };
+        let step_params = |i: usize| if dsql { &dsql_params[i][..] } else { steps[i].params };
+        let claim_params: Option<Vec<&(dyn ToSql + Sync)>> = idem.map(|i| {
+            let own: [&(dyn ToSql + Sync); 5] = [i.tenant(), i.key(), i.fingerprint(), &life, i.claim()];
+            own.iter().copied().chain(dsql.then_some(&user as &(dyn ToSql + Sync))).collect()
+        });
         let member: Uuid = match tenants {
             Tenants::Member(t) => t.0,
             _ => Uuid::nil(),
         };
         let member_params: [&(dyn ToSql + Sync); 2] = [&user, &member];
         let all_params: [&(dyn ToSql + Sync); 1] = [&user];
+        // On PostgreSQL the scope is set first and RLS keys on it; on DSQL each statement
+        // resolves it.
         let resolve = match tenants {
+            _ if dsql => None,
             Tenants::Member(_) => Some((Q::ScopeMember, &member_params[..])),
             Tenants::All => Some((Q::ScopeAll, &all_params[..])),
             Tenants::None => None,
@@ -294,11 +322,11 @@ impl Scoped<'_> {
         // server receives them in this order, all before the first reply is awaited.
         let (begun, set, resolved, (claimed, results), committed) = join5(
             c.batch_execute(begin),
-            c.query(conn.stmt(Q::ScopeSet), &[&user]),
+            OptionFuture::from((!dsql).then(|| c.query(conn.stmt(Q::ScopeSet), &all_params))),
             OptionFuture::from(resolve.map(|(q, params)| c.query(conn.stmt(q), params))),
             join(
                 OptionFuture::from(claim_params.as_ref().map(|p| c.query(conn.stmt(Q::IdemClaim), p))),
-                join_all(steps.iter().map(|s| c.query(stmt(s.q), s.params))),
+                join_all(steps.iter().enumerate().map(|(i, s)| c.query(stmt(s.q), step_params(i)))),
             ),
             c.batch_execute("COMMIT"),
         )
@@ -306,7 +334,7 @@ impl Scoped<'_> {
         let clean = committed.is_ok();
         let fail = |error| Failed { error, clean };
         begun.map_err(fail)?;
-        set.map_err(fail)?;
+        set.transpose().map_err(fail)?;
         resolved.transpose().map_err(fail)?;
         claimed.transpose().map_err(fail)?;
         let rows = results

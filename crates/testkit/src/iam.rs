@@ -39,6 +39,7 @@ pub fn config(db: &TestDb, standin: &Standin) -> DbConfig {
     cfg.hostaddr = Some(standin.addr().ip());
     cfg.tls = TlsMode::VerifyFull(CaSource::Pem(standin.ca_pem().as_bytes().to_vec()));
     cfg.connect_timeout = Duration::from_secs(10);
+    cfg.engine = crate::pg::engine();
     cfg
 }
 

@@ -264,9 +264,21 @@ pub async fn connect(url: &str) -> Client {
 
 /// The template database's name: changes with the migrations, so a long-lived server given by
 /// `TEST_DATABASE_URL` never hands out a stale schema.
+/// The engine whose schema and statements the tests run: `TEST_DB_ENGINE=dsql` runs the
+/// suites against the Aurora DSQL schema (`migrations/dsql/`) and statements on the local
+/// server; PostgreSQL otherwise.
+pub fn engine() -> store::Engine {
+    match std::env::var("TEST_DB_ENGINE").as_deref() {
+        Ok("dsql") => store::Engine::Dsql,
+        Ok("" | "postgres") | Err(_) => store::Engine::Postgres,
+        Ok(other) => panic!("TEST_DB_ENGINE must be postgres or dsql, not {other:?}"),
+    }
+}
+
 fn template_name() -> String {
     let mut h = <sha2::Sha256 as sha2::Digest>::new();
-    for m in store::migrate::MIGRATIONS {
+    sha2::Digest::update(&mut h, engine().name().as_bytes());
+    for m in store::migrate::migrations(engine()) {
         sha2::Digest::update(&mut h, m.sql.as_bytes());
     }
     sha2::Digest::update(&mut h, store::migrate::BOOTSTRAP_ROLES_SQL.as_bytes());
@@ -301,6 +313,7 @@ impl TestDb {
             Auth::Password(Some(Secret::new(RUNTIME_PASSWORD))),
         );
         cfg.pool_max = 1;
+        cfg.engine = engine();
         cfg
     }
 
@@ -347,7 +360,7 @@ pub async fn db() -> TestDb {
         {
             let tpl = connect(&server.url(&template)).await;
             store::migrate::bootstrap_roles(&tpl, false).await.expect("bootstrap roles");
-            store::migrate::run(&tpl).await.expect("migrations");
+            store::migrate::run_for(&tpl, engine()).await.expect("migrations");
             tpl.batch_execute(&format!("ALTER ROLE app_runtime PASSWORD '{RUNTIME_PASSWORD}'")).await.unwrap();
         }
         // Its connection must be gone before the template can be cloned.

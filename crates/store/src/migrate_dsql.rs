@@ -1,0 +1,193 @@
+//! Migrations on Aurora DSQL (`migrations/dsql/`), and the runtime role there.
+//!
+//! DSQL runs one DDL statement per transaction and never mixes DDL with DML, so each statement
+//! of a file runs on its own (every statement is idempotent: `IF NOT EXISTS`, `GRANT`), and the
+//! file is recorded in `schema_migrations` afterwards, in a transaction of its own. A file
+//! interrupted midway is run again from its start. `CREATE INDEX ASYNC` returns a job, which the
+//! migrator waits for (`sys.wait_for_job`) before it goes on. The same files run on a local
+//! PostgreSQL for tests and `scripts/dev.sh --dsql`, with `ASYNC` dropped: the only difference.
+
+use tokio_postgres::{Client, SimpleQueryMessage};
+
+use super::{DSQL_MIGRATIONS, checksum, db_message};
+use crate::{Error, Result};
+
+/// The statements of a migration file: split at `;` ending a line, comments dropped. The
+/// files are plain DDL (no function bodies, no strings with semicolons), which a test checks.
+pub fn statements(sql: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut current = String::new();
+    for line in sql.lines() {
+        let line = line.split("--").next().unwrap_or_default().trim_end();
+        if line.trim().is_empty() {
+            continue;
+        }
+        current.push_str(line);
+        current.push('\n');
+        if line.ends_with(';') {
+            out.push(current.trim().trim_end_matches(';').to_string());
+            current.clear();
+        }
+    }
+    if !current.trim().is_empty() {
+        out.push(current.trim().to_string());
+    }
+    out
+}
+
+/// Whether the server is Aurora DSQL itself (it has the `sys` schema of asynchronous jobs), not
+/// a PostgreSQL server carrying the DSQL schema.
+async fn is_dsql_server(client: &Client) -> Result<bool> {
+    Ok(client.query_one("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'sys')", &[]).await?.get(0))
+}
+
+/// Runs one statement in a transaction of its own; waits for the index job it started, if any.
+async fn apply(client: &Client, sql: &str, on_dsql: bool) -> std::result::Result<(), tokio_postgres::Error> {
+    if !on_dsql {
+        return client.batch_execute(&sql.replacen("INDEX ASYNC", "INDEX", 1)).await;
+    }
+    let job = client.simple_query(sql).await?.into_iter().find_map(|m| match m {
+        SimpleQueryMessage::Row(r) if sql.contains(" ASYNC ") => r.get(0).map(str::to_string),
+        _ => None,
+    });
+    if let Some(job) = job {
+        client.execute("CALL sys.wait_for_job($1)", &[&job]).await?;
+    }
+    Ok(())
+}
+
+/// Applies the DSQL migrations that have not run yet; returns the names of those it applied.
+/// Locally (a PostgreSQL server), the objects belong to `app_owner`, as with the PostgreSQL
+/// schema; on DSQL to the `admin` role that runs the migrations. Creates `app_runtime` when it
+/// does not exist.
+pub async fn run_dsql(client: &Client) -> Result<Vec<&'static str>> {
+    let on_dsql = is_dsql_server(client).await?;
+    if !on_dsql {
+        let owner: bool = client.query_one("SELECT current_user = 'app_owner'", &[]).await?.get(0);
+        if !owner {
+            client.batch_execute("SET ROLE app_owner").await.map_err(|e| {
+                Error::Migration(format!("cannot act as app_owner ({}): create the roles first", db_message(&e)))
+            })?;
+        }
+    }
+    let runtime: bool =
+        client.query_one("SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'app_runtime')", &[]).await?.get(0);
+    if !runtime {
+        client
+            .batch_execute("CREATE ROLE app_runtime WITH LOGIN")
+            .await
+            .map_err(|e| Error::Migration(format!("creating app_runtime: {}", db_message(&e))))?;
+    }
+    client
+        .batch_execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (
+               version    int         PRIMARY KEY,
+               name       text        NOT NULL,
+               checksum   text        NOT NULL,
+               applied_at timestamptz NOT NULL DEFAULT now())",
+        )
+        .await?;
+    let applied: Vec<(i32, String)> = client
+        .query("SELECT version, checksum FROM schema_migrations ORDER BY version", &[])
+        .await?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    let mut ran = Vec::new();
+    for m in DSQL_MIGRATIONS {
+        let sum = checksum(m.sql);
+        if let Some((_, recorded)) = applied.iter().find(|(v, _)| *v == m.version) {
+            if *recorded != sum {
+                return Err(Error::Migration(format!(
+                    "{} was changed after it was applied; add a new migration instead of editing an applied one",
+                    m.name
+                )));
+            }
+            continue;
+        }
+        for sql in statements(m.sql) {
+            apply(client, &sql, on_dsql)
+                .await
+                .map_err(|e| Error::Migration(format!("{}: {}", m.name, db_message(&e))))?;
+        }
+        client
+            .execute(
+                "INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                &[&m.version, &m.name, &sum],
+            )
+            .await
+            .map_err(|e| Error::Migration(format!("{}: recording it: {}", m.name, db_message(&e))))?;
+        tracing::info!(migration = m.name, "applied");
+        ran.push(m.name);
+    }
+    if !on_dsql {
+        let _ = client.batch_execute("RESET ROLE").await;
+    }
+    Ok(ran)
+}
+
+/// Lets the IAM role `arn` log in as `app_runtime` (`AWS IAM GRANT`, DSQL only). The ARN is
+/// checked first: it is written into the statement.
+pub async fn grant_iam_role(client: &Client, arn: &str) -> Result<()> {
+    let valid = arn.starts_with("arn:aws")
+        && arn.contains(":iam::")
+        && arn.contains(":role/")
+        && arn.bytes().all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-:/".contains(&b));
+    if !valid {
+        return Err(Error::Config {
+            var: "DSQL_RUNTIME_ROLE_ARN",
+            problem: format!("is not an IAM role ARN: {arn:?}"),
+        });
+    }
+    client
+        .batch_execute(&format!("AWS IAM GRANT app_runtime TO '{arn}'"))
+        .await
+        .map_err(|e| Error::Migration(format!("AWS IAM GRANT app_runtime: {}", db_message(&e))))
+}
+
+/// Checks, on the API's own connection, that the role it logs in as is not the administrator
+/// and owns no table: without row-level security, the statements keep tenants apart, and a
+/// role that owns the tables could change them.
+pub async fn check_dsql_runtime_role(client: &Client) -> Result<()> {
+    let messages = client
+        .simple_query(
+            "SELECT current_user::text, (SELECT string_agg(c.relname, ', ' ORDER BY c.relname) FROM pg_class c \
+               JOIN pg_roles r ON r.oid = c.relowner \
+              WHERE r.rolname = current_user AND c.relkind = 'r' AND c.relnamespace = 'public'::regnamespace)",
+        )
+        .await?;
+    let row = messages
+        .iter()
+        .find_map(|m| match m {
+            SimpleQueryMessage::Row(r) => Some(r),
+            _ => None,
+        })
+        .ok_or_else(|| Error::SelfCheck("no answer to the role check".into()))?;
+    let user = row.get(0).unwrap_or_default();
+    if user == "admin" {
+        return Err(Error::SelfCheck("the API logs in as admin; log in as app_runtime (DB_AUTH=dsql)".into()));
+    }
+    if let Some(tables) = row.get(1) {
+        return Err(Error::SelfCheck(format!(
+            "the API logs in as {user}, which owns tables ({tables}); log in as app_runtime"
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn files_split_into_single_statements() {
+        let s =
+            statements("-- a comment; with a semicolon\nCREATE TABLE a (x int);\n\nGRANT SELECT ON a TO b; -- why\n");
+        assert_eq!(s, ["CREATE TABLE a (x int)", "GRANT SELECT ON a TO b"]);
+        for m in DSQL_MIGRATIONS {
+            for sql in statements(m.sql) {
+                assert!(!sql.contains(';') && !sql.contains('$'), "{}: plain DDL only: {sql}", m.name);
+            }
+        }
+    }
+}
