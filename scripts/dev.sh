@@ -1,17 +1,26 @@
 #!/usr/bin/env bash
-# Usage: scripts/dev.sh
+# Usage: scripts/dev.sh [--dsql]
 #
 # Runs the API locally on http://127.0.0.1:3000 (BIND_ADDR to change it) with the same router
 # and handlers as on Lambda. Without DATABASE_URL it starts a throwaway PostgreSQL (data in a
 # temporary directory, a free port, as an unprivileged user when run as root), applies the
 # migrations, and stops and deletes it on exit. With DATABASE_URL (in the environment or .env)
 # it uses that database; set MIGRATE_DATABASE_URL too to apply migrations there first.
+# --dsql: the Aurora DSQL path instead: the DSQL schema (migrations/dsql) and statements, logged
+# in with DSQL tokens through the IAM stand-in in DSQL mode (crates/iam-standin) in front of the
+# throwaway PostgreSQL, over verified TLS. Nothing leaves the machine.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 . scripts/lib.sh
 
-case "${1:-}" in -h|--help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 0;; esac
+dsql=
+case "${1:-}" in
+  -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0;;
+  --dsql) dsql=1;;
+  "") ;;
+  *) die "unknown option $1 (see --help)";;
+esac
 need cargo "install Rust from https://rustup.rs"
 
 # A fixed secret for local tokens only; never use it anywhere else.
@@ -27,7 +36,7 @@ if [ -z "$devserver" ]; then
   devserver="${CARGO_TARGET_DIR:-$root/target}/debug/devserver"
 fi
 
-if [ -n "${DATABASE_URL:-}" ] || [ -n "$(from_dotenv DATABASE_URL)" ]; then
+if [ -z "$dsql" ] && { [ -n "${DATABASE_URL:-}" ] || [ -n "$(from_dotenv DATABASE_URL)" ]; }; then
   if [ -n "${MIGRATE_DATABASE_URL:-}" ]; then "$devserver" migrate; fi
   exec "$devserver" serve
 fi
@@ -57,8 +66,35 @@ echo "PostgreSQL $("$(dirname "$initdb")/postgres" --version | awk '{print $3}')
 # Create the database, the roles and the schema as the superuser; the API then logs in as
 # the runtime role, which row-level security applies to.
 MIGRATE_DATABASE_URL="postgres://postgres:$admin_pw@127.0.0.1:$port/postgres" "$devserver" migrate --create-database app
+if [ -n "$dsql" ]; then export DB_ENGINE=dsql; fi
 MIGRATE_DATABASE_URL="postgres://postgres:$admin_pw@127.0.0.1:$port/app" \
   MIGRATE_RUNTIME_PASSWORD="$runtime_pw" "$devserver" migrate --bootstrap-roles
 
-export DATABASE_URL="postgres://app_runtime:$runtime_pw@127.0.0.1:$port/app"
+if [ -z "$dsql" ]; then
+  export DATABASE_URL="postgres://app_runtime:$runtime_pw@127.0.0.1:$port/app"
+  "$devserver" serve
+  exit
+fi
+
+# DSQL: the stand-in verifies DSQL tokens (signed with its test credentials, which work nowhere
+# else) and relays to the PostgreSQL socket; the API trusts the stand-in's CA only.
+standin=${IAM_STANDIN_BIN:-}
+if [ -z "$standin" ]; then
+  cargo build -q -p iam-standin --bin iam-standin
+  standin="${CARGO_TARGET_DIR:-$root/target}/debug/iam-standin"
+fi
+standin_port=$(free_port 54430 54530)
+host=dsql.standin.internal
+"$standin" --dsql --listen "127.0.0.1:$standin_port" --hostname "$host" --region eu-west-1 \
+  --upstream "$dir/.s.PGSQL.$port" --ca-out "$dir/standin-ca.pem" >"$dir/standin.log" 2>&1 &
+standin_pid=$!
+trap 'kill "$standin_pid" 2>/dev/null || true; stop' EXIT
+for _ in $(seq 100); do grep -q AWS_SECRET_ACCESS_KEY "$dir/standin.log" && break; sleep 0.1; done
+grep -q AWS_SECRET_ACCESS_KEY "$dir/standin.log" || die "the IAM stand-in did not start: $(cat "$dir/standin.log")"
+echo "Aurora DSQL path: DSQL tokens through the IAM stand-in on 127.0.0.1:$standin_port (as $host)"
+unset DATABASE_URL
+export DB_HOST=$host DB_HOSTADDR=127.0.0.1 DB_PORT=$standin_port DB_NAME=app DB_USER=app_runtime \
+  DB_AUTH=dsql AWS_REGION=eu-west-1 DB_CA_FILE="$dir/standin-ca.pem" \
+  AWS_ACCESS_KEY_ID=$(sed -n 's/.*AWS_ACCESS_KEY_ID=\([^ ]*\).*/\1/p' "$dir/standin.log") \
+  AWS_SECRET_ACCESS_KEY=$(sed -n 's/.*AWS_SECRET_ACCESS_KEY=\([^ ]*\).*/\1/p' "$dir/standin.log")
 "$devserver" serve

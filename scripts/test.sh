@@ -24,6 +24,17 @@ skip_or_fail() {
   echo "SKIPPED: $1"
 }
 
+step "Aurora DSQL: the endpoint suite and the isolation property test on the DSQL schema and statements"
+# The same test binaries again, on the DSQL schema (migrations/dsql) with the DSQL statements
+# (crates/store/src/dsql.rs); the IAM-path tests log in with DSQL tokens through the stand-in
+# in DSQL mode. Then the DSQL faults: a lost COMMIT retried with a key, connections recycled at
+# their maximum age, and 30% of commits failing with 40001 / OC000.
+# (--workspace and test names rather than -p: the same feature set as above, so nothing rebuilds.)
+api_suite=(--test bad_input --test endpoints --test errors --test iam --test idempotency --test isolation_property
+  --test openapi --test round_trips)
+TEST_DB_ENGINE=dsql cargo test --workspace --locked -q "${api_suite[@]}"
+TEST_DB_ENGINE=dsql cargo test --workspace --locked -q --test faults -- s13 s14 s15
+
 step "arm64 package: scripts/package.sh, then the process tests against it under qemu"
 qemu=$(command -v qemu-aarch64-static || command -v qemu-aarch64 || true)
 if [ "$(uname -m)" = aarch64 ] || [ -n "$qemu" ]; then

@@ -210,19 +210,25 @@ pub async fn serve(bind: SocketAddr) -> Result<(), BoxError> {
 
 /// The login for migrations: `MIGRATE_DATABASE_URL` (an admin or the owner), or the same
 /// settings as the API (`DATABASE_URL` / `DB_*`) when it is not set.
-async fn migration_client() -> Result<(String, tokio_postgres::Client), BoxError> {
+async fn migration_client() -> Result<(String, store::Engine, tokio_postgres::Client), BoxError> {
     let cfg = match env("MIGRATE_DATABASE_URL") {
-        Some(url) => DbConfig::from_url(&url)?,
+        Some(url) => {
+            let mut cfg = DbConfig::from_url(&url)?;
+            if let Some(engine) = env("DB_ENGINE") {
+                cfg.engine = engine.parse()?;
+            }
+            cfg
+        }
         None => DbConfig::from_env(env)?,
     };
-    let describe = cfg.describe();
+    let (describe, engine) = (cfg.describe(), cfg.engine);
     let store = Store::from_config(cfg).await?;
-    Ok((describe, store.connect_client().await?))
+    Ok((describe, engine, store.connect_client().await?))
 }
 
 /// Creates a database if it does not exist yet.
 pub async fn create_database(name: &str) -> Result<(), BoxError> {
-    let (describe, client) = migration_client().await?;
+    let (describe, _, client) = migration_client().await?;
     let exists = client.query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name]).await?.is_some();
     if !exists {
         let sql: String = client.query_one("SELECT format('CREATE DATABASE %I', $1::text)", &[&name]).await?.get(0);
@@ -235,7 +241,7 @@ pub async fn create_database(name: &str) -> Result<(), BoxError> {
 /// Applies the migrations; with `bootstrap_roles`, first creates the roles (and sets the
 /// runtime role's password from `MIGRATE_RUNTIME_PASSWORD` when given, for password logins).
 pub async fn migrate(bootstrap_roles: bool, rds_iam: bool) -> Result<(), BoxError> {
-    let (describe, client) = migration_client().await?;
+    let (describe, engine, client) = migration_client().await?;
     if bootstrap_roles {
         store::migrate::bootstrap_roles(&client, rds_iam).await?;
         if let Some(pw) = env("MIGRATE_RUNTIME_PASSWORD") {
@@ -246,7 +252,11 @@ pub async fn migrate(bootstrap_roles: bool, rds_iam: bool) -> Result<(), BoxErro
         }
         println!("{describe}: roles app_owner and app_runtime are in place");
     }
-    let applied = store::migrate::run(&client).await?;
+    let applied = store::migrate::run_for(&client, engine).await?;
+    if let Some(arn) = env("DSQL_RUNTIME_ROLE_ARN").filter(|_| engine == store::Engine::Dsql) {
+        store::migrate::grant_iam_role(&client, &arn).await?;
+        println!("{describe}: {arn} may log in as app_runtime");
+    }
     if applied.is_empty() {
         println!("{describe}: up to date, nothing to apply");
     }

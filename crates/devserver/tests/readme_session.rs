@@ -51,10 +51,28 @@ fn readme_session() -> String {
 
 #[test]
 fn dev_script_serves_the_readme_session() {
+    serves_the_readme_session(&[]);
+}
+
+/// `scripts/dev.sh --dsql`: the same session on the Aurora DSQL path (the DSQL schema and
+/// statements, DSQL tokens through the IAM stand-in in DSQL mode).
+#[test]
+fn dev_script_serves_the_readme_session_on_the_dsql_path() {
+    let out = serves_the_readme_session(&["--dsql"]);
+    assert!(out.contains("Aurora DSQL path"), "{out}");
+}
+
+/// Runs `scripts/dev.sh` with `args` and the README's session against it; returns what dev.sh
+/// printed.
+fn serves_the_readme_session(args: &[&str]) -> String {
+    // One at a time: dev.sh picks free ports by probing, and two at once could pick the same.
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let base = format!("http://127.0.0.1:{port}");
     let mut dev = Command::new("bash")
         .arg("scripts/dev.sh")
+        .args(args)
         .current_dir(root())
         .env("BIND_ADDR", format!("127.0.0.1:{port}"))
         .env("DEVSERVER_BIN", env!("CARGO_BIN_EXE_devserver"))
@@ -113,4 +131,5 @@ fn dev_script_serves_the_readme_session() {
     let data_dir = regex::Regex::new(r"data in (\S+), removed on exit").unwrap();
     let dir = data_dir.captures(&dev_out).unwrap_or_else(|| panic!("dev.sh output: {dev_out}"))[1].to_string();
     assert!(!Path::new(&dir).exists(), "the throwaway database directory {dir} is removed on exit");
+    dev_out
 }

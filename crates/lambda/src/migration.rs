@@ -6,7 +6,7 @@
 //! accepts no other event: an API Gateway event sent to it is refused.
 
 use serde::{Deserialize, Serialize};
-use store::{DbConfig, Store, migrate::MIGRATIONS};
+use store::{DbConfig, Store, migrate::migrations};
 
 use crate::Result;
 
@@ -55,6 +55,9 @@ pub struct MigrateReport {
 #[derive(Debug, Clone)]
 pub struct Migrator {
     store: Store,
+    /// On Aurora DSQL: the API function's IAM role, mapped to `app_runtime` after the
+    /// migrations (`DSQL_RUNTIME_ROLE_ARN`).
+    runtime_role_arn: Option<String>,
 }
 
 impl Migrator {
@@ -62,11 +65,12 @@ impl Migrator {
     pub async fn from_env(get: &impl Fn(&str) -> Option<String>) -> Result<Self> {
         let db = DbConfig::from_env(get)?;
         tracing::info!(db = %db.describe(), auth = ?db.auth, "init (migration function)");
-        Ok(Self { store: Store::from_config(db).await? })
+        let runtime_role_arn = get("DSQL_RUNTIME_ROLE_ARN").filter(|v| !v.trim().is_empty());
+        Ok(Self { store: Store::from_config(db).await?, runtime_role_arn })
     }
 
     pub fn new(store: Store) -> Self {
-        Self { store }
+        Self { store, runtime_role_arn: None }
     }
 
     /// Applies the pending migrations on a fresh connection (no role self-check: this login is
@@ -74,8 +78,12 @@ impl Migrator {
     pub async fn run(&self, event: MigrateEvent) -> Result<MigrateReport, store::Error> {
         let Action::Migrate = event.action;
         let client = self.store.connect_client().await?;
-        let applied = store::migrate::run(&client).await?;
-        let report = MigrateReport { already_applied: MIGRATIONS.len() - applied.len(), applied };
+        let engine = self.store.config().engine;
+        let applied = store::migrate::run_for(&client, engine).await?;
+        if let Some(arn) = self.runtime_role_arn.as_deref().filter(|_| engine == store::Engine::Dsql) {
+            store::migrate::grant_iam_role(&client, arn).await?;
+        }
+        let report = MigrateReport { already_applied: migrations(engine).len() - applied.len(), applied };
         tracing::info!(applied = ?report.applied, already_applied = report.already_applied, "migrations done");
         Ok(report)
     }

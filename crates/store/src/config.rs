@@ -47,6 +47,19 @@ impl Engine {
     }
 }
 
+impl FromStr for Engine {
+    type Err = Error;
+
+    /// `DB_ENGINE`: `postgres` (also `postgresql`, `aurora-postgresql`) or `dsql`.
+    fn from_str(v: &str) -> Result<Self> {
+        match v.trim().to_ascii_lowercase().as_str() {
+            "postgres" | "postgresql" | "aurora-postgresql" => Ok(Engine::Postgres),
+            "dsql" => Ok(Engine::Dsql),
+            other => Err(invalid("DB_ENGINE", format!("must be postgres or dsql, not {other:?}"))),
+        }
+    }
+}
+
 /// Where the trusted certificate authorities come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CaSource {
@@ -201,11 +214,8 @@ impl DbConfig {
         if matches!(cfg.auth, Auth::Dsql { .. }) {
             cfg.engine = Engine::Dsql;
         }
-        match var("DB_ENGINE").as_deref().map(|v| v.trim().to_ascii_lowercase()).as_deref() {
-            None => {}
-            Some("postgres" | "postgresql" | "aurora-postgresql") => cfg.engine = Engine::Postgres,
-            Some("dsql") => cfg.engine = Engine::Dsql,
-            Some(other) => return Err(invalid("DB_ENGINE", format!("must be postgres or dsql, not {other:?}"))),
+        if let Some(v) = var("DB_ENGINE") {
+            cfg.engine = v.parse()?;
         }
         if cfg.engine == Engine::Dsql {
             // Nothing to let pause: DSQL has no instances, and no idle_session_timeout.

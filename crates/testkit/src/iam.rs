@@ -25,10 +25,14 @@ pub fn upstream(server: &Server) -> Upstream {
     }
 }
 
-/// Starts a stand-in for `db`'s server whose clock is `clock`.
+/// Starts a stand-in for `db`'s server whose clock is `clock`: for Aurora, or for Aurora DSQL
+/// (DSQL tokens) when the tests run the DSQL engine (`TEST_DB_ENGINE=dsql`).
 pub async fn standin(db: &TestDb, clock: Arc<dyn Clock>) -> Standin {
     let mut config = Config::new(HOST, REGION, upstream(&db.server));
     config.clock = clock;
+    if crate::pg::engine() == store::Engine::Dsql {
+        config.engine = iam_standin::sigv4::Engine::Dsql;
+    }
     Standin::start(config).await.expect("start the IAM stand-in")
 }
 
@@ -40,6 +44,9 @@ pub fn config(db: &TestDb, standin: &Standin) -> DbConfig {
     cfg.tls = TlsMode::VerifyFull(CaSource::Pem(standin.ca_pem().as_bytes().to_vec()));
     cfg.connect_timeout = Duration::from_secs(10);
     cfg.engine = crate::pg::engine();
+    if cfg.engine == store::Engine::Dsql {
+        cfg.auth = Auth::Dsql { region: REGION.into(), admin: false };
+    }
     cfg
 }
 

@@ -6,6 +6,7 @@
 //! ```
 //! then point the API at it with `DB_HOST=<--hostname> DB_HOSTADDR=127.0.0.1 DB_PORT=<port>
 //! DB_AUTH=iam DB_CA_FILE=/tmp/standin-ca.pem` and the printed test credentials.
+//! With `--dsql` it stands in for Aurora DSQL instead (`DB_AUTH=dsql`, `scripts/dev.sh --dsql`).
 //! `kill -USR1` drops every established session; Ctrl-C stops.
 
 use std::{net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration};
@@ -37,6 +38,17 @@ struct Args {
     /// Wait this long before answering each new connection.
     #[arg(long, default_value_t = 0)]
     delay_ms: u64,
+    /// Behave as Aurora DSQL: accept `dsql` tokens (`DbConnect` for custom roles,
+    /// `DbConnectAdmin` for `admin`) instead of RDS ones.
+    #[arg(long)]
+    dsql: bool,
+    /// Close sessions older than this many seconds (DSQL closes them at 3600).
+    #[arg(long)]
+    max_session_age_secs: Option<f64>,
+    /// Fail this share of commits (0 to 1) with SQLSTATE 40001 / OC000, as DSQL's optimistic
+    /// concurrency does under contention.
+    #[arg(long, default_value_t = 0.0)]
+    commit_failure_rate: f64,
 }
 
 #[tokio::main]
@@ -54,6 +66,11 @@ async fn main() -> ExitCode {
     let mut config = Config::new(args.hostname.clone(), args.region.clone(), upstream);
     config.listen = args.listen;
     config.token_port = args.token_port;
+    if args.dsql {
+        config.engine = iam_standin::sigv4::Engine::Dsql;
+    }
+    config.max_session_age =
+        args.max_session_age_secs.filter(|s| s.is_finite() && *s > 0.0).map(Duration::from_secs_f64);
     let standin = match Standin::start(config).await {
         Ok(s) => s,
         Err(e) => {
@@ -62,6 +79,7 @@ async fn main() -> ExitCode {
         }
     };
     standin.set_delay(Duration::from_millis(args.delay_ms));
+    standin.set_commit_failure_rate(args.commit_failure_rate);
     if let Some(path) = &args.ca_out
         && let Err(e) = std::fs::write(path, standin.ca_pem())
     {
