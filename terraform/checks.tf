@@ -11,7 +11,7 @@ check "identity_configured" {
 
 check "rds_connect_scoped" {
   assert {
-    condition     = !(var.db_auth == "iam" && var.rds_iam_connect_any_cluster)
+    condition     = !(local.use_rds && var.rds_iam_connect_any_cluster)
     error_message = "rds_iam_connect_any_cluster = true grants rds-db:connect on dbuser:*/${var.db_user}: the function may log in as ${var.db_user} to EVERY Aurora/RDS cluster with IAM authentication in this account and region. Turn it off unless you need it: the grant then names this cluster's resource ID."
   }
 }
@@ -59,7 +59,7 @@ check "function_enabled" {
 
 check "migrations_run" {
   assert {
-    condition     = !local.use_rds || var.migrate_on_apply
+    condition     = var.migrate_on_apply
     error_message = "migrate_on_apply = false: terraform apply does not run the migrations. Invoke the ${local.migrate_function_name} function with {\"action\":\"migrate\"} before deploying code that needs a new migration."
   }
 }
@@ -79,5 +79,37 @@ check "idle_sessions_end" {
   assert {
     condition     = !(local.create_cluster && var.cluster_min_acu == 0 && var.db_idle_session_timeout_seconds == 0)
     error_message = "db_idle_session_timeout_seconds = 0 with cluster_min_acu = 0: idle Lambda instances keep their database connections open, and Aurora Serverless v2 cannot auto-pause while any connection is open, so the cluster keeps running (and billing capacity) long after the last request. Set db_idle_session_timeout_seconds (600 by default)."
+  }
+}
+
+# Aurora DSQL admits 100 new connections a second per cluster, with a burst
+# of 1,000 (neither adjustable). Lambda adds at most 1,000 instances every
+# 10 s to a function, which that refill keeps up with; but a fleet above the
+# burst that connects at once (after a deployment replaced every instance,
+# or when load arrives at a cold function) has its excess refused (53400)
+# until the bucket refills.
+check "dsql_connection_rate" {
+  assert {
+    condition     = !local.use_dsql || var.reserved_concurrent_executions <= local.dsql_connection_burst
+    error_message = "reserved_concurrent_executions (${var.reserved_concurrent_executions}) is above Aurora DSQL's burst of ${local.dsql_connection_burst} new connections per cluster (refilled at ${local.dsql_connection_rate} a second, not adjustable): when more instances than that connect at once (after a deployment, or when load hits a cold function), DSQL refuses the excess connections (SQLSTATE 53400) for up to ${ceil((var.reserved_concurrent_executions - local.dsql_connection_burst) / local.dsql_connection_rate)} s, and the function answers those requests 503. Keep it at ${local.dsql_connection_burst} or below unless your clients retry."
+  }
+}
+
+# DSQL's endpoint is public: a function attached to subnets reaches it only
+# through a NAT gateway or an interface VPC endpoint for DSQL connections
+# (AWS PrivateLink), neither of which this configuration creates.
+check "dsql_network" {
+  assert {
+    condition     = !(local.use_dsql && local.vpc_attached)
+    error_message = "db_engine = \"dsql\" with subnet_ids: the functions run in your VPC and reach the DSQL endpoint only through a NAT gateway or an interface VPC endpoint for DSQL connections (AWS PrivateLink), which this configuration does not create; without one every connect times out (503). DSQL needs no VPC: leave subnet_ids and security_group_ids empty unless you have that route."
+  }
+}
+
+# db_engine replaced db_auth; a value that agrees is accepted (lambda.tf
+# refuses one that does not) and warned about.
+check "db_auth_deprecated" {
+  assert {
+    condition     = var.db_auth == null
+    error_message = "db_auth is deprecated: db_engine sets DB_AUTH now (iam for Aurora PostgreSQL; dsql and, for the migrations, dsql-admin for DSQL). Remove db_auth from your variables."
   }
 }

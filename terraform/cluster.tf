@@ -92,7 +92,7 @@ resource "aws_rds_cluster" "this" {
   engine             = "aurora-postgresql"
   engine_mode        = "provisioned"
   engine_version     = var.cluster_engine_version
-  database_name      = var.db_name
+  database_name      = local.db_name
   port               = 5432
 
   # The master user logs in with a password RDS generates, keeps in Secrets

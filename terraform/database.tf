@@ -1,6 +1,6 @@
 # Where the database is: an existing Aurora PostgreSQL cluster, looked up by
 # its identifier (IAM authentication must be on), a cluster created in
-# cluster.tf, or an Aurora DSQL endpoint (db_host). Everything downstream
+# cluster.tf, or an Aurora DSQL cluster (dsql.tf). Everything downstream
 # (the functions' DB_HOST / DB_PORT, the rds-db:connect ARNs, the region
 # check) reads the locals at the bottom.
 
@@ -12,7 +12,7 @@ data "aws_rds_cluster" "this" {
   lifecycle {
     precondition {
       condition     = var.db_cluster_identifier != null
-      error_message = "db_auth = \"iam\" needs the cluster: set db_cluster_identifier to an existing Aurora PostgreSQL cluster, or create_cluster = true to create one."
+      error_message = "db_engine = \"aurora-postgresql\" needs the cluster: set db_cluster_identifier to an existing Aurora PostgreSQL cluster, or create_cluster = true to create one."
     }
 
     # IAM tokens are signed for a region and rds-db:connect ARNs name one: the
@@ -60,7 +60,7 @@ locals {
     } : null
   )
 
-  db_host = local.use_rds ? local.cluster.endpoint : var.db_host
+  db_host = local.use_rds ? local.cluster.endpoint : local.dsql_endpoint
   db_port = local.use_rds ? local.cluster.port : var.db_port
 
   # The functions' connection settings that come from the cluster.
@@ -70,10 +70,12 @@ locals {
   }
 
   # Where the database is, as far as its names say: the cluster's ARN, or the
-  # DSQL endpoint (<id>.dsql.<region>.on.aws) and cluster ARN.
+  # DSQL endpoint (<id>.dsql.<region>.on.aws) and cluster ARN (a created DSQL
+  # cluster is in the deployment's region; lambda.tf checks that the endpoint
+  # and the ARN agree).
   db_region = (
     local.use_rds ? split(":", local.cluster.arn)[3] :
-    try(regex("\\.dsql\\.([a-z0-9-]+)\\.on\\.aws$", var.db_host)[0], try(split(":", var.dsql_cluster_arn)[3], null))
+    try(coalesce(local.dsql_host_region, local.dsql_arn_region), null)
   )
 
   # IAM identity of a database user on this cluster:

@@ -1,7 +1,9 @@
 # The execution roles: one for the API function, one for the migration
 # function. Each may write to its own log group only, manage its network
 # interfaces when attached to a VPC, send X-Ray traces, and log in to the
-# database as one user: the API as var.db_user, the migrations as app_owner.
+# database as one user: the API as var.db_user (Aurora: rds-db:connect) or
+# app_runtime (DSQL: dsql:DbConnect), the migrations as app_owner (Aurora) or
+# admin (DSQL: dsql:DbConnectAdmin), on this cluster only.
 
 data "aws_iam_policy_document" "lambda_assume_role" {
   statement {
@@ -71,7 +73,7 @@ data "aws_iam_policy_document" "lambda" {
   # Aurora PostgreSQL with IAM database authentication: log in as var.db_user
   # on this cluster only (dbuser:* by explicit opt-in, checks.tf warns).
   dynamic "statement" {
-    for_each = var.db_auth == "iam" ? [1] : []
+    for_each = local.use_rds ? [1] : []
 
     content {
       sid       = "RdsIamConnect"
@@ -81,22 +83,24 @@ data "aws_iam_policy_document" "lambda" {
     }
   }
 
-  # Aurora DSQL: DbConnect (not DbConnectAdmin) logs in as a custom role.
+  # Aurora DSQL: DbConnect (never DbConnectAdmin) logs in as a custom role,
+  # app_runtime, on this one cluster.
   dynamic "statement" {
-    for_each = var.db_auth == "dsql" ? [1] : []
+    for_each = local.use_dsql ? [1] : []
 
     content {
       sid       = "DsqlConnect"
       effect    = "Allow"
       actions   = ["dsql:DbConnect"]
-      resources = [var.dsql_cluster_arn]
+      resources = [local.dsql_cluster_arn]
     }
   }
 
   lifecycle {
+    # One cluster: an existing one by its ARN, or a created one.
     precondition {
-      condition     = var.db_auth != "dsql" || var.dsql_cluster_arn != null
-      error_message = "db_auth = \"dsql\" needs dsql_cluster_arn: the cluster that dsql:DbConnect is granted on."
+      condition     = !local.use_dsql || ((var.dsql_cluster_arn != null) != var.create_cluster)
+      error_message = "db_engine = \"dsql\": set either dsql_cluster_arn (an existing cluster, arn:aws:dsql:<region>:<account>:cluster/<id>) or create_cluster = true, not both and not neither: dsql:DbConnect is granted on that cluster only."
     }
   }
 }
@@ -110,10 +114,8 @@ resource "aws_iam_role_policy" "lambda" {
 # --- The migration function -----------------------------------------------
 
 resource "aws_iam_role" "migrate" {
-  count = local.use_rds ? 1 : 0
-
   name                 = "${var.name}-migrate"
-  description          = "Execution role of the ${var.name}-migrate Lambda function (database migrations as ${local.db_owner_user})"
+  description          = "Execution role of the ${var.name}-migrate Lambda function (database migrations as ${local.migrate_db_user})"
   path                 = var.iam_role_path
   permissions_boundary = var.iam_permissions_boundary_arn
   assume_role_policy   = data.aws_iam_policy_document.lambda_assume_role.json
@@ -121,22 +123,20 @@ resource "aws_iam_role" "migrate" {
 }
 
 resource "aws_iam_role_policy_attachment" "migrate_xray" {
-  count = local.use_rds && var.tracing_mode == "Active" ? 1 : 0
+  count = var.tracing_mode == "Active" ? 1 : 0
 
-  role       = aws_iam_role.migrate[0].name
+  role       = aws_iam_role.migrate.name
   policy_arn = "arn:${data.aws_partition.current.partition}:iam::aws:policy/AWSXRayDaemonWriteAccess"
 }
 
 data "aws_iam_policy_document" "migrate" {
   #checkov:skip=CKV_AWS_111:The EC2 network-interface actions Lambda needs for VPC attachment cannot be scoped to resources (the interfaces do not exist yet); they are the ones AWSLambdaVPCAccessExecutionRole grants on *, without its logs:*.
   #checkov:skip=CKV_AWS_356:Same: ec2:Describe* and the interface actions of VPC attachment take no resource-level scope.
-  count = local.use_rds ? 1 : 0
-
   statement {
     sid       = "OwnLogGroup"
     effect    = "Allow"
     actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
-    resources = [aws_cloudwatch_log_group.migrate[0].arn, "${aws_cloudwatch_log_group.migrate[0].arn}:*"]
+    resources = [aws_cloudwatch_log_group.migrate.arn, "${aws_cloudwatch_log_group.migrate.arn}:*"]
   }
 
   dynamic "statement" {
@@ -150,19 +150,34 @@ data "aws_iam_policy_document" "migrate" {
     }
   }
 
-  # The owner role, on this cluster only: never a wildcard.
-  statement {
-    sid       = "RdsIamConnectAsOwner"
-    effect    = "Allow"
-    actions   = ["rds-db:connect"]
-    resources = [local.rds_owner_arn]
+  # Aurora: the owner role, on this cluster only: never a wildcard.
+  dynamic "statement" {
+    for_each = local.use_rds ? [1] : []
+
+    content {
+      sid       = "RdsIamConnectAsOwner"
+      effect    = "Allow"
+      actions   = ["rds-db:connect"]
+      resources = [local.rds_owner_arn]
+    }
+  }
+
+  # DSQL: admin (DbConnectAdmin), on this cluster only: the migrations create
+  # app_runtime and map it to the API function's role.
+  dynamic "statement" {
+    for_each = local.use_dsql ? [1] : []
+
+    content {
+      sid       = "DsqlConnectAsAdmin"
+      effect    = "Allow"
+      actions   = ["dsql:DbConnectAdmin"]
+      resources = [local.dsql_cluster_arn]
+    }
   }
 }
 
 resource "aws_iam_role_policy" "migrate" {
-  count = local.use_rds ? 1 : 0
-
   name   = "logs-network-database-owner"
-  role   = aws_iam_role.migrate[0].id
-  policy = data.aws_iam_policy_document.migrate[0].json
+  role   = aws_iam_role.migrate.id
+  policy = data.aws_iam_policy_document.migrate.json
 }

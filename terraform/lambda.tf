@@ -86,10 +86,12 @@ resource "aws_lambda_function" "this" {
 
     # Connection math: every warm instance holds exactly one connection
     # (DB_POOL_MAX = 1), so reserved concurrency is the function's peak
-    # connection count. -1 (unreserved) is warned about in checks.tf.
+    # connection count: within Aurora's max_connections, or DSQL's connections
+    # per cluster (local.db_connection_budget). -1 (unreserved) and DSQL's
+    # rate of new connections are warned about in checks.tf.
     precondition {
       condition     = var.reserved_concurrent_executions == -1 || var.reserved_concurrent_executions <= local.db_connection_budget
-      error_message = "reserved_concurrent_executions (${var.reserved_concurrent_executions}) exceeds the connection budget (${local.db_connection_budget}, db_max_connections or derived from cluster_max_acu): at full load the function would open more connections than the database allows it. Lower the concurrency or raise the budget (and the cluster's max ACU)."
+      error_message = "reserved_concurrent_executions (${var.reserved_concurrent_executions}) exceeds the connection budget (${local.db_connection_budget}: ${var.db_max_connections != null ? "db_max_connections" : local.use_dsql ? "DSQL's 10,000 connections per cluster, minus 20" : "derived from cluster_max_acu"}): at full load the function would open more connections than the database allows it. Lower the concurrency or raise the budget (${local.use_dsql ? "raise the cluster's connection quota in Service Quotas, then set db_max_connections" : "and the cluster's max ACU"})."
     }
 
     precondition {
@@ -102,15 +104,34 @@ resource "aws_lambda_function" "this" {
       error_message = local.create_cluster ? "create_cluster needs subnet_ids (two or more, in different availability zones)." : "Set subnet_ids and security_group_ids together (VPC attachment), or neither."
     }
 
-    # Which database: an Aurora PostgreSQL cluster (looked up or created), or DSQL.
+    # Which database: an Aurora PostgreSQL cluster (looked up or created), or
+    # a DSQL cluster (iam.tf: by its ARN, or created; dsql.tf).
     precondition {
       condition     = !local.use_rds || ((var.db_cluster_identifier != null) != var.create_cluster)
-      error_message = "db_auth = \"iam\": set either db_cluster_identifier (an existing cluster) or create_cluster = true, not both and not neither."
+      error_message = "db_engine = \"aurora-postgresql\": set either db_cluster_identifier (an existing cluster) or create_cluster = true, not both and not neither."
     }
 
     precondition {
-      condition     = local.use_rds ? var.db_host == null : var.db_host != null
-      error_message = local.use_rds ? "db_host is only for db_auth = \"dsql\": with Aurora PostgreSQL the host is the cluster's writer endpoint. Remove db_host." : "db_auth = \"dsql\" needs db_host, the DSQL endpoint."
+      condition     = var.db_host == null || (local.use_dsql && !var.create_cluster)
+      error_message = "db_host is only for an existing DSQL cluster (db_engine = \"dsql\" with dsql_cluster_arn), and optional there: an Aurora cluster's writer endpoint and a created DSQL cluster's endpoint are read from the cluster. Remove db_host."
+    }
+
+    # DSQL: the endpoint the tokens are signed for must be the cluster they are granted on.
+    precondition {
+      condition     = local.dsql_host_cluster_id == null || local.dsql_arn_cluster_id == null || (local.dsql_host_cluster_id == local.dsql_arn_cluster_id && local.dsql_host_region == local.dsql_arn_region)
+      error_message = "db_host (${coalesce(var.db_host, "-")}) names another DSQL cluster than dsql_cluster_arn (${coalesce(var.dsql_cluster_arn, "-")}): the function would sign tokens for one cluster while dsql:DbConnect is granted on the other. Remove db_host (the endpoint is derived from the ARN) or correct one of them."
+    }
+
+    precondition {
+      condition     = var.db_auth == null || var.db_auth == local.db_auth
+      error_message = "db_auth = \"${coalesce(var.db_auth, "-")}\" contradicts db_engine = \"${var.db_engine}\". db_auth is replaced by db_engine: remove db_auth and set db_engine = \"${var.db_auth == "dsql" ? "dsql" : "aurora-postgresql"}\"."
+    }
+
+    # DSQL has one database, postgres, and the DSQL migrations create and map
+    # app_runtime: nothing else would let the API in.
+    precondition {
+      condition     = !local.use_dsql || (var.db_name == null && var.db_user == "app_runtime" && !var.bootstrap_database)
+      error_message = "db_engine = \"dsql\": leave db_name unset (a DSQL cluster has one database, postgres), keep db_user = \"app_runtime\" (the DSQL migrations create that role and map it to this function's IAM role) and bootstrap_database = false (DSQL needs no set-up through the RDS Data API)."
     }
 
     # IAM tokens are signed for a region, and rds-db / dsql ARNs name one.

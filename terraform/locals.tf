@@ -37,13 +37,35 @@ locals {
   # CORS_ALLOW_ORIGINS). Without the authorizer $default lets it through anyway.
   cors_preflight_route = local.use_apigw_jwt && length(var.cors_allow_origins) > 0
 
-  # Aurora PostgreSQL (db_auth = "iam"): Terraform looks an existing cluster up,
-  # or creates one; the migration function runs for both.
-  use_rds            = var.db_auth == "iam"
-  lookup_cluster     = local.use_rds && !var.create_cluster
-  create_cluster     = local.use_rds && var.create_cluster
-  run_migrations     = local.use_rds && var.migrate_on_apply
-  bootstrap_database = local.create_cluster || (local.lookup_cluster && var.bootstrap_database)
+  # The engine (db_engine). Aurora PostgreSQL: Terraform looks an existing
+  # cluster up, or creates one (create_cluster: the Aurora resources count on
+  # local.create_cluster). Aurora DSQL: an existing cluster by its ARN, or one
+  # created in dsql.tf. The migration function runs for every combination.
+  use_rds             = var.db_engine == "aurora-postgresql"
+  use_dsql            = var.db_engine == "dsql"
+  lookup_cluster      = local.use_rds && !var.create_cluster
+  create_cluster      = local.use_rds && var.create_cluster
+  create_dsql_cluster = local.use_dsql && var.create_cluster
+  run_migrations      = var.migrate_on_apply
+  bootstrap_database  = local.create_cluster || (local.lookup_cluster && var.bootstrap_database)
+
+  # What the functions are told (crates/store reads DB_ENGINE and DB_AUTH).
+  # DSQL: the API logs in as app_runtime with a DbConnect token, the
+  # migrations as admin with a DbConnectAdmin token, both to the one database
+  # a DSQL cluster has, postgres. (db_auth is deprecated: a precondition in
+  # lambda.tf only checks that it agrees.)
+  db_engine_env   = local.use_dsql ? "dsql" : "postgres"
+  db_auth         = local.use_dsql ? "dsql" : "iam"
+  migrate_db_auth = local.use_dsql ? "dsql-admin" : "iam"
+  db_name         = local.use_dsql ? "postgres" : coalesce(var.db_name, "app")
+  migrate_db_user = local.use_dsql ? "admin" : local.db_owner_user
+
+  # An existing DSQL cluster, as its ARN (arn:aws:dsql:<region>:<account>:cluster/<id>)
+  # and its endpoint (<id>.dsql.<region>.on.aws) name it; null where they do not.
+  dsql_arn_region      = try(split(":", var.dsql_cluster_arn)[3], null)
+  dsql_arn_cluster_id  = try(split("/", var.dsql_cluster_arn)[1], null)
+  dsql_host_cluster_id = try(regex("^([a-z0-9]+)\\.dsql\\.[a-z0-9-]+\\.on\\.aws$", var.db_host)[0], null)
+  dsql_host_region     = try(regex("\\.dsql\\.([a-z0-9-]+)\\.on\\.aws$", var.db_host)[0], null)
 
   # The identifier to look up: db_cluster_identifier itself, or the last part
   # of its ARN (arn:aws:rds:<region>:<account>:cluster:<identifier>).
@@ -66,8 +88,15 @@ locals {
   # floor of that; 20 connections stay free for the migration function, psql
   # sessions and RDS's reserved connections.
   cluster_max_connections = floor(min(var.cluster_min_acu < 1 ? 2000 : 5000, 189 * var.cluster_max_acu))
+  # Aurora DSQL's quotas (Aurora DSQL User Guide, "Cluster quotas"): 10,000
+  # connections per cluster (adjustable: then set db_max_connections), and new
+  # connections at 100 per second, with a burst of 1,000 (neither adjustable).
+  dsql_max_connections  = 10000
+  dsql_connection_burst = 1000
+  dsql_connection_rate  = 100
   db_connection_budget = (
     var.db_max_connections != null ? var.db_max_connections :
+    local.use_dsql ? local.dsql_max_connections - 20 :
     local.create_cluster ? local.cluster_max_connections - 20 : 150
   )
 
@@ -82,9 +111,10 @@ locals {
   # JWT_* variable is absent rather than empty.
   lambda_environment_public = {
     APP_FUNCTION            = "api"
-    DB_NAME                 = var.db_name
+    DB_ENGINE               = local.db_engine_env
+    DB_NAME                 = local.db_name
     DB_USER                 = var.db_user
-    DB_AUTH                 = var.db_auth
+    DB_AUTH                 = local.db_auth
     DB_CONNECT_TIMEOUT_SECS = tostring(var.db_connect_timeout_secs)
     DB_STATEMENT_TIMEOUT_MS = tostring(var.db_statement_timeout_ms)
     # The server ends sessions idle this long, so that frozen instances let an
@@ -122,13 +152,15 @@ locals {
 
   # The migration function: the same binary, told by APP_FUNCTION to answer
   # the direct-invoke event {"action":"migrate"} instead of HTTP events, as the
-  # owner role. Its statement timeout is what the function's timeout leaves
-  # after the connect timeout and 5 s.
+  # owner role (DSQL: admin, and DSQL_RUNTIME_ROLE_ARN from migrate.tf). Its
+  # statement timeout is what the function's timeout leaves after the connect
+  # timeout and 5 s.
   migrate_environment = {
     APP_FUNCTION            = "migrate"
-    DB_NAME                 = var.db_name
-    DB_USER                 = local.db_owner_user
-    DB_AUTH                 = var.db_auth
+    DB_ENGINE               = local.db_engine_env
+    DB_NAME                 = local.db_name
+    DB_USER                 = local.migrate_db_user
+    DB_AUTH                 = local.migrate_db_auth
     DB_CONNECT_TIMEOUT_SECS = tostring(var.db_connect_timeout_secs)
     DB_STATEMENT_TIMEOUT_MS = tostring(max(1, var.migrate_timeout - var.db_connect_timeout_secs - 5) * 1000)
     DB_POOL_MAX             = "1"

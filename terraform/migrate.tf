@@ -1,30 +1,35 @@
-# Migrations without a bastion. The cluster is reachable only inside its VPC,
-# so the migrations run there: a second function from the same package
-# (APP_FUNCTION=migrate), logging in as the owner role app_owner, that answers
-# the direct-invoke event {"action":"migrate"} (API Gateway cannot reach it;
-# the API function refuses that event) with
+# Migrations without a bastion. An Aurora cluster is reachable only inside
+# its VPC, so the migrations run there: a second function from the same
+# package (APP_FUNCTION=migrate), logging in as the owner role app_owner, that
+# answers the direct-invoke event {"action":"migrate"} (API Gateway cannot
+# reach it; the API function refuses that event) with
 #   {"applied": ["0002_x.sql", ...], "already_applied": N}
-# and fails the invocation, naming the migration, when one fails.
+# and fails the invocation, naming the migration, when one fails. On Aurora
+# DSQL the same function logs in as admin (DB_AUTH=dsql-admin), applies
+# migrations/dsql/, and then maps app_runtime to the API function's role
+# (AWS IAM GRANT app_runtime TO '<DSQL_RUNTIME_ROLE_ARN>'); it needs no VPC.
 #
-# `terraform apply` invokes it whenever the files in migrations/ change (and
+# `terraform apply` invokes it whenever the engine's migrations change (and
 # when the package changes, since the migrations are compiled into it), after
-# the one-time set-up of the database and its roles, and before it updates
-# the API function. A failing migration fails the apply with its message.
+# the one-time set-up of an Aurora database and its roles, and before it
+# updates the API function. A failing migration fails the apply with its
+# message.
 
 locals {
-  migrations_dir = "${path.module}/../migrations"
+  migrations_dir = local.use_dsql ? "${path.module}/../migrations/dsql" : "${path.module}/../migrations"
   # The migrations' names and contents (not migrations/bootstrap/: the roles
   # are created once, by scripts/bootstrap-db.sh).
   migrations_hash = sha256(join("\n", [
     for f in sort(fileset(local.migrations_dir, "*.sql")) : "${f} ${filesha256("${local.migrations_dir}/${f}")}"
   ]))
   package_hash = fileexists(local.lambda_zip_path) ? filebase64sha256(local.lambda_zip_path) : ""
+
+  # DSQL: the IAM role the migrations map app_runtime to (the API function's).
+  migrate_dsql_environment = local.use_dsql ? { DSQL_RUNTIME_ROLE_ARN = aws_iam_role.lambda.arn } : {}
 }
 
 resource "aws_cloudwatch_log_group" "migrate" {
   #checkov:skip=CKV_AWS_338:Retention is var.log_retention_days, 14 days by default to keep a starter deployment cheap; set 365 or more where compliance requires a year of logs.
-  count = local.use_rds ? 1 : 0
-
   name              = "/aws/lambda/${local.migrate_function_name}"
   retention_in_days = var.log_retention_days
   kms_key_id        = var.log_kms_key_arn
@@ -35,12 +40,10 @@ resource "aws_lambda_function" "migrate" {
   #checkov:skip=CKV_AWS_272:Code signing needs an AWS Signer profile and a signed upload through S3; this starter deploys a locally built zip. Add aws_lambda_code_signing_config when your release pipeline signs artifacts.
   #checkov:skip=CKV_AWS_116:No dead-letter queue: only `terraform apply` invokes this function, synchronously, and gets the error back.
   #checkov:skip=CKV_AWS_173:Environment variables are encrypted at rest with Lambda's AWS-managed KMS key (the default); they hold no secret.
-  #checkov:skip=CKV_AWS_115:No reserved concurrency: only `terraform apply` invokes it, and concurrent runs serialise on a PostgreSQL advisory lock; reserving would take from the account's pool for a function that is idle almost always.
-  count = local.use_rds ? 1 : 0
-
+  #checkov:skip=CKV_AWS_115:No reserved concurrency: only `terraform apply` (or an operator, by hand) invokes it, one run at a time; reserving would take from the account's pool for a function that is idle almost always.
   function_name = local.migrate_function_name
   description   = "Database migrations of ${var.name} (Rust, ${var.architecture}): invoked by terraform apply with {\"action\":\"migrate\"}"
-  role          = aws_iam_role.migrate[0].arn
+  role          = aws_iam_role.migrate.arn
 
   runtime       = "provided.al2023"
   handler       = "bootstrap"
@@ -53,7 +56,7 @@ resource "aws_lambda_function" "migrate" {
   timeout     = var.migrate_timeout
 
   environment {
-    variables = merge(local.db_connection_env, local.migrate_environment)
+    variables = merge(local.db_connection_env, local.migrate_environment, local.migrate_dsql_environment)
   }
 
   tracing_config {
@@ -102,14 +105,14 @@ resource "terraform_data" "bootstrap_database" {
 
   # Again when the idle session timeout changes: the script is idempotent,
   # and sets it as app_runtime's default.
-  triggers_replace = [local.cluster.resource_id, var.db_name, var.db_idle_session_timeout_seconds]
+  triggers_replace = [local.cluster.resource_id, local.db_name, var.db_idle_session_timeout_seconds]
 
   provisioner "local-exec" {
     interpreter = ["bash"]
     command     = "${path.module}/../scripts/bootstrap-db.sh"
     environment = {
       BOOTSTRAP_CLUSTER = local.cluster.identifier
-      BOOTSTRAP_DB_NAME = var.db_name
+      BOOTSTRAP_DB_NAME = local.db_name
       AWS_REGION        = local.region
       # ALTER ROLE app_runtime SET idle_session_timeout = '<N>s'
       BOOTSTRAP_IDLE_SESSION_TIMEOUT_SECS = tostring(var.db_idle_session_timeout_seconds)
@@ -129,7 +132,7 @@ resource "terraform_data" "bootstrap_database" {
 resource "aws_lambda_invocation" "migrate" {
   count = local.run_migrations ? 1 : 0
 
-  function_name = aws_lambda_function.migrate[0].function_name
+  function_name = aws_lambda_function.migrate.function_name
   input         = jsonencode({ action = "migrate" })
 
   # A change of either invokes again (the migrations are compiled into the

@@ -22,7 +22,7 @@ output "lambda_function_arn" {
 }
 
 output "lambda_iam_role_arn" {
-  description = "ARN of the function's execution role (the identity that holds rds-db:connect)."
+  description = "ARN of the API function's execution role: the identity that holds rds-db:connect (Aurora) or dsql:DbConnect (DSQL), and that the DSQL migrations map app_runtime to (DSQL_RUNTIME_ROLE_ARN; scripts/migrate.sh reads it)."
   value       = aws_iam_role.lambda.arn
 }
 
@@ -37,7 +37,7 @@ output "api_access_log_group_name" {
 }
 
 output "db_host" {
-  description = "Database host the function connects to (DB_HOST): the cluster's writer endpoint, or the DSQL endpoint."
+  description = "Database host the functions connect to (DB_HOST): the Aurora cluster's writer endpoint, or the DSQL cluster's endpoint (<id>.dsql.<region>.on.aws)."
   value       = local.db_host
 }
 
@@ -47,7 +47,7 @@ output "db_port" {
 }
 
 output "db_cluster_identifier" {
-  description = "The Aurora cluster's identifier (looked up or created); null with DSQL. scripts/bootstrap-db.sh takes it."
+  description = "The Aurora cluster's identifier (looked up or created); null with DSQL (see dsql_cluster_identifier). scripts/bootstrap-db.sh takes it."
   value       = try(local.cluster.identifier, null)
 }
 
@@ -57,13 +57,13 @@ output "db_cluster_resource_id" {
 }
 
 output "db_connection_budget" {
-  description = "The connections the API function may hold (db_max_connections, or derived from cluster_max_acu); reserved_concurrent_executions stays within it."
+  description = "The connections the API function may hold (db_max_connections, or derived from cluster_max_acu, or DSQL's 10,000 per cluster minus 20); reserved_concurrent_executions stays within it."
   value       = local.db_connection_budget
 }
 
 output "migrate_function_name" {
-  description = "The migration function (null with DSQL): aws lambda invoke --function-name <it> --cli-binary-format raw-in-base64-out --payload '{\"action\":\"migrate\"}' /dev/stdout"
-  value       = one(aws_lambda_function.migrate[*].function_name)
+  description = "The migration function (both engines): aws lambda invoke --function-name <it> --cli-binary-format raw-in-base64-out --payload '{\"action\":\"migrate\"}' /dev/stdout"
+  value       = aws_lambda_function.migrate.function_name
 }
 
 output "migrations" {
@@ -72,8 +72,8 @@ output "migrations" {
 }
 
 output "db_name" {
-  description = "Database name (DB_NAME)."
-  value       = var.db_name
+  description = "Database name (DB_NAME): db_name (default app) on Aurora, postgres on DSQL."
+  value       = local.db_name
 }
 
 output "db_user" {
@@ -82,8 +82,23 @@ output "db_user" {
 }
 
 output "db_auth" {
-  description = "How the function authenticates to the database (DB_AUTH): iam or dsql."
-  value       = var.db_auth
+  description = "How the API function authenticates to the database (DB_AUTH): iam (Aurora) or dsql (DSQL; the migrations use dsql-admin)."
+  value       = local.db_auth
+}
+
+output "db_engine" {
+  description = "The database engine (db_engine): aurora-postgresql or dsql. The functions' DB_ENGINE says postgres or dsql; scripts/psql.sh and scripts/migrate.sh read this."
+  value       = var.db_engine
+}
+
+output "dsql_cluster_arn" {
+  description = "The DSQL cluster's ARN (created, or dsql_cluster_arn), which dsql:DbConnect and dsql:DbConnectAdmin are granted on; null with Aurora PostgreSQL."
+  value       = local.use_dsql ? local.dsql_cluster_arn : null
+}
+
+output "dsql_cluster_identifier" {
+  description = "The DSQL cluster's identifier (the first label of its endpoint); null with Aurora PostgreSQL."
+  value       = local.use_dsql ? local.dsql_cluster_id : null
 }
 
 output "aws_region" {

@@ -122,7 +122,7 @@ variable "timeout" {
 }
 
 variable "reserved_concurrent_executions" {
-  description = "Reserved concurrency of the function: the most instances that can run at once, and so the most database connections it holds (one per instance). Must not exceed db_max_connections. -1 means unreserved (bounded only by the account's concurrency limit; checks.tf warns). 0 stops the function from running at all (an emergency off switch). Reserving fails on accounts whose concurrency quota is very low (new accounts may have 10): use -1 there or ask for a quota increase."
+  description = "Reserved concurrency of the function: the most instances that can run at once, and so the most database connections it holds (one per instance). Must not exceed the connection budget (db_max_connections, or derived: see local.db_connection_budget); with Aurora DSQL, plan also warns above 1,000, DSQL's burst of new connections. -1 means unreserved (bounded only by the account's concurrency limit; checks.tf warns). 0 stops the function from running at all (an emergency off switch). Reserving fails on accounts whose concurrency quota is very low (new accounts may have 10): use -1 there or ask for a quota increase."
   type        = number
   default     = 10
   nullable    = false
@@ -181,7 +181,7 @@ variable "log_kms_key_arn" {
 }
 
 variable "subnet_ids" {
-  description = "Subnets to attach the functions to (the Aurora cluster's VPC), and where a created cluster lives (create_cluster: two or more, in different availability zones). Leave empty for no VPC attachment, which only works when the cluster is publicly accessible. With an existing cluster, set together with security_group_ids. No NAT is needed to reach Aurora: the IAM token is signed locally."
+  description = "Subnets to attach the functions to (the Aurora cluster's VPC), and where a created Aurora cluster lives (create_cluster: two or more, in different availability zones). Leave empty for no VPC attachment, which only works when the database is reachable from the internet: an Aurora cluster that is publicly accessible, or Aurora DSQL, whose endpoint is public (with subnets, the functions reach DSQL only through a NAT gateway or a DSQL interface VPC endpoint; checks.tf warns). With an existing Aurora cluster, set together with security_group_ids. No NAT is needed to reach Aurora: the IAM token is signed locally."
   type        = list(string)
   default     = []
   nullable    = false

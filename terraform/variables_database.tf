@@ -1,21 +1,32 @@
-# Inputs: the database. Either an existing Aurora PostgreSQL cluster that
-# Terraform looks up (db_cluster_identifier), a cluster Terraform creates
-# (create_cluster), or Aurora DSQL (db_auth = "dsql", db_host).
+# Inputs: the database. db_engine picks Aurora PostgreSQL or Aurora DSQL;
+# either an existing cluster (db_cluster_identifier, or dsql_cluster_arn in
+# variables_dsql.tf) or one Terraform creates (create_cluster).
 
-variable "db_auth" {
-  description = "DB_AUTH: \"iam\" for Aurora PostgreSQL with IAM database authentication (rds-db:connect), or \"dsql\" for Aurora DSQL (dsql:DbConnect). Password authentication is for local development only and is not offered here."
+variable "db_engine" {
+  description = "The database: \"aurora-postgresql\" (Aurora PostgreSQL with IAM database authentication; an existing cluster, db_cluster_identifier, or one Terraform creates, create_cluster) or \"dsql\" (Aurora DSQL; an existing cluster, dsql_cluster_arn, or one Terraform creates, create_cluster). It sets the functions' DB_ENGINE (postgres or dsql) and DB_AUTH: iam for both functions on Aurora; on DSQL dsql (a DbConnect token, as app_runtime) for the API and dsql-admin (a DbConnectAdmin token, as admin) for the migrations."
   type        = string
-  default     = "iam"
+  default     = "aurora-postgresql"
   nullable    = false
 
   validation {
-    condition     = contains(["iam", "dsql"], var.db_auth)
-    error_message = "db_auth must be \"iam\" or \"dsql\" (a deployed function never uses a password)."
+    condition     = contains(["aurora-postgresql", "dsql"], var.db_engine)
+    error_message = "db_engine must be \"aurora-postgresql\" or \"dsql\"."
+  }
+}
+
+variable "db_auth" {
+  description = "Deprecated, leave null: db_engine sets DB_AUTH now (aurora-postgresql: iam; dsql: dsql for the API, dsql-admin for the migrations). Kept so that a configuration written for it fails with a message instead of deploying the other engine: a value must agree with db_engine (\"iam\" with aurora-postgresql, \"dsql\" with dsql), and plan warns that it is redundant."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.db_auth == null || contains(["iam", "dsql"], coalesce(var.db_auth, "-"))
+    error_message = "db_auth is deprecated: remove it and set db_engine = \"aurora-postgresql\" or db_engine = \"dsql\" (a deployed function never uses a password)."
   }
 }
 
 variable "db_cluster_identifier" {
-  description = "db_auth = \"iam\" with an existing cluster: its DB cluster identifier (e.g. \"my-aurora-cluster\") or ARN. Terraform looks the cluster up (data.aws_rds_cluster) in the deployment's region for its writer endpoint, port and resource ID, and refuses a cluster without IAM database authentication. Leave null with create_cluster = true."
+  description = "db_engine = \"aurora-postgresql\" with an existing cluster: its DB cluster identifier (e.g. \"my-aurora-cluster\") or ARN. Terraform looks the cluster up (data.aws_rds_cluster) in the deployment's region for its writer endpoint, port and resource ID, and refuses a cluster without IAM database authentication. Leave null with create_cluster = true."
   type        = string
   default     = null
 
@@ -27,78 +38,34 @@ variable "db_cluster_identifier" {
 }
 
 variable "rds_iam_connect_any_cluster" {
-  description = "Explicit opt-in to grant rds-db:connect on dbuser:*/<db user>: every IAM-enabled cluster in the account and region, not only this one. Only for setups where the cluster's resource ID cannot be known at plan time. Off: the grant names this cluster's resource ID."
+  description = "db_engine = \"aurora-postgresql\" only: explicit opt-in to grant rds-db:connect on dbuser:*/<db user>: every IAM-enabled cluster in the account and region, not only this one. Only for setups where the cluster's resource ID cannot be known at plan time. Off: the grant names this cluster's resource ID."
   type        = bool
   default     = false
   nullable    = false
 }
 
-variable "db_host" {
-  description = "db_auth = \"dsql\" only: DB_HOST, the Aurora DSQL endpoint (<id>.dsql.<region>.on.aws). With db_auth = \"iam\" leave it null: the host is the cluster's writer endpoint, from the lookup or the created cluster."
+variable "db_name" {
+  description = "DB_NAME with db_engine = \"aurora-postgresql\": the database the functions connect to (a created cluster starts with it; otherwise scripts/bootstrap-db.sh creates it). null means \"app\". With dsql leave it null: a DSQL cluster has one database, postgres, and the functions get DB_NAME=postgres."
   type        = string
   default     = null
 
   validation {
-    condition = var.db_host == null || try(
-      length(var.db_host) <= 253
-      && can(regex("^([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\\.)+[A-Za-z][A-Za-z0-9-]*[A-Za-z0-9]$", var.db_host)),
-      false
-    )
-    error_message = "db_host must be a DNS host name without scheme, port or path, e.g. \"abcdefghijklmnopqrstuvwxyz.dsql.us-east-1.on.aws\"."
-  }
-
-  validation {
-    condition     = var.db_host == null || !can(regex("\\.cluster-ro-", var.db_host))
-    error_message = "db_host is a cluster's reader endpoint (cluster-ro-); the function writes. For Aurora PostgreSQL set db_cluster_identifier instead of db_host."
-  }
-}
-
-variable "db_port" {
-  description = "db_auth = \"dsql\": DB_PORT of the DSQL endpoint. With db_auth = \"iam\" the port comes from the cluster (the lookup, or 5432 for a created cluster)."
-  type        = number
-  default     = 5432
-  nullable    = false
-
-  validation {
-    condition     = var.db_port >= 1 && var.db_port <= 65535 && floor(var.db_port) == var.db_port
-    error_message = "db_port must be a whole number from 1 to 65535."
-  }
-}
-
-variable "db_name" {
-  description = "DB_NAME: the database the function connects to (a created cluster starts with it; otherwise scripts/bootstrap-db.sh creates it)."
-  type        = string
-  default     = "app"
-  nullable    = false
-
-  validation {
     # PostgreSQL folds unquoted identifiers to lower case and `$` is not portable:
     # keep to names that mean the same quoted and unquoted.
-    condition     = can(regex("^[a-z_][a-z0-9_]{0,62}$", var.db_name)) && !contains(["postgres", "template0", "template1", "rdsadmin"], var.db_name)
+    condition     = var.db_name == null || try(can(regex("^[a-z_][a-z0-9_]{0,62}$", var.db_name)) && !contains(["postgres", "template0", "template1", "rdsadmin"], var.db_name), false)
     error_message = "db_name must be a lower-case PostgreSQL identifier (a-z, 0-9, '_', not starting with a digit, at most 63 characters) other than postgres, template0, template1 and rdsadmin."
   }
 }
 
 variable "db_user" {
-  description = "DB_USER: the database role the function logs in as, with rds_iam granted (scripts/bootstrap-db.sh creates app_runtime that way). It is also the user in the function's rds-db:connect ARN. The migration function logs in as app_owner."
+  description = "DB_USER: the database role the API function logs in as. Aurora PostgreSQL: a role with rds_iam granted (scripts/bootstrap-db.sh creates app_runtime that way), also the user in the function's rds-db:connect ARN; the migration function logs in as app_owner. Aurora DSQL: must stay app_runtime, which the DSQL migrations create and map to the API function's IAM role (AWS IAM GRANT); the migration function logs in as admin."
   type        = string
   default     = "app_runtime"
   nullable    = false
 
   validation {
-    condition     = can(regex("^[a-z_][a-z0-9_]{0,62}$", var.db_user)) && var.db_user != "app_owner" && !startswith(var.db_user, "rds")
-    error_message = "db_user must be a lower-case PostgreSQL identifier (a-z, 0-9, '_', at most 63 characters), not app_owner (the owner runs migrations, never the API) and not an rds* role."
-  }
-}
-
-variable "dsql_cluster_arn" {
-  description = "When db_auth = \"dsql\": the Aurora DSQL cluster ARN (arn:aws:dsql:<region>:<account>:cluster/<id>) that dsql:DbConnect is granted on. Ignored otherwise."
-  type        = string
-  default     = null
-
-  validation {
-    condition     = var.dsql_cluster_arn == null || can(regex("^arn:aws[a-z-]*:dsql:[a-z0-9-]+:[0-9]{12}:cluster/[a-z0-9]+$", var.dsql_cluster_arn))
-    error_message = "dsql_cluster_arn must look like \"arn:aws:dsql:us-east-1:123456789012:cluster/abcdefghijklmnopqrstuvwxyz\"."
+    condition     = can(regex("^[a-z_][a-z0-9_]{0,62}$", var.db_user)) && !contains(["app_owner", "admin"], var.db_user) && !startswith(var.db_user, "rds")
+    error_message = "db_user must be a lower-case PostgreSQL identifier (a-z, 0-9, '_', at most 63 characters), not app_owner or admin (the owner, or DSQL's admin, runs migrations, never the API) and not an rds* role."
   }
 }
 
@@ -139,7 +106,7 @@ variable "db_idle_session_timeout_seconds" {
 }
 
 variable "db_max_connections" {
-  description = "The database connections this function may use: its share of the cluster's max_connections, after leaving room for the migration function, psql sessions and RDS's own reserved connections. Each warm Lambda instance holds exactly one connection, so reserved_concurrent_executions must not exceed this. null: derived from cluster_max_acu when Terraform creates the cluster (see local.db_connection_budget), 150 otherwise. Aurora Serverless v2 PostgreSQL sets max_connections from the maximum capacity: 189 at a maximum of 1 ACU; with a minimum capacity of 0 (auto-pause) or 0.5 ACU it is capped at 2,000 however large the maximum."
+  description = "The database connections this function may use: its share of the cluster's connection limit, after leaving room for the migration function, psql sessions and (Aurora) RDS's own reserved connections. Each warm Lambda instance holds exactly one connection, so reserved_concurrent_executions must not exceed this. null: derived (see local.db_connection_budget): with aurora-postgresql from cluster_max_acu when Terraform creates the cluster, 150 for an existing one; with dsql 9,980, DSQL's default quota of 10,000 connections per cluster minus 20 (raise the quota in Service Quotas, then set this). Aurora Serverless v2 PostgreSQL sets max_connections from the maximum capacity: 189 at a maximum of 1 ACU; with a minimum capacity of 0 (auto-pause) or 0.5 ACU it is capped at 2,000 however large the maximum."
   type        = number
   default     = null
 
@@ -154,7 +121,7 @@ variable "db_max_connections" {
 # ---------------------------------------------------------------------------
 
 variable "migrate_on_apply" {
-  description = "Invoke the migration function from `terraform apply` whenever the files in migrations/ (or the package) change, and fail the apply with the migration's error if one fails. Only with db_auth = \"iam\". false: run migrations yourself (invoke the <name>-migrate function with {\"action\":\"migrate\"})."
+  description = "Invoke the migration function from `terraform apply` whenever the engine's migrations (migrations/*.sql, or migrations/dsql/*.sql with dsql) or the package change, and fail the apply with the migration's error if one fails. Both engines. false: run migrations yourself (invoke the <name>-migrate function with {\"action\":\"migrate\"})."
   type        = bool
   default     = true
   nullable    = false
@@ -173,18 +140,19 @@ variable "migrate_timeout" {
 }
 
 variable "bootstrap_database" {
-  description = "Existing cluster only: run scripts/bootstrap-db.sh from `terraform apply` (once per cluster) to create db_name, app_owner and app_runtime as the master user through the RDS Data API, without a network path to the cluster. Needs the cluster's HTTP endpoint (Data API) enabled, an RDS-managed master password (Secrets Manager), and the AWS CLI v2 and bash where terraform runs. A cluster Terraform creates is always set up this way."
+  description = "db_engine = \"aurora-postgresql\" with an existing cluster only (DSQL needs no set-up: its one database exists, and the DSQL migrations create the roles): run scripts/bootstrap-db.sh from `terraform apply` (once per cluster) to create db_name, app_owner and app_runtime as the master user through the RDS Data API, without a network path to the cluster. Needs the cluster's HTTP endpoint (Data API) enabled, an RDS-managed master password (Secrets Manager), and the AWS CLI v2 and bash where terraform runs. A cluster Terraform creates is always set up this way."
   type        = bool
   default     = false
   nullable    = false
 }
 
 # ---------------------------------------------------------------------------
-# Optional: the Aurora PostgreSQL Serverless v2 cluster itself
+# Optional: the cluster itself. create_cluster, cluster_deletion_protection
+# and cluster_kms_key_arn apply to both engines; the rest to Aurora only.
 # ---------------------------------------------------------------------------
 
 variable "create_cluster" {
-  description = "Create the Aurora PostgreSQL Serverless v2 cluster here (IAM authentication, RDS-managed master password, encryption, deletion protection, auto-pause at 0 ACU, the Data API for the one-time set-up) in subnet_ids (two or more, in different availability zones), with a security group that lets only the functions in. false: use an existing cluster (db_cluster_identifier)."
+  description = "Create the database cluster here. aurora-postgresql: an Aurora PostgreSQL Serverless v2 cluster (IAM authentication, RDS-managed master password, encryption, deletion protection, auto-pause at 0 ACU, the Data API for the one-time set-up) in subnet_ids (two or more, in different availability zones), with a security group that lets only the functions in. dsql: a single-Region Aurora DSQL cluster (aws_dsql_cluster: deletion protection, encrypted with cluster_kms_key_arn or an AWS-owned key, tagged), which needs no VPC. false: use an existing cluster (db_cluster_identifier, or dsql_cluster_arn)."
   type        = bool
   default     = false
   nullable    = false
@@ -239,7 +207,7 @@ variable "cluster_seconds_until_auto_pause" {
 }
 
 variable "cluster_deletion_protection" {
-  description = "Deletion protection of a created cluster. Set false (and apply) before `terraform destroy` can remove it; a final snapshot is taken either way."
+  description = "Deletion protection of a created cluster (Aurora PostgreSQL or DSQL). Set false (and apply) before `terraform destroy` can remove it; Aurora takes a final snapshot either way, DSQL does not (back it up first if its data matters)."
   type        = bool
   default     = true
   nullable    = false
@@ -258,7 +226,7 @@ variable "cluster_backup_retention_days" {
 }
 
 variable "cluster_kms_key_arn" {
-  description = "Optional customer-managed KMS key ARN for a created cluster's storage (and its master secret). null: the AWS-managed keys (aws/rds, aws/secretsmanager)."
+  description = "Optional customer-managed KMS key ARN for a created cluster's storage: Aurora PostgreSQL (and its master secret), or DSQL (kms_encryption_key; the key policy must let DSQL use it). null: the AWS-managed keys (aws/rds, aws/secretsmanager), or DSQL's AWS-owned key."
   type        = string
   default     = null
 

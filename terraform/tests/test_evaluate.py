@@ -197,6 +197,7 @@ def test_explicit_null_falls_back_to_the_default(tf: Console):
 
 BASE_ENV = {
     "APP_FUNCTION": "api",
+    "DB_ENGINE": "postgres",
     "DB_NAME": "app",
     "DB_USER": "app_runtime",
     "DB_AUTH": "iam",
@@ -262,10 +263,12 @@ def test_environment_hs256_is_sensitive_and_carries_the_secret(tf: Console):
 
 def test_environment_settings_flow_through(tf: Console):
     env = tf.eval("local.lambda_environment", db_name="tenants", db_user="svc",
-                  db_auth="dsql", db_connect_timeout_secs=20, db_statement_timeout_ms=5000, log_level="debug")
+                  db_connect_timeout_secs=20, db_statement_timeout_ms=5000, log_level="debug")
     assert env["DB_NAME"] == "tenants" and env["DB_USER"] == "svc"
-    assert env["DB_AUTH"] == "dsql" and env["DB_CONNECT_TIMEOUT_SECS"] == "20"
+    assert env["DB_AUTH"] == "iam" and env["DB_CONNECT_TIMEOUT_SECS"] == "20"
     assert env["DB_STATEMENT_TIMEOUT_MS"] == "5000" and env["LOG_LEVEL"] == "debug"
+    # db_auth no longer decides anything: db_engine does (test_evaluate_dsql.py).
+    assert tf.eval("local.lambda_environment", db_auth="iam")["DB_AUTH"] == "iam"
 
 
 def test_zip_path_default(tf: Console):
@@ -314,11 +317,13 @@ PRECONDITIONS = [
     (r"db_cluster_identifier != null", {"db_cluster_identifier": "app"}, True),
     (r"db_cluster_identifier != null", {"create_cluster": True}, True),
     (r"db_cluster_identifier != null", {"create_cluster": True, "db_cluster_identifier": "app"}, False),
-    (r"db_cluster_identifier != null", {"db_auth": "dsql"}, True),
-    (r"var.db_host == null :", {}, True),
-    (r"var.db_host == null :", {"db_host": HOST}, False),
-    (r"var.db_host == null :", {"db_auth": "dsql"}, False),
-    (r"var.db_host == null :", {"db_auth": "dsql", "db_host": "abc.dsql.eu-central-1.on.aws"}, True),
+    (r"db_cluster_identifier != null", {"db_engine": "dsql"}, True),
+    # db_host: only for an existing DSQL cluster, and optional there.
+    (r"var.db_host == null \|\|", {}, True),
+    (r"var.db_host == null \|\|", {"db_host": HOST}, False),
+    (r"var.db_host == null \|\|", {"db_engine": "dsql"}, True),
+    (r"var.db_host == null \|\|", {"db_engine": "dsql", "db_host": "abc.dsql.eu-central-1.on.aws"}, True),
+    (r"var.db_host == null \|\|", {"db_engine": "dsql", "create_cluster": True, "db_host": "abc.dsql.eu-central-1.on.aws"}, False),
     (r"jwt_algorithm", {}, True),
     (r"jwt_algorithm", {"bearer_jwt_public_key_pem": PEM}, True),
     (r"jwt_algorithm", {"bearer_jwt_public_key_pem": PEM, "jwt_algorithm": "HS256"}, False),
@@ -350,7 +355,7 @@ def _check_condition(cfg: TfConfig, name: str) -> str:
 CHECKS = [
     ("rds_connect_scoped", {}, True),
     ("rds_connect_scoped", {"rds_iam_connect_any_cluster": True}, False),
-    ("rds_connect_scoped", {"rds_iam_connect_any_cluster": True, "db_auth": "dsql"}, True),
+    ("rds_connect_scoped", {"rds_iam_connect_any_cluster": True, "db_engine": "dsql"}, True),
     ("throttling_within_concurrency", {}, True),
     ("throttling_within_concurrency", {"api_throttling_burst_limit": 100}, False),
     ("throttling_within_concurrency", {"api_throttling_burst_limit": 100, "reserved_concurrent_executions": 100}, True),
@@ -378,9 +383,12 @@ def test_check_assertion(tf: Console, cfg: TfConfig, name: str, variables: dict,
 
 
 def test_dsql_precondition(tf: Console, cfg: TfConfig):
+    """DbConnect is granted on one cluster: an existing one by its ARN, or a created one."""
     doc = cfg.data["aws_iam_policy_document"]["lambda"]
     (cond,) = [unwrap(p["condition"]) for p in preconditions(doc)]
+    arn = "arn:aws:dsql:us-east-1:123456789012:cluster/abcdefghijklmnopqrstuvwxyz"
     assert tf.eval(cond) is True
-    assert tf.eval(cond, db_auth="dsql") is False
-    assert tf.eval(cond, db_auth="dsql",
-                   dsql_cluster_arn="arn:aws:dsql:us-east-1:123456789012:cluster/abcdefghijklmnopqrstuvwxyz") is True
+    assert tf.eval(cond, db_engine="dsql") is False
+    assert tf.eval(cond, db_engine="dsql", dsql_cluster_arn=arn) is True
+    assert tf.eval(cond, db_engine="dsql", create_cluster=True) is True
+    assert tf.eval(cond, db_engine="dsql", create_cluster=True, dsql_cluster_arn=arn) is False

@@ -91,12 +91,16 @@ def _db_region_expr(cfg: TfConfig, cluster_arn: str | None) -> str:
 @pytest.mark.parametrize(("variables", "cluster_arn", "region", "expected"), [
     ({"db_cluster_identifier": "app"}, ARN, "eu-central-1", True),
     ({"db_cluster_identifier": "app"}, ARN, "us-east-1", False),
-    ({"db_auth": "dsql", "db_host": "abcdefghijklmnopqrstuvwxyz.dsql.us-east-1.on.aws"}, None, "us-east-1", True),
-    ({"db_auth": "dsql", "db_host": "abcdefghijklmnopqrstuvwxyz.dsql.us-east-1.on.aws"}, None, "eu-west-1", False),
-    ({"db_auth": "dsql", "db_host": "db.example.com",
+    ({"db_engine": "dsql", "db_host": "abcdefghijklmnopqrstuvwxyz.dsql.us-east-1.on.aws"}, None, "us-east-1", True),
+    ({"db_engine": "dsql", "db_host": "abcdefghijklmnopqrstuvwxyz.dsql.us-east-1.on.aws"}, None, "eu-west-1", False),
+    ({"db_engine": "dsql", "db_host": "db.example.com",
       "dsql_cluster_arn": "arn:aws:dsql:eu-west-1:123456789012:cluster/abc"}, None, "eu-central-1", False),
-    ({"db_auth": "dsql", "db_host": "db.example.com"}, None, "eu-central-1", True),  # nothing names a region
-], ids=["rds-same", "rds-other", "dsql-same", "dsql-other", "dsql-arn-other", "dsql-unknown"])
+    ({"db_engine": "dsql", "dsql_cluster_arn": "arn:aws:dsql:eu-west-1:123456789012:cluster/abc"}, None, "eu-west-1", True),
+    ({"db_engine": "dsql", "dsql_cluster_arn": "arn:aws:dsql:eu-west-1:123456789012:cluster/abc"}, None, "us-east-1", False),
+    ({"db_engine": "dsql", "db_host": "db.example.com"}, None, "eu-central-1", True),  # nothing names a region
+    ({"db_engine": "dsql", "create_cluster": True}, None, "eu-central-1", True),  # created where we deploy
+], ids=["rds-same", "rds-other", "dsql-same", "dsql-other", "dsql-arn-other", "dsql-arn-same", "dsql-arn-only-other",
+        "dsql-unknown", "dsql-created"])
 def test_region_check(tf: Console, cfg: TfConfig, variables, cluster_arn, region, expected):
     fn = cfg.resource("aws_lambda_function", "this")
     (cond,) = [unwrap(p["condition"]) for p in preconditions(fn) if "local.db_region" in text_of(p["condition"])]
@@ -133,6 +137,7 @@ def test_migrate_environment(tf: Console):
     env = tf.eval("local.migrate_environment")
     assert env == {
         "APP_FUNCTION": "migrate",
+        "DB_ENGINE": "postgres",
         "DB_NAME": "app",
         "DB_USER": "app_owner",
         "DB_AUTH": "iam",
@@ -149,7 +154,10 @@ def test_migrate_environment(tf: Console):
     ({"db_cluster_identifier": "app", "bootstrap_database": True}, True, True),
     ({"create_cluster": True}, True, True),
     ({"create_cluster": True, "migrate_on_apply": False}, False, True),
-    ({"db_auth": "dsql", "db_host": "x.dsql.us-east-1.on.aws"}, False, False),
+    # DSQL: migrations on apply too; no set-up through the Data API, ever.
+    ({"db_engine": "dsql", "dsql_cluster_arn": "arn:aws:dsql:us-east-1:123456789012:cluster/x"}, True, False),
+    ({"db_engine": "dsql", "create_cluster": True}, True, False),
+    ({"db_engine": "dsql", "create_cluster": True, "migrate_on_apply": False}, False, False),
 ])
 def test_when_migrations_and_set_up_run(tf: Console, variables: dict, run: bool, bootstrap: bool):
     assert tf.eval("local.run_migrations", **variables) is run

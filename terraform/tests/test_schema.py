@@ -79,6 +79,12 @@ def test_extracted_schemas_know_the_provider():
         region = s["data_sources"]["aws_region"]["attributes"]
         assert ("region" in region) == version.startswith("6."), "aws_region.region arrived in 6.0"
         assert s["provider"]["attributes"]["region"]["mode"] == "optional"
+        # Aurora DSQL (dsql.tf): what the configuration sets and reads.
+        dsql = s["resources"]["aws_dsql_cluster"]["attributes"]
+        assert dsql["deletion_protection_enabled"] == {"mode": "optional", "type": "bool"}
+        assert dsql["kms_encryption_key"]["mode"] == "optional" and dsql["tags"]["mode"] == "optional"
+        assert dsql["arn"]["mode"] == "computed" and dsql["identifier"]["mode"] == "computed"
+        assert "endpoint" not in dsql, "no endpoint attribute: dsql.tf derives <id>.dsql.<region>.on.aws"
 
 
 def test_constraint_helpers():
@@ -192,6 +198,20 @@ MUTATIONS: list[tuple[str, str, Callable[[str], str], str]] = [
      r"`data\.aws_region\.current\.region`: aws_region has no attribute `region` in hashicorp/aws 5\.100\.0"),
     ("floor-without-schema", "versions.tf",
      sub(r'version\s*=\s*">= 6\.25, < 7\.0"', 'version = ">= 6.0, < 7.0"'), r"no schema of 6\.0\.0 is known"),
+    # Aurora DSQL
+    ("dsql-endpoint-attribute", "dsql.tf",
+     sub(r"aws_dsql_cluster\.this\[0\]\.identifier", "aws_dsql_cluster.this[0].endpoint"),
+     r"aws_dsql_cluster has no attribute `endpoint`"),
+    ("dsql-argument-misspelt", "dsql.tf",
+     sub(r"deletion_protection_enabled =", "deletion_protection ="), r"unsupported argument or block `deletion_protection`"),
+    ("dsql-computed-identifier-set", "dsql.tf",
+     sub(r"^(\s*)kms_encryption_key = ", r'\1identifier = "tenant-api"\n\1kms_encryption_key = '),
+     r"`identifier` is computed by the provider"),
+    ("dsql-untagged", "dsql.tf",
+     sub(r"^  tags = merge\(local\.tags, \{ Name = var\.name \}\)\n", ""), r"aws_dsql_cluster\.this: taggable, but sets no `tags`"),
+    ("dsql-multi-region-as-argument", "dsql.tf",
+     sub(r"^(\s*)kms_encryption_key = ", r"\1multi_region_properties = {}\n\1kms_encryption_key = "),
+     r"`multi_region_properties` is a block, written as an argument"),
 ]
 
 

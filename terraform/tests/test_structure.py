@@ -15,6 +15,7 @@ from tfconfig import TfConfig, preconditions, refs_resource, text_of, unwrap, va
 # Names the Rust code reads (crates/lambda, crates/store, crates/api).
 REQUIRED_ENV = [
     "APP_FUNCTION",
+    "DB_ENGINE",
     "DB_HOST",
     "DB_PORT",
     "DB_NAME",
@@ -178,12 +179,23 @@ def test_environment_sets_every_variable_the_code_reads(cfg: TfConfig, fn: dict)
 
 def test_environment_defaults(cfg: TfConfig):
     assert var_default(cfg, "db_port") == 5432
-    assert var_default(cfg, "db_name") == "app"
+    assert var_default(cfg, "db_name") is None, "null: app on Aurora, postgres on DSQL"
+    assert unwrap(cfg.locals["db_name"]) == 'local.use_dsql ? "postgres" : coalesce(var.db_name, "app")'
     assert var_default(cfg, "db_user") == "app_runtime"
-    assert var_default(cfg, "db_auth") == "iam"
+    assert var_default(cfg, "db_engine") == "aurora-postgresql"
+    assert var_default(cfg, "db_auth") is None, "deprecated: db_engine decides DB_AUTH"
     assert var_default(cfg, "log_level") == "info"
+    engine = validation_text(cfg, "db_engine")
+    assert '"aurora-postgresql"' in engine and '"dsql"' in engine
     auth = validation_text(cfg, "db_auth")
     assert '"iam"' in auth and '"dsql"' in auth and "password" not in auth
+    # The function's DB_ENGINE and DB_AUTH follow db_engine, never db_auth.
+    public = cfg.locals["lambda_environment_public"]
+    assert public["DB_ENGINE"] == "${local.db_engine_env}" and public["DB_AUTH"] == "${local.db_auth}"
+    assert unwrap(cfg.locals["db_engine_env"]) == 'local.use_dsql ? "dsql" : "postgres"'
+    assert unwrap(cfg.locals["db_auth"]) == 'local.use_dsql ? "dsql" : "iam"'
+    assert unwrap(cfg.locals["use_dsql"]) == 'var.db_engine == "dsql"'
+    assert unwrap(cfg.locals["use_rds"]) == 'var.db_engine == "aurora-postgresql"'
     assert '"info"' in validation_text(cfg, "log_level")
     alg = validation_text(cfg, "jwt_algorithm")
     assert all(f'"{a}"' in alg for a in ("RS256", "ES256", "HS256"))

@@ -35,7 +35,7 @@ def test_lookup_requires_iam_authentication_and_postgresql(cfg: TfConfig):
 
 
 def test_function_host_and_port_come_from_the_cluster(cfg: TfConfig):
-    assert unwrap(cfg.locals["db_host"]) == "local.use_rds ? local.cluster.endpoint : var.db_host"
+    assert unwrap(cfg.locals["db_host"]) == "local.use_rds ? local.cluster.endpoint : local.dsql_endpoint"
     assert unwrap(cfg.locals["db_port"]) == "local.use_rds ? local.cluster.port : var.db_port"
     assert var_default(cfg, "db_host") is None
 
@@ -81,7 +81,7 @@ def test_created_cluster(cfg: TfConfig):
     assert var_default(cfg, "cluster_deletion_protection") is True
     assert c.get("enable_http_endpoint") is True, "the Data API is the set-up's way in"
     assert c.get("skip_final_snapshot") is False
-    assert unwrap(c.get("database_name")) == "var.db_name"
+    assert unwrap(c.get("database_name")) == "local.db_name"
     (scaling,) = c["serverlessv2_scaling_configuration"]
     assert unwrap(scaling["min_capacity"]) == "var.cluster_min_acu" and var_default(cfg, "cluster_min_acu") == 0
     assert unwrap(scaling["max_capacity"]) == "var.cluster_max_acu"
@@ -124,31 +124,41 @@ def test_migration_function_is_the_same_package(fn: dict, migrate_fn: dict):
     for key in ("runtime", "handler", "architectures", "filename", "source_code_hash", "memory_size"):
         assert migrate_fn.get(key) == fn.get(key), key
     assert unwrap(migrate_fn.get("timeout")) == "var.migrate_timeout"
-    assert unwrap(migrate_fn.get("count")) == "local.use_rds ? 1 : 0"
+    assert "count" not in migrate_fn, "the migration function serves both engines"
 
 
 def test_migration_function_environment(cfg: TfConfig, fn: dict, migrate_fn: dict):
     (env,) = migrate_fn["environment"]
-    assert unwrap(env["variables"]) == "merge(local.db_connection_env, local.migrate_environment)"
+    assert unwrap(env["variables"]) == \
+        "merge(local.db_connection_env, local.migrate_environment, local.migrate_dsql_environment)"
     me = cfg.locals["migrate_environment"]
     assert me["APP_FUNCTION"] == "migrate"
-    assert unwrap(me["DB_USER"]) == "local.db_owner_user"
+    # The owner on Aurora, admin (with a DbConnectAdmin token) on DSQL; never the API's user.
+    assert unwrap(me["DB_USER"]) == "local.migrate_db_user"
+    assert unwrap(cfg.locals["migrate_db_user"]) == 'local.use_dsql ? "admin" : local.db_owner_user'
+    assert unwrap(me["DB_AUTH"]) == "local.migrate_db_auth"
+    assert unwrap(cfg.locals["migrate_db_auth"]) == 'local.use_dsql ? "dsql-admin" : "iam"'
     assert me["DB_POOL_MAX"] == "1"
-    for key in ("DB_NAME", "DB_AUTH", "DB_CONNECT_TIMEOUT_SECS", "LOG_LEVEL"):
+    for key in ("DB_ENGINE", "DB_NAME", "DB_CONNECT_TIMEOUT_SECS", "LOG_LEVEL"):
         assert me[key] == cfg.locals["lambda_environment_public"][key], key
     assert "IDENTITY_SOURCES" not in me and not any(k.startswith("JWT") for k in me)
+    # DSQL: the role the migrations map app_runtime to is the API function's.
+    dsql = unwrap(cfg.locals["migrate_dsql_environment"])
+    assert dsql == "local.use_dsql ? {DSQL_RUNTIME_ROLE_ARN = aws_iam_role.lambda.arn} : {}", dsql
 
 
 def test_migrations_run_on_apply_when_they_change(cfg: TfConfig):
     inv = cfg.resource("aws_lambda_invocation", "migrate")
     assert unwrap(inv.get("count")) == "local.run_migrations ? 1 : 0"
-    assert inv.get("function_name") == "${aws_lambda_function.migrate[0].function_name}"
+    assert unwrap(cfg.locals["run_migrations"]) == "var.migrate_on_apply", "on both engines"
+    assert inv.get("function_name") == "${aws_lambda_function.migrate.function_name}"
     assert text_of(inv.get("input")) == '${jsonencode({action = "migrate"})}'
     triggers = inv.get("triggers", {})
     assert unwrap(triggers.get("migrations")) == "local.migrations_hash"
     h = text_of(cfg.locals["migrations_hash"])
     assert 'fileset(local.migrations_dir, "*.sql")' in h and "filesha256" in h
-    assert cfg.locals["migrations_dir"] == "${path.module}/../migrations"
+    assert cfg.locals["migrations_dir"] == \
+        '${local.use_dsql ? "${path.module}/../migrations/dsql" : "${path.module}/../migrations"}', "the engine's own"
     assert "local.bootstrap_database" in text_of(cfg.resource("terraform_data", "bootstrap_database").get("count"))
     assert "terraform_data.bootstrap_database" in text_of(inv.get("depends_on")), "roles before migrations"
     post = " ".join(text_of(p["condition"]) for lc in inv.get("lifecycle", []) for p in lc.get("postcondition", []))
@@ -166,6 +176,6 @@ def test_one_time_setup_through_the_data_api(cfg: TfConfig):
     assert prov["command"] == "${path.module}/../scripts/bootstrap-db.sh"
     env = prov["environment"]
     assert unwrap(env["BOOTSTRAP_CLUSTER"]) == "local.cluster.identifier"
-    assert unwrap(env["BOOTSTRAP_DB_NAME"]) == "var.db_name"
+    assert unwrap(env["BOOTSTRAP_DB_NAME"]) == "local.db_name"
     assert "local.create_cluster" in text_of(cfg.locals["bootstrap_database"])
     assert var_default(cfg, "bootstrap_database") is False

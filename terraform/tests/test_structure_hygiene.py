@@ -26,6 +26,10 @@ REQUIRED_OUTPUTS = [
     "migrate_function_name",
     "migrations",
     "db_connection_budget",
+    "db_engine",
+    "db_auth",
+    "dsql_cluster_arn",
+    "dsql_cluster_identifier",
 ]
 
 

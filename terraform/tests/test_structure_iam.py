@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 
-from tfconfig import TfConfig, blocks, statements_with_action, text_of, unwrap, var_default
+from tfconfig import TfConfig, blocks, statements_with_action, text_of, unwrap, validation_text, var_default
 
 ROLES = {"lambda": "this", "migrate": "migrate"}  # role -> function
 
@@ -27,7 +27,7 @@ def test_each_function_has_its_own_role(cfg: TfConfig):
     api = cfg.resource("aws_lambda_function", "this")
     migrate = cfg.resource("aws_lambda_function", "migrate")
     assert api.get("role") == "${aws_iam_role.lambda.arn}"
-    assert migrate.get("role") == "${aws_iam_role.migrate[0].arn}"
+    assert migrate.get("role") == "${aws_iam_role.migrate.arn}"
 
 
 def test_roles_follow_organisation_conventions(cfg: TfConfig):
@@ -49,7 +49,7 @@ def test_no_managed_policy_grants_logs_on_every_log_group(cfg: TfConfig):
 
 
 def test_logs_only_on_the_functions_own_log_group(cfg: TfConfig):
-    for doc, group in (("lambda", "aws_cloudwatch_log_group.lambda"), ("migrate", "aws_cloudwatch_log_group.migrate[0]")):
+    for doc, group in (("lambda", "aws_cloudwatch_log_group.lambda"), ("migrate", "aws_cloudwatch_log_group.migrate")):
         statements = [st for st in statements_with_action(cfg, "logs:PutLogEvents", doc)]
         assert len(statements) == 1, f"{doc}: one statement for the logs"
         st = statements[0]
@@ -113,12 +113,38 @@ def test_migrate_role_logs_in_as_the_owner_only_and_never_by_wildcard(cfg: TfCon
     assert "db_owner_user" not in text_of(cfg.data["aws_iam_policy_document"]["lambda"])
 
 
+def _dynamic_statement(cfg: TfConfig, doc: str, action: str) -> dict:
+    body = cfg.data["aws_iam_policy_document"][doc]
+    found = [d["statement"] for d in body.get("dynamic", []) if "statement" in d
+             and action in (d["statement"]["content"][0].get("actions") or [])]
+    assert len(found) == 1, f"{doc}: one statement for {action}"
+    return found[0]
+
+
 def test_dsql_connect_is_scoped_to_the_cluster_arn(cfg: TfConfig):
-    statements = statements_with_action(cfg, "dsql:DbConnect")
-    assert statements
-    for st in statements:
-        assert st.get("resources") == ["${var.dsql_cluster_arn}"]
-    assert not statements_with_action(cfg, "dsql:DbConnectAdmin"), "the function never needs the admin role"
+    """The API logs in as a custom role (DbConnect), the migrations as admin (DbConnectAdmin),
+    each on this one cluster's ARN: no wildcard, no other cluster, never the admin for the API."""
+    for doc, action in (("lambda", "dsql:DbConnect"), ("migrate", "dsql:DbConnectAdmin")):
+        statements = statements_with_action(cfg, action)
+        assert len(statements) == 1, f"{action}: one statement, in the {doc} policy"
+        st = _dynamic_statement(cfg, doc, action)
+        assert unwrap(st["for_each"]) == "local.use_dsql ? [1] : []", "only with DSQL"
+        content = st["content"][0]
+        assert content["actions"] == [action], f"{action} must stand alone in its statement"
+        assert content["resources"] == ["${local.dsql_cluster_arn}"], content["resources"]
+        assert content.get("effect") == "Allow"
+    assert not statements_with_action(cfg, "dsql:DbConnectAdmin", "lambda"), "the API never logs in as admin"
+    assert not statements_with_action(cfg, "dsql:DbConnect", "migrate"), "the migrations log in as admin only"
+    arn = unwrap(cfg.locals["dsql_cluster_arn"])
+    assert arn == "local.create_dsql_cluster ? aws_dsql_cluster.this[0].arn : var.dsql_cluster_arn", arn
+    # The variable refuses wildcards, and no policy names a DSQL wildcard.
+    assert "cluster/[a-z0-9]+$" in validation_text(cfg, "dsql_cluster_arn")
+    for docs in cfg.data["aws_iam_policy_document"].values():
+        text = text_of(docs)
+        assert "dsql:*" not in text and "cluster/*" not in text
+    # Aurora's grants only on Aurora.
+    for doc, action in (("lambda", "rds-db:connect"), ("migrate", "rds-db:connect")):
+        assert unwrap(_dynamic_statement(cfg, doc, action)["for_each"]) == "local.use_rds ? [1] : []"
 
 
 def test_policies_are_attached_to_their_roles(cfg: TfConfig):
@@ -126,5 +152,5 @@ def test_policies_are_attached_to_their_roles(cfg: TfConfig):
     assert api.get("role") == "${aws_iam_role.lambda.id}"
     assert api.get("policy") == "${data.aws_iam_policy_document.lambda.json}"
     mig = cfg.resource("aws_iam_role_policy", "migrate")
-    assert mig.get("role") == "${aws_iam_role.migrate[0].id}"
-    assert mig.get("policy") == "${data.aws_iam_policy_document.migrate[0].json}"
+    assert mig.get("role") == "${aws_iam_role.migrate.id}"
+    assert mig.get("policy") == "${data.aws_iam_policy_document.migrate.json}"
