@@ -26,7 +26,7 @@ pub const DSQL_MIGRATIONS: &[Migration] = include!(concat!(env!("OUT_DIR"), "/ds
 
 #[path = "migrate_dsql.rs"]
 mod dsql;
-pub use dsql::{check_dsql_runtime_role, grant_iam_role, run_dsql};
+pub use dsql::{check_dsql_runtime_role, grant_iam_role, run_dsql, statements as dsql_statements};
 
 /// The migrations of `engine`.
 pub fn migrations(engine: crate::Engine) -> &'static [Migration] {
