@@ -39,13 +39,36 @@ if [ "$(id -u)" -eq 0 ] && [ -z "${DB_OS_USER:-}" ]; then
   if id postgres >/dev/null 2>&1; then DB_OS_USER=postgres; else DB_OS_USER=nobody; fi
 fi
 
+# tf_output NAME: `terraform output -raw NAME` of terraform/ after `terraform apply` there, or
+# nothing (no terraform, no state, or a null output).
+tf_output() {
+  command -v terraform >/dev/null 2>&1 && [ -d "$root/terraform/.terraform" ] || return 0
+  terraform -chdir="$root/terraform" output -raw "$1" 2>/dev/null || true
+}
+
+# resolve_db_engine: sets and exports DB_ENGINE, postgres or dsql: DB_ENGINE itself (postgres,
+# postgresql, aurora-postgresql or dsql), else dsql when DB_AUTH is dsql or dsql-admin, else
+# (without DB_HOST) `terraform output db_engine`, else postgres.
+resolve_db_engine() {
+  local engine=${DB_ENGINE:-}
+  if [ -z "$engine" ]; then
+    case ${DB_AUTH:-} in dsql | dsql-admin) engine=dsql ;; esac
+  fi
+  [ -n "$engine" ] || [ -n "${DB_HOST:-}" ] || engine=$(tf_output db_engine)
+  case ${engine:-postgres} in
+    dsql) DB_ENGINE=dsql ;;
+    postgres | postgresql | aurora-postgresql) DB_ENGINE=postgres ;;
+    *) die "DB_ENGINE must be postgres or dsql, not '$engine'" ;;
+  esac
+  export DB_ENGINE
+}
+
 # load_db_settings: fills DB_HOST, DB_PORT, DB_NAME, DB_USER and AWS_REGION from the
 # environment, or else from `terraform output` (after `terraform apply` in terraform/).
 load_db_settings() {
-  if [ -z "${DB_HOST:-}" ] && command -v terraform >/dev/null 2>&1 && [ -d "$root/terraform/.terraform" ]; then
-    tf() { terraform -chdir="$root/terraform" output -raw "$1" 2>/dev/null || true; }
-    DB_HOST=$(tf db_host); DB_PORT=${DB_PORT:-$(tf db_port)}; DB_NAME=${DB_NAME:-$(tf db_name)}
-    DB_USER=${DB_USER:-$(tf db_user)}; AWS_REGION=${AWS_REGION:-$(tf aws_region)}
+  if [ -z "${DB_HOST:-}" ]; then
+    DB_HOST=$(tf_output db_host); DB_PORT=${DB_PORT:-$(tf_output db_port)}; DB_NAME=${DB_NAME:-$(tf_output db_name)}
+    DB_USER=${DB_USER:-$(tf_output db_user)}; AWS_REGION=${AWS_REGION:-$(tf_output aws_region)}
   fi
   [ -n "${DB_HOST:-}" ] || die "DB_HOST is not set (nor found in terraform outputs)"
   DB_PORT=${DB_PORT:-5432}; DB_NAME=${DB_NAME:-app}; DB_USER=${DB_USER:-app_runtime}
@@ -53,5 +76,12 @@ load_db_settings() {
   export DB_HOST DB_PORT DB_NAME DB_USER AWS_REGION
 }
 
-# ca_file: the CA bundle to verify the server with: DB_CA_FILE, or the RDS bundle in the repo.
-ca_file() { echo "${DB_CA_FILE:-$root/crates/store/certs/rds-ca-bundle.pem}"; }
+# ca_file: the CA bundle to verify the server with: DB_CA_FILE, else the one in the repo for the
+# engine: Amazon Trust Services' roots for Aurora DSQL (DB_ENGINE=dsql, or a DSQL token), the
+# RDS bundle otherwise.
+ca_file() {
+  if [ -n "${DB_CA_FILE:-}" ]; then echo "$DB_CA_FILE"
+  elif [ "${DB_ENGINE:-}" = dsql ] || [ "${DB_AUTH:-}" = dsql ] || [ "${DB_AUTH:-}" = dsql-admin ]; then
+    echo "$root/crates/store/certs/amazon-root-cas.pem"
+  else echo "$root/crates/store/certs/rds-ca-bundle.pem"; fi
+}
