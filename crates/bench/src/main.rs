@@ -6,6 +6,10 @@
 //!   the same SQL statements, pipelined the same way, issued directly with tokio-postgres on one
 //!   connection; and their ratio;
 //! - database round trips per request (counted by the store, not timed);
+//! - the Aurora DSQL path beside the Aurora path (`engines`): the same routes on each engine's
+//!   schema and statements, both through the IAM-auth stand-in, interleaved; p50s, their ratio
+//!   (the only meaningful figure: the stand-in is a local relay) and round trips per request,
+//!   plus the first page of a tenant of 5,000 todos;
 //! - cold start of the release `bootstrap` through the Runtime API stand-in and the IAM-auth
 //!   stand-in: spawn to first `next` poll (process ready) and to first response (TLS, token,
 //!   login, statements prepared); natively, and for arm64 under qemu when given;
@@ -16,6 +20,7 @@
 
 mod cold;
 mod count;
+mod engines;
 mod warm;
 
 use std::{
@@ -73,6 +78,8 @@ struct Args {
 struct Results {
     machine: String,
     warm: Vec<Warm>,
+    /// The DSQL path beside the Aurora path, per route (only the ratios mean anything).
+    engines: Vec<engines::EnginePair>,
     /// GET /health through the adapter: everything but the database.
     adapter_only_p50_us: f64,
     cold_start: Vec<Cold>,
@@ -163,6 +170,8 @@ fn main() {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     eprintln!("warm latency: {} requests per route ...", args.requests);
     rt.block_on(warm::warm(&args, &mut results));
+    eprintln!("the DSQL path beside the Aurora path: {} requests per route and path ...", args.requests);
+    rt.block_on(engines::engines(&args, &mut results));
     if args.instructions {
         eprintln!("instructions per request (callgrind) ...");
         let routes: Vec<&'static str> = results.warm.iter().map(|w| w.route).collect();
@@ -221,12 +230,16 @@ fn print_table(r: &Results) {
              p50 {reconnect:.2} ms, against {warm:.2} ms warm, through the IAM stand-in"
         );
     }
+    engines::print_table(&r.engines);
     if !r.instructions.is_empty() {
         println!("\n| route | instructions per request | floor's | ratio |");
         println!("|---|---:|---:|---:|");
         for (route, app, floor) in &r.instructions {
             println!("| {route} | {app:.0} | {floor:.0} | {:.2}x |", app / floor);
         }
+    }
+    if r.cold_start.is_empty() && r.peak_rss_kib == 0 {
+        return; // --warm-only
     }
     println!(
         "\n| cold start | spawns | ready median ms | ready max ms | first response median ms | first response max ms |"

@@ -116,6 +116,44 @@ pub(crate) async fn handle(f: &Function, event: &str) -> u16 {
     }
 }
 
+/// The function over `store` as the benchmark runs it: identity from JWT authorizer claims.
+pub(crate) fn function(store: Store) -> Function {
+    Function::new(App::new(store), Identity::with_sources(vec![Source::ApiGatewayJwt], None))
+}
+
+/// A tenant of 20 todos made through `f` by the benchmark's user: the tenant, its todos' path
+/// and the id of one of them.
+pub(crate) async fn seed(f: &Function) -> (Uuid, String, Uuid) {
+    let tenant = Uuid::new_v4();
+    assert_eq!(
+        handle(f, &claims_event("POST", "/api/tenants", Some(&json!({ "name": "bench", "id": tenant })))).await,
+        201
+    );
+    let todos = format!("/api/tenants/{tenant}/todos");
+    let one = Uuid::new_v4();
+    assert_eq!(handle(f, &claims_event("POST", &todos, Some(&json!({ "title": "the one", "id": one })))).await, 201);
+    for i in 0..19 {
+        assert_eq!(handle(f, &claims_event("POST", &todos, Some(&json!({ "title": format!("todo {i}") })))).await, 201);
+    }
+    (tenant, todos, one)
+}
+
+/// The measured routes of the tenant whose todos are at `todos`: name, event, expected status.
+/// In the last one's event, `@KEY@` stands for an `Idempotency-Key` that [`Setup::event`] makes
+/// unique per request.
+pub(crate) fn routes(todos: &str, one: Uuid) -> [(&'static str, String, u16); 5] {
+    let mut keyed: Value =
+        serde_json::from_str(&claims_event("POST", todos, Some(&json!({ "title": TITLE })))).unwrap();
+    keyed["headers"]["idempotency-key"] = json!(KEY);
+    [
+        ("GET todos (20 items)", claims_event("GET", &format!("{todos}?limit=20"), None), 200),
+        ("GET one todo", claims_event("GET", &format!("{todos}/{one}"), None), 200),
+        ("POST a todo", claims_event("POST", todos, Some(&json!({ "title": TITLE }))), 201),
+        ("PATCH a todo", claims_event("PATCH", &format!("{todos}/{one}"), Some(&json!({ "complete": true }))), 200),
+        ("POST a todo with an Idempotency-Key", keyed.to_string(), 201),
+    ]
+}
+
 fn time_start() -> SystemTime {
     SystemTime::UNIX_EPOCH
 }
@@ -137,24 +175,8 @@ impl Setup {
     pub(crate) async fn new() -> Setup {
         let db = testkit::pg::db().await;
         let store = db.runtime_store();
-        let f = Function::new(App::new(store.clone()), Identity::with_sources(vec![Source::ApiGatewayJwt], None));
-        let tenant = Uuid::new_v4();
-        assert_eq!(
-            handle(&f, &claims_event("POST", "/api/tenants", Some(&json!({ "name": "bench", "id": tenant })))).await,
-            201
-        );
-        let todos = format!("/api/tenants/{tenant}/todos");
-        let one = Uuid::new_v4();
-        assert_eq!(
-            handle(&f, &claims_event("POST", &todos, Some(&json!({ "title": "the one", "id": one })))).await,
-            201
-        );
-        for i in 0..19 {
-            assert_eq!(
-                handle(&f, &claims_event("POST", &todos, Some(&json!({ "title": format!("todo {i}") })))).await,
-                201
-            );
-        }
+        let f = function(store.clone());
+        let (tenant, todos, one) = seed(&f).await;
         let floor = Floor::connect(&db, store.session_settings()).await;
         let user: Uuid = db
             .admin()
@@ -166,20 +188,9 @@ impl Setup {
         Setup { _db: db, store, f, floor, user, tenant, todos, one }
     }
 
-    /// The measured routes: name, event, expected status. In the last one's event, `@KEY@`
-    /// stands for an `Idempotency-Key` that [`Setup::event`] makes unique per request.
+    /// The measured routes ([`routes`]).
     pub(crate) fn routes(&self) -> [(&'static str, String, u16); 5] {
-        let (todos, one) = (&self.todos, self.one);
-        let mut keyed: Value =
-            serde_json::from_str(&claims_event("POST", todos, Some(&json!({ "title": TITLE })))).unwrap();
-        keyed["headers"]["idempotency-key"] = json!(KEY);
-        [
-            ("GET todos (20 items)", claims_event("GET", &format!("{todos}?limit=20"), None), 200),
-            ("GET one todo", claims_event("GET", &format!("{todos}/{one}"), None), 200),
-            ("POST a todo", claims_event("POST", todos, Some(&json!({ "title": TITLE }))), 201),
-            ("PATCH a todo", claims_event("PATCH", &format!("{todos}/{one}"), Some(&json!({ "complete": true }))), 200),
-            ("POST a todo with an Idempotency-Key", keyed.to_string(), 201),
-        ]
+        routes(&self.todos, self.one)
     }
 
     /// Request `n`'s event of a route: a fresh key where the route has one.

@@ -28,9 +28,15 @@ pub fn upstream(server: &Server) -> Upstream {
 /// Starts a stand-in for `db`'s server whose clock is `clock`: for Aurora, or for Aurora DSQL
 /// (DSQL tokens) when the tests run the DSQL engine (`TEST_DB_ENGINE=dsql`).
 pub async fn standin(db: &TestDb, clock: Arc<dyn Clock>) -> Standin {
+    standin_for(db, clock, crate::pg::engine()).await
+}
+
+/// [`standin`] for `engine` whatever `TEST_DB_ENGINE` says: Aurora IAM tokens for
+/// `Engine::Postgres`, DSQL tokens (`DbConnect`, `DbConnectAdmin`) for `Engine::Dsql`.
+pub async fn standin_for(db: &TestDb, clock: Arc<dyn Clock>, engine: store::Engine) -> Standin {
     let mut config = Config::new(HOST, REGION, upstream(&db.server));
     config.clock = clock;
-    if crate::pg::engine() == store::Engine::Dsql {
+    if engine == store::Engine::Dsql {
         config.engine = iam_standin::sigv4::Engine::Dsql;
     }
     Standin::start(config).await.expect("start the IAM stand-in")
@@ -38,12 +44,18 @@ pub async fn standin(db: &TestDb, clock: Arc<dyn Clock>) -> Standin {
 
 /// API settings that log in to `db` through `standin` as `app_runtime` with IAM auth.
 pub fn config(db: &TestDb, standin: &Standin) -> DbConfig {
+    config_for(db, standin, crate::pg::engine())
+}
+
+/// [`config`] for `engine` whatever `TEST_DB_ENGINE` says: `Auth::Iam` on Aurora,
+/// `Auth::Dsql { admin: false }` (the runtime role's `DbConnect` token) on DSQL.
+pub fn config_for(db: &TestDb, standin: &Standin, engine: store::Engine) -> DbConfig {
     let mut cfg =
         DbConfig::new(HOST, standin.addr().port(), db.name.clone(), "app_runtime", Auth::Iam { region: REGION.into() });
     cfg.hostaddr = Some(standin.addr().ip());
     cfg.tls = TlsMode::VerifyFull(CaSource::Pem(standin.ca_pem().as_bytes().to_vec()));
     cfg.connect_timeout = Duration::from_secs(10);
-    cfg.engine = crate::pg::engine();
+    cfg.engine = engine;
     if cfg.engine == store::Engine::Dsql {
         cfg.auth = Auth::Dsql { region: REGION.into(), admin: false };
     }

@@ -262,8 +262,6 @@ pub async fn connect(url: &str) -> Client {
     }
 }
 
-/// The template database's name: changes with the migrations, so a long-lived server given by
-/// `TEST_DATABASE_URL` never hands out a stale schema.
 /// The engine whose schema and statements the tests run: `TEST_DB_ENGINE=dsql` runs the
 /// suites against the Aurora DSQL schema (`migrations/dsql/`) and statements on the local
 /// server; PostgreSQL otherwise.
@@ -275,10 +273,12 @@ pub fn engine() -> store::Engine {
     }
 }
 
-fn template_name() -> String {
+/// The template database's name for `engine`: changes with the migrations, so a long-lived
+/// server given by `TEST_DATABASE_URL` never hands out a stale schema.
+fn template_name(engine: store::Engine) -> String {
     let mut h = <sha2::Sha256 as sha2::Digest>::new();
-    sha2::Digest::update(&mut h, engine().name().as_bytes());
-    for m in store::migrate::migrations(engine()) {
+    sha2::Digest::update(&mut h, engine.name().as_bytes());
+    for m in store::migrate::migrations(engine) {
         sha2::Digest::update(&mut h, m.sql.as_bytes());
     }
     sha2::Digest::update(&mut h, store::migrate::BOOTSTRAP_ROLES_SQL.as_bytes());
@@ -342,10 +342,17 @@ pub async fn empty_db() -> TestDb {
     empty
 }
 
-/// A fresh, migrated database.
+/// A fresh, migrated database for the engine of the tests ([`engine`]).
 pub async fn db() -> TestDb {
+    db_for(engine()).await
+}
+
+/// A fresh database migrated with `engine`'s schema, whatever `TEST_DB_ENGINE` says: for a
+/// process that runs both engines side by side (the benchmark). Its [`TestDb::runtime_config`]
+/// still names [`engine`]; set `DbConfig::engine` to `engine` where that matters.
+pub async fn db_for(engine: store::Engine) -> TestDb {
     let server = server().clone();
-    let template = template_name();
+    let template = template_name(engine);
     let admin = connect(&server.url("postgres")).await;
     admin.execute("SELECT pg_advisory_lock(8675309)", &[]).await.unwrap();
     let ready: bool = admin
@@ -360,7 +367,7 @@ pub async fn db() -> TestDb {
         {
             let tpl = connect(&server.url(&template)).await;
             store::migrate::bootstrap_roles(&tpl, false).await.expect("bootstrap roles");
-            store::migrate::run_for(&tpl, engine()).await.expect("migrations");
+            store::migrate::run_for(&tpl, engine).await.expect("migrations");
             tpl.batch_execute(&format!("ALTER ROLE app_runtime PASSWORD '{RUNTIME_PASSWORD}'")).await.unwrap();
         }
         // Its connection must be gone before the template can be cloned.
