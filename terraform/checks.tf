@@ -83,15 +83,15 @@ check "idle_sessions_end" {
 }
 
 # Aurora DSQL admits 100 new connections a second per cluster, with a burst
-# of 1,000 (neither adjustable). Lambda adds at most 1,000 instances every
-# 10 s to a function, which that refill keeps up with; but a fleet above the
-# burst that connects at once (after a deployment replaced every instance,
-# or when load arrives at a cold function) has its excess refused (53400)
-# until the bucket refills.
+# of 1,000 (neither adjustable). Lambda's own scale-up (at most 1,000 new
+# instances per function every 10 s) stays within that; but a warm fleet
+# above the burst that reconnects at once (its connections dropped together,
+# or reaching their maximum age together after a scale-up) has its excess
+# refused (SQLSTATE 53400) until the bucket refills.
 check "dsql_connection_rate" {
   assert {
     condition     = !local.use_dsql || var.reserved_concurrent_executions <= local.dsql_connection_burst
-    error_message = "reserved_concurrent_executions (${var.reserved_concurrent_executions}) is above Aurora DSQL's burst of ${local.dsql_connection_burst} new connections per cluster (refilled at ${local.dsql_connection_rate} a second, not adjustable): when more instances than that connect at once (after a deployment, or when load hits a cold function), DSQL refuses the excess connections (SQLSTATE 53400) for up to ${ceil((var.reserved_concurrent_executions - local.dsql_connection_burst) / local.dsql_connection_rate)} s, and the function answers those requests 503. Keep it at ${local.dsql_connection_burst} or below unless your clients retry."
+    error_message = "reserved_concurrent_executions (${var.reserved_concurrent_executions}) is above Aurora DSQL's burst of ${local.dsql_connection_burst} new connections per cluster (refilled at ${local.dsql_connection_rate} a second, not adjustable): when more warm instances than that reconnect at once (their connections dropped together, or replaced at their maximum age together after a scale-up), DSQL refuses the excess connections (SQLSTATE 53400) for up to ${ceil((var.reserved_concurrent_executions - local.dsql_connection_burst) / local.dsql_connection_rate)} s, and the function answers those requests 503. Keep it at ${local.dsql_connection_burst} or below unless your clients retry."
   }
 }
 
