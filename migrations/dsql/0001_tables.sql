@@ -3,8 +3,9 @@
 --
 -- - No row-level security: every statement the API sends is bound to the caller's scope by
 --   construction (crates/store/src/dsql.rs, checked by crates/store/tests/dsql_scope.rs).
--- - No foreign keys: rows of a deleted tenant are hidden at once (every scope joins tenants)
---   and removed in batches; a deleted user's memberships go in the same transaction.
+-- - No foreign keys: a deleted tenant is marked (deleted_at), which hides its rows at once
+--   (every scope joins tenants that are not); its rows are removed in batches, its own row
+--   last. A deleted user's memberships go in the same transaction.
 -- - No array columns: an idempotency record's results are one text.
 -- - One DDL statement per transaction: the migrator runs each statement of a file on its own,
 --   and every statement is idempotent (IF NOT EXISTS), so a file interrupted midway is simply
@@ -14,7 +15,11 @@
 CREATE TABLE IF NOT EXISTS tenants (
   id         uuid        PRIMARY KEY DEFAULT gen_random_uuid(),
   name       text        NOT NULL CHECK (char_length(name) BETWEEN 1 AND 200),
-  created_at timestamptz NOT NULL DEFAULT now()
+  created_at timestamptz NOT NULL DEFAULT now(),
+  -- Set when the tenant is deleted: from then on no scope includes it, and its rows are
+  -- removed in batches, its own row last, so that its id cannot be taken again while anything
+  -- of the tenant is left.
+  deleted_at timestamptz
 );
 
 CREATE TABLE IF NOT EXISTS users (

@@ -21,19 +21,20 @@ use std::sync::LazyLock;
 
 use crate::Q;
 
-/// The caller's membership of tenant `$1`, if the tenant still exists.
+/// The caller's membership of tenant `$1`, if the tenant exists and is not deleted.
 macro_rules! me {
     () => {
-        "me AS (SELECT m.tenant_id, m.role FROM memberships m JOIN tenants s ON s.id = m.tenant_id \
+        "me AS (SELECT m.tenant_id, m.role FROM memberships m \
+         JOIN tenants s ON s.id = m.tenant_id AND s.deleted_at IS NULL \
          WHERE m.user_id = $U AND m.tenant_id = $1::uuid)"
     };
 }
 
-/// All the caller's memberships of tenants that still exist.
+/// All the caller's memberships of tenants that exist and are not deleted.
 macro_rules! mine {
     () => {
-        "mine AS (SELECT m.tenant_id, m.role FROM memberships m JOIN tenants s ON s.id = m.tenant_id \
-         WHERE m.user_id = $U)"
+        "mine AS (SELECT m.tenant_id, m.role FROM memberships m \
+         JOIN tenants s ON s.id = m.tenant_id AND s.deleted_at IS NULL WHERE m.user_id = $U)"
     };
 }
 
@@ -65,8 +66,8 @@ pub fn template(q: Q) -> &'static str {
         }
         Q::UserMe => "SELECT id, subject, name, email, created_at FROM users WHERE id = $U",
         Q::UserMemberships => {
-            "SELECT m.tenant_id, t.name, m.role FROM memberships m JOIN tenants t ON t.id = m.tenant_id \
-             WHERE m.user_id = $U ORDER BY t.created_at, t.id LIMIT 200"
+            "SELECT m.tenant_id, t.name, m.role FROM memberships m \
+             JOIN tenants t ON t.id = m.tenant_id AND t.deleted_at IS NULL WHERE m.user_id = $U ORDER BY t.created_at, t.id LIMIT 200"
         }
         Q::UserProfileSet => {
             "UPDATE users SET name = $1::text, email = $2::text, updated_at = now() WHERE id = $U \
@@ -131,11 +132,12 @@ pub fn template(q: Q) -> &'static str {
         Q::TenantList => {
             "SELECT t.id, t.name, m.role, t.created_at FROM tenants t \
              JOIN memberships m ON m.tenant_id = t.id AND m.user_id = $U \
-             WHERE (t.created_at, t.id) > ($1::timestamptz, $2::uuid) ORDER BY t.created_at, t.id LIMIT $3::int8"
+             WHERE t.deleted_at IS NULL AND (t.created_at, t.id) > ($1::timestamptz, $2::uuid) ORDER BY t.created_at, t.id LIMIT $3::int8"
         }
         Q::TenantGet => {
             "SELECT t.id, t.name, m.role, t.created_at FROM tenants t \
-             JOIN memberships m ON m.tenant_id = t.id AND m.user_id = $U WHERE t.id = $1::uuid"
+             JOIN memberships m ON m.tenant_id = t.id AND m.user_id = $U \
+             WHERE t.id = $1::uuid AND t.deleted_at IS NULL"
         }
         Q::TenantRename => concat!(
             "WITH ",
@@ -144,12 +146,13 @@ pub fn template(q: Q) -> &'static str {
                       AND id IN (SELECT tenant_id FROM me WHERE role = 'admin') RETURNING id, name, created_at) \
              SELECT me.role, upd.id, upd.name, upd.created_at FROM me LEFT JOIN upd ON true"
         ),
-        // Deleting the tenant's row hides everything of it at once (every scope joins tenants);
-        // its other rows are removed afterwards in batches (Q::PurgeTenant).
+        // Marking the tenant deleted hides everything of it at once (every scope joins tenants
+        // that are not); its rows are removed afterwards in batches, its own row last
+        // (Q::PurgeTenant), so that its id cannot be taken again while anything of it is left.
         Q::TenantDelete => concat!(
             "WITH ",
             me!(),
-            ", del AS (DELETE FROM tenants WHERE id = $1::uuid \
+            ", del AS (UPDATE tenants SET deleted_at = now() WHERE id = $1::uuid \
                       AND id IN (SELECT tenant_id FROM me WHERE role = 'admin') RETURNING id) \
              SELECT me.role, EXISTS (SELECT 1 FROM del) FROM me"
         ),
@@ -277,7 +280,8 @@ pub fn template(q: Q) -> &'static str {
         ),
         // Holding the code is the capability: the invitation is reached by its hash only.
         Q::InvitationAccept => {
-            "WITH inv AS (SELECT i.tenant_id, i.role FROM invitations i JOIN tenants s ON s.id = i.tenant_id \
+            "WITH inv AS (SELECT i.tenant_id, i.role FROM invitations i \
+                          JOIN tenants s ON s.id = i.tenant_id AND s.deleted_at IS NULL \
                           WHERE i.code_hash = $1::bytea AND i.expires_at > now() \
                             AND (i.email IS NULL OR i.email = $2::text)), \
              already AS (SELECT m.tenant_id FROM memberships m WHERE m.user_id = $U \
@@ -295,7 +299,7 @@ pub fn template(q: Q) -> &'static str {
         // transaction's start).
         Q::InvitationTenant => {
             "SELECT t.id, t.name FROM memberships m JOIN tenants t ON t.id = m.tenant_id \
-             WHERE m.user_id = $U AND m.created_at = now()"
+             WHERE m.user_id = $U AND m.created_at = now() AND t.deleted_at IS NULL"
         }
 
         Q::IdemClaim => {
@@ -320,23 +324,26 @@ pub fn template(q: Q) -> &'static str {
                  RETURNING 1) \
              SELECT count(*) FROM gone"
         }
-        // Up to `$2` rows of each table of tenant `$1`, once the tenant's row is gone.
+        // Up to `$2` rows of each table of tenant `$1`, once it is marked deleted; its own row
+        // when nothing else of it was left at the start of this statement. The count of rows
+        // removed: 0 when the purge is complete.
         Q::PurgeTenant => {
-            "WITH gone AS (SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM tenants WHERE id = $1::uuid)), \
+            "WITH gone AS (SELECT 1 FROM tenants WHERE id = $1::uuid AND deleted_at IS NOT NULL), \
              a AS (DELETE FROM todos WHERE tenant_id = $1::uuid AND EXISTS (SELECT 1 FROM gone) AND id IN \
                      (SELECT id FROM todos WHERE tenant_id = $1::uuid LIMIT $2::int8) RETURNING 1), \
              b AS (DELETE FROM invitations WHERE tenant_id = $1::uuid AND EXISTS (SELECT 1 FROM gone) AND id IN \
                      (SELECT id FROM invitations WHERE tenant_id = $1::uuid LIMIT $2::int8) RETURNING 1), \
              c AS (DELETE FROM memberships WHERE tenant_id = $1::uuid AND EXISTS (SELECT 1 FROM gone) AND user_id IN \
-                     (SELECT user_id FROM memberships WHERE tenant_id = $1::uuid LIMIT $2::int8) RETURNING 1) \
-             SELECT (SELECT count(*) FROM a) + (SELECT count(*) FROM b) + (SELECT count(*) FROM c)"
+                     (SELECT user_id FROM memberships WHERE tenant_id = $1::uuid LIMIT $2::int8) RETURNING 1), \
+             d AS (DELETE FROM tenants WHERE id = $1::uuid AND EXISTS (SELECT 1 FROM gone) \
+                     AND NOT EXISTS (SELECT 1 FROM todos WHERE tenant_id = $1::uuid) \
+                     AND NOT EXISTS (SELECT 1 FROM invitations WHERE tenant_id = $1::uuid) \
+                     AND NOT EXISTS (SELECT 1 FROM memberships WHERE tenant_id = $1::uuid) RETURNING 1) \
+             SELECT (SELECT count(*) FROM a) + (SELECT count(*) FROM b) + (SELECT count(*) FROM c) \
+                  + (SELECT count(*) FROM d)"
         }
-        // A scan, for the daily cleanup only: rows whose tenant is gone.
-        Q::OrphanTenants => {
-            "SELECT DISTINCT o.tenant_id FROM (SELECT tenant_id FROM memberships \
-               UNION ALL SELECT tenant_id FROM todos UNION ALL SELECT tenant_id FROM invitations) o \
-             WHERE NOT EXISTS (SELECT 1 FROM tenants t WHERE t.id = o.tenant_id) LIMIT 100"
-        }
+        // Deleted tenants whose purge was cut short (for the daily cleanup).
+        Q::OrphanTenants => "SELECT id FROM tenants WHERE deleted_at IS NOT NULL LIMIT 100",
         Q::Echo => "SELECT $1::text",
     }
 }

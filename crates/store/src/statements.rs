@@ -249,7 +249,7 @@ statements! {
     /// Removes what is left of a deleted tenant on Aurora DSQL (see `crate::dsql`); on
     /// PostgreSQL foreign keys cascade, and there is nothing left to remove.
     PurgeTenant => "SELECT 0::int8 WHERE $1::uuid IS NOT NULL AND $2::int8 IS NOT NULL",
-    /// Deleted tenants whose rows a purge left behind (DSQL only; none on PostgreSQL).
+    /// Deleted tenants whose purge was cut short (DSQL only; none on PostgreSQL).
     OrphanTenants => "SELECT NULL::uuid WHERE false",
     /// A value computed outside the database that the answer needs, so that a replay has it too.
     Echo => "SELECT $1::text",

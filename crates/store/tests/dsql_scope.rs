@@ -70,15 +70,14 @@ const EXEMPTIONS: &[(&str, &str, &str)] = &[
     (
         "PurgeTenant",
         "*",
-        "rows of tenant $1 once its row is gone: `<tenant column> = $1`, and on a DELETE also \
+        "rows of tenant $1 once it is marked deleted: `<tenant column> = $1`, and on a DELETE also \
          `EXISTS (SELECT 1 FROM <gate>)`, the gate CTE being \
-         `SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM tenants WHERE id = $1)`",
+         `SELECT 1 FROM tenants WHERE id = $1 AND deleted_at IS NOT NULL`",
     ),
     (
         "OrphanTenants",
         "*",
-        "tenant ids of deleted tenants, for the daily cleanup: reads only, under \
-         `NOT EXISTS (SELECT 1 FROM tenants t WHERE t.id = o.tenant_id)`",
+        "ids of tenants marked deleted, for the daily cleanup: reads only, under `deleted_at IS NOT NULL`",
     ),
 ];
 
@@ -120,7 +119,7 @@ struct Level {
     refs: Vec<Ref>,
     /// Not visible by name: a non-LATERAL derived table of this level is being checked.
     hidden: bool,
-    /// OrphanTenants' `NOT EXISTS (SELECT 1 FROM tenants t WHERE t.id = o.tenant_id)`, if here.
+    /// OrphanTenants' `deleted_at IS NOT NULL`, if here.
     orphan_gate: Vec<*const Expr>,
 }
 
@@ -246,15 +245,25 @@ fn dml_of(body: &SetExpr) -> Option<(String, &Vec<SelectItem>)> {
     Some((target, returning.as_ref()?))
 }
 
-/// `NOT EXISTS (SELECT .. FROM tenants x WHERE x.id = <other>)`: the conjunct and its equality.
-fn tenant_gone(e: &Expr, other: impl Fn(&Expr) -> bool) -> Option<Vec<*const Expr>> {
-    let Expr::Exists { subquery, negated: true } = strip(e) else { return None };
-    let s = single_select(subquery)?;
+/// `deleted_at IS NOT NULL` on `alias`: a conjunct that keeps to tenants marked deleted.
+fn marked_deleted<'e>(conj: &[&'e Expr], alias: &str) -> Option<&'e Expr> {
+    conj.iter()
+        .copied()
+        .find(|c| matches!(strip(c), Expr::IsNotNull(col) if column_of(col, alias).as_deref() == Some("deleted_at")))
+}
+
+/// PurgeTenant's gate: `SELECT .. FROM tenants x WHERE x.id = $1 AND x.deleted_at IS NOT NULL`;
+/// the two conjuncts.
+fn tenant_deleted(s: &Select) -> Option<Vec<*const Expr>> {
     let (alias, table) = sole_table(s)?;
-    let eq = conjuncts(s.selection.as_ref()?)
-        .into_iter()
-        .find(|c| sides(c, Op::Eq).iter().any(|(a, b)| column_of(a, &alias).as_deref() == Some("id") && other(b)))?;
-    (table == "tenants").then(|| vec![e as *const Expr, eq as *const Expr])
+    let conj = conjuncts(s.selection.as_ref()?);
+    let eq = conj.iter().copied().find(|c| {
+        sides(c, Op::Eq)
+            .iter()
+            .any(|(a, b)| column_of(a, &alias).as_deref() == Some("id") && placeholder(b) == Some("$1"))
+    })?;
+    let deleted = marked_deleted(&conj, &alias)?;
+    (table == "tenants").then(|| vec![eq as *const Expr, deleted as *const Expr])
 }
 
 /// `SELECT X.user_id FROM memberships X ...` or `SELECT X.id FROM users X ...` (rule 3).
@@ -442,9 +451,7 @@ impl<'s> Checker<'s> {
             None => scope.then_some("tenant_id"),
         };
         let gate = match single_select(&cte.query) {
-            Some(s) if self.stmt.q == "PurgeTenant" && s.from.is_empty() => {
-                s.selection.as_ref().and_then(|w| tenant_gone(w, |b| placeholder(b) == Some("$1"))).unwrap_or_default()
-            }
+            Some(s) if self.stmt.q == "PurgeTenant" => tenant_deleted(s).unwrap_or_default(),
             _ => vec![],
         };
         let info = CteInfo { name, scope, dml: dml.is_some(), tenant_output: tenant_output.map(Into::into), gate };
@@ -519,9 +526,10 @@ impl<'s> Checker<'s> {
         }
         let wheres = selection.map(conjuncts).unwrap_or_default();
         filters.iter_mut().for_each(|f| f.extend(&wheres));
-        if self.stmt.q == "OrphanTenants" {
-            let gate = wheres.iter().find_map(|c| tenant_gone(c, |b| matches!(b, Expr::CompoundIdentifier(_))));
-            level.orphan_gate = gate.unwrap_or_default();
+        if self.stmt.q == "OrphanTenants"
+            && let Some(alias) = level.refs.first().map(|r| r.name.clone())
+        {
+            level.orphan_gate = marked_deleted(&wheres, &alias).map(|c| vec![c as *const Expr]).unwrap_or_default();
         }
         self.levels.push(level);
         self.restrict(&filters);
