@@ -126,8 +126,9 @@ pub async fn run_dsql(client: &Client) -> Result<Vec<&'static str>> {
     Ok(ran)
 }
 
-/// Lets the IAM role `arn` log in as `app_runtime` (`AWS IAM GRANT`, DSQL only). The ARN is
-/// checked first: it is written into the statement.
+/// Lets the IAM role `arn` log in as `app_runtime` (`AWS IAM GRANT`, DSQL only), unless it
+/// may already (`sys.iam_pg_role_mappings`). The ARN is checked first: it is written into the
+/// statement.
 pub async fn grant_iam_role(client: &Client, arn: &str) -> Result<()> {
     let valid = arn.starts_with("arn:aws")
         && arn.contains(":iam::")
@@ -138,6 +139,19 @@ pub async fn grant_iam_role(client: &Client, arn: &str) -> Result<()> {
             var: "DSQL_RUNTIME_ROLE_ARN",
             problem: format!("is not an IAM role ARN: {arn:?}"),
         });
+    }
+    // Every migration run comes here (Terraform invokes the migration function on each apply
+    // that changes the package): grant once.
+    let granted: bool = client
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM sys.iam_pg_role_mappings WHERE pg_role_name = 'app_runtime' AND arn = $1)",
+            &[&arn],
+        )
+        .await
+        .map_err(|e| Error::Migration(format!("reading sys.iam_pg_role_mappings: {}", db_message(&e))))?
+        .get(0);
+    if granted {
+        return Ok(());
     }
     client
         .batch_execute(&format!("AWS IAM GRANT app_runtime TO '{arn}'"))
