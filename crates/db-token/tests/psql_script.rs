@@ -51,3 +51,33 @@ async fn psql_script_queries_through_the_standin() {
     assert!(!all.contains("X-Amz-Signature") && !all.contains("X-Amz-Credential"), "no token in the trace: {all}");
     assert_eq!(standin.accepted_logins(), 2);
 }
+
+/// On Aurora DSQL: a `DbConnect` token for `app_runtime`, checked by the stand-in in DSQL mode,
+/// against the DSQL schema.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn psql_script_queries_dsql_through_the_standin() {
+    let db = testkit::pg::db_for(store::Engine::Dsql).await;
+    let standin = iam::standin_for(&db, Arc::new(SystemClock), store::Engine::Dsql).await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca = iam::ca_file(&standin);
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let out = Command::new("bash")
+        .arg(root.join("scripts/psql.sh"))
+        .args(["-tA", "-c", "select current_user || ' ' || count(*) from todos"])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap())
+        .env("HOME", dir.path())
+        .envs(iam::db_env(&db, &standin, &ca, "app_runtime"))
+        .envs(iam::aws_env())
+        .env("DB_ENGINE", "dsql")
+        .env("DB_AUTH", "dsql")
+        .env("PSQL_TOKEN_TOOL", "db-token")
+        .env("DB_TOKEN_BIN", env!("CARGO_BIN_EXE_db-token"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "psql.sh failed: {stderr}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "app_runtime 0");
+    assert_eq!(standin.accepted_logins(), 1, "a DSQL token the stand-in accepted");
+    assert_eq!(standin.rejected_logins(), 0);
+}

@@ -9,6 +9,17 @@ use db_auth::SystemClock;
 use testkit::{iam, pg::TestDb};
 
 fn migrate(db: &TestDb, standin: &Standin, ca: &iam::CaFile, args: &[&str]) -> (bool, String) {
+    migrate_with(db, standin, ca, args, &[])
+}
+
+/// [`migrate`] with `extra` settings over the IAM ones.
+fn migrate_with(
+    db: &TestDb,
+    standin: &Standin,
+    ca: &iam::CaFile,
+    args: &[&str],
+    extra: &[(&str, &str)],
+) -> (bool, String) {
     let home = tempfile::tempdir().unwrap();
     let out = Command::new("bash")
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/migrate.sh"))
@@ -19,6 +30,7 @@ fn migrate(db: &TestDb, standin: &Standin, ca: &iam::CaFile, args: &[&str]) -> (
         .env("DEVSERVER_BIN", env!("CARGO_BIN_EXE_devserver"))
         .envs(iam::db_env(db, standin, ca, "app_owner"))
         .envs(iam::aws_env())
+        .envs(extra.iter().copied())
         .output()
         .unwrap();
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
@@ -55,4 +67,32 @@ async fn migrate_script_applies_through_the_standin_and_is_idempotent() {
 
     let (ok, out) = migrate(&db, &standin, &ca, &["--drop-everything"]);
     assert!(!ok && out.contains("unknown option"), "{out}");
+}
+
+/// On Aurora DSQL: `admin` (a `DbConnectAdmin` token, checked by the stand-in in DSQL mode)
+/// applies `migrations/dsql`; a second run has nothing to do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrate_script_applies_the_dsql_schema_as_admin() {
+    let db = testkit::pg::empty_db().await;
+    // DSQL's built-in administrator, played by a local superuser.
+    let admin = db.admin().await;
+    admin
+        .batch_execute(
+            "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'admin') THEN \
+             CREATE ROLE admin LOGIN SUPERUSER; END IF; END $$",
+        )
+        .await
+        .unwrap();
+    let standin = iam::standin_for(&db, Arc::new(SystemClock), store::Engine::Dsql).await;
+    let ca = iam::ca_file(&standin);
+    let dsql = [("DB_ENGINE", "dsql"), ("DB_NAME", db.name.as_str()), ("DB_USER", "admin"), ("DB_AUTH", "dsql-admin")];
+    let (ok, out) = migrate_with(&db, &standin, &ca, &[], &dsql);
+    assert!(ok, "first run failed: {out}");
+    assert!(out.contains("applied 0001_tables.sql"), "{out}");
+    assert_eq!(standin.last_user().as_deref(), Some("admin"), "DSQL migrations run as admin");
+    assert!(!out.contains("X-Amz-Signature"), "no token in the output");
+    let n: i64 = admin.query_one("SELECT count(*) FROM schema_migrations", &[]).await.unwrap().get(0);
+    assert_eq!(n as usize, store::migrate::DSQL_MIGRATIONS.len());
+    let (ok, out) = migrate_with(&db, &standin, &ca, &[], &dsql);
+    assert!(ok && out.contains("up to date, nothing to apply"), "{out}");
 }
