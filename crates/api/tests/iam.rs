@@ -99,11 +99,16 @@ async fn a_tampered_token_is_rejected() {
     let cfg = iam::config(&db, &standin);
     let request = PasswordSource::token_request(&cfg).unwrap();
     let good = db_auth::sign(&request, &iam_standin::test_credentials(), SystemTime::now()).unwrap();
-    let tampered = good.replace("DBUser=app_runtime", "DBUser=app_owner");
+    // Another user (Aurora) or the administrator's action (DSQL), with the signature unchanged.
+    let (tampered, why) = match cfg.engine {
+        store::Engine::Postgres => (good.replace("DBUser=app_runtime", "DBUser=app_owner"), "signed for user"),
+        store::Engine::Dsql => (good.replace("Action=DbConnect&", "Action=DbConnectAdmin&"), "does not log in as"),
+    };
+    assert_ne!(tampered, good);
     let app = App::new(Store::new(cfg, PasswordSource::Fixed(Some(Secret::new(tampered)))).unwrap());
     let (status, headers, body) = get(&app, "/api/me").await;
     assert_unavailable(status, &headers, &body);
-    assert!(standin.last_rejection().unwrap().contains("signed for user"), "{:?}", standin.last_rejection());
+    assert!(standin.last_rejection().unwrap().contains(why), "{:?}", standin.last_rejection());
 }
 
 #[tokio::test]
