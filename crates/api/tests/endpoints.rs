@@ -95,7 +95,11 @@ async fn tenants_get_patch_delete_follow_the_role_rules() {
     assert_eq!(t.delete("alice", &path).await.status, StatusCode::NO_CONTENT);
     assert_eq!(t.get("alice", &path).await.status, StatusCode::NOT_FOUND);
     let counts = t.counts().await;
-    assert_eq!(counts[0].1 + counts[2].1 + counts[3].1, 0, "tenant, memberships and todos are gone: {counts:?}");
+    assert_eq!(counts[2].1 + counts[3].1, 0, "memberships and todos are gone: {counts:?}");
+    // The tenant's row too; on DSQL it stays, marked deleted and invisible, until the daily
+    // cleanup (docs/dsql.md).
+    let marked = i64::from(testkit::pg::engine() == store::Engine::Dsql);
+    assert_eq!(counts[0].1, marked, "{counts:?}");
 }
 
 #[tokio::test]

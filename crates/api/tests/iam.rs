@@ -179,13 +179,12 @@ async fn a_failing_self_check_is_a_500_and_does_not_log_in_again_for_every_reque
 /// checkout: a run of reads and writes across several replacements sees no error.
 #[tokio::test]
 async fn dsql_logins_and_connections_replaced_before_the_server_ends_them() {
-    let db = testkit::pg::db().await;
+    let db = testkit::pg::db_for(store::Engine::Dsql).await;
     let mut config = iam_standin::Config::new(iam::HOST, iam::REGION, iam::upstream(&db.server));
     config.engine = iam_standin::sigv4::Engine::Dsql;
     config.max_session_age = Some(Duration::from_millis(600));
     let standin = iam_standin::Standin::start(config).await.unwrap();
-    let mut cfg = iam::config(&db, &standin);
-    cfg.auth = store::Auth::Dsql { region: iam::REGION.into(), admin: false };
+    let mut cfg = iam::config_for(&db, &standin, store::Engine::Dsql);
     cfg.max_connection_age = Some(Duration::from_millis(300));
     let cache = iam::token_cache(Arc::new(SystemClock));
     let app = App::new(Store::new(cfg.clone(), iam::tokens(&cfg, cache)).unwrap());

@@ -203,6 +203,9 @@ pub async fn serve(bind: SocketAddr) -> Result<(), BoxError> {
                 Ok(n) => tracing::info!(deleted = n, "idempotency records cleaned up"),
                 Err(e) => tracing::warn!(error = %e, "idempotency cleanup failed"),
             }
+            if let Err(e) = store.purge_deleted_tenants().await {
+                tracing::warn!(error = %e, "purging deleted tenants failed");
+            }
         }
     });
     run(server, listener, shutdown_signal()).await

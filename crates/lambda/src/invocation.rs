@@ -54,7 +54,8 @@ const CLEANUP_BATCH: i32 = 500;
 const CLEANUP_BATCHES: usize = 100;
 
 impl Function {
-    /// Deletes expired idempotency records, a batch per transaction.
+    /// Deletes expired idempotency records, a batch per transaction; on Aurora DSQL also
+    /// finishes the purges of deleted tenants.
     pub async fn cleanup(&self) -> Result<CleanupReport, store::Error> {
         let mut deleted = 0;
         for _ in 0..CLEANUP_BATCHES {
@@ -65,6 +66,10 @@ impl Function {
             }
         }
         tracing::info!(deleted, "idempotency records cleaned up");
+        let tenants = self.app().store().purge_deleted_tenants().await?;
+        if tenants > 0 {
+            tracing::info!(tenants, "deleted tenants purged");
+        }
         Ok(CleanupReport { deleted })
     }
 }

@@ -280,6 +280,21 @@ impl DbConfig {
         if self.user.is_empty() {
             return Err(invalid("DB_USER", "must not be empty".into()));
         }
+        match (&self.auth, self.engine) {
+            (Auth::Dsql { .. }, Engine::Postgres) => {
+                return Err(invalid(
+                    "DB_ENGINE",
+                    "is postgres, but DB_AUTH=dsql logs in to Aurora DSQL: use DB_ENGINE=dsql".into(),
+                ));
+            }
+            (Auth::Iam { .. }, Engine::Dsql) => {
+                return Err(invalid(
+                    "DB_ENGINE",
+                    "is dsql, but DB_AUTH=iam logs in to Aurora PostgreSQL: use DB_AUTH=dsql".into(),
+                ));
+            }
+            _ => {}
+        }
         Ok(())
     }
 

@@ -106,3 +106,21 @@ fn describe_never_shows_the_password() {
     assert!(!cfg.describe().contains("hunter2"));
     assert!(!format!("{cfg:?}").contains("hunter2"));
 }
+
+#[test]
+fn the_engine_follows_the_login_and_a_mismatch_is_refused() {
+    let dsql = DbConfig::from_env(env(&[("DB_HOST", "h"), ("DB_AUTH", "dsql"), ("AWS_REGION", "r")])).unwrap();
+    assert_eq!(dsql.engine, Engine::Dsql, "a DSQL login means the DSQL engine");
+    assert_eq!(dsql.idle_session_timeout, None, "DSQL has no idle_session_timeout");
+    let local =
+        DbConfig::from_env(env(&[("DATABASE_URL", "postgres://u@localhost/d"), ("DB_ENGINE", "dsql")])).unwrap();
+    assert_eq!(local.engine, Engine::Dsql, "the DSQL schema on a local server, with a password");
+    for (auth, engine) in [("dsql", "postgres"), ("iam", "dsql")] {
+        let err =
+            DbConfig::from_env(env(&[("DB_HOST", "h"), ("DB_AUTH", auth), ("AWS_REGION", "r"), ("DB_ENGINE", engine)]))
+                .unwrap_err();
+        assert!(err.to_string().contains("DB_ENGINE"), "{auth} with {engine}: {err}");
+    }
+    let err = DbConfig::from_env(env(&[("DB_HOST", "h"), ("DB_ENGINE", "mysql")])).unwrap_err();
+    assert!(err.to_string().contains("DB_ENGINE"), "{err}");
+}

@@ -98,11 +98,14 @@ pub fn template(q: Q) -> &'static str {
              SELECT EXISTS (SELECT 1 FROM target), upd.id, upd.subject, upd.name, upd.email, upd.created_at \
              FROM (SELECT 1) one LEFT JOIN upd ON true"
         ),
+        // Under optimistic concurrency a lock is a write: two transactions that write the same
+        // row conflict at commit, and one runs again. So the last-admin rules "lock" a tenant by
+        // writing its row unchanged.
         Q::UserLockAdminTenants => concat!(
             "WITH ",
             mine!(),
-            " SELECT t.id FROM tenants t WHERE t.id IN (SELECT tenant_id FROM mine WHERE role = 'admin') \
-             ORDER BY t.id FOR UPDATE"
+            " UPDATE tenants t SET name = t.name WHERE t.id IN (SELECT tenant_id FROM mine WHERE role = 'admin') \
+             RETURNING t.id"
         ),
         // No foreign keys cascade on DSQL: the caller's memberships go with them, in the same
         // transaction (a user's memberships are far fewer than the 3,000 rows a DSQL
@@ -113,6 +116,7 @@ pub fn template(q: Q) -> &'static str {
             ", target AS (SELECT u.id FROM users u WHERE u.id = $1::uuid AND ",
             visible_user!(),
             "), sole AS (SELECT m.tenant_id FROM memberships m \
+                      JOIN tenants s ON s.id = m.tenant_id AND s.deleted_at IS NULL \
                       WHERE m.user_id = $U AND m.user_id = $1::uuid AND m.role = 'admin' \
                         AND NOT EXISTS (SELECT 1 FROM memberships o WHERE o.tenant_id = m.tenant_id \
                                         AND o.role = 'admin' AND o.user_id <> m.user_id)), \
@@ -124,8 +128,9 @@ pub fn template(q: Q) -> &'static str {
         // A new tenant and the caller as its admin. A taken id fails on tenants_pkey (409); no
         // row when the caller's user row is gone (no foreign key says so on DSQL).
         Q::TenantCreate => {
-            "WITH t AS (INSERT INTO tenants (id, name) SELECT $1::uuid, $2::text \
-                     WHERE EXISTS (SELECT 1 FROM users WHERE id = $U) RETURNING id, name, created_at), \
+            "WITH caller AS (SELECT id FROM users WHERE id = $U FOR KEY SHARE), \
+             t AS (INSERT INTO tenants (id, name) SELECT $1::uuid, $2::text \
+                     WHERE EXISTS (SELECT 1 FROM caller) RETURNING id, name, created_at), \
              a AS (INSERT INTO memberships (tenant_id, user_id, role) SELECT t.id, $U, 'admin' FROM t RETURNING role) \
              SELECT t.id, t.name, a.role, t.created_at FROM t, a"
         }
@@ -159,7 +164,7 @@ pub fn template(q: Q) -> &'static str {
         Q::TenantLock => concat!(
             "WITH ",
             me!(),
-            " SELECT id FROM tenants WHERE id = $1::uuid AND id IN (SELECT tenant_id FROM me) FOR UPDATE"
+            " UPDATE tenants SET name = name WHERE id = $1::uuid AND id IN (SELECT tenant_id FROM me) RETURNING id"
         ),
         Q::MemberList => concat!(
             "WITH ",
@@ -280,7 +285,8 @@ pub fn template(q: Q) -> &'static str {
         ),
         // Holding the code is the capability: the invitation is reached by its hash only.
         Q::InvitationAccept => {
-            "WITH inv AS (SELECT i.tenant_id, i.role FROM invitations i \
+            "WITH caller AS (SELECT id FROM users WHERE id = $U FOR KEY SHARE), \
+             inv AS (SELECT i.tenant_id, i.role FROM invitations i \
                           JOIN tenants s ON s.id = i.tenant_id AND s.deleted_at IS NULL \
                           WHERE i.code_hash = $1::bytea AND i.expires_at > now() \
                             AND (i.email IS NULL OR i.email = $2::text)), \
@@ -290,16 +296,16 @@ pub fn template(q: Q) -> &'static str {
              del AS (DELETE FROM invitations d WHERE d.code_hash = $1::bytea AND EXISTS (SELECT 1 FROM ok) \
                      RETURNING d.tenant_id, d.role), \
              ins AS (INSERT INTO memberships (tenant_id, user_id, role) SELECT del.tenant_id, $U, del.role FROM del \
-                     WHERE EXISTS (SELECT 1 FROM users WHERE id = $U) \
+                     WHERE EXISTS (SELECT 1 FROM caller) \
                      RETURNING tenant_id, role) \
              SELECT EXISTS (SELECT 1 FROM inv), EXISTS (SELECT 1 FROM already), ins.tenant_id, ins.role, NULL::text \
              FROM (SELECT 1) one LEFT JOIN ins ON true"
         }
-        // The tenant joined by the statement before, in this transaction (now() is the
-        // transaction's start).
+        // The caller's tenants, the one joined by the statement before among them (the newest;
+        // the store picks it by id).
         Q::InvitationTenant => {
             "SELECT t.id, t.name FROM memberships m JOIN tenants t ON t.id = m.tenant_id \
-             WHERE m.user_id = $U AND m.created_at = now() AND t.deleted_at IS NULL"
+             WHERE m.user_id = $U AND t.deleted_at IS NULL ORDER BY m.created_at DESC LIMIT 200"
         }
 
         Q::IdemClaim => {
@@ -324,9 +330,12 @@ pub fn template(q: Q) -> &'static str {
                  RETURNING 1) \
              SELECT count(*) FROM gone"
         }
-        // Up to `$2` rows of each table of tenant `$1`, once it is marked deleted; its own row
-        // when nothing else of it was left at the start of this statement. The count of rows
-        // removed: 0 when the purge is complete.
+        // Up to `$2` rows of each table of tenant `$1`, once it is marked deleted. Its own row
+        // goes when nothing else of it was left at the start of this statement and it was marked
+        // long enough ago that no transaction that began before could still add a row (they
+        // last at most 5 minutes on DSQL, and a write that only read the tenant's row does not
+        // conflict with the mark): until then its id stays taken, and the daily cleanup
+        // removes what such a transaction added. The count of rows removed: 0 when done.
         Q::PurgeTenant => {
             "WITH gone AS (SELECT 1 FROM tenants WHERE id = $1::uuid AND deleted_at IS NOT NULL), \
              a AS (DELETE FROM todos WHERE tenant_id = $1::uuid AND EXISTS (SELECT 1 FROM gone) AND id IN \
@@ -336,6 +345,7 @@ pub fn template(q: Q) -> &'static str {
              c AS (DELETE FROM memberships WHERE tenant_id = $1::uuid AND EXISTS (SELECT 1 FROM gone) AND user_id IN \
                      (SELECT user_id FROM memberships WHERE tenant_id = $1::uuid LIMIT $2::int8) RETURNING 1), \
              d AS (DELETE FROM tenants WHERE id = $1::uuid AND EXISTS (SELECT 1 FROM gone) \
+                     AND deleted_at < now() - interval '10 minutes' \
                      AND NOT EXISTS (SELECT 1 FROM todos WHERE tenant_id = $1::uuid) \
                      AND NOT EXISTS (SELECT 1 FROM invitations WHERE tenant_id = $1::uuid) \
                      AND NOT EXISTS (SELECT 1 FROM memberships WHERE tenant_id = $1::uuid) RETURNING 1) \

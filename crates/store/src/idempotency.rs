@@ -22,7 +22,10 @@ pub const DEFAULT_RECORD_LIFE: Duration = Duration::from_secs(24 * 3600);
 /// rows decoded as the wrong columns.
 static RECORD_VERSION: std::sync::LazyLock<Vec<u8>> = std::sync::LazyLock::new(|| {
     let mut h = Sha256::new();
-    for sql in recorded_statements() {
+    // The statements of the scheduled cleanup, added after records existed, never run in a
+    // request: left out, so that those records still replay.
+    let requests = Q::ALL.iter().map(|&q| !matches!(q, Q::PurgeTenant | Q::OrphanTenants));
+    for (sql, _) in recorded_statements().into_iter().zip(requests).filter(|(_, r)| *r) {
         h.update(sql.as_bytes());
         h.update(b"\0");
     }
@@ -180,7 +183,15 @@ pub(crate) fn wrap_recorded(sql: &str, record: &str) -> String {
 pub(crate) fn is_recorded(q: Q) -> bool {
     !matches!(
         q,
-        Q::ScopeSet | Q::ScopeMember | Q::ScopeAll | Q::IdemClaim | Q::IdemFetch | Q::IdemForget | Q::IdemCleanup
+        Q::ScopeSet
+            | Q::ScopeMember
+            | Q::ScopeAll
+            | Q::IdemClaim
+            | Q::IdemFetch
+            | Q::IdemForget
+            | Q::IdemCleanup
+            | Q::PurgeTenant
+            | Q::OrphanTenants
     )
 }
 

@@ -4,8 +4,12 @@
 //! of a file runs on its own (every statement is idempotent: `IF NOT EXISTS`, `GRANT`), and the
 //! file is recorded in `schema_migrations` afterwards, in a transaction of its own. A file
 //! interrupted midway is run again from its start. `CREATE INDEX ASYNC` returns a job, which the
-//! migrator waits for (`sys.wait_for_job`) before it goes on. The same files run on a local
+//! migrator waits for (`sys.wait_for_job`, failing the migration if the build failed); then, and
+//! on a re-run that found the index already created, it waits until the index is valid. A
+//! statement that conflicts with concurrent DDL (OC001) runs again, a few times. The same files run on a local
 //! PostgreSQL for tests and `scripts/dev.sh --dsql`, with `ASYNC` dropped: the only difference.
+
+use std::time::Duration;
 
 use tokio_postgres::{Client, SimpleQueryMessage};
 
@@ -41,19 +45,76 @@ async fn is_dsql_server(client: &Client) -> Result<bool> {
     Ok(client.query_one("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'sys')", &[]).await?.get(0))
 }
 
-/// Runs one statement in a transaction of its own; waits for the index job it started, if any.
-async fn apply(client: &Client, sql: &str, on_dsql: bool) -> std::result::Result<(), tokio_postgres::Error> {
+/// How long the migrator waits for an asynchronous index build (`sys.wait_for_job` itself may
+/// return earlier; the index is then polled until it is valid).
+const INDEX_BUILD_WAIT: Duration = Duration::from_secs(15 * 60);
+
+/// Attempts at a statement that conflicts with concurrent DDL (another migration run, an index
+/// build finishing: OC001) before the migration fails.
+const DDL_ATTEMPTS: u32 = 5;
+
+/// The index a `CREATE [UNIQUE] INDEX ASYNC [IF NOT EXISTS] name ON ...` creates.
+fn index_name(sql: &str) -> Option<&str> {
+    let words: Vec<&str> = sql.split_whitespace().collect();
+    let at = words.iter().position(|w| w.eq_ignore_ascii_case("ASYNC"))?;
+    let rest = &words[at + 1..];
+    let name = if rest.len() > 3 && rest[..3].iter().map(|w| w.to_ascii_uppercase()).eq(["IF", "NOT", "EXISTS"]) {
+        rest[3]
+    } else {
+        rest.first()?
+    };
+    Some(name)
+}
+
+/// Runs one statement in a transaction of its own, again when it conflicts with concurrent
+/// DDL. On DSQL an index statement returns a job: the migrator waits for it, and in any case
+/// (a re-run finds the index created, maybe still building) until the index is valid.
+async fn apply(client: &Client, sql: &str, on_dsql: bool) -> std::result::Result<(), String> {
+    let fail = |e: tokio_postgres::Error| db_message(&e);
     if !on_dsql {
-        return client.batch_execute(&sql.replacen("INDEX ASYNC", "INDEX", 1)).await;
+        return client.batch_execute(&sql.replacen("INDEX ASYNC", "INDEX", 1)).await.map_err(fail);
     }
-    let job = client.simple_query(sql).await?.into_iter().find_map(|m| match m {
-        SimpleQueryMessage::Row(r) if sql.contains(" ASYNC ") => r.get(0).map(str::to_string),
+    let mut attempt = 1;
+    let messages = loop {
+        match client.simple_query(sql).await {
+            Ok(m) => break m,
+            Err(e) if crate::error::is_conflict(&e) && attempt < DDL_ATTEMPTS => {
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
+            }
+            Err(e) => return Err(fail(e)),
+        }
+    };
+    let Some(index) = index_name(sql) else { return Ok(()) };
+    let job = messages.into_iter().find_map(|m| match m {
+        SimpleQueryMessage::Row(r) => r.get(0).map(str::to_string),
         _ => None,
     });
     if let Some(job) = job {
-        client.execute("CALL sys.wait_for_job($1)", &[&job]).await?;
+        let done: bool = client.query_one("SELECT sys.wait_for_job($1::text)", &[&job]).await.map_err(fail)?.get(0);
+        if !done {
+            return Err(format!("building index {index} failed (job {job}); see sys.jobs"));
+        }
     }
-    Ok(())
+    let started = std::time::Instant::now();
+    loop {
+        let valid: Option<bool> = client
+            .query_opt(
+                "SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid \
+                 WHERE c.relname = $1 AND c.relnamespace = 'public'::regnamespace",
+                &[&index],
+            )
+            .await
+            .map_err(fail)?
+            .map(|r| r.get(0));
+        match valid {
+            Some(true) => return Ok(()),
+            _ if started.elapsed() > INDEX_BUILD_WAIT => {
+                return Err(format!("index {index} is not valid after {INDEX_BUILD_WAIT:?}; see sys.jobs"));
+            }
+            _ => tokio::time::sleep(Duration::from_secs(2)).await,
+        }
+    }
 }
 
 /// Applies the DSQL migrations that have not run yet; returns the names of those it applied.
@@ -106,9 +167,7 @@ pub async fn run_dsql(client: &Client) -> Result<Vec<&'static str>> {
             continue;
         }
         for sql in statements(m.sql) {
-            apply(client, &sql, on_dsql)
-                .await
-                .map_err(|e| Error::Migration(format!("{}: {}", m.name, db_message(&e))))?;
+            apply(client, &sql, on_dsql).await.map_err(|why| Error::Migration(format!("{}: {why}", m.name)))?;
         }
         client
             .execute(
@@ -192,6 +251,18 @@ pub async fn check_dsql_runtime_role(client: &Client) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn index_names_are_found_in_async_index_statements() {
+        assert_eq!(index_name("CREATE UNIQUE INDEX ASYNC IF NOT EXISTS a_key ON a (x)"), Some("a_key"));
+        assert_eq!(index_name("CREATE INDEX ASYNC b_idx ON b (x)"), Some("b_idx"));
+        assert_eq!(index_name("CREATE TABLE IF NOT EXISTS c (x int)"), None);
+        for m in DSQL_MIGRATIONS {
+            for sql in statements(m.sql).iter().filter(|s| s.contains(" INDEX ")) {
+                assert!(index_name(sql).is_some_and(|n| sql.contains(&format!(" {n} ON "))), "{sql}");
+            }
+        }
+    }
 
     #[test]
     fn files_split_into_single_statements() {

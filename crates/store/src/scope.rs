@@ -1,9 +1,11 @@
 //! Tenant-scoped transactions: the only way to reach tenant tables.
 //!
 //! A [`Scoped`] is the caller's view of the database. Each of its methods runs one transaction
-//! whose first statements set `app.user_id` and `app.tenant_ids`, the settings that every RLS
-//! policy keys on, to the tenants the method's rule allows (see [`Tenants`]); the handler never
-//! chooses the scope. All statements of a transaction are sent together and the replies read
+//! scoped to the tenants the method's rule allows (see [`Tenants`]); the handler never chooses
+//! the scope. On PostgreSQL the transaction's first statements set `app.user_id` and
+//! `app.tenant_ids`, the settings that every RLS policy keys on; on Aurora DSQL each statement
+//! resolves the scope itself from the caller's id, which the store appends to its parameters
+//! (see [`crate::dsql`]). All statements of a transaction are sent together and the replies read
 //! afterwards, so a call costs one round trip.
 
 use std::time::{Duration, Instant};
@@ -331,7 +333,12 @@ impl Scoped<'_> {
             c.batch_execute("COMMIT"),
         )
         .await;
-        let clean = committed.is_ok();
+        // The transaction is over when COMMIT was answered, with success or with the server's
+        // error (Aurora DSQL reports conflicts there): the connection can serve the retry.
+        let clean = match &committed {
+            Ok(_) => true,
+            Err(e) => e.as_db_error().is_some(),
+        };
         let fail = |error| Failed { error, clean };
         begun.map_err(fail)?;
         set.transpose().map_err(fail)?;

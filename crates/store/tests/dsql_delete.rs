@@ -37,8 +37,19 @@ async fn big_tenant(db: &testkit::pg::TestDb, store: &Store, admin: UserId, todo
     id
 }
 
+/// Moves the tenant's deletion mark back past the time any transaction could still be running.
+async fn age_the_mark(db: &testkit::pg::TestDb, tenant: TenantId) {
+    let sql = "UPDATE tenants SET deleted_at = now() - interval '1 hour' WHERE id = $1";
+    db.admin().await.execute(sql, &[&tenant.0]).await.unwrap();
+}
+
+async fn rows_of(db: &testkit::pg::TestDb, table: &str, tenant: TenantId) -> i64 {
+    let column = if table == "tenants" { "id" } else { "tenant_id" };
+    count(db, &format!("SELECT count(*) FROM {table} WHERE {column} = $1"), tenant.0).await
+}
+
 #[tokio::test]
-async fn a_big_tenant_is_deleted_in_bounded_batches_and_its_id_stays_taken_until_it_is_gone() {
+async fn a_big_tenant_is_deleted_in_bounded_batches_and_its_id_stays_taken_until_the_cleanup() {
     let db = testkit::pg::db_for(Engine::Dsql).await;
     let store = dsql_store(&db).await;
     let alice = user(&store, "alice").await;
@@ -46,18 +57,20 @@ async fn a_big_tenant_is_deleted_in_bounded_batches_and_its_id_stays_taken_until
     let before = store.stats().round_trips;
     store.scoped(alice).delete_tenant(tenant).await.unwrap();
     // One transaction marks it deleted; then 900 rows per table and transaction: 2,000 todos
-    // take three, the tenant's row goes in a fourth (a statement sees its tables as they were
-    // when it started, so the third still saw todos), and a fifth finds nothing left.
-    assert_eq!(store.stats().round_trips - before, 6, "the delete and five purge batches");
+    // take three, and a fourth finds nothing left.
+    assert_eq!(store.stats().round_trips - before, 5, "the delete and four purge batches");
     for table in ["todos", "memberships", "invitations"] {
-        assert_eq!(
-            count(&db, &format!("SELECT count(*) FROM {table} WHERE tenant_id = $1"), tenant.0).await,
-            0,
-            "{table}"
-        );
+        assert_eq!(rows_of(&db, table, tenant).await, 0, "{table}");
     }
-    assert_eq!(count(&db, "SELECT count(*) FROM tenants WHERE id = $1", tenant.0).await, 0);
-    // Gone, its id free again.
+    // Its row stays, marked, until no transaction that began before the delete can still be
+    // running: its id is taken until then.
+    assert_eq!(rows_of(&db, "tenants", tenant).await, 1);
+    let err = store.scoped(alice).create_tenant(tenant, &TenantName::parse("again").unwrap()).await.unwrap_err();
+    assert!(matches!(err, store::Error::Conflict(_)), "{err:?}");
+    // Later the daily cleanup removes it, and the id is free again.
+    age_the_mark(&db, tenant).await;
+    store.purge_deleted_tenants().await.unwrap();
+    assert_eq!(rows_of(&db, "tenants", tenant).await, 0);
     store.scoped(alice).create_tenant(tenant, &TenantName::parse("again").unwrap()).await.unwrap();
 }
 
@@ -76,11 +89,13 @@ async fn a_purge_cut_short_leaves_nothing_visible_or_revivable_and_the_cleanup_f
     // Its id is still taken: nobody can create it again and find its rows.
     let err = store.scoped(mallory).create_tenant(tenant, &TenantName::parse("mine now").unwrap()).await.unwrap_err();
     assert!(matches!(err, store::Error::Conflict(_)), "{err:?}");
-    assert_eq!(store.cleanup_idempotency(1000).await.unwrap(), 0, "no idempotency record to remove");
-    assert_eq!(
-        count(&db, "SELECT count(*) FROM todos WHERE tenant_id = $1", tenant.0).await,
-        0,
-        "the cleanup purged it"
-    );
-    assert_eq!(count(&db, "SELECT count(*) FROM tenants WHERE id = $1", tenant.0).await, 0);
+    assert_eq!(store.purge_deleted_tenants().await.unwrap(), 1, "one deleted tenant to finish");
+    assert_eq!(rows_of(&db, "todos", tenant).await, 0, "the cleanup purged it");
+    // A write that began before the delete and committed after the purge (it only read the
+    // tenant's row, so nothing conflicted) is removed by a later cleanup: the row is still marked.
+    db.admin().await.execute("INSERT INTO todos (tenant_id, title) VALUES ($1, 'late')", &[&tenant.0]).await.unwrap();
+    age_the_mark(&db, tenant).await;
+    store.purge_deleted_tenants().await.unwrap();
+    assert_eq!(rows_of(&db, "todos", tenant).await, 0, "the late row too");
+    assert_eq!(rows_of(&db, "tenants", tenant).await, 0);
 }
