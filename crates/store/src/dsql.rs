@@ -8,9 +8,11 @@
 //! - The scope is resolved inside the statement itself, from the caller's memberships of
 //!   tenants that still exist: the CTE `me` (the caller's membership of tenant `$1`, on tenant
 //!   routes) or `mine` (all of the caller's memberships).
-//! - Every other reference to a tenant table is restricted to that scope: `tenant_id IN
-//!   (SELECT tenant_id FROM me)`, a join on `me.tenant_id`, or a join on a membership row of the
-//!   caller (`m.user_id = $U`). Rows are inserted only with `me.tenant_id` as their tenant.
+//! - Every other reference to a tenant table is restricted to that scope: `tenant_id =
+//!   (SELECT tenant_id FROM me)` (at most one row: the planner reads the tenant's rows in index
+//!   order), `tenant_id IN (SELECT tenant_id FROM mine)`, a join on `me.tenant_id`, or a join on
+//!   a membership row of the caller (`m.user_id = $U`). Rows are inserted only with
+//!   `me.tenant_id` as their tenant.
 //!
 //! `tests/dsql_scope.rs` parses every statement here with a SQL parser and fails when a read
 //! or a write of a tenant table is not restricted that way (and proves itself by removing each
@@ -148,7 +150,7 @@ pub fn template(q: Q) -> &'static str {
             "WITH ",
             me!(),
             ", upd AS (UPDATE tenants SET name = $2::text WHERE id = $1::uuid \
-                      AND id IN (SELECT tenant_id FROM me WHERE role = 'admin') RETURNING id, name, created_at) \
+                      AND id = (SELECT tenant_id FROM me WHERE role = 'admin') RETURNING id, name, created_at) \
              SELECT me.role, upd.id, upd.name, upd.created_at FROM me LEFT JOIN upd ON true"
         ),
         // Marking the tenant deleted hides everything of it at once (every scope joins tenants
@@ -158,13 +160,13 @@ pub fn template(q: Q) -> &'static str {
             "WITH ",
             me!(),
             ", del AS (UPDATE tenants SET deleted_at = now() WHERE id = $1::uuid \
-                      AND id IN (SELECT tenant_id FROM me WHERE role = 'admin') RETURNING id) \
+                      AND id = (SELECT tenant_id FROM me WHERE role = 'admin') RETURNING id) \
              SELECT me.role, EXISTS (SELECT 1 FROM del) FROM me"
         ),
         Q::TenantLock => concat!(
             "WITH ",
             me!(),
-            " UPDATE tenants SET name = name WHERE id = $1::uuid AND id IN (SELECT tenant_id FROM me) RETURNING id"
+            " UPDATE tenants SET name = name WHERE id = $1::uuid AND id = (SELECT tenant_id FROM me) RETURNING id"
         ),
         Q::MemberList => concat!(
             "WITH ",
@@ -172,18 +174,18 @@ pub fn template(q: Q) -> &'static str {
             " SELECT me.role, x.tenant_id, x.user_id, x.name, x.email, x.role, x.created_at FROM me LEFT JOIN LATERAL ( \
                SELECT m.tenant_id, m.user_id, u.name, u.email, m.role, m.created_at FROM memberships m \
                JOIN users u ON u.id = m.user_id \
-               WHERE m.tenant_id IN (SELECT tenant_id FROM me) AND (m.created_at, m.user_id) > ($2::timestamptz, $3::uuid) \
+               WHERE m.tenant_id = (SELECT tenant_id FROM me) AND (m.created_at, m.user_id) > ($2::timestamptz, $3::uuid) \
                ORDER BY m.created_at, m.user_id LIMIT $4::int8) x ON true"
         ),
         Q::MemberPut => concat!(
             "WITH ",
             me!(),
-            ", target AS (SELECT role FROM memberships WHERE tenant_id IN (SELECT tenant_id FROM me) AND user_id = $2::uuid), \
+            ", target AS (SELECT role FROM memberships WHERE tenant_id = (SELECT tenant_id FROM me) AND user_id = $2::uuid), \
              others AS (SELECT count(*) AS n FROM memberships \
-                        WHERE tenant_id IN (SELECT tenant_id FROM me) AND role = 'admin' AND user_id <> $2::uuid), \
+                        WHERE tenant_id = (SELECT tenant_id FROM me) AND role = 'admin' AND user_id <> $2::uuid), \
              ok AS (SELECT 1 FROM me WHERE me.role = 'admin' AND EXISTS (SELECT 1 FROM target) \
                     AND ($3::text = 'admin' OR (SELECT n FROM others) > 0)), \
-             up AS (UPDATE memberships SET role = $3::text WHERE tenant_id IN (SELECT tenant_id FROM me) \
+             up AS (UPDATE memberships SET role = $3::text WHERE tenant_id = (SELECT tenant_id FROM me) \
                     AND user_id = $2::uuid AND EXISTS (SELECT 1 FROM ok) RETURNING 1) \
              SELECT me.role, EXISTS (SELECT 1 FROM target), EXISTS (SELECT 1 FROM ok) FROM me"
         ),
@@ -191,15 +193,15 @@ pub fn template(q: Q) -> &'static str {
             "WITH ",
             me!(),
             " SELECT m.tenant_id, m.user_id, u.name, u.email, m.role, m.created_at FROM memberships m \
-             JOIN users u ON u.id = m.user_id WHERE m.tenant_id IN (SELECT tenant_id FROM me) AND m.user_id = $2::uuid"
+             JOIN users u ON u.id = m.user_id WHERE m.tenant_id = (SELECT tenant_id FROM me) AND m.user_id = $2::uuid"
         ),
         Q::MemberDelete => concat!(
             "WITH ",
             me!(),
-            ", target AS (SELECT role FROM memberships WHERE tenant_id IN (SELECT tenant_id FROM me) AND user_id = $2::uuid), \
+            ", target AS (SELECT role FROM memberships WHERE tenant_id = (SELECT tenant_id FROM me) AND user_id = $2::uuid), \
              others AS (SELECT count(*) AS n FROM memberships \
-                        WHERE tenant_id IN (SELECT tenant_id FROM me) AND role = 'admin' AND user_id <> $2::uuid), \
-             del AS (DELETE FROM memberships WHERE tenant_id IN (SELECT tenant_id FROM me) AND user_id = $2::uuid \
+                        WHERE tenant_id = (SELECT tenant_id FROM me) AND role = 'admin' AND user_id <> $2::uuid), \
+             del AS (DELETE FROM memberships WHERE tenant_id = (SELECT tenant_id FROM me) AND user_id = $2::uuid \
                      AND EXISTS (SELECT 1 FROM me WHERE me.role = 'admin' OR $2::uuid = $U) \
                      AND ((SELECT role FROM target) <> 'admin' OR (SELECT n FROM others) > 0) RETURNING 1) \
              SELECT me.role, (SELECT role FROM target), (SELECT n FROM others), EXISTS (SELECT 1 FROM del) FROM me"
@@ -211,7 +213,7 @@ pub fn template(q: Q) -> &'static str {
             " SELECT me.role, x.tenant_id, x.id, x.title, x.complete, x.created_at, x.updated_at \
              FROM me LEFT JOIN LATERAL ( \
                SELECT tenant_id, id, title, complete, created_at, updated_at FROM todos \
-               WHERE tenant_id IN (SELECT tenant_id FROM me) AND ($2::bool IS NULL OR complete = $2::bool) \
+               WHERE tenant_id = (SELECT tenant_id FROM me) AND ($2::bool IS NULL OR complete = $2::bool) \
                  AND (created_at, id) > ($3::timestamptz, $4::uuid) \
                ORDER BY created_at, id LIMIT $5::int8) x ON true"
         ),
@@ -235,7 +237,7 @@ pub fn template(q: Q) -> &'static str {
             me!(),
             ", upd AS (UPDATE todos SET title = coalesce($3::text, title), complete = coalesce($4::bool, complete), \
                                        updated_at = now() \
-                      WHERE tenant_id IN (SELECT tenant_id FROM me WHERE role IN ('admin', 'member')) AND id = $2::uuid \
+                      WHERE tenant_id = (SELECT tenant_id FROM me WHERE role IN ('admin', 'member')) AND id = $2::uuid \
                       RETURNING tenant_id, id, title, complete, created_at, updated_at) \
              SELECT me.role, upd.tenant_id, upd.id, upd.title, upd.complete, upd.created_at, upd.updated_at \
              FROM me LEFT JOIN upd ON true"
@@ -243,7 +245,7 @@ pub fn template(q: Q) -> &'static str {
         Q::TodoDelete => concat!(
             "WITH ",
             me!(),
-            ", del AS (DELETE FROM todos WHERE tenant_id IN (SELECT tenant_id FROM me WHERE role IN ('admin', 'member')) \
+            ", del AS (DELETE FROM todos WHERE tenant_id = (SELECT tenant_id FROM me WHERE role IN ('admin', 'member')) \
                       AND id = $2::uuid RETURNING id) \
              SELECT me.role, EXISTS (SELECT 1 FROM del) FROM me"
         ),
@@ -272,14 +274,14 @@ pub fn template(q: Q) -> &'static str {
             " SELECT me.role, x.tenant_id, x.id, x.role, x.email, x.created_at, x.expires_at \
              FROM me LEFT JOIN LATERAL ( \
                SELECT tenant_id, id, role, email, created_at, expires_at FROM invitations \
-               WHERE tenant_id IN (SELECT tenant_id FROM me WHERE role = 'admin') AND expires_at > now() \
+               WHERE tenant_id = (SELECT tenant_id FROM me WHERE role = 'admin') AND expires_at > now() \
                  AND (created_at, id) > ($2::timestamptz, $3::uuid) \
                ORDER BY created_at, id LIMIT $4::int8) x ON true"
         ),
         Q::InvitationRevoke => concat!(
             "WITH ",
             me!(),
-            ", del AS (DELETE FROM invitations WHERE tenant_id IN (SELECT tenant_id FROM me WHERE role = 'admin') \
+            ", del AS (DELETE FROM invitations WHERE tenant_id = (SELECT tenant_id FROM me WHERE role = 'admin') \
                       AND id = $2::uuid RETURNING id) \
              SELECT me.role, EXISTS (SELECT 1 FROM del) FROM me"
         ),

@@ -266,6 +266,11 @@ fn tenant_deleted(s: &Select) -> Option<Vec<*const Expr>> {
     (table == "tenants").then(|| vec![eq as *const Expr, deleted as *const Expr])
 }
 
+/// A query whose sole table is the CTE `me`: at most one row.
+fn is_me(q: &Query) -> bool {
+    single_select(q).and_then(sole_table).is_some_and(|(_, table)| table == "me")
+}
+
 /// `SELECT X.user_id FROM memberships X ...` or `SELECT X.id FROM users X ...` (rule 3).
 fn user_subquery(q: &Query) -> bool {
     let Some((s, (alias, table))) = single_select(q).and_then(|s| Some((s, sole_table(s)?))) else { return false };
@@ -636,7 +641,13 @@ impl<'s> Checker<'s> {
         };
         if let Some(tc) = tenant_column(t) {
             let tenant_of = |id| self.tenant_column_of(id);
-            if in_sub(tc, &|q| self.is_scope_subquery(q)) || eq(&|a, b| of_r(tc, a) && restricted(b, &tenant_of)) {
+            // 2a also as `= (SELECT tenant_id FROM me)`: `me` has at most one row (the caller's
+            // membership of one tenant), and the planner can then read the tenant's rows in
+            // index order.
+            let one_scope = |x: &Expr| matches!(strip(x), Expr::Subquery(q) if self.is_scope_subquery(q) && is_me(q));
+            if in_sub(tc, &|q| self.is_scope_subquery(q))
+                || eq(&|a, b| of_r(tc, a) && (restricted(b, &tenant_of) || one_scope(b)))
+            {
                 return true; // 2a, 2b, 2d
             }
         }
@@ -654,6 +665,7 @@ impl<'s> Checker<'s> {
     }
 
     /// `SELECT tenant_id FROM me|mine [WHERE ...]`, `me`/`mine` being this statement's CTE.
+    /// `SELECT tenant_id FROM me|mine [WHERE ...]`.
     fn is_scope_subquery(&self, q: &Query) -> bool {
         let Some((s, (alias, table))) = single_select(q).and_then(|s| Some((s, sole_table(s)?))) else { return false };
         self.cte(&table).is_some_and(|c| c.scope)
