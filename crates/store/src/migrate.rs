@@ -62,7 +62,7 @@ pub const PROTECTED_TABLES: &[&str] = &["tenants", "users", "memberships", "todo
 /// Serialises migrations and role bootstrap across processes (tests run many at once).
 const LOCK_KEY: i64 = 0x7465_6e61_6e74;
 
-pub(crate) fn checksum(sql: &str) -> String {
+fn checksum(sql: &str) -> String {
     hex::encode(Sha256::digest(sql.as_bytes()))
 }
 
@@ -109,33 +109,8 @@ pub async fn run(client: &Client) -> Result<Vec<&'static str>> {
                 ))
             })?;
         }
-        client
-            .batch_execute(
-                "CREATE TABLE IF NOT EXISTS schema_migrations (
-                   version    int         PRIMARY KEY,
-                   name       text        NOT NULL,
-                   checksum   text        NOT NULL,
-                   applied_at timestamptz NOT NULL DEFAULT now())",
-            )
-            .await?;
-        let applied: Vec<(i32, String)> = client
-            .query("SELECT version, checksum FROM schema_migrations ORDER BY version", &[])
-            .await?
-            .iter()
-            .map(|r| (r.get(0), r.get(1)))
-            .collect();
         let mut ran = Vec::new();
-        for m in MIGRATIONS {
-            let sum = checksum(m.sql);
-            if let Some((_, recorded)) = applied.iter().find(|(v, _)| *v == m.version) {
-                if *recorded != sum {
-                    return Err(Error::Migration(format!(
-                        "{} was changed after it was applied; add a new migration instead of editing an applied one",
-                        m.name
-                    )));
-                }
-                continue;
-            }
+        for (m, sum) in pending(client, MIGRATIONS).await? {
             client.batch_execute("BEGIN").await?;
             let result = async {
                 client.batch_execute(m.sql).await?;
@@ -155,6 +130,42 @@ pub async fn run(client: &Client) -> Result<Vec<&'static str>> {
         Ok(ran)
     })
     .await
+}
+
+/// The migrations of `all` that have not been applied, each with its checksum; creates
+/// `schema_migrations` when it does not exist. An applied migration that was edited since is an
+/// error.
+pub(crate) async fn pending(client: &Client, all: &'static [Migration]) -> Result<Vec<(&'static Migration, String)>> {
+    client
+        .batch_execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (
+               version    int         PRIMARY KEY,
+               name       text        NOT NULL,
+               checksum   text        NOT NULL,
+               applied_at timestamptz NOT NULL DEFAULT now())",
+        )
+        .await?;
+    let applied: Vec<(i32, String)> = client
+        .query("SELECT version, checksum FROM schema_migrations ORDER BY version", &[])
+        .await?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    let mut todo = Vec::new();
+    for m in all {
+        let sum = checksum(m.sql);
+        match applied.iter().find(|(v, _)| *v == m.version) {
+            Some((_, recorded)) if *recorded != sum => {
+                return Err(Error::Migration(format!(
+                    "{} was changed after it was applied; add a new migration instead of editing an applied one",
+                    m.name
+                )));
+            }
+            Some(_) => {}
+            None => todo.push((m, sum)),
+        }
+    }
+    Ok(todo)
 }
 
 /// Checks, on the API's own connection, that the role it logs in as cannot get around

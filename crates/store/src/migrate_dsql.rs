@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use tokio_postgres::{Client, SimpleQueryMessage};
 
-use super::{DSQL_MIGRATIONS, checksum, db_message};
+use super::{DSQL_MIGRATIONS, db_message};
 use crate::{Error, Result};
 
 /// The statements of a migration file: split at `;` ending a line, comments dropped. The
@@ -139,33 +139,8 @@ pub async fn run_dsql(client: &Client) -> Result<Vec<&'static str>> {
             .await
             .map_err(|e| Error::Migration(format!("creating app_runtime: {}", db_message(&e))))?;
     }
-    client
-        .batch_execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations (
-               version    int         PRIMARY KEY,
-               name       text        NOT NULL,
-               checksum   text        NOT NULL,
-               applied_at timestamptz NOT NULL DEFAULT now())",
-        )
-        .await?;
-    let applied: Vec<(i32, String)> = client
-        .query("SELECT version, checksum FROM schema_migrations ORDER BY version", &[])
-        .await?
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect();
     let mut ran = Vec::new();
-    for m in DSQL_MIGRATIONS {
-        let sum = checksum(m.sql);
-        if let Some((_, recorded)) = applied.iter().find(|(v, _)| *v == m.version) {
-            if *recorded != sum {
-                return Err(Error::Migration(format!(
-                    "{} was changed after it was applied; add a new migration instead of editing an applied one",
-                    m.name
-                )));
-            }
-            continue;
-        }
+    for (m, sum) in super::pending(client, DSQL_MIGRATIONS).await? {
         for sql in statements(m.sql) {
             apply(client, &sql, on_dsql).await.map_err(|why| Error::Migration(format!("{}: {why}", m.name)))?;
         }
