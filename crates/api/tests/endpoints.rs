@@ -297,7 +297,7 @@ async fn two_admins_demoting_each_other_at_once_leave_an_admin() {
         let tenant = t.tenant("alice", &format!("T{round}")).await;
         t.add_member("alice", &tenant, "bob", "admin").await;
         let (alice, bob) = (t.user_id("alice").await, t.user_id("bob").await);
-        let other = TestApp::on(&t.db);
+        let other = t.another();
         let (demote_bob, demote_alice) =
             (format!("/api/tenants/{tenant}/members/{bob}"), format!("/api/tenants/{tenant}/members/{alice}"));
         let (a, b) = tokio::join!(
@@ -332,7 +332,7 @@ async fn the_same_subject_from_two_issuers_is_two_users() {
 #[tokio::test]
 async fn registering_is_idempotent_under_concurrency() {
     let t = TestApp::new().await;
-    let apps: Vec<_> = (0..6).map(|_| TestApp::on(&t.db)).collect();
+    let apps: Vec<_> = (0..6).map(|_| t.another()).collect();
     let replies = futures_util::future::join_all(apps.iter().map(|a| a.get("zoe", "/api/me"))).await;
     let ids: std::collections::BTreeSet<_> = replies.iter().map(|r| r.body["user"]["id"].to_string()).collect();
     assert_eq!(ids.len(), 1, "one user: {ids:?}");
@@ -519,7 +519,7 @@ async fn me_lists_memberships() {
 #[tokio::test]
 async fn a_user_deleted_through_another_instance_is_registered_again() {
     let t = TestApp::new().await;
-    let other = common::TestApp::on(&t.db);
+    let other = t.another();
     // Both instances know alice; she deletes herself through the first.
     let alice = t.user_id("alice").await;
     assert_eq!(other.get("alice", "/api/tenants").await.status, StatusCode::OK);

@@ -103,7 +103,7 @@ async fn concurrent_repeats_make_one_effect_and_equal_answers() {
     let t = TestApp::new().await;
     let tenant = t.tenant("alice", "Acme").await;
     let todos = format!("/api/tenants/{tenant}/todos");
-    let others: Vec<TestApp> = (0..4).map(|_| TestApp::on(&t.db)).collect();
+    let others: Vec<TestApp> = (0..4).map(|_| t.another()).collect();
     for o in &others {
         o.user_id("alice").await;
     }

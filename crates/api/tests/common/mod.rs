@@ -33,9 +33,25 @@ fn to_bytes(body: Option<Value>) -> Bytes {
     body.map(|b| Bytes::from(serde_json::to_vec(&b).unwrap())).unwrap_or_default()
 }
 
+/// A store on `db`: through `standin` (DSQL tokens) when there is one, else with the runtime
+/// role's password.
+fn store_for(db: &TestDb, standin: Option<&iam_standin::Standin>) -> store::Store {
+    match standin {
+        None => db.runtime_store(),
+        Some(standin) => {
+            let cfg = testkit::iam::config_for(db, standin, store::Engine::Dsql);
+            let cache = testkit::iam::token_cache(std::sync::Arc::new(db_auth::SystemClock));
+            store::Store::new(cfg.clone(), testkit::iam::tokens(&cfg, cache)).expect("a DSQL config")
+        }
+    }
+}
+
 pub struct TestApp {
     pub app: App,
     pub db: TestDb,
+    /// On the DSQL engine (`TEST_DB_ENGINE=dsql`): the IAM stand-in in DSQL mode that the app
+    /// logs in through, with DSQL tokens over verified TLS, as it would on Aurora DSQL.
+    pub standin: Option<std::sync::Arc<iam_standin::Standin>>,
 }
 
 #[derive(Debug)]
@@ -60,13 +76,27 @@ impl Reply {
 }
 
 impl TestApp {
+    /// The app on a fresh database: on PostgreSQL logged in as the runtime role with its
+    /// password; on the DSQL engine through the IAM stand-in in DSQL mode.
     pub async fn new() -> Self {
-        Self::on(&testkit::pg::db().await)
+        let db = testkit::pg::db().await;
+        let standin = match testkit::pg::engine() {
+            store::Engine::Postgres => None,
+            engine @ store::Engine::Dsql => Some(std::sync::Arc::new(
+                testkit::iam::standin_for(&db, std::sync::Arc::new(db_auth::SystemClock), engine).await,
+            )),
+        };
+        Self { app: App::new(store_for(&db, standin.as_deref())), db, standin }
     }
 
-    /// Another instance of the app on the same database (another Lambda instance).
-    pub fn on(db: &TestDb) -> Self {
-        Self { app: App::new(db.runtime_store()), db: db.clone() }
+    /// Another instance of the app on the same database (another Lambda instance), with its
+    /// own connection (and, on DSQL, its own token cache).
+    pub fn another(&self) -> Self {
+        Self {
+            app: App::new(store_for(&self.db, self.standin.as_deref())),
+            db: self.db.clone(),
+            standin: self.standin.clone(),
+        }
     }
 
     /// Calls the app as `user` (a subject; `None` for no identity) with an optional JSON body.
