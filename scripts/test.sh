@@ -26,7 +26,7 @@ skip_or_fail() {
 
 step "Aurora DSQL: the endpoint suite and the isolation property test on the DSQL schema and statements"
 # The same test binaries again, on the DSQL schema (migrations/dsql) with the DSQL statements
-# (crates/store/src/dsql.rs); the IAM-path tests log in with DSQL tokens through the stand-in
+# (crates/store/src/dsql/); the IAM-path tests log in with DSQL tokens through the stand-in
 # in DSQL mode. Then the DSQL faults: a lost COMMIT retried with a key, connections recycled at
 # their maximum age, and 30% of commits failing with 40001 / OC000.
 # (--workspace and test names rather than -p: the same feature set as above, so nothing rebuilds.)
