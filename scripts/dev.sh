@@ -49,6 +49,7 @@ port=$(free_port 54320 54420)
 admin_pw=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
 runtime_pw=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
 stop() {
+  rm -f "$DEV_STATE"
   as_db_user "$pg_ctl" -D "$dir/data" -m fast stop >/dev/null 2>&1 || true
   rm -rf "$dir"
 }
@@ -69,6 +70,11 @@ MIGRATE_DATABASE_URL="postgres://postgres:$admin_pw@127.0.0.1:$port/postgres" "$
 if [ -n "$dsql" ]; then export DB_ENGINE=dsql; fi
 MIGRATE_DATABASE_URL="postgres://postgres:$admin_pw@127.0.0.1:$port/app" \
   MIGRATE_RUNTIME_PASSWORD="$runtime_pw" "$devserver" migrate --bootstrap-roles
+
+# How to reach this database while dev.sh runs, for scripts/psql.sh and scripts/migrate.sh.
+DEV_PID=$$ DEV_HOST=127.0.0.1 DEV_PORT=$port DEV_DB=app DEV_ENGINE=${DB_ENGINE:-postgres} \
+  DEV_ADMIN_PASSWORD=$admin_pw DEV_RUNTIME_PASSWORD=$runtime_pw \
+  write_dev_state "$DEV_STATE" DEV_PID DEV_HOST DEV_PORT DEV_DB DEV_ENGINE DEV_ADMIN_PASSWORD DEV_RUNTIME_PASSWORD
 
 if [ -z "$dsql" ]; then
   export DATABASE_URL="postgres://app_runtime:$runtime_pw@127.0.0.1:$port/app"

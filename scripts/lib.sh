@@ -85,3 +85,30 @@ ca_file() {
     echo "$root/crates/store/certs/amazon-root-cas.pem"
   else echo "$root/crates/store/certs/rds-ca-bundle.pem"; fi
 }
+
+# The running `scripts/dev.sh` records how to reach its throwaway database here (passwords
+# included: mode 600, removed when dev.sh stops), for psql.sh and migrate.sh.
+DEV_STATE=${DEV_STATE:-$root/.dev/state}
+
+# load_dev_state: when no database is configured (no DB_HOST, DATABASE_URL or
+# MIGRATE_DATABASE_URL) and a dev.sh is running, reads its state (DEV_HOST, DEV_PORT, DEV_DB,
+# DEV_ENGINE, DEV_ADMIN_PASSWORD, DEV_RUNTIME_PASSWORD) and succeeds; fails otherwise.
+load_dev_state() {
+  [ -z "${DB_HOST:-}${DATABASE_URL:-}${MIGRATE_DATABASE_URL:-}" ] && [ -r "$DEV_STATE" ] || return 1
+  { local xtrace; xtrace=$(set +o | grep xtrace); set +x; } 2>/dev/null
+  # shellcheck disable=SC1090
+  . "$DEV_STATE"
+  eval "$xtrace"
+  kill -0 "${DEV_PID:-0}" 2>/dev/null
+}
+
+# write_dev_state FILE VAR...: writes the named variables to FILE (mode 600), no trace.
+write_dev_state() {
+  { local xtrace; xtrace=$(set +o | grep xtrace); set +x; } 2>/dev/null
+  local file=$1; shift
+  mkdir -p "$(dirname "$file")"
+  (umask 077; : >"$file")
+  local var
+  for var in "$@"; do printf '%s=%q\n' "$var" "${!var}" >>"$file"; done
+  eval "$xtrace"
+}

@@ -11,17 +11,23 @@
 #     the database postgres, TLS verified against Amazon's root CAs; then it maps app_runtime to
 #     DSQL_RUNTIME_ROLE_ARN (default: `terraform output lambda_iam_role_arn`, the API function's
 #     role) with AWS IAM GRANT. No --bootstrap-roles: the DSQL migrations create app_runtime.
+# With nothing configured while scripts/dev.sh runs: its throwaway database (DEV_STATE).
 # MIGRATE_DATABASE_URL=postgres://user:password@host/db?sslmode=verify-full logs in with a
 # password instead, e.g. as the master user for the one-time --bootstrap-roles, which creates
 # app_owner and app_runtime (and with --rds-iam grants them rds_iam, for IAM logins on Aurora).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 . "$root/scripts/lib.sh"
-case "${1:-}" in -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0;; esac
+case "${1:-}" in -h|--help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0;; esac
 for arg in "$@"; do
   case $arg in --bootstrap-roles|--rds-iam) ;; *) die "unknown option $arg (see --help)";; esac
 done
 
+if load_dev_state; then
+  # The throwaway database of the running scripts/dev.sh, as its superuser, with its engine.
+  { set +x; } 2>/dev/null
+  export MIGRATE_DATABASE_URL="postgres://postgres:$DEV_ADMIN_PASSWORD@$DEV_HOST:$DEV_PORT/$DEV_DB" DB_ENGINE=$DEV_ENGINE
+fi
 if [ -z "${MIGRATE_DATABASE_URL:-}" ]; then
   host_given=${DB_HOST:+yes}
   resolve_db_engine

@@ -4,7 +4,8 @@
 # Opens psql on the configured database with a fresh IAM auth token, over TLS that verifies the
 # server (sslmode=verify-full). Reads the same variables as the function: DB_ENGINE, DB_HOST,
 # DB_PORT, DB_NAME, DB_USER, DB_AUTH, AWS_REGION (and DB_HOSTADDR, DB_CA_FILE); without DB_HOST
-# it reads `terraform output` from terraform/.
+# it reads `terraform output` from terraform/. With nothing configured while scripts/dev.sh
+# runs, it opens its throwaway database (as app_runtime; DB_USER=postgres for the superuser).
 #   Aurora PostgreSQL (DB_ENGINE=postgres, the default): an RDS token for DB_USER (app_runtime),
 #     verified against the RDS CA bundle.
 #   Aurora DSQL (DB_ENGINE=dsql, or DB_AUTH=dsql / dsql-admin): DB_NAME=postgres and DB_USER=admin
@@ -18,8 +19,19 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 . "$root/scripts/lib.sh"
-case "${1:-}" in -h|--help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0;; esac
+case "${1:-}" in -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0;; esac
 need psql "the PostgreSQL client: Debian 'apt-get install postgresql-client', macOS 'brew install libpq'"
+
+if load_dev_state; then
+  # The throwaway database of the running scripts/dev.sh: as the runtime role (row-level
+  # security applies to what you see), or DB_USER=postgres for its superuser. The password goes
+  # to psql in PGPASSWORD, never traced.
+  { set +x; } 2>/dev/null
+  user=${DB_USER:-app_runtime}
+  if [ "$user" = postgres ]; then PGPASSWORD=$DEV_ADMIN_PASSWORD; else PGPASSWORD=$DEV_RUNTIME_PASSWORD; fi
+  export PGPASSWORD
+  exec psql "host=$DEV_HOST port=$DEV_PORT dbname=$DEV_DB user=$user sslmode=disable" "$@"
+fi
 resolve_db_engine
 if [ "$DB_ENGINE" = dsql ]; then
   # One database, postgres. An operator logs in as admin, unless DB_AUTH=dsql asks for a custom

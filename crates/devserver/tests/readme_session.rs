@@ -70,9 +70,12 @@ fn serves_the_readme_session(args: &[&str]) -> String {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let base = format!("http://127.0.0.1:{port}");
+    let state_dir = tempfile::tempdir().unwrap();
+    let state = state_dir.path().join("state");
     let mut dev = Command::new("bash")
         .arg("scripts/dev.sh")
         .args(args)
+        .env("DEV_STATE", &state)
         .current_dir(root())
         .env("BIND_ADDR", format!("127.0.0.1:{port}"))
         .env("DEVSERVER_BIN", env!("CARGO_BIN_EXE_devserver"))
@@ -106,6 +109,37 @@ fn serves_the_readme_session(args: &[&str]) -> String {
         std::thread::sleep(Duration::from_millis(200));
     }
 
+    // While dev.sh runs, psql.sh and migrate.sh find its database without any configuration.
+    let script = |name: &str, args: &[&str]| {
+        let out = Command::new("bash")
+            .arg(format!("scripts/{name}"))
+            .args(args)
+            .current_dir(root())
+            .env("DEV_STATE", &state)
+            .env("DEVSERVER_BIN", env!("CARGO_BIN_EXE_devserver"))
+            .env_remove("DATABASE_URL")
+            .env_remove("DB_HOST")
+            .output()
+            .unwrap();
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        (out.status.success(), text)
+    };
+    let recorded = std::fs::read_to_string(&state).expect("dev.sh records its state");
+    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&state).unwrap().permissions());
+    assert_eq!(mode & 0o077, 0, "the state holds passwords: readable by its owner only");
+    let secrets: Vec<&str> = recorded
+        .lines()
+        .filter_map(|l| l.strip_prefix("DEV_ADMIN_PASSWORD=").or_else(|| l.strip_prefix("DEV_RUNTIME_PASSWORD=")))
+        .collect();
+    assert_eq!(secrets.len(), 2, "{recorded}");
+    let (ok, psql) = script("psql.sh", &["-tA", "-c", "select current_user || ' ' || current_database()"]);
+    assert!(ok && psql.trim() == "app_runtime app", "psql.sh against dev.sh: {psql}");
+    let (ok, migrate) = script("migrate.sh", &[]);
+    assert!(ok && migrate.contains("up to date"), "migrate.sh against dev.sh: {migrate}");
+    for secret in &secrets {
+        assert!(!psql.contains(secret) && !migrate.contains(secret), "no password in the scripts' output");
+    }
+
     let demo = Command::new("bash")
         .arg("scripts/demo.sh")
         .arg(&base)
@@ -131,5 +165,6 @@ fn serves_the_readme_session(args: &[&str]) -> String {
     let data_dir = regex::Regex::new(r"data in (\S+), removed on exit").unwrap();
     let dir = data_dir.captures(&dev_out).unwrap_or_else(|| panic!("dev.sh output: {dev_out}"))[1].to_string();
     assert!(!Path::new(&dir).exists(), "the throwaway database directory {dir} is removed on exit");
+    assert!(!state.exists(), "dev.sh's state is removed on exit");
     dev_out
 }
