@@ -232,11 +232,12 @@ impl Scoped<'_> {
     }
 
     /// On Aurora DSQL (no cascading foreign keys, at most 3,000 rows modified per transaction):
-    /// removes the rows of a deleted tenant in batches, each its own transaction, and its own
-    /// row last. They are unreachable from the moment the tenant is marked deleted (every scope
-    /// joins tenants that are not), and its id stays taken until the purge is complete, so a
-    /// purge cut short by the deadline or a failure leaves nothing visible or revivable; the
-    /// scheduled cleanup ([`crate::Store::cleanup_idempotency`]) finishes it.
+    /// removes the rows of a deleted tenant in batches, each its own transaction, within the
+    /// request's deadline. They are unreachable from the moment the tenant is marked deleted
+    /// (every scope joins tenants that are not), and its row, which keeps its id taken, goes
+    /// last (see `Q::PurgeTenant` in `crate::dsql`), so a purge cut short by the deadline or a
+    /// failure leaves nothing visible or revivable; the scheduled cleanup
+    /// ([`crate::Store::purge_deleted_tenants`]) finishes it.
     pub(crate) async fn purge_tenant(&self, id: TenantId) {
         let plain = Scoped { idempotency: None, ..*self };
         loop {
