@@ -88,7 +88,7 @@ ca_file() {
 
 # The running `scripts/dev.sh` records how to reach its throwaway database here (passwords
 # included: mode 600, removed when dev.sh stops), for psql.sh and migrate.sh.
-DEV_STATE=${DEV_STATE:-$root/.dev/state}
+DEV_STATE=${DEV_STATE:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/.dev/state}
 
 # load_dev_state: when no database is configured (no DB_HOST, DATABASE_URL or
 # MIGRATE_DATABASE_URL) and a dev.sh is running, reads its state (DEV_HOST, DEV_PORT, DEV_DB,
