@@ -55,7 +55,7 @@ if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import botocore, sys;
 fi
 "$venv/bin/python" crates/db-auth/tests/data/gen_token_vectors.py --check
 
-step "schemathesis: the OpenAPI document against the running dev server"
+step "schemathesis: the OpenAPI document against the running dev server, on PostgreSQL and on the DSQL path"
 # Every check, positive and negative data included, in every phase: examples, coverage (the
 # schema's boundaries), fuzzing and the stateful phase, which follows the document's links
 # (POST /api/tenants -> the tenant's routes, POST invitations -> accept, GET /api/me -> the
@@ -69,10 +69,10 @@ if [ ! -x "$st_venv/bin/st" ] || [ "$("$st_venv/bin/st" --version 2>/dev/null)" 
   python3 -m venv "$st_venv"
   "$st_venv/bin/pip" install -q --disable-pip-version-check schemathesis==4.32.5
 fi
-cargo build -q --locked -p devserver
+cargo build -q --locked -p devserver -p iam-standin
 export DEVSERVER_BIN="${CARGO_TARGET_DIR:-$root/target}/debug/devserver"
+export IAM_STANDIN_BIN="${CARGO_TARGET_DIR:-$root/target}/debug/iam-standin"
 port=$(free_port 3100 3200)
-devlog=$(mktemp)
 st_dir=$(mktemp -d)
 # The caller's token as the document's bearerAuth (so that checks can leave it out); stateful
 # scenarios of up to 12 steps (create a tenant, invite, accept, list members, remove one...);
@@ -115,26 +115,36 @@ def before_call(context, case, kwargs):
     if accepting and headers.get("Authorization") == f"Bearer {os.environ['ST_TOKEN']}":
         headers["Authorization"] = f"Bearer {os.environ['ST_INVITEE_TOKEN']}"
 PY
-BIND_ADDR=127.0.0.1:$port setsid scripts/dev.sh >"$devlog" 2>&1 &
-devpid=$!
-stop_dev() { kill -INT -- "-$devpid" 2>/dev/null || true; wait "$devpid" 2>/dev/null || true; rm -rf "$devlog" "$st_dir"; }
-for _ in $(seq 300); do curl -sf "http://127.0.0.1:$port/health" >/dev/null && break; sleep 0.2; done
-curl -sf "http://127.0.0.1:$port/health" >/dev/null || { cat "$devlog"; stop_dev; die "the dev server did not start"; }
-mint() { DEV_JWT_SECRET=${DEV_JWT_SECRET:-local-development-secret-not-for-production} "$DEVSERVER_BIN" token --sub "$1"; }
-ST_TOKEN=$(mint schemathesis)
-ST_INVITEE_TOKEN=$(mint schemathesis-invitee)
-export ST_TOKEN ST_INVITEE_TOKEN
-set +e
-SCHEMATHESIS_HOOKS="$st_dir/hooks.py" "$st_venv/bin/st" --config-file "$st_dir/schemathesis.toml" --no-color run "http://127.0.0.1:$port/openapi.json" \
-  --checks all --phases examples,coverage,fuzzing,stateful \
-  --max-examples "${SCHEMATHESIS_EXAMPLES:-40}" \
-  --max-time "${SCHEMATHESIS_MAX_TIME:-150}" --seed 20261122 --generation-database none \
-  --workers 1 --request-timeout 10
-st_status=$?
-set -e
-stop_dev
-unset ST_TOKEN ST_INVITEE_TOKEN
-[ "$st_status" -eq 0 ] || die "schemathesis found server errors, schema violations or rejected valid data"
+# schemathesis_against MAX_TIME [dev.sh options]: the run against `scripts/dev.sh [options]`.
+schemathesis_against() {
+  local max_time=$1; shift
+  local devlog; devlog=$(mktemp)
+  # Its own state file: a dev.sh of yours keeps its own.
+  DEV_STATE="$st_dir/dev-state" BIND_ADDR=127.0.0.1:$port setsid scripts/dev.sh "$@" >"$devlog" 2>&1 &
+  local devpid=$!
+  stop_dev() { kill -INT -- "-$devpid" 2>/dev/null || true; wait "$devpid" 2>/dev/null || true; rm -f "$devlog"; }
+  for _ in $(seq 300); do curl -sf "http://127.0.0.1:$port/health" >/dev/null && break; sleep 0.2; done
+  curl -sf "http://127.0.0.1:$port/health" >/dev/null || { cat "$devlog"; stop_dev; die "the dev server did not start"; }
+  mint() { DEV_JWT_SECRET=${DEV_JWT_SECRET:-local-development-secret-not-for-production} "$DEVSERVER_BIN" token --sub "$1"; }
+  ST_TOKEN=$(mint schemathesis)
+  ST_INVITEE_TOKEN=$(mint schemathesis-invitee)
+  export ST_TOKEN ST_INVITEE_TOKEN
+  set +e
+  SCHEMATHESIS_HOOKS="$st_dir/hooks.py" "$st_venv/bin/st" --config-file "$st_dir/schemathesis.toml" --no-color run "http://127.0.0.1:$port/openapi.json" \
+    --checks all --phases examples,coverage,fuzzing,stateful \
+    --max-examples "${SCHEMATHESIS_EXAMPLES:-40}" \
+    --max-time "$max_time" --seed 20261122 --generation-database none \
+    --workers 1 --request-timeout 10
+  local st_status=$?
+  set -e
+  stop_dev
+  unset ST_TOKEN ST_INVITEE_TOKEN
+  [ "$st_status" -eq 0 ] || die "schemathesis found server errors, schema violations or rejected valid data (dev.sh $*)"
+}
+schemathesis_against "${SCHEMATHESIS_MAX_TIME:-150}"
+# And the Aurora DSQL path: its statements and schema, DSQL tokens through the stand-in.
+schemathesis_against "${SCHEMATHESIS_DSQL_MAX_TIME:-90}" --dsql
+rm -rf "$st_dir"
 
 step "Terraform checks"
 scripts/check-terraform.sh
