@@ -45,6 +45,11 @@ async fn each_database_error_class_maps_to_its_status() {
         let (status, code) = status_for(client, sql).await;
         assert_eq!((code.as_str(), status), (want_code, want_status), "{sql}");
     }
+    // The server's internal error (Aurora DSQL's "server unavailable": retry the transaction)
+    // is a 503 with Retry-After, never a 500 with the server's words.
+    let (status, code) =
+        status_for(&admin, "DO $$ BEGIN RAISE EXCEPTION 'server unavailable' USING ERRCODE = 'XX000'; END $$").await;
+    assert_eq!((code.as_str(), status), ("XX000", StatusCode::SERVICE_UNAVAILABLE));
     // A unique violation stays a 409.
     admin
         .batch_execute("INSERT INTO tenants (id, name) VALUES ('aaaaaaaa-0000-4000-8000-000000000001', 'A')")

@@ -134,6 +134,9 @@ pub(crate) fn is_transient(e: &tokio_postgres::Error) -> bool {
                 || c.starts_with("57P") // admin shutdown, crash shutdown, cannot connect now
                 || *code == SqlState::T_R_SERIALIZATION_FAILURE
                 || *code == SqlState::T_R_DEADLOCK_DETECTED
+                // Aurora DSQL answers XX000 "server unavailable" for a transaction to retry;
+                // on PostgreSQL an internal error is the server's fault too, not the request's.
+                || *code == SqlState::INTERNAL_ERROR
         }
     }
 }
