@@ -11,6 +11,7 @@ pub mod identity;
 mod invite;
 mod jwt;
 pub mod routes;
+mod todo_json;
 
 use std::{
     collections::HashMap,
@@ -169,6 +170,11 @@ const JSON_BUF_KEEP: usize = 64 * 1024;
 
 /// A JSON response. API responses are per-user data: never cached by intermediaries.
 pub(crate) fn json_response<T: Serialize>(status: StatusCode, value: &T) -> Response<Bytes> {
+    json_response_with(status, |buf| serde_json::to_writer(buf, value).expect("our response types always serialise"))
+}
+
+/// A JSON response whose body `write` appends to the buffer it is given.
+pub(crate) fn json_response_with(status: StatusCode, write: impl FnOnce(&mut Vec<u8>)) -> Response<Bytes> {
     // Serialise into a buffer kept for the thread (built once, not grown step by step for every
     // response), then copy out exactly the bytes written.
     thread_local! {
@@ -176,7 +182,7 @@ pub(crate) fn json_response<T: Serialize>(status: StatusCode, value: &T) -> Resp
     }
     let body = BUF.with_borrow_mut(|buf| {
         buf.clear();
-        serde_json::to_writer(&mut *buf, value).expect("our response types always serialise");
+        write(buf);
         let body = Bytes::copy_from_slice(buf);
         if buf.capacity() > 4 * JSON_BUF_KEEP {
             // An unusually large response: do not keep its memory.

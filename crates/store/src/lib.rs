@@ -35,8 +35,8 @@ pub use error::{Error, Result};
 pub use idempotency::Idempotency;
 pub use invitations::{Invitation, InvitationCode, NewInvitation};
 pub use model::{
-    DisplayName, Email, Invalid, InvitationId, Member, Membership, NewUser, Role, Tenant, TenantId, TenantName, Todo,
-    TodoFilter, TodoId, TodoPatch, TodoTitle, User, UserId, parse_uuid,
+    DisplayName, Email, Invalid, InvitationId, Member, Membership, NewUser, RFC3339_MAX, Role, Tenant, TenantId,
+    TenantName, Todo, TodoFilter, TodoId, TodoPatch, TodoTitle, User, UserId, parse_uuid, rfc3339_text,
 };
 pub use page::{Cursor, Limit, Page, PageRequest};
 pub use password::PasswordSource;
