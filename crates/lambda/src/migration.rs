@@ -1,5 +1,7 @@
 //! The migration function: the same `bootstrap` deployed with `APP_FUNCTION=migrate` and
-//! `DB_USER=app_owner`, so that migrations reach a cluster that only the VPC can reach.
+//! `DB_USER=app_owner` (on Aurora DSQL: `admin` with a `DbConnectAdmin` token, `DB_ENGINE=dsql`,
+//! and `DSQL_RUNTIME_ROLE_ARN`, the role it maps to `app_runtime`), so that migrations reach a
+//! cluster that only the VPC can reach.
 //! `terraform apply` invokes it directly with `{"action":"migrate"}` whenever the migrations
 //! change. It answers `{"applied": [...], "already_applied": N}`, or fails the invocation with
 //! the failing migration's name and the database's message (later migrations do not run). It
