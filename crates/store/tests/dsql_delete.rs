@@ -7,8 +7,7 @@ use store::{Engine, NewUser, Store, TenantId, TenantName, UserId};
 use uuid::Uuid;
 
 async fn dsql_store(db: &testkit::pg::TestDb) -> Store {
-    let mut cfg = db.runtime_config();
-    cfg.engine = Engine::Dsql;
+    let cfg = db.runtime_config();
     let password = store::PasswordSource::fixed(&cfg).unwrap();
     Store::new(cfg, password).unwrap()
 }

@@ -290,6 +290,8 @@ fn template_name(engine: store::Engine) -> String {
 pub struct TestDb {
     pub server: Server,
     pub name: String,
+    /// Whose schema it carries: what [`TestDb::runtime_config`] logs in with.
+    pub engine: store::Engine,
 }
 
 impl TestDb {
@@ -313,7 +315,7 @@ impl TestDb {
             Auth::Password(Some(Secret::new(RUNTIME_PASSWORD))),
         );
         cfg.pool_max = 1;
-        cfg.engine = engine();
+        cfg.engine = self.engine;
         cfg
     }
 
@@ -337,7 +339,7 @@ pub async fn empty_db() -> TestDb {
     let admin = connect(&db.server.url("postgres")).await;
     let name = format!("e_{}", uuid::Uuid::new_v4().simple());
     admin.batch_execute(&format!("CREATE DATABASE {name}")).await.unwrap();
-    let empty = TestDb { server: db.server.clone(), name };
+    let empty = TestDb { server: db.server.clone(), name, engine: db.engine };
     store::migrate::bootstrap_roles(&empty.admin().await, false).await.expect("bootstrap roles");
     empty
 }
@@ -348,8 +350,7 @@ pub async fn db() -> TestDb {
 }
 
 /// A fresh database migrated with `engine`'s schema, whatever `TEST_DB_ENGINE` says: for a
-/// process that runs both engines side by side (the benchmark). Its [`TestDb::runtime_config`]
-/// still names [`engine`]; set `DbConfig::engine` to `engine` where that matters.
+/// process that runs both engines side by side (the benchmark).
 pub async fn db_for(engine: store::Engine) -> TestDb {
     let server = server().clone();
     let template = template_name(engine);
@@ -384,5 +385,5 @@ pub async fn db_for(engine: store::Engine) -> TestDb {
     let created = admin.batch_execute(&format!("CREATE DATABASE {name} TEMPLATE {template}")).await;
     admin.execute("SELECT pg_advisory_unlock(8675309)", &[]).await.unwrap();
     created.unwrap();
-    TestDb { server, name }
+    TestDb { server, name, engine }
 }
