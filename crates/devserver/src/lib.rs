@@ -1,5 +1,7 @@
 //! The local entry point's pieces, in a library so that tests can start the real server.
 
+pub mod tenants;
+
 use std::{convert::Infallible, net::SocketAddr, sync::Arc, time::Instant};
 
 use api::{App, JwtVerifier, Principal, RequestId};
@@ -214,6 +216,14 @@ pub async fn serve(bind: SocketAddr) -> Result<(), BoxError> {
 /// The login for migrations: `MIGRATE_DATABASE_URL` (an admin or the owner), or the same
 /// settings as the API (`DATABASE_URL` / `DB_*`) when it is not set.
 async fn migration_client() -> Result<(String, store::Engine, tokio_postgres::Client), BoxError> {
+    let (describe, cfg) = migration_config()?;
+    let engine = cfg.engine;
+    let store = Store::from_config(cfg).await?;
+    Ok((describe, engine, store.connect_client().await?))
+}
+
+/// The settings of [`migration_client`], and how to name them in messages.
+pub(crate) fn migration_config() -> Result<(String, DbConfig), BoxError> {
     let cfg = match env("MIGRATE_DATABASE_URL") {
         Some(url) => {
             let mut cfg = DbConfig::from_url(&url)?;
@@ -224,9 +234,7 @@ async fn migration_client() -> Result<(String, store::Engine, tokio_postgres::Cl
         }
         None => DbConfig::from_env(env)?,
     };
-    let (describe, engine) = (cfg.describe(), cfg.engine);
-    let store = Store::from_config(cfg).await?;
-    Ok((describe, engine, store.connect_client().await?))
+    Ok((cfg.describe(), cfg))
 }
 
 /// Creates a database if it does not exist yet.

@@ -4,6 +4,7 @@
 //!   caller taken from a verified `Authorization: Bearer` JWT (HS256, `DEV_JWT_SECRET`).
 //! - `devserver token --sub alice`: mints such a token.
 //! - `devserver migrate [--bootstrap-roles] [--rds-iam]`: applies the migrations.
+//! - `devserver tenant list | move <id> --to dedicated|pooled`: silo tenants' placements.
 //!
 //! Settings come from `.env` (if present) and then the environment, which wins.
 
@@ -56,6 +57,31 @@ enum Command {
         #[arg(long, value_name = "NAME", conflicts_with_all = ["bootstrap_roles", "rds_iam"])]
         create_database: Option<String>,
     },
+    /// Tenants' placements: list them, or move a tenant to a dedicated database and back.
+    Tenant {
+        #[command(subcommand)]
+        action: TenantAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum TenantAction {
+    /// Every tenant and where its todos live.
+    List,
+    /// Move a tenant: writes get 503 for the few moments of the move, reads go on.
+    Move {
+        /// The tenant's id.
+        tenant: String,
+        #[arg(long, value_enum)]
+        to: devserver::tenants::To,
+        /// The dedicated database, as its owner: postgres://app_owner@host/db?sslmode=verify-full
+        /// (without it: a new database in the control database's cluster).
+        #[arg(long, env = "TENANT_DATABASE_URL", hide_env_values = true)]
+        database_url: Option<String>,
+        /// Copy and check, then leave the tenant where it is.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 #[tokio::main]
@@ -73,6 +99,10 @@ async fn main() -> ExitCode {
             Some(name) => devserver::create_database(&name).await,
             None => devserver::migrate(bootstrap_roles, rds_iam).await,
         },
+        Command::Tenant { action: TenantAction::List } => devserver::tenants::list().await,
+        Command::Tenant { action: TenantAction::Move { tenant, to, database_url, dry_run } } => {
+            devserver::tenants::move_tenant(&tenant, to, database_url.as_deref(), dry_run).await
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -113,12 +113,21 @@ pub struct DbConfig {
     /// A connection older than this is replaced when it is next checked out (never in the
     /// middle of a request): Aurora DSQL ends connections at 60 minutes. `None`: no limit.
     pub max_connection_age: Option<Duration>,
+    /// Open connections to dedicated databases (silo tenants) at most, per instance, besides
+    /// the control database's: each is a slot of that database's `max_connections`. The least
+    /// recently used idle one is closed to make room.
+    pub placement_max_connections: usize,
+    /// How long an instance trusts its cached placement of a tenant without hearing otherwise
+    /// (a request that reaches the wrong database finds out at once, whatever this says).
+    pub placement_cache_ttl: Duration,
     pub application_name: String,
 }
 
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_STATEMENT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_IDLE_CHECK: Duration = Duration::from_secs(5);
+pub const DEFAULT_PLACEMENT_MAX_CONNECTIONS: usize = 2;
+pub const DEFAULT_PLACEMENT_CACHE_TTL: Duration = Duration::from_secs(60);
 pub const DEFAULT_IDLE_SESSION_TIMEOUT: Duration = Duration::from_secs(600);
 /// Aurora DSQL closes a connection after 60 minutes; the pool replaces it before.
 pub const DSQL_MAX_CONNECTION_AGE: Duration = Duration::from_secs(55 * 60);
@@ -147,6 +156,8 @@ impl DbConfig {
             idle_check_after: DEFAULT_IDLE_CHECK,
             idle_session_timeout: Some(DEFAULT_IDLE_SESSION_TIMEOUT),
             max_connection_age: None,
+            placement_max_connections: DEFAULT_PLACEMENT_MAX_CONNECTIONS,
+            placement_cache_ttl: DEFAULT_PLACEMENT_CACHE_TTL,
             application_name: "tenant-api".into(),
         }
     }
@@ -264,6 +275,15 @@ impl DbConfig {
         if let Some(v) = var("DB_IDLE_SESSION_TIMEOUT_SECS") {
             let t = parse_secs("DB_IDLE_SESSION_TIMEOUT_SECS", &v, 0.0, 86_400.0)?;
             cfg.idle_session_timeout = (!t.is_zero()).then_some(t);
+        }
+        if let Some(v) = var("DB_PLACEMENT_MAX_CONNECTIONS") {
+            cfg.placement_max_connections = parse("DB_PLACEMENT_MAX_CONNECTIONS", &v)?;
+            if cfg.placement_max_connections == 0 {
+                return Err(invalid("DB_PLACEMENT_MAX_CONNECTIONS", "must be at least 1".into()));
+            }
+        }
+        if let Some(v) = var("DB_PLACEMENT_CACHE_SECS") {
+            cfg.placement_cache_ttl = parse_secs("DB_PLACEMENT_CACHE_SECS", &v, 0.0, 86_400.0)?;
         }
         cfg.validate()?;
         Ok(cfg)

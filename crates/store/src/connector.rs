@@ -71,6 +71,8 @@ pub(crate) struct Conn {
     pub last_used: Instant,
     pub created: Instant,
     pub engine: crate::Engine,
+    /// A dedicated database's connection: its place under the instance's cap, while open.
+    pub permit: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 impl Conn {
@@ -302,6 +304,7 @@ impl Connector {
             last_used: Instant::now(),
             created: Instant::now(),
             engine: self.cfg.engine,
+            permit: None,
         })
     }
 }

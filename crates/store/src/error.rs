@@ -43,6 +43,12 @@ pub enum Error {
     #[error("the request's deadline passed before the database answered")]
     Deadline,
 
+    /// The tenant is not served from the database the request reached (it moved, or the
+    /// instance's cached placement is stale): the store retries where the registry says, so
+    /// this reaches the API only when that kept failing.
+    #[error("the tenant's placement changed while the request ran")]
+    Moved,
+
     #[error("tls: {0}")]
     Tls(String),
     #[error("migration: {0}")]
@@ -63,6 +69,7 @@ impl Error {
             Error::ConnectTimeout { .. } | Error::Tls(_) => Some(Duration::from_secs(5)),
             Error::StatementTimeout => Some(Duration::from_secs(1)),
             Error::Deadline => Some(Duration::from_secs(2)),
+            Error::Moved => Some(Duration::from_secs(1)),
             Error::Db(e) if is_transient(e) => Some(Duration::from_secs(1)),
             _ => None,
         }
@@ -88,6 +95,12 @@ impl Error {
             // Row-level security refused a row: to the caller, the row is not there.
             SqlState::INSUFFICIENT_PRIVILEGE => Error::NotFound,
             SqlState::QUERY_CANCELED => Error::StatementTimeout,
+            // app_fence_check: a move holds the tenant's writes, or the tenant is elsewhere.
+            _ if code.code() == "TM001" => Error::Unavailable {
+                reason: "the tenant is being moved to another database".into(),
+                retry_after: Duration::from_secs(2),
+            },
+            _ if code.code() == "TM002" => Error::Moved,
             _ if code.code().starts_with("22") => Error::InvalidValue("a value is malformed or out of range"),
             _ => Error::Db(e),
         }

@@ -24,7 +24,7 @@ static RECORD_VERSION: std::sync::LazyLock<Vec<u8>> = std::sync::LazyLock::new(|
     let mut h = Sha256::new();
     // The statements of the scheduled cleanup, added after records existed, never run in a
     // request: left out, so that those records still replay.
-    let requests = Q::ALL.iter().map(|&q| !matches!(q, Q::PurgeTenant | Q::OrphanTenants));
+    let requests = Q::ALL.iter().map(|&q| !matches!(q, Q::PurgeTenant | Q::OrphanTenants) && !q.is_placement());
     for (sql, _) in recorded_statements().into_iter().zip(requests).filter(|(_, r)| *r) {
         h.update(sql.as_bytes());
         h.update(b"\0");
@@ -181,18 +181,19 @@ pub(crate) fn wrap_recorded(sql: &str, record: &str) -> String {
 /// Whether `q` runs as a request's step (and so is recorded under a key): not the scope
 /// resolution, not the record's own statements.
 pub(crate) fn is_recorded(q: Q) -> bool {
-    !matches!(
-        q,
-        Q::ScopeSet
-            | Q::ScopeMember
-            | Q::ScopeAll
-            | Q::IdemClaim
-            | Q::IdemFetch
-            | Q::IdemForget
-            | Q::IdemCleanup
-            | Q::PurgeTenant
-            | Q::OrphanTenants
-    )
+    !q.is_placement()
+        && !matches!(
+            q,
+            Q::ScopeSet
+                | Q::ScopeMember
+                | Q::ScopeAll
+                | Q::IdemClaim
+                | Q::IdemFetch
+                | Q::IdemForget
+                | Q::IdemCleanup
+                | Q::PurgeTenant
+                | Q::OrphanTenants
+        )
 }
 
 /// Splits `WITH a AS (...), b AS (...) <main statement>` into the CTE list and the main

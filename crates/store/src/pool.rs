@@ -15,6 +15,7 @@ use tokio_postgres::Client;
 use crate::{
     DbConfig, Error, PasswordSource, Result, StatsSnapshot,
     connector::{Conn, Connector},
+    placement::{Limiter, Placements},
 };
 
 pub(crate) struct Manager {
@@ -22,6 +23,8 @@ pub(crate) struct Manager {
     /// A connect that outlived the request that started it: it goes on in the background, and
     /// the next checkout takes its connection instead of logging in again.
     pending: tokio::sync::Mutex<Option<JoinHandle<Result<Conn>>>>,
+    /// A dedicated database's pool: its connections count against the instance's cap.
+    limit: Option<(Arc<Limiter>, uuid::Uuid)>,
 }
 
 impl fmt::Debug for Manager {
@@ -49,7 +52,18 @@ impl managed::Manager for Manager {
             let failed_earlier = pending.as_ref().is_some_and(JoinHandle::is_finished);
             let task = pending.get_or_insert_with(|| {
                 let connector = self.connector.clone();
-                tokio::spawn(async move { connector.open().await })
+                let limit = self.limit.clone();
+                tokio::spawn(async move {
+                    // A dedicated database's connection holds one of the instance's permits for
+                    // as long as it is open.
+                    let permit = match limit {
+                        Some((limiter, id)) => Some(limiter.acquire(id, connector.cfg.connect_timeout).await?),
+                        None => None,
+                    };
+                    let mut conn = connector.open().await?;
+                    conn.permit = permit;
+                    Ok(conn)
+                })
             });
             let result =
                 task.await.unwrap_or_else(|e| Err(Error::unavailable(format!("the connect task failed: {e}"))));
@@ -109,6 +123,9 @@ pub(crate) type Pool = managed::Pool<Manager>;
 pub struct Store {
     pub(crate) pool: Pool,
     pub(crate) connector: Arc<Connector>,
+    /// The control database's registry of silo tenants and the pools of their dedicated
+    /// databases (Aurora PostgreSQL only; `None` in a dedicated database's own store).
+    pub(crate) placements: Option<Arc<Placements>>,
 }
 
 impl fmt::Debug for Store {
@@ -128,10 +145,29 @@ impl Store {
     /// Builds the pool. Does not connect: the first request does, within the connect timeout,
     /// so that start-up never waits for (or fails on) a paused database.
     pub fn new(cfg: DbConfig, password: PasswordSource) -> Result<Self> {
+        let placements =
+            (cfg.engine == crate::Engine::Postgres).then(|| Arc::new(Placements::new(cfg.clone(), password.clone())));
+        let mut store = Self::build(cfg, password, None)?;
+        store.placements = placements;
+        Ok(store)
+    }
+
+    /// The store of a dedicated database, whose connections count against `limit`.
+    pub(crate) fn dedicated(
+        cfg: DbConfig,
+        password: PasswordSource,
+        limit: (Arc<Limiter>, uuid::Uuid),
+    ) -> Result<Self> {
+        let store = Self::build(cfg, password, Some(limit.clone()))?;
+        limit.0.register(limit.1, store.pool.clone());
+        Ok(store)
+    }
+
+    fn build(cfg: DbConfig, password: PasswordSource, limit: Option<(Arc<Limiter>, uuid::Uuid)>) -> Result<Self> {
         let max = cfg.pool_max;
         let wait = cfg.connect_timeout;
         let connector = Arc::new(Connector::new(cfg, password)?);
-        let pool = Pool::builder(Manager { connector: connector.clone(), pending: Default::default() })
+        let pool = Pool::builder(Manager { connector: connector.clone(), pending: Default::default(), limit })
             .max_size(max)
             .runtime(deadpool::Runtime::Tokio1)
             // The connect step has its own timeout (with a better message); this bounds the wait
@@ -139,7 +175,7 @@ impl Store {
             .wait_timeout(Some(wait))
             .build()
             .map_err(|e| Error::Config { var: "DB_POOL_MAX", problem: e.to_string() })?;
-        Ok(Self { pool, connector })
+        Ok(Self { pool, connector, placements: None })
     }
 
     pub fn config(&self) -> &DbConfig {

@@ -223,10 +223,29 @@ impl Scoped<'_> {
 
     /// Deletes a tenant with its memberships, todos and invitations.
     pub async fn delete_tenant(&self, id: TenantId) -> Result<()> {
-        let rows = self.run(Tenants::Member(id), Access::Write, &[step(Q::TenantDelete, &[&id.0])]).await?;
-        gated(&rows[0], ADMINS)?;
         if self.store.config().engine == crate::Engine::Dsql {
+            let rows = self.run(Tenants::Member(id), Access::Write, &[step(Q::TenantDelete, &[&id.0])]).await?;
+            gated(&rows[0], ADMINS)?;
             self.purge_tenant(id).await;
+            return Ok(());
+        }
+        // Where its todos live, read before the delete cascades the placement away.
+        let rows = self
+            .run(
+                Tenants::Member(id),
+                Access::Write,
+                &[step(Q::PlacementGet, &[&id.0]), step(Q::TenantDelete, &[&id.0])],
+            )
+            .await?;
+        // A replay from an `Idempotency-Key` record has the delete's rows only (the placement
+        // is not recorded): the first request did the rest.
+        let (placed, deleted) = match &rows[..] {
+            [placed, deleted] => (placed.first(), deleted),
+            _ => (None, &rows[0]),
+        };
+        gated(deleted, ADMINS)?;
+        if let Some(row) = placed {
+            self.drop_placed_tenant(id, crate::placement::Database::from_row(row, 0)?).await;
         }
         Ok(())
     }
@@ -272,9 +291,9 @@ impl Scoped<'_> {
     pub async fn set_member_role(&self, tenant: TenantId, user: UserId, role: Role) -> Result<Member> {
         let role = role.as_str();
         let rows = self
-            .run(
-                Tenants::Member(tenant),
-                Access::Write,
+            .run_member_change(
+                tenant,
+                user,
                 &[
                     step(Q::TenantLock, &[&tenant.0]),
                     step(Q::MemberPut, &[&tenant.0, &user.0, &role]),
@@ -293,9 +312,9 @@ impl Scoped<'_> {
     /// Removes a member: admins remove anyone, anyone removes themself; never the last admin.
     pub async fn remove_member(&self, tenant: TenantId, user: UserId) -> Result<()> {
         let rows = self
-            .run(
-                Tenants::Member(tenant),
-                Access::Write,
+            .run_member_change(
+                tenant,
+                user,
                 &[step(Q::TenantLock, &[&tenant.0]), step(Q::MemberDelete, &[&tenant.0, &user.0])],
             )
             .await?;
@@ -314,8 +333,8 @@ impl Scoped<'_> {
     pub async fn list_todos(&self, tenant: TenantId, filter: TodoFilter, req: PageRequest) -> Result<Page<Todo>> {
         let c = req.cursor.unwrap_or_else(Cursor::start);
         let rows = self
-            .run(
-                Tenants::Member(tenant),
+            .run_tenant(
+                tenant,
                 Access::Read,
                 &[step(Q::TodoList, &[&tenant.0, &filter.complete, &c.created_at, &c.id, &fetch_limit(req)])],
             )
@@ -327,18 +346,14 @@ impl Scoped<'_> {
 
     pub async fn create_todo(&self, tenant: TenantId, id: TodoId, title: &TodoTitle, complete: bool) -> Result<Todo> {
         let rows = self
-            .run(
-                Tenants::Member(tenant),
-                Access::Write,
-                &[step(Q::TodoCreate, &[&tenant.0, &id.0, &title.as_str(), &complete])],
-            )
+            .run_tenant(tenant, Access::Write, &[step(Q::TodoCreate, &[&tenant.0, &id.0, &title.as_str(), &complete])])
             .await?;
         let row = gated(&rows[0], EDITORS)?;
         todo_at(row, 1).ok_or(Error::NotFound)
     }
 
     pub async fn get_todo(&self, tenant: TenantId, id: TodoId) -> Result<Todo> {
-        let rows = self.run(Tenants::Member(tenant), Access::Read, &[step(Q::TodoGet, &[&tenant.0, &id.0])]).await?;
+        let rows = self.run_tenant(tenant, Access::Read, &[step(Q::TodoGet, &[&tenant.0, &id.0])]).await?;
         let row = gated(&rows[0], ANYONE)?;
         todo_at(row, 1).ok_or(Error::NotFound)
     }
@@ -346,19 +361,14 @@ impl Scoped<'_> {
     pub async fn update_todo(&self, tenant: TenantId, id: TodoId, patch: &TodoPatch) -> Result<Todo> {
         let title = patch.title.as_ref().map(TodoTitle::as_str);
         let rows = self
-            .run(
-                Tenants::Member(tenant),
-                Access::Write,
-                &[step(Q::TodoUpdate, &[&tenant.0, &id.0, &title, &patch.complete])],
-            )
+            .run_tenant(tenant, Access::Write, &[step(Q::TodoUpdate, &[&tenant.0, &id.0, &title, &patch.complete])])
             .await?;
         let row = gated(&rows[0], EDITORS)?;
         todo_at(row, 1).ok_or(Error::NotFound)
     }
 
     pub async fn delete_todo(&self, tenant: TenantId, id: TodoId) -> Result<()> {
-        let rows =
-            self.run(Tenants::Member(tenant), Access::Write, &[step(Q::TodoDelete, &[&tenant.0, &id.0])]).await?;
+        let rows = self.run_tenant(tenant, Access::Write, &[step(Q::TodoDelete, &[&tenant.0, &id.0])]).await?;
         let row = gated(&rows[0], EDITORS)?;
         row.col::<bool>(1).then_some(()).ok_or(Error::NotFound)
     }
@@ -366,14 +376,8 @@ impl Scoped<'_> {
     /// Todos of every tenant the caller belongs to.
     pub async fn list_all_todos(&self, filter: TodoFilter, req: PageRequest) -> Result<Page<Todo>> {
         let c = req.cursor.unwrap_or_else(Cursor::start);
-        let rows = self
-            .run(
-                Tenants::All,
-                Access::Read,
-                &[step(Q::TodoListAll, &[&filter.complete, &c.created_at, &c.tenant, &c.id, &fetch_limit(req)])],
-            )
-            .await?;
-        let items = rows[0].iter().filter_map(|r| todo_at(r, 0)).collect();
+        let rows = self.run_list_all(&[&filter.complete, &c.created_at, &c.tenant, &c.id, &fetch_limit(req)]).await?;
+        let items = rows.iter().filter_map(|r| todo_at(r, 0)).collect();
         Ok(page_by(items, req, |t| (t.created_at, t.tenant_id.0, t.id.0)))
     }
 }

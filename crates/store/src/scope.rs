@@ -29,6 +29,9 @@ pub enum Tenants {
     Member(TenantId),
     /// Every tenant the caller is a member of (resolved by the database).
     All,
+    /// Every tenant the caller is a member of whose todos live in this database (not in a
+    /// dedicated one: see [`crate::placement`]).
+    AllHere,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -317,6 +320,7 @@ impl Scoped<'_> {
             _ if dsql => None,
             Tenants::Member(_) => Some((Q::ScopeMember, &member_params[..])),
             Tenants::All => Some((Q::ScopeAll, &all_params[..])),
+            Tenants::AllHere => Some((Q::ScopeAllHere, &all_params[..])),
             Tenants::None => None,
         };
         let begin = if access == Access::Read { "BEGIN READ ONLY" } else { "BEGIN" };

@@ -253,4 +253,59 @@ statements! {
     OrphanTenants => "SELECT NULL::uuid WHERE false",
     /// A value computed outside the database that the answer needs, so that a replay has it too.
     Echo => "SELECT $1::text",
+
+    // Placements (`crate::placement`): none of these is ever recorded.
+    /// The last statement of every transaction on tenant `$1`'s todos (`$2`: it writes): fails
+    /// with TM002 where the tenant is not served from, TM001 on a write during a move.
+    FenceCheck => "SELECT app_fence_check($1::uuid, $2::bool)",
+    /// Fails with TM002 unless tenant `$1` lives in database `$2` (NULL: pooled), in the control
+    /// database: the last statement of a membership change.
+    PlacementIs => "SELECT app_placement_is($1::uuid, $2::uuid)",
+    /// Removes what a dedicated database holds of tenant `$1` (in scope through ScopeTenants)
+    /// after the control database deleted it.
+    TenantDrop => "DELETE FROM tenants WHERE id = $1::uuid",
+    /// Where tenant `$1` lives, when not here (control database).
+    PlacementGet => "SELECT d.id, d.host, host(d.hostaddr), d.port::int8, d.dbname, d.db_user, d.auth, d.tls, p.epoch \
+                     FROM tenant_placements p JOIN databases d ON d.id = p.database_id WHERE p.tenant_id = $1::uuid",
+    /// The caller's tenants that live in dedicated databases, with where (control database).
+    PlacementsMine => "SELECT p.tenant_id, d.id, d.host, host(d.hostaddr), d.port::int8, d.dbname, d.db_user, d.auth, d.tls, p.epoch \
+                       FROM memberships m JOIN tenant_placements p ON p.tenant_id = m.tenant_id \
+                       JOIN databases d ON d.id = p.database_id WHERE m.user_id = app_user_id()",
+    /// Scopes to the caller's tenants that live here (control database): GET /api/todos.
+    ScopeAllHere => "SELECT set_config('app.tenant_ids', coalesce((SELECT array_agg(m.tenant_id)::text \
+                        FROM memberships m WHERE m.user_id = $1::uuid AND NOT EXISTS \
+                        (SELECT 1 FROM tenant_placements p WHERE p.tenant_id = m.tenant_id)), '{}'), true)",
+    /// Scopes to tenants `$1`, whose membership the control database has just confirmed (a
+    /// dedicated database's part of GET /api/todos).
+    ScopeTenants => "SELECT set_config('app.tenant_ids', $1::uuid[]::text, true)",
+    /// The caller's role in tenant `$1` (control database): what a dedicated database's copy
+    /// of the membership is made from.
+    MemberRole => "SELECT role FROM memberships WHERE tenant_id = $1::uuid AND user_id = app_user_id()",
+    /// Copies the caller's membership of tenant `$1` with role `$2` (dedicated database).
+    MemberCopy => "SELECT app_member_copy($1::uuid, $2::text)",
+    /// Drops the copy of user `$2`'s membership of tenant `$1` and keeps it from being made for
+    /// `$3` seconds (dedicated database, before the change in the control database).
+    MemberFence => "SELECT app_member_fence($1::uuid, $2::uuid, $3::int4)",
+    /// The change is made: copies may be made again (dedicated database).
+    MemberUnfence => "SELECT app_member_unfence($1::uuid, $2::uuid)",
+}
+
+impl Q {
+    /// Added with placements, after records existed: outside the record version, never recorded.
+    pub(crate) const fn is_placement(self) -> bool {
+        matches!(
+            self,
+            Q::FenceCheck
+                | Q::PlacementIs
+                | Q::TenantDrop
+                | Q::PlacementGet
+                | Q::PlacementsMine
+                | Q::ScopeAllHere
+                | Q::ScopeTenants
+                | Q::MemberRole
+                | Q::MemberCopy
+                | Q::MemberFence
+                | Q::MemberUnfence
+        )
+    }
 }

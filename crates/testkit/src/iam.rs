@@ -42,6 +42,12 @@ pub async fn standin_for(db: &TestDb, clock: Arc<dyn Clock>, engine: store::Engi
     Standin::start(config).await.expect("start the IAM stand-in")
 }
 
+/// A stand-in for Aurora's IAM authentication in front of `db`'s server under the host name
+/// `host` (another cluster, as a dedicated database of silo tenants would be).
+pub async fn standin_named(db: &TestDb, host: &str) -> Standin {
+    Standin::start(Config::new(host, REGION, upstream(&db.server))).await.expect("start the IAM stand-in")
+}
+
 /// API settings that log in to `db` through `standin` as `app_runtime` with IAM auth.
 pub fn config(db: &TestDb, standin: &Standin) -> DbConfig {
     config_for(db, standin, crate::pg::engine())

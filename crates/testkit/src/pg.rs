@@ -72,6 +72,14 @@ pub fn server() -> &'static Server {
     })
 }
 
+static SECOND: OnceLock<Server> = OnceLock::new();
+
+/// A second throwaway PostgreSQL cluster of this test process, started on first use: where
+/// tests put dedicated databases (silo tenants).
+pub fn second_server() -> &'static Server {
+    SECOND.get_or_init(|| start_cluster().unwrap_or_else(|e| panic!("cannot start a second throwaway PostgreSQL: {e}")))
+}
+
 fn from_url(url: &str) -> Server {
     let cfg = DbConfig::from_url(url).expect("TEST_DATABASE_URL must be a postgres:// URL");
     let password = match cfg.auth {
@@ -352,7 +360,12 @@ pub async fn db() -> TestDb {
 /// A fresh database migrated with `engine`'s schema, whatever `TEST_DB_ENGINE` says: for a
 /// process that runs both engines side by side (the benchmark).
 pub async fn db_for(engine: store::Engine) -> TestDb {
-    let server = server().clone();
+    db_on(server(), engine).await
+}
+
+/// A fresh database migrated with `engine`'s schema on `server`.
+pub async fn db_on(server: &Server, engine: store::Engine) -> TestDb {
+    let server = server.clone();
     let template = template_name(engine);
     let admin = connect(&server.url("postgres")).await;
     admin.execute("SELECT pg_advisory_lock(8675309)", &[]).await.unwrap();

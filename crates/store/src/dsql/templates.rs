@@ -336,5 +336,17 @@ pub fn template(q: Q) -> &'static str {
         // Deleted tenants whose purge was cut short (for the daily cleanup).
         Q::OrphanTenants => "SELECT id FROM tenants WHERE deleted_at IS NOT NULL LIMIT 100",
         Q::Echo => "SELECT $1::text",
+        // Placements are an Aurora PostgreSQL feature: on DSQL nothing runs these.
+        Q::FenceCheck
+        | Q::PlacementIs
+        | Q::TenantDrop
+        | Q::PlacementGet
+        | Q::PlacementsMine
+        | Q::ScopeAllHere
+        | Q::ScopeTenants
+        | Q::MemberRole
+        | Q::MemberCopy
+        | Q::MemberFence
+        | Q::MemberUnfence => "SELECT NULL::boolean WHERE false",
     }
 }

@@ -1,0 +1,143 @@
+//! `devserver tenant list | move`: the operator's view of tenant placements (silo tenants), as
+//! the owner role (or, locally, the dev database's superuser). See `store::placement::mover`.
+
+use store::{
+    DbConfig, Store, TenantId,
+    placement::{
+        Database,
+        mover::{self, Direction, Ends, Options},
+    },
+};
+
+use crate::BoxError;
+
+/// Prints every tenant and where its todos live.
+pub async fn list() -> Result<(), BoxError> {
+    let (_, cfg) = crate::migration_config()?;
+    let control = Store::from_config(cfg).await?.connect_client().await?;
+    println!("{:<36}  {:<24}  name", "tenant", "placement");
+    for (id, name, placement) in mover::list(&control).await? {
+        println!("{id:<36}  {:<24}  {name}", placement.as_deref().unwrap_or("pooled"));
+    }
+    Ok(())
+}
+
+/// Where to put a tenant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum To {
+    Dedicated,
+    Pooled,
+}
+
+/// Moves `tenant` to a dedicated database (the one at `url`, or a new one in the control
+/// database's cluster) or back to the pooled one.
+pub async fn move_tenant(tenant: &str, to: To, url: Option<&str>, dry_run: bool) -> Result<(), BoxError> {
+    let tenant = TenantId::parse(tenant).map_err(|_| format!("{tenant} is not a tenant id (a UUID)"))?;
+    let (describe, cfg) = crate::migration_config()?;
+    let control = Store::from_config(cfg.clone()).await?.connect_client().await?;
+    let placed = control
+        .query_opt(
+            "SELECT d.id, d.name, d.host, host(d.hostaddr), d.port, d.dbname, d.db_user, d.auth, d.tls \
+             FROM tenant_placements p JOIN databases d ON d.id = p.database_id WHERE p.tenant_id = $1",
+            &[&tenant.0],
+        )
+        .await?;
+    // The dedicated database: its owner login (`url`, or the control login pointed at it) and
+    // its entry in the registry.
+    let mut created = false;
+    let (owner_cfg, name, db) = match (to, placed, url) {
+        (To::Pooled, None, _) => return Err("the tenant is pooled already".into()),
+        (To::Pooled, Some(row), url) => {
+            let mut owner = match url {
+                Some(url) => DbConfig::from_url(url)?,
+                None => cfg.clone(),
+            };
+            let port: i32 = row.get(4);
+            if url.is_none() {
+                owner.host = row.get(2);
+                owner.hostaddr = row.get::<_, Option<String>>(3).map(|a| a.parse()).transpose()?;
+                owner.port = u16::try_from(port)?;
+                owner.dbname = row.get(5);
+            }
+            let db = Database {
+                id: row.get(0),
+                host: row.get(2),
+                hostaddr: None,
+                port: u16::try_from(port)?,
+                dbname: row.get(5),
+                user: row.get(6),
+                auth: row.get(7),
+                tls: row.get(8),
+            };
+            (owner, row.get::<_, String>(1), db)
+        }
+        (To::Dedicated, _, Some(url)) => {
+            let owner = DbConfig::from_url(url)?;
+            let name = format!("{}-{}", owner.host.split('.').next().unwrap_or("db"), owner.dbname).to_lowercase();
+            let db = descriptor(&owner, &cfg);
+            (owner, name, db)
+        }
+        (To::Dedicated, _, None) => {
+            // A new database in the same cluster, with the roles' grants and the schema.
+            let dbname = format!("tenant_{}", &tenant.0.simple().to_string()[..12]);
+            let exists = control.query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&dbname]).await?.is_some();
+            if !exists {
+                control.batch_execute(&format!("CREATE DATABASE {dbname}")).await?;
+                println!("{describe}: created database {dbname}");
+                created = true;
+            }
+            let mut owner = cfg.clone();
+            owner.dbname = dbname.clone();
+            let db = descriptor(&owner, &cfg);
+            (owner, dbname.replace('_', "-"), db)
+        }
+    };
+    let dedicated = Store::from_config(owner_cfg.clone()).await?.connect_client().await?;
+    if to == To::Dedicated {
+        // Bring its schema to the control database's (a no-op when it is there).
+        if created {
+            // The roles are the cluster's; this gives them their grants in the new database.
+            store::migrate::bootstrap_roles(&dedicated, false).await?;
+        }
+        for applied in store::migrate::run_for(&dedicated, store::Engine::Postgres).await? {
+            println!("{}: applied {applied}", owner_cfg.describe());
+        }
+    }
+    let db_id = match to {
+        To::Dedicated => mover::register(&control, &name, &db).await?,
+        To::Pooled => db.id,
+    };
+    let direction = match to {
+        To::Dedicated => Direction::ToDedicated,
+        To::Pooled => Direction::ToPooled,
+    };
+    let opts = Options { stop_before_switch: dry_run, ..Options::default() };
+    let report =
+        mover::move_tenant(&Ends { control: &control, dedicated: &dedicated, db: db_id }, tenant, direction, &opts)
+            .await?;
+    let what = if dry_run { "copied and checked (dry run: not moved)" } else { "moved" };
+    println!(
+        "tenant {}: {what} to {} ({} todos, {} idempotency records, md5 {})",
+        tenant.0,
+        if to == To::Dedicated { name.as_str() } else { "pooled" },
+        report.todos,
+        report.records,
+        report.checksum
+    );
+    Ok(())
+}
+
+/// The registry entry of the database `owner` logs in to: the API's runtime role there, with
+/// the control database's kind of login and TLS.
+fn descriptor(owner: &DbConfig, control: &DbConfig) -> Database {
+    Database {
+        id: uuid::Uuid::nil(),
+        host: owner.host.clone(),
+        hostaddr: owner.hostaddr,
+        port: owner.port,
+        dbname: owner.dbname.clone(),
+        user: "app_runtime".into(),
+        auth: if control.auth.is_token() { "iam" } else { "password" }.into(),
+        tls: if matches!(control.tls, store::TlsMode::Disable) { "disable" } else { "verify-full" }.into(),
+    }
+}

@@ -1,0 +1,414 @@
+//! Moving a tenant between the control database (pooled) and a dedicated one, as the owner role
+//! of both (`scripts/tenant.sh move`).
+//!
+//! 1. **Lease.** The source database gets a `moving` fence with a lease: from then on its writes
+//!    on the tenant fail with 503 (`app_fence_check`, after the write's own statements); reads
+//!    go on. A mover that dies stops fencing when the lease runs out.
+//! 2. **Barrier.** `LOCK TABLE todos IN SHARE MODE` waits for every write that began before the
+//!    fence: each is now committed, or will see the fence and roll back.
+//! 3. **Copy** of the tenant's row, todos and idempotency records into the target, in one
+//!    transaction that first removes anything an earlier, failed run left there.
+//! 4. **Check**: row counts and an MD5 of the todos, on both sides.
+//! 5. **Switch** the registry (in the control database, with the tenant's row locked, so that
+//!    no membership change runs across it), if the lease still holds. From dedicated to pooled,
+//!    the lease is first extended past the API's placement cache, so that an instance that still
+//!    thinks the tenant is in the dedicated database cannot write there after the switch.
+//! 6. **Finish**: the source is fenced `away` (a dedicated source; a pooled source is fenced by
+//!    the placement row itself) and its copy of the tenant removed in batches.
+//!
+//! Killed before step 5, the tenant stays where it was and is writable again when the lease
+//! runs out; run the move again. Killed after, running it again finishes step 6.
+
+use std::time::Duration;
+
+use tokio_postgres::Client;
+use uuid::Uuid;
+
+use super::Database;
+use crate::{Error, Result, TenantId};
+
+/// Rows per statement when copying and per transaction when deleting.
+const BATCH: i64 = 2000;
+
+/// The two ends of a move, each an owner-role client.
+#[allow(missing_debug_implementations)]
+pub struct Ends<'a> {
+    pub control: &'a Client,
+    /// The dedicated database's client (the source or the target).
+    pub dedicated: &'a Client,
+    pub db: Uuid,
+}
+
+/// Which way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    ToDedicated,
+    ToPooled,
+}
+
+/// What a move did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    pub todos: i64,
+    pub records: i64,
+    pub checksum: String,
+    /// An earlier run had switched already: only the finish ran.
+    pub finished_only: bool,
+}
+
+/// Settings of a move.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// How long the source refuses writes without hearing from the mover.
+    pub lease: Duration,
+    /// The API's `DB_PLACEMENT_CACHE_SECS`: how long an instance may still think the tenant is
+    /// in the dedicated database after a move to pooled.
+    pub cache_ttl: Duration,
+    /// Stop after the copy and its check, before the switch (for tests: a move killed there).
+    pub stop_before_switch: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            lease: Duration::from_secs(120),
+            cache_ttl: crate::config::DEFAULT_PLACEMENT_CACHE_TTL,
+            stop_before_switch: false,
+        }
+    }
+}
+
+fn fail(what: &str) -> impl Fn(tokio_postgres::Error) -> Error + '_ {
+    move |e| {
+        Error::Migration(format!(
+            "{what}: {}",
+            e.as_db_error().map_or_else(|| e.to_string(), |d| d.message().to_string())
+        ))
+    }
+}
+
+/// Registers dedicated database `db` under `name` (or updates the entry of that name); its id.
+pub async fn register(control: &Client, name: &str, db: &Database) -> Result<Uuid> {
+    let port = i32::from(db.port);
+    let addr = db.hostaddr.map(|a| a.to_string());
+    let row = control
+        .query_one(
+            "INSERT INTO databases (name, host, hostaddr, port, dbname, db_user, auth, tls) \
+             VALUES ($1, $2, $3::text::inet, $4, $5, $6, $7, $8) \
+             ON CONFLICT (name) DO UPDATE SET host = excluded.host, hostaddr = excluded.hostaddr, port = excluded.port, \
+               dbname = excluded.dbname, db_user = excluded.db_user, auth = excluded.auth, tls = excluded.tls \
+             RETURNING id",
+            &[&name, &db.host, &addr, &port, &db.dbname, &db.user, &db.auth, &db.tls],
+        )
+        .await
+        .map_err(fail("registering the database"))?;
+    Ok(row.get(0))
+}
+
+/// Every tenant with its placement: (tenant id, name, database name or `None` for pooled).
+pub async fn list(control: &Client) -> Result<Vec<(Uuid, String, Option<String>)>> {
+    let rows = control
+        .query(
+            "SELECT t.id, t.name, d.name FROM tenants t LEFT JOIN tenant_placements p ON p.tenant_id = t.id \
+             LEFT JOIN databases d ON d.id = p.database_id ORDER BY t.created_at, t.id",
+            &[],
+        )
+        .await
+        .map_err(fail("listing tenants"))?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect())
+}
+
+/// Puts tenant `t` in scope for the owner's row-level security, in the current transaction.
+const SCOPE: &str = "SELECT set_config('app.tenant_ids', ARRAY[$1::uuid]::text, true)";
+
+/// Moves tenant `tenant` between the control database and `ends.db`.
+pub async fn move_tenant(ends: &Ends<'_>, tenant: TenantId, to: Direction, opts: &Options) -> Result<Report> {
+    let t = tenant.0;
+    let placed: Option<Uuid> = ends
+        .control
+        .query_opt("SELECT database_id FROM tenant_placements WHERE tenant_id = $1", &[&t])
+        .await
+        .map_err(fail("reading the registry"))?
+        .map(|r| r.get(0));
+    let (source, target) = match to {
+        Direction::ToDedicated => (ends.control, ends.dedicated),
+        Direction::ToPooled => (ends.dedicated, ends.control),
+    };
+    let target_placement = (to == Direction::ToDedicated).then_some(ends.db);
+    if placed == target_placement {
+        // An earlier run switched: finish it.
+        let (todos, checksum) = digest(target, t).await?;
+        finish(source, t, to).await?;
+        return Ok(Report { todos, records: 0, checksum, finished_only: true });
+    }
+    let source_placement = (to == Direction::ToPooled).then_some(ends.db);
+    if placed != source_placement {
+        return Err(Error::Migration(format!(
+            "the tenant is not in the {} database: nothing to move",
+            if to == Direction::ToDedicated { "pooled (control)" } else { "given dedicated" }
+        )));
+    }
+    let mover = Uuid::new_v4();
+    let lease = opts.lease.as_secs_f64();
+    // 1. The lease.
+    let leased = source
+        .execute(
+            "INSERT INTO tenant_fences AS f (tenant_id, state, lease_until, mover) \
+             VALUES ($1, 'moving', now() + $2::float8 * interval '1 second', $3) \
+             ON CONFLICT (tenant_id) DO UPDATE SET state = 'moving', lease_until = excluded.lease_until, \
+               mover = excluded.mover, updated_at = now() \
+             WHERE f.state = 'moving' AND f.lease_until < now()",
+            &[&t, &lease, &mover],
+        )
+        .await
+        .map_err(fail("taking the move's lease"))?;
+    if leased == 0 {
+        return Err(Error::Migration(
+            "another move of this tenant holds its lease; wait for it, or for the lease to run out".into(),
+        ));
+    }
+    let result = copy_and_switch(ends, source, target, tenant, to, mover, opts).await;
+    if result.is_err() || opts.stop_before_switch {
+        // Writes resume at once: the tenant stays where it was.
+        let _ = source.execute("DELETE FROM tenant_fences WHERE tenant_id = $1 AND mover = $2", &[&t, &mover]).await;
+    }
+    let report = result?;
+    if opts.stop_before_switch {
+        return Ok(report);
+    }
+    finish(source, t, to).await?;
+    Ok(report)
+}
+
+async fn copy_and_switch(
+    ends: &Ends<'_>,
+    source: &Client,
+    target: &Client,
+    tenant: TenantId,
+    to: Direction,
+    mover: Uuid,
+    opts: &Options,
+) -> Result<Report> {
+    let t = tenant.0;
+    // 2. The barrier: every write that did not see the fence has committed.
+    source
+        .batch_execute("BEGIN; LOCK TABLE todos IN SHARE MODE; COMMIT")
+        .await
+        .map_err(fail("waiting for writes in flight"))?;
+    // 3. The copy.
+    let (todos, records) = copy(source, target, t, to).await?;
+    // 4. The check.
+    let (n_source, sum_source) = digest(source, t).await?;
+    let (n_target, sum_target) = digest(target, t).await?;
+    if (n_source, &sum_source) != (n_target, &sum_target) || n_source != todos {
+        return Err(Error::Migration(format!(
+            "the copy does not match: {n_source} todos ({sum_source}) at the source, {n_target} ({sum_target}) at the target"
+        )));
+    }
+    if opts.stop_before_switch {
+        return Ok(Report { todos, records, checksum: sum_source, finished_only: false });
+    }
+    // 5. The switch.
+    if to == Direction::ToPooled {
+        let until = (opts.lease.max(opts.cache_ttl) + Duration::from_secs(10)).as_secs_f64();
+        let extended = source
+            .execute(
+                "UPDATE tenant_fences SET lease_until = now() + $3::float8 * interval '1 second' \
+                 WHERE tenant_id = $1 AND mover = $2 AND state = 'moving' AND lease_until > now() + interval '2 seconds'",
+                &[&t, &mover, &until],
+            )
+            .await
+            .map_err(fail("extending the lease"))?;
+        if extended == 0 {
+            return Err(Error::Migration("the move's lease ran out before the switch; run it again".into()));
+        }
+    }
+    let c = ends.control;
+    c.batch_execute("BEGIN").await.map_err(fail("switching"))?;
+    let switched = async {
+        c.query(SCOPE, &[&t]).await?;
+        let locked = c.query("SELECT 1 FROM tenants WHERE id = $1 FOR UPDATE", &[&t]).await?.len();
+        let held = match to {
+            // The lease is in this same database: checked in this transaction.
+            Direction::ToDedicated => {
+                c.execute(
+                    "DELETE FROM tenant_fences WHERE tenant_id = $1 AND mover = $2 AND lease_until > now()",
+                    &[&t, &mover],
+                )
+                .await?
+            }
+            Direction::ToPooled => 1,
+        };
+        if locked == 0 || held == 0 {
+            return Ok(false);
+        }
+        match to {
+            Direction::ToDedicated => {
+                c.execute(
+                    "INSERT INTO tenant_placements (tenant_id, database_id, epoch) \
+                     VALUES ($1, $2, (extract(epoch FROM clock_timestamp()) * 1000000)::int8)",
+                    &[&t, &ends.db],
+                )
+                .await?
+            }
+            Direction::ToPooled => c.execute("DELETE FROM tenant_placements WHERE tenant_id = $1", &[&t]).await?,
+        };
+        Ok::<_, tokio_postgres::Error>(true)
+    }
+    .await;
+    match switched {
+        Ok(true) => c.batch_execute("COMMIT").await.map_err(fail("switching"))?,
+        Ok(false) => {
+            let _ = c.batch_execute("ROLLBACK").await;
+            return Err(Error::Migration(
+                "the tenant is gone, or the move's lease ran out before the switch; run it again".into(),
+            ));
+        }
+        Err(e) => {
+            let _ = c.batch_execute("ROLLBACK").await;
+            return Err(fail("switching")(e));
+        }
+    }
+    Ok(Report { todos, records, checksum: sum_source, finished_only: false })
+}
+
+/// Copies tenant `t`'s row, todos and idempotency records from `source` to `target`, replacing
+/// whatever an earlier run left there; (todos, records) copied.
+async fn copy(source: &Client, target: &Client, t: Uuid, to: Direction) -> Result<(i64, i64)> {
+    source.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").await.map_err(fail("reading"))?;
+    let read = async {
+        source.query(SCOPE, &[&t]).await?;
+        let tenant = source.query_one("SELECT name, created_at FROM tenants WHERE id = $1", &[&t]).await?;
+        let todos = source
+            .query(
+                "SELECT id, title, complete, created_at, updated_at FROM todos WHERE tenant_id = $1 ORDER BY id",
+                &[&t],
+            )
+            .await?;
+        let records = source
+            .query(
+                "SELECT user_id, key, fingerprint, results, claim, created_at, expires_at FROM idempotency_keys \
+                 WHERE tenant_id = $1 AND expires_at > now()",
+                &[&t],
+            )
+            .await?;
+        Ok::<_, tokio_postgres::Error>((tenant, todos, records))
+    }
+    .await;
+    let _ = source.batch_execute("COMMIT").await;
+    let (tenant, todos, records) = read.map_err(fail("reading the tenant"))?;
+
+    target.batch_execute("BEGIN").await.map_err(fail("copying"))?;
+    let written = async {
+        target.query(SCOPE, &[&t]).await?;
+        let name: String = tenant.get(0);
+        let created: time::OffsetDateTime = tenant.get(1);
+        if to == Direction::ToDedicated {
+            // A dedicated database holds nothing else of the tenant: start from its row alone.
+            target.execute("DELETE FROM tenants WHERE id = $1", &[&t]).await?;
+            target.execute("INSERT INTO tenants (id, name, created_at) VALUES ($1, $2, $3)", &[&t, &name, &created]).await?;
+            target.execute("DELETE FROM idempotency_keys WHERE tenant_id = $1", &[&t]).await?;
+        } else {
+            target.execute("DELETE FROM todos WHERE tenant_id = $1", &[&t]).await?;
+        }
+        target.execute("DELETE FROM tenant_fences WHERE tenant_id = $1", &[&t]).await?;
+        for chunk in todos.chunks(BATCH as usize) {
+            let ids: Vec<Uuid> = chunk.iter().map(|r| r.get(0)).collect();
+            let titles: Vec<String> = chunk.iter().map(|r| r.get(1)).collect();
+            let done: Vec<bool> = chunk.iter().map(|r| r.get(2)).collect();
+            let created: Vec<time::OffsetDateTime> = chunk.iter().map(|r| r.get(3)).collect();
+            let updated: Vec<time::OffsetDateTime> = chunk.iter().map(|r| r.get(4)).collect();
+            target
+                .execute(
+                    "INSERT INTO todos (tenant_id, id, title, complete, created_at, updated_at) \
+                     SELECT $1, * FROM unnest($2::uuid[], $3::text[], $4::bool[], $5::timestamptz[], $6::timestamptz[])",
+                    &[&t, &ids, &titles, &done, &created, &updated],
+                )
+                .await?;
+        }
+        for r in &records {
+            let results: Vec<String> = r.get(3);
+            target
+                .execute(
+                    "INSERT INTO idempotency_keys (user_id, tenant_id, key, fingerprint, results, claim, created_at, expires_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+                    &[&r.get::<_, Uuid>(0), &t, &r.get::<_, String>(1), &r.get::<_, Vec<u8>>(2), &results,
+                      &r.get::<_, Uuid>(4), &r.get::<_, time::OffsetDateTime>(5), &r.get::<_, time::OffsetDateTime>(6)],
+                )
+                .await?;
+        }
+        Ok::<_, tokio_postgres::Error>(())
+    }
+    .await;
+    match written {
+        Ok(()) => target.batch_execute("COMMIT").await.map_err(fail("copying"))?,
+        Err(e) => {
+            let _ = target.batch_execute("ROLLBACK").await;
+            return Err(fail("copying")(e));
+        }
+    }
+    Ok((todos.len() as i64, records.len() as i64))
+}
+
+/// The number of tenant `t`'s todos in `db` and an MD5 over all their columns.
+async fn digest(db: &Client, t: Uuid) -> Result<(i64, String)> {
+    db.batch_execute("BEGIN READ ONLY").await.map_err(fail("checking"))?;
+    let read = async {
+        db.query(SCOPE, &[&t]).await?;
+        db.query_one(
+            "SELECT count(*), coalesce(md5(string_agg(concat_ws('|', id, title, complete, created_at, updated_at), ',' ORDER BY id)), '') \
+             FROM todos WHERE tenant_id = $1",
+            &[&t],
+        )
+        .await
+    }
+    .await;
+    let _ = db.batch_execute("COMMIT").await;
+    let row = read.map_err(fail("checking the copy"))?;
+    Ok((row.get(0), row.get(1)))
+}
+
+/// Step 6: fences a dedicated source `away` and removes the source's copy of the tenant.
+async fn finish(source: &Client, t: Uuid, to: Direction) -> Result<()> {
+    if to == Direction::ToPooled {
+        source
+            .execute(
+                "INSERT INTO tenant_fences (tenant_id, state) VALUES ($1, 'away') \
+                 ON CONFLICT (tenant_id) DO UPDATE SET state = 'away', lease_until = NULL, mover = NULL, updated_at = now()",
+                &[&t],
+            )
+            .await
+            .map_err(fail("fencing the old placement"))?;
+    }
+    loop {
+        source.batch_execute("BEGIN").await.map_err(fail("removing the old rows"))?;
+        let gone = async {
+            source.query(SCOPE, &[&t]).await?;
+            source
+                .execute(
+                    "DELETE FROM todos WHERE tenant_id = $1 AND id IN (SELECT id FROM todos WHERE tenant_id = $1 LIMIT $2)",
+                    &[&t, &BATCH],
+                )
+                .await
+        }
+        .await;
+        let _ = source.batch_execute("COMMIT").await;
+        if gone.map_err(fail("removing the old rows"))? == 0 {
+            break;
+        }
+    }
+    if to == Direction::ToPooled {
+        // What is left there of the tenant: its row, and through it the membership copies and
+        // records.
+        source.batch_execute("BEGIN").await.map_err(fail("removing the old rows"))?;
+        let gone = async {
+            source.query(SCOPE, &[&t]).await?;
+            source.execute("DELETE FROM idempotency_keys WHERE tenant_id = $1", &[&t]).await?;
+            source.execute("DELETE FROM tenants WHERE id = $1", &[&t]).await
+        }
+        .await;
+        let _ = source.batch_execute("COMMIT").await;
+        gone.map_err(fail("removing the old rows"))?;
+    }
+    Ok(())
+}

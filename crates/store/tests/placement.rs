@@ -1,0 +1,377 @@
+//! Silo tenants: a control database (pooled tenants, identity, the registry) and dedicated
+//! databases in a second PostgreSQL cluster, each reached through its own IAM-auth stand-in under
+//! another host name, with verify-full TLS and its own tokens; moves run as the owner role.
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+use store::{
+    Error, NewUser, PageRequest, Store, TenantId, TenantName, TodoFilter, TodoId, TodoTitle, UserId,
+    placement::{
+        Database,
+        mover::{self, Direction, Ends, Options},
+    },
+};
+use testkit::pg::TestDb;
+use tokio_postgres::Client;
+use uuid::Uuid;
+
+const OWNER_PASSWORD: &str = "owner-test-password";
+const SILO_HOST: &str = "silo.standin.internal";
+
+struct Silo {
+    control: TestDb,
+    dedicated: TestDb,
+    control_standin: iam_standin::Standin,
+    silo_standin: iam_standin::Standin,
+    cfg: store::DbConfig,
+    ca: Vec<u8>,
+    db_id: Uuid,
+}
+
+async fn owner(db: &TestDb) -> Client {
+    let admin = db.admin().await;
+    admin.batch_execute(&format!("ALTER ROLE app_owner LOGIN PASSWORD '{OWNER_PASSWORD}'")).await.unwrap();
+    testkit::pg::connect(&format!(
+        "postgres://app_owner:{OWNER_PASSWORD}@{}:{}/{}",
+        db.server.host, db.server.port, db.name
+    ))
+    .await
+}
+
+/// A control database with its stand-in, and a dedicated database in the second cluster with
+/// its own stand-in, registered in the control database.
+async fn silo() -> Silo {
+    let control = testkit::pg::db().await;
+    let dedicated = testkit::pg::db_on(testkit::pg::second_server(), store::Engine::Postgres).await;
+    let clock = Arc::new(db_auth::SystemClock);
+    let control_standin = testkit::iam::standin_for(&control, clock, store::Engine::Postgres).await;
+    let silo_standin = testkit::iam::standin_named(&dedicated, SILO_HOST).await;
+    let mut cfg = testkit::iam::config_for(&control, &control_standin, store::Engine::Postgres);
+    // One trust store for both stand-ins' CAs, as one for every cluster's CA on AWS.
+    let ca = [control_standin.ca_pem(), silo_standin.ca_pem()].concat().into_bytes();
+    cfg.tls = store::TlsMode::VerifyFull(store::CaSource::Pem(ca.clone()));
+    let db = database(&dedicated, &silo_standin);
+    let db_id = mover::register(&owner(&control).await, "silo-1", &db).await.unwrap();
+    Silo { control, dedicated, control_standin, silo_standin, cfg, ca, db_id }
+}
+
+fn database(db: &TestDb, standin: &iam_standin::Standin) -> Database {
+    Database {
+        id: Uuid::nil(),
+        host: SILO_HOST.into(),
+        hostaddr: Some(standin.addr().ip()),
+        port: standin.addr().port(),
+        dbname: db.name.clone(),
+        user: "app_runtime".into(),
+        auth: "iam".into(),
+        tls: "verify-full".into(),
+    }
+}
+
+impl Silo {
+    /// An API instance: its own pool, placement cache and token cache.
+    fn instance(&self) -> Store {
+        let cache = testkit::iam::token_cache(Arc::new(db_auth::SystemClock));
+        Store::new(self.cfg.clone(), testkit::iam::tokens(&self.cfg, cache)).unwrap()
+    }
+
+    async fn move_to(&self, tenant: TenantId, to: Direction, opts: &Options) -> store::Result<mover::Report> {
+        let (control, dedicated) = (owner(&self.control).await, owner(&self.dedicated).await);
+        mover::move_tenant(&Ends { control: &control, dedicated: &dedicated, db: self.db_id }, tenant, to, opts).await
+    }
+
+    async fn todos_in(&self, db: &TestDb, tenant: TenantId) -> Vec<Uuid> {
+        let rows = db.admin().await.query("SELECT id FROM todos WHERE tenant_id = $1", &[&tenant.0]).await.unwrap();
+        rows.iter().map(|r| r.get(0)).collect()
+    }
+}
+
+async fn user(store: &Store, sub: &str) -> UserId {
+    let new = NewUser { issuer: "https://issuer.test".into(), subject: sub.into(), name: None, email: None };
+    store.register(&new, None).await.unwrap().0
+}
+
+async fn tenant(store: &Store, admin: UserId, name: &str) -> TenantId {
+    let id = TenantId(Uuid::new_v4());
+    store.scoped(admin).create_tenant(id, &TenantName::parse(name).unwrap()).await.unwrap();
+    id
+}
+
+async fn todo(store: &Store, who: UserId, t: TenantId, title: &str) -> store::Result<Uuid> {
+    let id = Uuid::new_v4();
+    store.scoped(who).create_todo(t, TodoId(id), &TodoTitle::parse(title).unwrap(), false).await.map(|x| x.id.0)
+}
+
+fn first_page() -> PageRequest {
+    PageRequest { limit: store::Limit::parse("200").unwrap(), cursor: None }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_move_under_concurrent_writers_keeps_every_acknowledged_write_once_and_nothing_behind() {
+    let silo = silo().await;
+    let a = Arc::new(silo.instance());
+    let alice = user(&a, "alice").await;
+    let t = tenant(&a, alice, "acme").await;
+    for i in 0..50 {
+        todo(&a, alice, t, &format!("before {i}")).await.unwrap();
+    }
+    // Writers on two instances (each its own connection), until the move is over.
+    let b = Arc::new(silo.instance());
+    let done = Arc::new(AtomicBool::new(false));
+    let mut writers = Vec::new();
+    for w in 0..4 {
+        let (store, done) = (if w % 2 == 0 { a.clone() } else { b.clone() }, done.clone());
+        writers.push(tokio::spawn(async move {
+            let (mut acked, mut refused) = (Vec::new(), 0);
+            let mut n = 0;
+            while !done.load(Ordering::Relaxed) || n < 5 {
+                match todo(&store, alice, t, &format!("w{w} {n}")).await {
+                    Ok(id) => acked.push(id),
+                    Err(e) => {
+                        assert!(e.retry_after().is_some(), "a refused write is a 503: {e}");
+                        refused += 1;
+                    }
+                }
+                n += 1;
+            }
+            (acked, refused)
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let report = silo.move_to(t, Direction::ToDedicated, &Options::default()).await.unwrap();
+    assert!(!report.finished_only && report.todos >= 50, "{report:?}");
+    done.store(true, Ordering::Relaxed);
+    let (mut acked, mut refused) = (Vec::new(), 0);
+    for w in writers {
+        let (ids, r) = w.await.unwrap();
+        acked.extend(ids);
+        refused += r;
+    }
+    assert!(refused > 0, "the writers met the move's fence");
+    let there = silo.todos_in(&silo.dedicated, t).await;
+    assert!(silo.todos_in(&silo.control, t).await.is_empty(), "nothing left behind in the control database");
+    assert_eq!(there.len(), 50 + acked.len(), "every acknowledged write, and nothing else, is in the new placement");
+    for id in &acked {
+        assert_eq!(there.iter().filter(|x| *x == id).count(), 1, "{id} once");
+    }
+    // Both instances learnt the new placement from the fence, and serve the tenant from there.
+    for store in [&a, &b] {
+        assert_eq!(store.cached_placement(t).map(|p| p.0), Some(silo.db_id));
+        let page = store.scoped(alice).list_todos(t, TodoFilter::default(), first_page()).await.unwrap();
+        assert_eq!(page.items.len(), 200.min(there.len()));
+    }
+    assert!(
+        silo.silo_standin.accepted_logins() >= 2,
+        "each instance logged in to the dedicated database with its own token"
+    );
+    assert_eq!(silo.silo_standin.rejected_logins(), 0, "{:?}", silo.silo_standin.last_rejection());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_instance_is_sent_to_the_new_placement_both_ways() {
+    let silo = silo().await;
+    let (a, stale) = (silo.instance(), silo.instance());
+    let alice = user(&a, "alice").await;
+    let t = tenant(&a, alice, "acme").await;
+    todo(&stale, alice, t, "pooled").await.unwrap();
+    assert_eq!(stale.cached_placement(t), None);
+    silo.move_to(t, Direction::ToDedicated, &Options::default()).await.unwrap();
+    // The stale instance thinks the tenant is pooled: its write meets the fence in the control
+    // database and is retried in the dedicated one.
+    let id = todo(&stale, alice, t, "after the first move").await.unwrap();
+    assert!(silo.todos_in(&silo.dedicated, t).await.contains(&id));
+    assert_eq!(stale.cached_placement(t).map(|p| p.0), Some(silo.db_id));
+    // Back to pooled: now it thinks the tenant is dedicated, and meets the `away` fence there.
+    silo.move_to(t, Direction::ToPooled, &Options::default()).await.unwrap();
+    let id = todo(&stale, alice, t, "after the second move").await.unwrap();
+    assert!(silo.todos_in(&silo.control, t).await.contains(&id));
+    assert!(silo.todos_in(&silo.dedicated, t).await.is_empty(), "the dedicated database kept nothing");
+    assert_eq!(stale.cached_placement(t), None);
+    let page = stale.scoped(alice).list_todos(t, TodoFilter::default(), first_page()).await.unwrap();
+    assert_eq!(page.items.len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_move_killed_midway_leaves_the_tenant_usable_where_it_was_and_can_be_run_again() {
+    let silo = silo().await;
+    let a = silo.instance();
+    let alice = user(&a, "alice").await;
+    let t = tenant(&a, alice, "acme").await;
+    todo(&a, alice, t, "one").await.unwrap();
+    // What a mover killed after its copy leaves: a lease at the source, part of a copy at the
+    // target.
+    let control = silo.control.admin().await;
+    control
+        .execute(
+            "INSERT INTO tenant_fences (tenant_id, state, lease_until, mover) VALUES ($1, 'moving', now() + interval '1 second', gen_random_uuid())",
+            &[&t.0],
+        )
+        .await
+        .unwrap();
+    silo.dedicated
+        .admin()
+        .await
+        .batch_execute(&format!(
+            "INSERT INTO tenants (id, name) VALUES ('{0}', 'acme'); INSERT INTO todos (tenant_id, title) VALUES ('{0}', 'half-copied')",
+            t.0
+        ))
+        .await
+        .unwrap();
+    // While the lease holds: writes refused with 503, reads served.
+    let refused = todo(&a, alice, t, "during").await.unwrap_err();
+    assert!(matches!(refused, Error::Unavailable { .. }), "{refused:?}");
+    assert_eq!(a.scoped(alice).list_todos(t, TodoFilter::default(), first_page()).await.unwrap().items.len(), 1);
+    // A second move waits for the lease rather than running beside the first.
+    assert!(silo.move_to(t, Direction::ToDedicated, &Options::default()).await.is_err());
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    // The lease ran out: the tenant is usable where it was.
+    todo(&a, alice, t, "after").await.unwrap();
+    assert_eq!(silo.todos_in(&silo.control, t).await.len(), 2);
+    // And the move runs again, replacing the half copy.
+    let report = silo.move_to(t, Direction::ToDedicated, &Options::default()).await.unwrap();
+    assert_eq!(report.todos, 2);
+    let mut titles: Vec<String> = silo
+        .dedicated
+        .admin()
+        .await
+        .query("SELECT title FROM todos WHERE tenant_id = $1", &[&t.0])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    titles.sort();
+    assert_eq!(titles, ["after", "one"]);
+    // A dry run copies and checks, and leaves the tenant where it is.
+    let back = Options { stop_before_switch: true, ..Options::default() };
+    assert_eq!(silo.move_to(t, Direction::ToPooled, &back).await.unwrap().todos, 2);
+    todo(&a, alice, t, "still dedicated").await.unwrap();
+    assert_eq!(silo.todos_in(&silo.dedicated, t).await.len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_member_is_refused_on_the_next_request_to_a_dedicated_tenant() {
+    let silo = silo().await;
+    let a = silo.instance();
+    let (alice, bob) = (user(&a, "alice").await, user(&a, "bob").await);
+    let t = tenant(&a, alice, "acme").await;
+    silo.move_to(t, Direction::ToDedicated, &Options::default()).await.unwrap();
+    let admin = silo.control.admin().await;
+    admin
+        .execute("INSERT INTO memberships (tenant_id, user_id, role) VALUES ($1, $2, 'member')", &[&t.0, &bob.0])
+        .await
+        .unwrap();
+    // Each member's first request makes the dedicated database's copy of their membership.
+    a.scoped(alice).list_todos(t, TodoFilter::default(), first_page()).await.unwrap();
+    todo(&a, bob, t, "bob's").await.unwrap();
+    let copies = |c: Client| async move {
+        c.query_one("SELECT count(*) FROM memberships WHERE tenant_id = $1", &[&t.0]).await.unwrap().get::<_, i64>(0)
+    };
+    assert_eq!(copies(silo.dedicated.admin().await).await, 2, "alice's and bob's copies");
+    // Demoted: refused writes at once.
+    a.scoped(alice).set_member_role(t, bob, store::Role::Viewer).await.unwrap();
+    assert!(matches!(todo(&a, bob, t, "no").await, Err(Error::Forbidden)));
+    a.scoped(bob).list_todos(t, TodoFilter::default(), first_page()).await.unwrap();
+    // Removed: refused on the next request, from this instance and from another.
+    a.scoped(alice).remove_member(t, bob).await.unwrap();
+    for store in [&a, &silo.instance()] {
+        let r = store.scoped(bob).list_todos(t, TodoFilter::default(), first_page()).await;
+        assert!(matches!(r, Err(Error::NotFound)), "{r:?}");
+    }
+    // A user who was never a member gets the same 404, and no copy.
+    let eve = user(&a, "eve").await;
+    assert!(matches!(a.scoped(eve).get_todo(t, TodoId(Uuid::new_v4())).await, Err(Error::NotFound)));
+    assert_eq!(copies(silo.dedicated.admin().await).await, 1, "only alice's copy is left");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cross_tenant_list_merges_placements_in_order_with_the_same_cursor() {
+    let silo = silo().await;
+    let a = silo.instance();
+    let alice = user(&a, "alice").await;
+    let (pooled, placed) = (tenant(&a, alice, "pooled").await, tenant(&a, alice, "placed").await);
+    let mut written = Vec::new();
+    for i in 0..6 {
+        for t in [pooled, placed] {
+            written.push(todo(&a, alice, t, &format!("{i}")).await.unwrap());
+        }
+    }
+    let all = |req| {
+        let s = a.scoped(alice);
+        async move { s.list_all_todos(TodoFilter::default(), req).await.unwrap() }
+    };
+    let before: Vec<Uuid> = all(first_page()).await.items.iter().map(|t| t.id.0).collect();
+    silo.move_to(placed, Direction::ToDedicated, &Options::default()).await.unwrap();
+    // Same items, same order, from two databases.
+    let after: Vec<Uuid> = all(first_page()).await.items.iter().map(|t| t.id.0).collect();
+    assert_eq!(after, before);
+    assert_eq!(after.len(), 12);
+    // Pages of 5 follow the same cursor.
+    let mut paged = Vec::new();
+    let mut req = PageRequest { limit: store::Limit::parse("5").unwrap(), cursor: None };
+    loop {
+        let page = all(req).await;
+        paged.extend(page.items.iter().map(|t| t.id.0));
+        match page.next_cursor {
+            Some(c) => req.cursor = Some(c),
+            None => break,
+        }
+    }
+    assert_eq!(paged, before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_never_holds_more_dedicated_connections_than_its_cap() {
+    let silo = silo().await;
+    let mut cfg = silo.cfg.clone();
+    cfg.placement_max_connections = 2;
+    let cache = testkit::iam::token_cache(Arc::new(db_auth::SystemClock));
+    let a = Store::new(cfg.clone(), testkit::iam::tokens(&cfg, cache)).unwrap();
+    let alice = user(&a, "alice").await;
+    // Four dedicated databases in the second cluster, behind the same stand-in, a tenant in each.
+    let control_owner = owner(&silo.control).await;
+    let mut tenants = Vec::new();
+    for i in 0..4 {
+        let db = testkit::pg::db_on(testkit::pg::second_server(), store::Engine::Postgres).await;
+        let id = mover::register(&control_owner, &format!("silo-cap-{i}"), &database(&db, &silo.silo_standin))
+            .await
+            .unwrap();
+        let t = tenant(&a, alice, &format!("t{i}")).await;
+        let dedicated = owner(&db).await;
+        mover::move_tenant(
+            &Ends { control: &control_owner, dedicated: &dedicated, db: id },
+            t,
+            Direction::ToDedicated,
+            &Options::default(),
+        )
+        .await
+        .unwrap();
+        tenants.push(t);
+    }
+    let before = silo.silo_standin.connections();
+    for round in 0..3 {
+        for &t in &tenants {
+            todo(&a, alice, t, &format!("round {round}")).await.unwrap();
+            assert!(a.dedicated_connections() <= 2, "the instance holds {}", a.dedicated_connections());
+            // The stand-in sees a closed connection go a moment after the instance closed it.
+            let mut waited = 0;
+            while silo.silo_standin.active_sessions() > 2 && waited < 100 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                waited += 1;
+            }
+            assert!(
+                silo.silo_standin.active_sessions() <= 2,
+                "{} sessions at the stand-in",
+                silo.silo_standin.active_sessions()
+            );
+        }
+    }
+    assert!(silo.silo_standin.connections() - before > 2, "connections were closed to make room and opened again");
+    let _ = (&silo.control_standin, &silo.ca);
+}

@@ -1,0 +1,166 @@
+-- Silo tenants: a tenant's todos live either here (pooled) or in a dedicated database, and every
+-- database (this one and each dedicated one) carries this same schema.
+--
+-- In the control database (the one the API is configured with):
+--   databases          the dedicated databases tenants can be placed in
+--   tenant_placements  which tenants live in which of them (no row: pooled, here)
+-- In every database:
+--   tenant_fences      a move in progress ('moving': writes refused while the mover's lease
+--                      holds) or a tenant that has left this database ('away')
+--   member_fences      a membership change in flight: no copy of that membership may be made
+--                      here until it has expired (see app_member_copy)
+--
+-- Every transaction on a tenant's todos ends with app_fence_check(tenant, writing), after its
+-- statements: a request that reaches a database the tenant is not (or no longer) served from
+-- fails there, in the same transaction, and the API retries it where the registry says.
+
+CREATE TABLE databases (
+  id         uuid        PRIMARY KEY DEFAULT gen_random_uuid(),
+  -- The operator's name for it (scripts/tenant.sh shows it).
+  name       text        NOT NULL UNIQUE CHECK (name ~ '^[a-z0-9][a-z0-9_-]{0,62}$'),
+  host       text        NOT NULL CHECK (char_length(host) BETWEEN 1 AND 253),
+  -- Connect here instead of resolving host (libpq's hostaddr); TLS and tokens still use host.
+  hostaddr   inet,
+  port       int         NOT NULL CHECK (port BETWEEN 1 AND 65535),
+  dbname     text        NOT NULL CHECK (char_length(dbname) BETWEEN 1 AND 63),
+  -- The runtime role there (its owner role is the operator's business: scripts/tenant.sh).
+  db_user    text        NOT NULL CHECK (char_length(db_user) BETWEEN 1 AND 63),
+  -- 'iam': a token signed for this host, port and user; 'password': the control database's
+  -- password source (local development only).
+  auth       text        NOT NULL CHECK (auth IN ('iam', 'password')),
+  tls        text        NOT NULL CHECK (tls IN ('verify-full', 'disable')),
+  created_at timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE tenant_placements (
+  tenant_id   uuid        PRIMARY KEY REFERENCES tenants (id) ON DELETE CASCADE,
+  database_id uuid        NOT NULL REFERENCES databases (id),
+  -- Raised by every switch: what an instance's cached placement is compared against.
+  epoch       bigint      NOT NULL,
+  placed_at   timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX tenant_placements_database_idx ON tenant_placements (database_id);
+
+CREATE TABLE tenant_fences (
+  -- No foreign key: a database keeps the fence of a tenant whose rows it no longer holds.
+  tenant_id   uuid        PRIMARY KEY,
+  state       text        NOT NULL CHECK (state IN ('moving', 'away')),
+  -- 'moving' only: writes are refused until then; a mover that died stops fencing by itself.
+  lease_until timestamptz CHECK ((state = 'moving') = (lease_until IS NOT NULL)),
+  mover       uuid,
+  updated_at  timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE member_fences (
+  tenant_id uuid        NOT NULL,
+  user_id   uuid        NOT NULL,
+  until     timestamptz NOT NULL,
+  PRIMARY KEY (tenant_id, user_id)
+);
+
+-- Raises TM002 when tenant t is not served from this database (it is placed elsewhere, or has
+-- left it), and TM001 on a write while a move holds its lease. Runs after the transaction's own
+-- statements: a writer has then taken its lock on todos, so a mover that fences and then waits
+-- for that lock (LOCK TABLE todos IN SHARE MODE) sees every write either committed or refused.
+CREATE FUNCTION app_fence_check(t uuid, writing boolean) RETURNS boolean
+  LANGUAGE plpgsql VOLATILE
+  SET search_path = pg_catalog, public, pg_temp
+  AS $$
+  DECLARE
+    f record;
+  BEGIN
+    IF EXISTS (SELECT 1 FROM public.tenant_placements p WHERE p.tenant_id = t) THEN
+      RAISE EXCEPTION 'the tenant is placed in another database' USING ERRCODE = 'TM002';
+    END IF;
+    SELECT x.state, x.lease_until INTO f FROM public.tenant_fences x WHERE x.tenant_id = t;
+    IF f.state = 'away' THEN
+      RAISE EXCEPTION 'the tenant has moved to another database' USING ERRCODE = 'TM002';
+    END IF;
+    IF writing AND f.state = 'moving' AND f.lease_until > now() THEN
+      RAISE EXCEPTION 'the tenant is being moved; writes resume when the move ends' USING ERRCODE = 'TM001';
+    END IF;
+    RETURN true;
+  END
+  $$;
+
+-- Raises TM002 unless tenant t lives in database d (NULL: here, pooled), in the control
+-- database: a membership change checks that the copies it fenced are the ones that count.
+CREATE FUNCTION app_placement_is(t uuid, d uuid) RETURNS boolean
+  LANGUAGE plpgsql VOLATILE
+  SET search_path = pg_catalog, public, pg_temp
+  AS $$
+  BEGIN
+    IF (SELECT p.database_id FROM public.tenant_placements p WHERE p.tenant_id = t) IS DISTINCT FROM d THEN
+      RAISE EXCEPTION 'the tenant is placed elsewhere than the request assumed' USING ERRCODE = 'TM002';
+    END IF;
+    RETURN true;
+  END
+  $$;
+
+-- In a dedicated database: the copy of the caller's membership of tenant t (role r, from the
+-- control database), which its requests are checked against. The user row it needs carries the
+-- id alone (no issuer, no name, no email: identity stays in the control database). Not while a
+-- change of that membership is in flight (member_fences). Returns whether the copy was made.
+CREATE FUNCTION app_member_copy(t uuid, r text) RETURNS boolean
+  LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+  SET search_path = pg_catalog, public, pg_temp
+  AS $$
+  BEGIN
+    IF app_user_id() IS NULL OR r NOT IN ('admin', 'member', 'viewer')
+       OR NOT EXISTS (SELECT 1 FROM public.tenants x WHERE x.id = t)
+       OR EXISTS (SELECT 1 FROM public.member_fences f WHERE f.tenant_id = t AND f.user_id = app_user_id()
+                  AND f.until > now()) THEN
+      RETURN false;
+    END IF;
+    PERFORM set_config('app.tenant_ids', ARRAY[t]::text, true);
+    INSERT INTO public.users AS u (id, subject) VALUES (app_user_id(), app_user_id()::text)
+      ON CONFLICT (id) DO NOTHING;
+    INSERT INTO public.memberships AS m (tenant_id, user_id, role) VALUES (t, app_user_id(), r)
+      ON CONFLICT (tenant_id, user_id) DO UPDATE SET role = excluded.role;
+    RETURN true;
+  END
+  $$;
+
+-- In a dedicated database: drops the copy of user u's membership of tenant t and keeps any copy
+-- from being made for `secs` seconds, while the change is made in the control database.
+CREATE FUNCTION app_member_fence(t uuid, u uuid, secs int) RETURNS boolean
+  LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+  SET search_path = pg_catalog, public, pg_temp
+  AS $$
+  BEGIN
+    INSERT INTO public.member_fences AS f (tenant_id, user_id, until)
+      VALUES (t, u, now() + secs * interval '1 second')
+      ON CONFLICT (tenant_id, user_id) DO UPDATE SET until = greatest(f.until, excluded.until);
+    PERFORM set_config('app.tenant_ids', ARRAY[t]::text, true);
+    DELETE FROM public.memberships m WHERE m.tenant_id = t AND m.user_id = u;
+    RETURN true;
+  END
+  $$;
+
+-- The change is made: copies may be made again (from the control database's new state).
+CREATE FUNCTION app_member_unfence(t uuid, u uuid) RETURNS boolean
+  LANGUAGE sql VOLATILE SECURITY DEFINER
+  SET search_path = pg_catalog, public, pg_temp
+  AS $$ DELETE FROM public.member_fences f WHERE f.tenant_id = t AND f.user_id = u RETURNING true $$;
+
+-- The owner runs the copies (app_member_copy and app_member_fence run as the owner, which row
+-- security binds too): it may write the copies these functions make, only in the tenant they
+-- put in scope.
+CREATE POLICY memberships_copy ON memberships TO app_owner
+  USING (tenant_id = ANY (app_tenant_ids()))
+  WITH CHECK (tenant_id = ANY (app_tenant_ids()));
+CREATE POLICY users_copy ON users FOR INSERT TO app_owner
+  WITH CHECK (id = app_user_id());
+-- The operator's tools (scripts/tenant.sh list, as the owner) see every tenant.
+CREATE POLICY tenants_owner_read ON tenants FOR SELECT TO app_owner USING (true);
+-- The mover (scripts/tenant.sh, as the owner) reads and writes a moving tenant's records.
+CREATE POLICY idempotency_move ON idempotency_keys TO app_owner
+  USING (tenant_id = ANY (app_tenant_ids()))
+  WITH CHECK (tenant_id = ANY (app_tenant_ids()));
+
+REVOKE ALL ON databases, tenant_placements, tenant_fences, member_fences FROM PUBLIC;
+GRANT SELECT ON databases, tenant_placements, tenant_fences TO app_runtime;
+REVOKE ALL ON FUNCTION app_fence_check(uuid, boolean), app_placement_is(uuid, uuid), app_member_copy(uuid, text),
+  app_member_fence(uuid, uuid, int), app_member_unfence(uuid, uuid) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION app_fence_check(uuid, boolean), app_placement_is(uuid, uuid), app_member_copy(uuid, text),
+  app_member_fence(uuid, uuid, int), app_member_unfence(uuid, uuid) TO app_runtime;
