@@ -148,6 +148,26 @@ fn serves_the_readme_session(args: &[&str]) -> String {
         .env_remove("DEV_JWT_SECRET")
         .output()
         .unwrap();
+    if args.is_empty() {
+        // And tenant.sh moves one of the demo's tenants to a database of its own and back.
+        let (ok, listed) = script("tenant.sh", &["list"]);
+        assert!(ok, "tenant.sh list: {listed}");
+        let tenant = listed
+            .lines()
+            .find_map(|l| l.split_whitespace().next().filter(|w| uuid::Uuid::parse_str(w).is_ok()))
+            .unwrap_or_else(|| panic!("the demo made a tenant: {listed}"));
+        let tenant = tenant.to_string();
+        let (ok, moved) = script("tenant.sh", &["move", &tenant, "--to", "dedicated"]);
+        assert!(ok && moved.contains("moved to tenant-"), "tenant.sh move --to dedicated: {moved}");
+        let (_, listed) = script("tenant.sh", &["list"]);
+        let line = listed.lines().find(|l| l.starts_with(&tenant)).unwrap_or_default();
+        assert!(line.contains("tenant-") && !line.contains("pooled"), "{listed}");
+        let (ok, back) = script("tenant.sh", &["move", &tenant, "--to", "pooled"]);
+        assert!(ok && back.contains("moved to pooled"), "tenant.sh move --to pooled: {back}");
+        for secret in &secrets {
+            assert!(!moved.contains(secret) && !back.contains(secret), "no password in tenant.sh's output");
+        }
+    }
     stop();
     let exit_deadline = Instant::now() + Duration::from_secs(30);
     while dev.try_wait().unwrap().is_none() {
