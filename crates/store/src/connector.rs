@@ -40,6 +40,17 @@ pub struct StatsSnapshot {
     pub retries: u64,
 }
 
+impl std::ops::AddAssign for StatsSnapshot {
+    fn add_assign(&mut self, o: Self) {
+        self.round_trips += o.round_trips;
+        self.connects += o.connects;
+        self.connect_failures += o.connect_failures;
+        self.bytes_sent += o.bytes_sent;
+        self.bytes_received += o.bytes_received;
+        self.retries += o.retries;
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct Stats {
     io: Arc<Counters>,

@@ -188,8 +188,16 @@ impl Store {
         &self.connector.session_sql
     }
 
+    /// This instance's database counters: the control database's and every dedicated
+    /// database's it has used (so a request's round trips count wherever its tenant lives).
     pub fn stats(&self) -> StatsSnapshot {
-        self.connector.stats.snapshot()
+        let mut stats = self.connector.stats.snapshot();
+        if let Some(placements) = &self.placements {
+            for d in placements.known() {
+                stats += d.store.connector.stats.snapshot();
+            }
+        }
+        stats
     }
 
     /// Opens a plain client with this store's login and TLS settings, outside the pool: for
@@ -201,6 +209,20 @@ impl Store {
     /// Deletes up to `batch` expired idempotency records; how many it deleted. Run it on a
     /// schedule (the function's cleanup event, the dev server's timer), never per request.
     pub async fn cleanup_idempotency(&self, batch: i32) -> Result<u64> {
+        let mut removed = self.cleanup_idempotency_here(batch).await?;
+        // Dedicated databases hold their tenants' records: each is cleaned the same way.
+        for d in self.dedicated_databases().await? {
+            match d.store.cleanup_idempotency_here(batch).await {
+                Ok(n) => removed += n,
+                Err(e) => {
+                    tracing::warn!(database = %d.db.id, error = %e, "cleaning up a dedicated database's idempotency records failed")
+                }
+            }
+        }
+        Ok(removed)
+    }
+
+    async fn cleanup_idempotency_here(&self, batch: i32) -> Result<u64> {
         let rows = self
             .scoped(crate::UserId(uuid::Uuid::nil()))
             .run(

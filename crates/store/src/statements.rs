@@ -267,6 +267,8 @@ statements! {
     /// Where tenant `$1` lives, when not here (control database).
     PlacementGet => "SELECT d.id, d.host, host(d.hostaddr), d.port::int8, d.dbname, d.db_user, d.auth, d.tls, p.epoch \
                      FROM tenant_placements p JOIN databases d ON d.id = p.database_id WHERE p.tenant_id = $1::uuid",
+    /// Every dedicated database (control database): the scheduled cleanup visits each.
+    DatabasesAll => "SELECT d.id, d.host, host(d.hostaddr), d.port::int8, d.dbname, d.db_user, d.auth, d.tls FROM databases d ORDER BY d.id",
     /// The caller's tenants that live in dedicated databases, with where (control database).
     PlacementsMine => "SELECT p.tenant_id, d.id, d.host, host(d.hostaddr), d.port::int8, d.dbname, d.db_user, d.auth, d.tls, p.epoch \
                        FROM memberships m JOIN tenant_placements p ON p.tenant_id = m.tenant_id \
@@ -299,6 +301,7 @@ impl Q {
                 | Q::PlacementIs
                 | Q::TenantDrop
                 | Q::PlacementGet
+                | Q::DatabasesAll
                 | Q::PlacementsMine
                 | Q::ScopeAllHere
                 | Q::ScopeTenants

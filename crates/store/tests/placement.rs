@@ -12,84 +12,21 @@ use std::{
 
 use store::{
     Error, NewUser, PageRequest, Store, TenantId, TenantName, TodoFilter, TodoId, TodoTitle, UserId,
-    placement::{
-        Database,
-        mover::{self, Direction, Ends, Options},
-    },
+    placement::mover::{self, Direction, Ends, Options},
 };
-use testkit::pg::TestDb;
+use testkit::{
+    pg::TestDb,
+    silo::{Silo, database},
+};
 use tokio_postgres::Client;
 use uuid::Uuid;
 
-const OWNER_PASSWORD: &str = "owner-test-password";
-const SILO_HOST: &str = "silo.standin.internal";
-
-struct Silo {
-    control: TestDb,
-    dedicated: TestDb,
-    control_standin: iam_standin::Standin,
-    silo_standin: iam_standin::Standin,
-    cfg: store::DbConfig,
-    ca: Vec<u8>,
-    db_id: Uuid,
-}
-
 async fn owner(db: &TestDb) -> Client {
-    let admin = db.admin().await;
-    admin.batch_execute(&format!("ALTER ROLE app_owner LOGIN PASSWORD '{OWNER_PASSWORD}'")).await.unwrap();
-    testkit::pg::connect(&format!(
-        "postgres://app_owner:{OWNER_PASSWORD}@{}:{}/{}",
-        db.server.host, db.server.port, db.name
-    ))
-    .await
+    testkit::silo::owner(db).await
 }
 
-/// A control database with its stand-in, and a dedicated database in the second cluster with
-/// its own stand-in, registered in the control database.
 async fn silo() -> Silo {
-    let control = testkit::pg::db().await;
-    let dedicated = testkit::pg::db_on(testkit::pg::second_server(), store::Engine::Postgres).await;
-    let clock = Arc::new(db_auth::SystemClock);
-    let control_standin = testkit::iam::standin_for(&control, clock, store::Engine::Postgres).await;
-    let silo_standin = testkit::iam::standin_named(&dedicated, SILO_HOST).await;
-    let mut cfg = testkit::iam::config_for(&control, &control_standin, store::Engine::Postgres);
-    // One trust store for both stand-ins' CAs, as one for every cluster's CA on AWS.
-    let ca = [control_standin.ca_pem(), silo_standin.ca_pem()].concat().into_bytes();
-    cfg.tls = store::TlsMode::VerifyFull(store::CaSource::Pem(ca.clone()));
-    let db = database(&dedicated, &silo_standin);
-    let db_id = mover::register(&owner(&control).await, "silo-1", &db).await.unwrap();
-    Silo { control, dedicated, control_standin, silo_standin, cfg, ca, db_id }
-}
-
-fn database(db: &TestDb, standin: &iam_standin::Standin) -> Database {
-    Database {
-        id: Uuid::nil(),
-        host: SILO_HOST.into(),
-        hostaddr: Some(standin.addr().ip()),
-        port: standin.addr().port(),
-        dbname: db.name.clone(),
-        user: "app_runtime".into(),
-        auth: "iam".into(),
-        tls: "verify-full".into(),
-    }
-}
-
-impl Silo {
-    /// An API instance: its own pool, placement cache and token cache.
-    fn instance(&self) -> Store {
-        let cache = testkit::iam::token_cache(Arc::new(db_auth::SystemClock));
-        Store::new(self.cfg.clone(), testkit::iam::tokens(&self.cfg, cache)).unwrap()
-    }
-
-    async fn move_to(&self, tenant: TenantId, to: Direction, opts: &Options) -> store::Result<mover::Report> {
-        let (control, dedicated) = (owner(&self.control).await, owner(&self.dedicated).await);
-        mover::move_tenant(&Ends { control: &control, dedicated: &dedicated, db: self.db_id }, tenant, to, opts).await
-    }
-
-    async fn todos_in(&self, db: &TestDb, tenant: TenantId) -> Vec<Uuid> {
-        let rows = db.admin().await.query("SELECT id FROM todos WHERE tenant_id = $1", &[&tenant.0]).await.unwrap();
-        rows.iter().map(|r| r.get(0)).collect()
-    }
+    Silo::new().await
 }
 
 async fn user(store: &Store, sub: &str) -> UserId {
@@ -331,8 +268,7 @@ async fn an_instance_never_holds_more_dedicated_connections_than_its_cap() {
     let silo = silo().await;
     let mut cfg = silo.cfg.clone();
     cfg.placement_max_connections = 2;
-    let cache = testkit::iam::token_cache(Arc::new(db_auth::SystemClock));
-    let a = Store::new(cfg.clone(), testkit::iam::tokens(&cfg, cache)).unwrap();
+    let a = silo.instance_with(cfg);
     let alice = user(&a, "alice").await;
     // Four dedicated databases in the second cluster, behind the same stand-in, a tenant in each.
     let control_owner = owner(&silo.control).await;
@@ -373,5 +309,61 @@ async fn an_instance_never_holds_more_dedicated_connections_than_its_cap() {
         }
     }
     assert!(silo.silo_standin.connections() - before > 2, "connections were closed to make room and opened again");
-    let _ = (&silo.control_standin, &silo.ca);
+}
+
+// One thread, as on Lambda: the connection task then writes a whole pipeline before it reads,
+// and the counter (a write after a read is a round trip) counts exactly.
+#[tokio::test]
+async fn a_warm_request_to_a_dedicated_tenant_is_one_round_trip_and_the_cold_ones_cost_what_the_docs_say() {
+    let silo = silo().await;
+    let a = silo.instance();
+    let (alice, bob) = (user(&a, "alice").await, user(&a, "bob").await);
+    let (t0, t) = (tenant(&a, alice, "warm-up").await, tenant(&a, alice, "acme").await);
+    todo(&a, alice, t, "pooled").await.unwrap();
+    silo.move_to(t0, Direction::ToDedicated, &Options::default()).await.unwrap();
+    silo.move_to(t, Direction::ToDedicated, &Options::default()).await.unwrap();
+    let trips = |s: &Store| s.stats().round_trips;
+    // Each instance's connections are open (logins are counted elsewhere): only requests count.
+    let warm = |s: &Store| {
+        let s = s.clone();
+        async move { s.scoped(alice).list_todos(t0, TodoFilter::default(), first_page()).await.unwrap() }
+    };
+    warm(&a).await;
+    let connects = a.stats().connects;
+    // This instance's first request after the move: the control database says "not here" (1),
+    // the registry (1), then the dedicated database (1), where alice has no copy yet: her role
+    // from the control database (1), the copy (1), and the request again (1).
+    let before = trips(&a);
+    todo(&a, alice, t, "first").await.unwrap();
+    assert_eq!(trips(&a) - before, 6);
+    // Warm: one round trip, to the dedicated database only, for reads and writes alike.
+    for _ in 0..3 {
+        let before = trips(&a);
+        todo(&a, alice, t, "warm").await.unwrap();
+        a.scoped(alice).list_todos(t, TodoFilter::default(), first_page()).await.unwrap();
+        assert_eq!(trips(&a) - before, 2);
+    }
+    // Another instance: alice's copy exists, so 3 (not here, the registry, the request).
+    let b = silo.instance();
+    warm(&b).await;
+    let before = trips(&b);
+    b.scoped(alice).list_todos(t, TodoFilter::default(), first_page()).await.unwrap();
+    assert_eq!(trips(&b) - before, 3);
+    // A member's first request in the dedicated database: 1 + 3 for the copy.
+    silo.control
+        .admin()
+        .await
+        .execute("INSERT INTO memberships (tenant_id, user_id, role) VALUES ($1, $2, 'viewer')", &[&t.0, &bob.0])
+        .await
+        .unwrap();
+    let before = trips(&b);
+    b.scoped(bob).list_todos(t, TodoFilter::default(), first_page()).await.unwrap();
+    assert_eq!(trips(&b) - before, 4);
+    // A pooled tenant of the same instance: one round trip, as before placements.
+    let p = tenant(&b, alice, "pooled").await;
+    todo(&b, alice, p, "x").await.unwrap();
+    let before = trips(&b);
+    todo(&b, alice, p, "y").await.unwrap();
+    assert_eq!(trips(&b) - before, 1);
+    assert_eq!(a.stats().connects, connects, "no connection was opened while counting");
 }

@@ -6,6 +6,8 @@
 //!   from a migrated template.
 //! - [`iam`]: the IAM-auth stand-in in front of that server, and API settings that log in
 //!   through it with signed tokens over verified TLS.
+//! - [`silo`]: a control database and a dedicated one in a second cluster (silo tenants).
 
 pub mod iam;
 pub mod pg;
+pub mod silo;

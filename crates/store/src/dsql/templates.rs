@@ -341,6 +341,7 @@ pub fn template(q: Q) -> &'static str {
         | Q::PlacementIs
         | Q::TenantDrop
         | Q::PlacementGet
+        | Q::DatabasesAll
         | Q::PlacementsMine
         | Q::ScopeAllHere
         | Q::ScopeTenants

@@ -191,7 +191,26 @@ impl Placements {
     }
 }
 
+impl Placements {
+    /// The dedicated databases this instance has a store for.
+    pub fn known(&self) -> Vec<Arc<Dedicated>> {
+        self.databases.lock().expect("databases lock").values().cloned().collect()
+    }
+}
+
 impl Store {
+    /// Every dedicated database in the registry, each with its store (made on first use).
+    pub(crate) async fn dedicated_databases(&self) -> Result<Vec<Arc<Dedicated>>> {
+        let Some(placements) = self.placements.as_deref() else { return Ok(Vec::new()) };
+        let nobody = self.scoped(crate::UserId(Uuid::nil()));
+        let rows = nobody.run(Tenants::None, Access::Read, &[Step { q: Q::DatabasesAll, params: &[] }]).await?;
+        let mut out = Vec::new();
+        for row in &rows[0] {
+            out.push(placements.database(Database::from_row(row, 0)?).await?);
+        }
+        Ok(out)
+    }
+
     /// This instance's cached placement of `tenant`: its dedicated database's id and the
     /// placement's epoch, or `None` when it is pooled or not known (for tests and tools).
     pub fn cached_placement(&self, tenant: TenantId) -> Option<(Uuid, i64)> {
