@@ -59,10 +59,13 @@ CREATE TABLE member_fences (
 );
 
 -- Raises TM002 when tenant t is not served from this database (it is placed elsewhere, or has
--- left it), and TM001 on a write while a move holds its lease. Runs after the transaction's own
+-- left it), TM001 on a write while a move holds its lease, and, in a dedicated database
+-- (`dedicated`), TM003 when the caller has no copy of a membership of t here (the transaction
+-- resolved no scope): the API then makes the copy from the control database and runs the
+-- request again, and nothing of this attempt (an idempotency claim) is left behind. Runs after the transaction's own
 -- statements: a writer has then taken its lock on todos, so a mover that fences and then waits
 -- for that lock (LOCK TABLE todos IN SHARE MODE) sees every write either committed or refused.
-CREATE FUNCTION app_fence_check(t uuid, writing boolean) RETURNS boolean
+CREATE FUNCTION app_fence_check(t uuid, writing boolean, dedicated boolean) RETURNS boolean
   LANGUAGE plpgsql VOLATILE
   SET search_path = pg_catalog, public, pg_temp
   AS $$
@@ -78,6 +81,9 @@ CREATE FUNCTION app_fence_check(t uuid, writing boolean) RETURNS boolean
     END IF;
     IF writing AND f.state = 'moving' AND f.lease_until > now() THEN
       RAISE EXCEPTION 'the tenant is being moved; writes resume when the move ends' USING ERRCODE = 'TM001';
+    END IF;
+    IF dedicated AND NOT (t = ANY (app_tenant_ids())) THEN
+      RAISE EXCEPTION 'no copy of the caller''s membership here' USING ERRCODE = 'TM003';
     END IF;
     RETURN true;
   END
@@ -160,7 +166,7 @@ CREATE POLICY idempotency_move ON idempotency_keys TO app_owner
 
 REVOKE ALL ON databases, tenant_placements, tenant_fences, member_fences FROM PUBLIC;
 GRANT SELECT ON databases, tenant_placements, tenant_fences TO app_runtime;
-REVOKE ALL ON FUNCTION app_fence_check(uuid, boolean), app_placement_is(uuid, uuid), app_member_copy(uuid, text),
+REVOKE ALL ON FUNCTION app_fence_check(uuid, boolean, boolean), app_placement_is(uuid, uuid), app_member_copy(uuid, text),
   app_member_fence(uuid, uuid, int), app_member_unfence(uuid, uuid) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION app_fence_check(uuid, boolean), app_placement_is(uuid, uuid), app_member_copy(uuid, text),
+GRANT EXECUTE ON FUNCTION app_fence_check(uuid, boolean, boolean), app_placement_is(uuid, uuid), app_member_copy(uuid, text),
   app_member_fence(uuid, uuid, int), app_member_unfence(uuid, uuid) TO app_runtime;

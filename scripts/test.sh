@@ -35,6 +35,13 @@ api_suite=(--test bad_input --test endpoints --test errors --test iam --test ide
 TEST_DB_ENGINE=dsql cargo test --workspace --locked -q "${api_suite[@]}"
 TEST_DB_ENGINE=dsql cargo test --workspace --locked -q --test faults -- s13 s14 s15
 
+step "Silo tenants: the endpoint suite and the isolation property test with pooled and dedicated tenants"
+# The same test binaries again, with every other tenant moved, right after it is created, to a
+# dedicated database in a second throwaway cluster behind its own IAM stand-in (another host
+# name, verify-full TLS, its own tokens): see crates/api/tests/common and docs/silo.md.
+TEST_PLACEMENT=mixed cargo test --workspace --locked -q --test bad_input --test endpoints --test idempotency \
+  --test isolation_property
+
 step "arm64 package: scripts/package.sh, then the process tests against it under qemu"
 qemu=$(command -v qemu-aarch64-static || command -v qemu-aarch64 || true)
 if [ "$(uname -m)" = aarch64 ] || [ -n "$qemu" ]; then

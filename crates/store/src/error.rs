@@ -48,6 +48,10 @@ pub enum Error {
     /// this reaches the API only when that kept failing.
     #[error("the tenant's placement changed while the request ran")]
     Moved,
+    /// A dedicated database has no copy of the caller's membership of the tenant: the store
+    /// makes it from the control database and runs the request again (never reaches the API).
+    #[error("not a member, as far as this database's copy of the memberships knows")]
+    NotCopied,
 
     #[error("tls: {0}")]
     Tls(String),
@@ -101,6 +105,7 @@ impl Error {
                 retry_after: Duration::from_secs(2),
             },
             _ if code.code() == "TM002" => Error::Moved,
+            _ if code.code() == "TM003" => Error::NotCopied,
             _ if code.code().starts_with("22") => Error::InvalidValue("a value is malformed or out of range"),
             _ => Error::Db(e),
         }

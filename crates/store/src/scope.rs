@@ -252,6 +252,15 @@ impl Scoped<'_> {
     /// Forgets the record of this view's key: its request failed with a 4xx.
     pub async fn forget_idempotency(&self) -> Result<()> {
         let Some(idem) = self.idempotency else { return Ok(()) };
+        // A todo route of a dedicated tenant recorded in the tenant's database.
+        let placed = self.store.placements.as_deref().and_then(|p| p.cached(crate::TenantId(*idem.tenant())));
+        if let Some(d) = placed {
+            self.on(&d.store).forget_idempotency_here(idem).await?;
+        }
+        self.forget_idempotency_here(idem).await
+    }
+
+    async fn forget_idempotency_here(&self, idem: &Idempotency) -> Result<()> {
         let plain = Scoped { idempotency: None, ..*self };
         plain
             .run(

@@ -255,9 +255,10 @@ statements! {
     Echo => "SELECT $1::text",
 
     // Placements (`crate::placement`): none of these is ever recorded.
-    /// The last statement of every transaction on tenant `$1`'s todos (`$2`: it writes): fails
-    /// with TM002 where the tenant is not served from, TM001 on a write during a move.
-    FenceCheck => "SELECT app_fence_check($1::uuid, $2::bool)",
+    /// The last statement of every transaction on tenant `$1`'s todos (`$2`: it writes; `$3`:
+    /// in a dedicated database): fails with TM002 where the tenant is not served from, TM001 on
+    /// a write during a move, TM003 in a dedicated database without the caller's membership copy.
+    FenceCheck => "SELECT app_fence_check($1::uuid, $2::bool, $3::bool)",
     /// Fails with TM002 unless tenant `$1` lives in database `$2` (NULL: pooled), in the control
     /// database: the last statement of a membership change.
     PlacementIs => "SELECT app_placement_is($1::uuid, $2::uuid)",

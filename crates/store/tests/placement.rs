@@ -84,13 +84,12 @@ async fn a_move_under_concurrent_writers_keeps_every_acknowledged_write_once_and
     let report = silo.move_to(t, Direction::ToDedicated, &Options::default()).await.unwrap();
     assert!(!report.finished_only && report.todos >= 50, "{report:?}");
     done.store(true, Ordering::Relaxed);
-    let (mut acked, mut refused) = (Vec::new(), 0);
+    // (Whether a writer meets the fence depends on timing: the killed-move test below shows the
+    // 503 during a lease deterministically.)
+    let mut acked = Vec::new();
     for w in writers {
-        let (ids, r) = w.await.unwrap();
-        acked.extend(ids);
-        refused += r;
+        acked.extend(w.await.unwrap().0);
     }
-    assert!(refused > 0, "the writers met the move's fence");
     let there = silo.todos_in(&silo.dedicated, t).await;
     assert!(silo.todos_in(&silo.control, t).await.is_empty(), "nothing left behind in the control database");
     assert_eq!(there.len(), 50 + acked.len(), "every acknowledged write, and nothing else, is in the new placement");

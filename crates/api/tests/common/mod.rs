@@ -52,6 +52,16 @@ pub struct TestApp {
     /// On the DSQL engine (`TEST_DB_ENGINE=dsql`): the IAM stand-in in DSQL mode that the app
     /// logs in through, with DSQL tokens over verified TLS, as it would on Aurora DSQL.
     pub standin: Option<std::sync::Arc<iam_standin::Standin>>,
+    /// With `TEST_PLACEMENT=mixed`: silo tenants. The app logs in to the control database
+    /// through the IAM stand-in, and every other tenant created through it (the first, the
+    /// third...) is moved to a dedicated database in a second cluster right after.
+    pub silo: Option<std::sync::Arc<testkit::silo::Silo>>,
+    created: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// Whether the tests run with a mix of pooled and dedicated tenants (`TEST_PLACEMENT=mixed`).
+pub fn mixed() -> bool {
+    std::env::var("TEST_PLACEMENT").is_ok_and(|v| v == "mixed") && testkit::pg::engine() == store::Engine::Postgres
 }
 
 #[derive(Debug)]
@@ -79,6 +89,16 @@ impl TestApp {
     /// The app on a fresh database: on PostgreSQL logged in as the runtime role with its
     /// password; on the DSQL engine through the IAM stand-in in DSQL mode.
     pub async fn new() -> Self {
+        if mixed() {
+            let silo = testkit::silo::Silo::new().await;
+            return Self {
+                app: App::new(silo.instance()),
+                db: silo.control.clone(),
+                standin: None,
+                silo: Some(std::sync::Arc::new(silo)),
+                created: Default::default(),
+            };
+        }
         let db = testkit::pg::db().await;
         let standin = match testkit::pg::engine() {
             store::Engine::Postgres => None,
@@ -86,16 +106,22 @@ impl TestApp {
                 testkit::iam::standin_for(&db, std::sync::Arc::new(db_auth::SystemClock), engine).await,
             )),
         };
-        Self { app: App::new(store_for(&db, standin.as_deref())), db, standin }
+        Self { app: App::new(store_for(&db, standin.as_deref())), db, standin, silo: None, created: Default::default() }
     }
 
     /// Another instance of the app on the same database (another Lambda instance), with its
     /// own connection (and, on DSQL, its own token cache).
     pub fn another(&self) -> Self {
+        let store = match &self.silo {
+            Some(silo) => silo.instance(),
+            None => store_for(&self.db, self.standin.as_deref()),
+        };
         Self {
-            app: App::new(store_for(&self.db, self.standin.as_deref())),
+            app: App::new(store),
             db: self.db.clone(),
             standin: self.standin.clone(),
+            silo: self.silo.clone(),
+            created: self.created.clone(),
         }
     }
 
@@ -126,6 +152,7 @@ impl TestApp {
         header: Option<(&str, &str)>,
         body: Bytes,
     ) -> (Reply, Bytes) {
+        let creates_tenant = method == Method::POST && path == "/api/tenants";
         let mut req = Request::builder().method(method).uri(path);
         if let Some(ct) = content_type {
             req = req.header("content-type", ct);
@@ -142,6 +169,15 @@ impl TestApp {
         let (status, headers, raw) = (res.status(), res.headers().clone(), res.body().clone());
         let body = if raw.is_empty() { Value::Null } else { serde_json::from_slice(&raw).expect("JSON body") };
         assert!(!status.is_server_error(), "server error {status}: {body}");
+        if let Some(silo) = &self.silo
+            && creates_tenant
+            && status == StatusCode::CREATED
+            && self.created.fetch_add(1, std::sync::atomic::Ordering::Relaxed).is_multiple_of(2)
+        {
+            let tenant = store::TenantId::parse(body["id"].as_str().unwrap()).unwrap();
+            let to = store::placement::mover::Direction::ToDedicated;
+            silo.move_to(tenant, to, &Default::default()).await.expect("move the new tenant to its own database");
+        }
         (Reply { status, headers, body }, raw)
     }
 
@@ -216,29 +252,58 @@ impl TestApp {
         self.send(Some(who), method, path, Some("application/json"), None, to_bytes(body)).await.0
     }
 
+    /// Superuser clients of every database with tenants' rows: the control database, and the
+    /// dedicated one with `TEST_PLACEMENT=mixed`.
+    pub async fn admins(&self) -> Vec<tokio_postgres::Client> {
+        let mut out = vec![self.db.admin().await];
+        if let Some(silo) = &self.silo {
+            out.push(silo.dedicated.admin().await);
+        }
+        out
+    }
+
+    /// The rows of `table` in every database, as superuser. A dedicated database's copies of
+    /// tenants, users and memberships are not counted (the control database has the originals).
+    pub async fn count(&self, table: &str) -> i64 {
+        let copies = ["tenants", "users", "memberships"].contains(&table);
+        let mut n = 0;
+        for (i, admin) in self.admins().await.iter().enumerate() {
+            if i == 0 || !copies {
+                n += admin.query_one(&format!("SELECT count(*) FROM {table}"), &[]).await.unwrap().get::<_, i64>(0);
+            }
+        }
+        n
+    }
+
     /// Row counts of every table, read as superuser (bypassing RLS).
     pub async fn counts(&self) -> Vec<(String, i64)> {
-        let admin = self.db.admin().await;
         let mut out = Vec::new();
         for t in TABLES {
-            let n: i64 = admin.query_one(&format!("SELECT count(*) FROM {t}"), &[]).await.unwrap().get(0);
-            out.push((t.to_string(), n));
+            out.push((t.to_string(), self.count(t).await));
         }
         out
     }
 
     /// A digest of all table contents, to show that a rejected request changed nothing.
     pub async fn snapshot(&self) -> String {
-        let admin = self.db.admin().await;
         let mut out = String::new();
-        for t in TABLES {
-            let row = admin
-                .query_one(&format!("SELECT coalesce(string_agg(x::text, '|' ORDER BY x::text), '') FROM {t} x"), &[])
-                .await
-                .unwrap();
-            out.push_str(&row.get::<_, String>(0));
-            out.push('\n');
+        for (i, admin) in self.admins().await.iter().enumerate() {
+            for t in TABLES {
+                if i > 0 && ["tenants", "users", "memberships"].contains(&t) {
+                    continue;
+                }
+                out.push_str(&Self::digest(admin, t).await);
+            }
         }
         out
+    }
+
+    /// Every row of `t`, as text, in order.
+    async fn digest(admin: &tokio_postgres::Client, t: &str) -> String {
+        let row = admin
+            .query_one(&format!("SELECT coalesce(string_agg(x::text, '|' ORDER BY x::text), '') FROM {t} x"), &[])
+            .await
+            .unwrap();
+        format!("{}\n", row.get::<_, String>(0))
     }
 }

@@ -38,45 +38,45 @@ impl Scoped<'_> {
             return self.run(Tenants::Member(tenant), access, steps).await;
         };
         let writing = access == Access::Write;
-        let fence: [&(dyn ToSql + Sync); 2] = [&tenant.0, &writing];
-        let all: Vec<Step> = steps.iter().map(|s| step(s.q, s.params)).chain([step(Q::FenceCheck, &fence)]).collect();
         let mut copied = false;
-        let mut last = Error::Moved;
         for hop in 0..HOPS {
             if hop > 0 {
                 tokio::time::sleep(HOP_PAUSE).await;
             }
             let target = placements.cached(tenant);
+            let dedicated = target.is_some();
+            let fence: [&(dyn ToSql + Sync); 3] = [&tenant.0, &writing, &dedicated];
+            let all: Vec<Step> =
+                steps.iter().map(|s| step(s.q, s.params)).chain([step(Q::FenceCheck, &fence)]).collect();
             let result = match &target {
                 None => self.run(Tenants::Member(tenant), access, &all).await,
                 Some(d) => self.on(&d.store).run(Tenants::Member(tenant), access, &all).await,
             };
             match (result, &target) {
-                // Not a member, as far as the dedicated database's copy knows: make the copy
-                // from the control database (once), then run again.
-                (Ok(rows), Some(d)) if rows[0].is_empty() && !copied => {
-                    copied = true;
-                    if !self.copy_membership(d, tenant).await? {
-                        return Ok(rows);
-                    }
-                    // The first try's record (of a 404) must not answer the second.
-                    self.on(&d.store).forget_idempotency().await?;
-                }
                 (Ok(mut rows), _) => {
                     // Without the trailing check (a replay from a record has no row for it).
                     rows.truncate(steps.len());
                     return Ok(rows);
                 }
+                // No copy of the caller's membership in the dedicated database (the attempt
+                // rolled back): make it from the control database, once, and run again; not a
+                // member there either is the same 404 a pooled tenant gives.
+                (Err(Error::NotCopied), Some(d)) if !copied => {
+                    copied = true;
+                    if !self.copy_membership(d, tenant).await? {
+                        return Err(Error::NotFound);
+                    }
+                }
                 (Err(Error::Moved), _) => {
                     tracing::info!(tenant = %tenant.0, "the tenant is not where this instance thought; asking the registry");
                     placements.forget(tenant);
                     self.resolve(placements, tenant).await?;
-                    last = Error::Moved;
                 }
+                (Err(Error::NotCopied), _) => return Err(Error::NotFound),
                 (Err(e), _) => return Err(e),
             }
         }
-        Err(last)
+        Err(Error::Moved)
     }
 
     /// Copies the caller's membership of `tenant` from the control database to `d`; whether
@@ -198,8 +198,11 @@ impl Scoped<'_> {
                 }
             }
             for (d, tenants) in &by_db {
-                let readonly = false;
-                let fences: Vec<[&(dyn ToSql + Sync); 2]> = tenants.iter().map(|t| [t as _, &readonly as _]).collect();
+                // Reads, and no membership copy needed: the control database has just confirmed
+                // every one of these memberships.
+                let no = false;
+                let fences: Vec<[&(dyn ToSql + Sync); 3]> =
+                    tenants.iter().map(|t| [t as _, &no as _, &no as _]).collect();
                 let scope: [&(dyn ToSql + Sync); 1] = [tenants];
                 let steps: Vec<Step> = [step(Q::ScopeTenants, &scope), step(Q::TodoListAll, list)]
                     .into_iter()
