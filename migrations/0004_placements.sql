@@ -164,6 +164,9 @@ CREATE POLICY idempotency_move ON idempotency_keys TO app_owner
   USING (tenant_id = ANY (app_tenant_ids()))
   WITH CHECK (tenant_id = ANY (app_tenant_ids()));
 
+-- A dedicated database's schema version is checked when the API connects (behind: 503).
+GRANT SELECT ON schema_migrations TO app_runtime;
+
 REVOKE ALL ON databases, tenant_placements, tenant_fences, member_fences FROM PUBLIC;
 GRANT SELECT ON databases, tenant_placements, tenant_fences TO app_runtime;
 REVOKE ALL ON FUNCTION app_fence_check(uuid, boolean, boolean), app_placement_is(uuid, uuid), app_member_copy(uuid, text),

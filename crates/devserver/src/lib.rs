@@ -274,5 +274,8 @@ pub async fn migrate(bootstrap_roles: bool, rds_iam: bool) -> Result<(), BoxErro
     for name in applied {
         println!("{describe}: applied {name}");
     }
+    if engine == store::Engine::Postgres {
+        tenants::migrate_dedicated(&client).await?;
+    }
     Ok(())
 }

@@ -162,6 +162,9 @@ fn serves_the_readme_session(args: &[&str]) -> String {
         let (_, listed) = script("tenant.sh", &["list"]);
         let line = listed.lines().find(|l| l.starts_with(&tenant)).unwrap_or_default();
         assert!(line.contains("tenant-") && !line.contains("pooled"), "{listed}");
+        // migrate.sh goes on to every dedicated database.
+        let (ok, migrate) = script("migrate.sh", &[]);
+        assert!(ok && migrate.matches("up to date").count() == 2 && migrate.contains("(tenant-"), "{migrate}");
         let (ok, back) = script("tenant.sh", &["move", &tenant, "--to", "pooled"]);
         assert!(ok && back.contains("moved to pooled"), "tenant.sh move --to pooled: {back}");
         for secret in &secrets {

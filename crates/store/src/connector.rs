@@ -122,6 +122,9 @@ pub(crate) struct Connector {
     role_checked: std::sync::atomic::AtomicBool,
     /// When and why the self-check last failed.
     self_check_failed: Mutex<Option<(Instant, String)>>,
+    /// A dedicated database's connector: its schema must be this binary's (every migration
+    /// applied), or its tenants are refused with 503 rather than served with the wrong schema.
+    pub(crate) schema_check: bool,
 }
 
 impl fmt::Debug for Connector {
@@ -166,6 +169,7 @@ impl Connector {
             session_sql,
             role_checked: Default::default(),
             self_check_failed: Mutex::new(None),
+            schema_check: false,
         })
     }
 
@@ -304,6 +308,9 @@ impl Connector {
         if check {
             self.role_checked.store(true, Ordering::Relaxed);
         }
+        if self.schema_check {
+            self.check_schema(&client).await?;
+        }
         let stmts = settings.and(stmts).map_err(|e| {
             self.setup_failed();
             Error::from_query(e)
@@ -316,6 +323,32 @@ impl Connector {
             created: Instant::now(),
             engine: self.cfg.engine,
             permit: None,
+        })
+    }
+}
+
+impl Connector {
+    /// Refuses a database whose schema is behind this binary's migrations (a dedicated database
+    /// that `scripts/migrate.sh` has not reached yet): 503, and a log line that says so.
+    async fn check_schema(&self, client: &Client) -> Result<()> {
+        let needed = migrate::MIGRATIONS.last().map_or(0, |m| m.version);
+        let found = client.query_one("SELECT coalesce(max(version), 0) FROM schema_migrations", &[]).await;
+        let at: i32 = match &found {
+            Ok(row) => row.get(0),
+            Err(_) => 0,
+        };
+        if at >= needed {
+            return Ok(());
+        }
+        tracing::error!(
+            db = %self.cfg.describe(),
+            schema_version = at,
+            needed,
+            "refusing to serve a dedicated database whose schema is behind this binary's; run scripts/migrate.sh (it migrates every registered database)"
+        );
+        Err(Error::Unavailable {
+            reason: format!("the dedicated database's schema is at version {at}, this binary needs {needed}"),
+            retry_after: std::time::Duration::from_secs(30),
         })
     }
 }

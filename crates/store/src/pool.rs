@@ -166,7 +166,9 @@ impl Store {
     fn build(cfg: DbConfig, password: PasswordSource, limit: Option<(Arc<Limiter>, uuid::Uuid)>) -> Result<Self> {
         let max = cfg.pool_max;
         let wait = cfg.connect_timeout;
-        let connector = Arc::new(Connector::new(cfg, password)?);
+        let mut connector = Connector::new(cfg, password)?;
+        connector.schema_check = limit.is_some();
+        let connector = Arc::new(connector);
         let pool = Pool::builder(Manager { connector: connector.clone(), pending: Default::default(), limit })
             .max_size(max)
             .runtime(deadpool::Runtime::Tokio1)

@@ -366,3 +366,22 @@ async fn a_warm_request_to_a_dedicated_tenant_is_one_round_trip_and_the_cold_one
     assert_eq!(trips(&b) - before, 1);
     assert_eq!(a.stats().connects, connects, "no connection was opened while counting");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dedicated_database_whose_schema_is_behind_is_refused_with_503() {
+    let silo = silo().await;
+    let a = silo.instance();
+    let alice = user(&a, "alice").await;
+    let t = tenant(&a, alice, "acme").await;
+    silo.move_to(t, Direction::ToDedicated, &Options::default()).await.unwrap();
+    // As if a migration had not reached it yet.
+    let dedicated = silo.dedicated.admin().await;
+    dedicated
+        .batch_execute("DELETE FROM schema_migrations WHERE version = (SELECT max(version) FROM schema_migrations)")
+        .await
+        .unwrap();
+    let fresh = silo.instance();
+    let refused = fresh.scoped(alice).list_todos(t, TodoFilter::default(), first_page()).await.unwrap_err();
+    assert!(matches!(&refused, Error::Unavailable { reason, .. } if reason.contains("schema")), "{refused:?}");
+    assert!(refused.retry_after().is_some());
+}
