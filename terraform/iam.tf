@@ -83,6 +83,21 @@ data "aws_iam_policy_document" "lambda" {
     }
   }
 
+  # Silo tenants on other Aurora clusters: the runtime user there, on each
+  # listed cluster only (var.dedicated_database_users; none by default).
+  dynamic "statement" {
+    for_each = local.use_rds && length(var.dedicated_database_users) > 0 ? [1] : []
+
+    content {
+      sid     = "RdsIamConnectDedicated"
+      effect  = "Allow"
+      actions = ["rds-db:connect"]
+      resources = [
+        for d in var.dedicated_database_users : "${local.rds_dbuser_prefix}:${d.cluster_resource_id}/${d.user}"
+      ]
+    }
+  }
+
   # Aurora DSQL: DbConnect (never DbConnectAdmin) logs in as a custom role,
   # app_runtime, on this one cluster.
   dynamic "statement" {

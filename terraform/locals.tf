@@ -124,6 +124,8 @@ locals {
     # time, and the connection budget (db_max_connections) counts instances.
     DB_POOL_MAX = "1"
     LOG_LEVEL   = var.log_level
+    # Silo tenants: connections to dedicated databases per instance (docs/silo.md).
+    DB_PLACEMENT_MAX_CONNECTIONS = tostring(var.placement_max_connections)
 
     # One Embedded Metric Format record per request (docs/observability.md).
     METRICS_NAMESPACE        = var.metrics_namespace

@@ -81,3 +81,35 @@ def test_cleanup_input_renders_to_exactly_the_cleanup_event(tf: Console, cfg: Tf
     assert isinstance(rendered, str), rendered
     assert json.loads(rendered) == {"action": "cleanup"}
     assert rendered == '{"action":"cleanup"}'
+
+
+# Silo tenants (variables_placement.tf): the validations, and the API role's grant on other
+# clusters, evaluated.
+PLACEMENT_REFUSED = [
+    ("placement_max_connections", 0),
+    ("placement_max_connections", 17),
+    ("placement_max_connections", 1.5),
+    ("dedicated_database_users", [{"cluster_resource_id": "cluster-*"}]),
+    ("dedicated_database_users", [{"cluster_resource_id": "*"}]),
+    ("dedicated_database_users", [{"cluster_resource_id": "cluster-ABCDEFGHIJKLMNOPQRSTUVWXY"}]),
+    ("dedicated_database_users", [{"cluster_resource_id": "cluster-ABCDEFGHIJKLMNOPQRSTUVWXYZ", "user": "*"}]),
+    ("dedicated_database_users", [{"cluster_resource_id": "cluster-ABCDEFGHIJKLMNOPQRSTUVWXYZ", "user": "App"}]),
+    ("dedicated_database_users", [{"cluster_resource_id": "cluster-ABCDEFGHIJKLMNOPQRSTUVWXYZ"}] * 2),
+]
+
+
+@pytest.mark.parametrize(("name", "value"), PLACEMENT_REFUSED, ids=[f"{n}={v!r:.50}" for n, v in PLACEMENT_REFUSED])
+def test_placement_validation_refuses(tf: Console, name: str, value):
+    with pytest.raises(TfError, match=rf"(?s)Invalid value for variable.*{name}"):
+        tf.eval("var." + name, **{name: value})
+
+
+def test_placement_settings_reach_the_function(tf: Console):
+    env = tf.eval("local.lambda_environment", placement_max_connections=5)
+    assert env["DB_PLACEMENT_MAX_CONNECTIONS"] == "5"
+    users = [{"cluster_resource_id": "cluster-ABCDEFGHIJKLMNOPQRSTUVWXYZ"},
+             {"cluster_resource_id": "cluster-0123456789ABCDEFGHIJKLMNOP", "user": "silo_runtime"}]
+    assert tf.eval("var.dedicated_database_users", dedicated_database_users=users) == [
+        {"cluster_resource_id": "cluster-ABCDEFGHIJKLMNOPQRSTUVWXYZ", "user": "app_runtime"},
+        {"cluster_resource_id": "cluster-0123456789ABCDEFGHIJKLMNOP", "user": "silo_runtime"},
+    ]

@@ -73,7 +73,8 @@ def test_vpc_network_interface_permissions_only_when_attached(cfg: TfConfig):
 
 
 def test_api_role_logs_in_as_the_runtime_user_on_this_cluster_only(cfg: TfConfig):
-    statements = statements_with_action(cfg, "rds-db:connect", "lambda")
+    statements = [st for st in statements_with_action(cfg, "rds-db:connect", "lambda")
+                  if st.get("sid") != "RdsIamConnectDedicated"]
     assert len(statements) == 1
     st = statements[0]
     assert st.get("actions") == ["rds-db:connect"], "rds-db:connect must stand alone in its statement"
@@ -116,7 +117,8 @@ def test_migrate_role_logs_in_as_the_owner_only_and_never_by_wildcard(cfg: TfCon
 def _dynamic_statement(cfg: TfConfig, doc: str, action: str) -> dict:
     body = cfg.data["aws_iam_policy_document"][doc]
     found = [d["statement"] for d in body.get("dynamic", []) if "statement" in d
-             and action in (d["statement"]["content"][0].get("actions") or [])]
+             and action in (d["statement"]["content"][0].get("actions") or [])
+             and d["statement"]["content"][0].get("sid") != "RdsIamConnectDedicated"]
     assert len(found) == 1, f"{doc}: one statement for {action}"
     return found[0]
 
@@ -154,3 +156,32 @@ def test_policies_are_attached_to_their_roles(cfg: TfConfig):
     mig = cfg.resource("aws_iam_role_policy", "migrate")
     assert mig.get("role") == "${aws_iam_role.migrate.id}"
     assert mig.get("policy") == "${data.aws_iam_policy_document.migrate.json}"
+
+
+def test_dedicated_clusters_get_exactly_the_listed_users(cfg: TfConfig):
+    """Silo tenants on other clusters (docs/silo.md): one statement, only when some are listed,
+    naming each listed cluster's runtime user and nothing wider."""
+    dedicated = [st for st in statements_with_action(cfg, "rds-db:connect", "lambda")
+                 if st.get("sid") == "RdsIamConnectDedicated"]
+    assert len(dedicated) == 1
+    st = dedicated[0]
+    assert st.get("actions") == ["rds-db:connect"]
+    res = text_of(st.get("resources"))
+    assert "for d in var.dedicated_database_users" in res
+    assert "${local.rds_dbuser_prefix}:${d.cluster_resource_id}/${d.user}" in res
+    assert "*" not in res
+    policy = cfg.data["aws_iam_policy_document"]["lambda"]
+    dyn = [d["statement"] for d in policy.get("dynamic", []) if "statement" in d
+           and d["statement"]["content"][0].get("sid") == "RdsIamConnectDedicated"]
+    assert len(dyn) == 1
+    guard = text_of(dyn[0].get("for_each"))
+    assert "local.use_rds" in guard and "length(var.dedicated_database_users) > 0" in guard
+    assert var_default(cfg, "dedicated_database_users") == []
+    cond = validation_text(cfg, "dedicated_database_users")
+    assert "^cluster-[A-Z0-9]{26}$" in cond and "^[a-z_][a-z0-9_]{0,62}$" in cond
+    assert cfg.variables["dedicated_database_users"]["description"]
+    # And the cap on those connections reaches the function.
+    assert var_default(cfg, "placement_max_connections") == 2
+    assert "var.placement_max_connections >= 1" in validation_text(cfg, "placement_max_connections")
+    public = cfg.locals["lambda_environment_public"]
+    assert public["DB_PLACEMENT_MAX_CONNECTIONS"] == "${tostring(var.placement_max_connections)}"
