@@ -8,7 +8,8 @@
 # writes get 503 with Retry-After for a few moments; reads go on; nothing written is lost. A move
 # that fails midway leaves the tenant where it was; run it again.
 #   --to dedicated without --database-url creates a database tenant_<id> in the same cluster
-#   (the login needs CREATEDB), with the roles' grants and the migrations, and registers it.
+#   (the login needs CREATEDB: on AWS the master user via MIGRATE_DATABASE_URL, not app_owner), with
+#   the roles' grants and the migrations, and registers it.
 #   --database-url postgres://app_owner@host:5432/db?sslmode=verify-full names an existing one
 #   (another cluster: run scripts/migrate.sh --bootstrap-roles against it first); the password
 #   part may be left out with IAM auth. TENANT_DATABASE_URL works too and stays out of `ps`.
@@ -19,7 +20,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 . "$root/scripts/lib.sh"
 case "${1:-}" in
-  -h|--help|"") sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0;;
+  -h|--help|"") sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0;;
   list|move) ;;
   *) die "unknown command $1 (see --help)";;
 esac

@@ -71,7 +71,7 @@ async fn a_move_under_concurrent_writers_keeps_every_acknowledged_write_once_and
                 match todo(&store, alice, t, &format!("w{w} {n}")).await {
                     Ok(id) => acked.push(id),
                     Err(e) => {
-                        assert!(e.retry_after().is_some(), "a refused write is a 503: {e}");
+                        assert!(e.retry_after().is_some(), "a refused write is a 503: {e:?}");
                         refused += 1;
                     }
                 }

@@ -37,7 +37,17 @@ pub struct Silo {
 /// A client of `db` as the owner role (`app_owner`, given a password for the tests).
 pub async fn owner(db: &TestDb) -> Client {
     let admin = db.admin().await;
-    admin.batch_execute(&format!("ALTER ROLE app_owner LOGIN PASSWORD '{OWNER_PASSWORD}'")).await.unwrap();
+    // Tests running at once on the same cluster (roles are the cluster's) may meet here:
+    // PostgreSQL then fails the loser with "tuple concurrently updated"; it only has to try again.
+    for attempt in 0.. {
+        match admin.batch_execute(&format!("ALTER ROLE app_owner LOGIN PASSWORD '{OWNER_PASSWORD}'")).await {
+            Ok(()) => break,
+            Err(e) if attempt < 20 && e.code() == Some(&tokio_postgres::error::SqlState::INTERNAL_ERROR) => {
+                tokio::time::sleep(std::time::Duration::from_millis(20 + 10 * attempt)).await;
+            }
+            Err(e) => panic!("giving the owner role a password: {e}"),
+        }
+    }
     crate::pg::connect(&format!(
         "postgres://app_owner:{OWNER_PASSWORD}@{}:{}/{}",
         db.server.host, db.server.port, db.name

@@ -38,7 +38,7 @@ impl Scoped<'_> {
             return self.run(Tenants::Member(tenant), access, steps).await;
         };
         let writing = access == Access::Write;
-        let mut copied = false;
+        let (mut copied, mut raced) = (false, false);
         for hop in 0..HOPS {
             if hop > 0 {
                 tokio::time::sleep(HOP_PAUSE).await;
@@ -72,6 +72,11 @@ impl Scoped<'_> {
                     placements.forget(tenant);
                     self.resolve(placements, tenant).await?;
                 }
+                // A membership copy that another request committed between this transaction's
+                // scope and its statement (each statement reads what is committed when it starts):
+                // the statement saw the member, row-level security did not, and the whole
+                // transaction rolled back. Once more sees both.
+                (Err(Error::NotFound), Some(_)) if !raced => raced = true,
                 (Err(Error::NotCopied), _) => return Err(Error::NotFound),
                 (Err(e), _) => return Err(e),
             }
