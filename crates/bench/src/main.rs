@@ -10,6 +10,9 @@
 //!   schema and statements, both through the IAM-auth stand-in, interleaved; p50s, their ratio
 //!   (the only meaningful figure: the stand-in is a local relay) and round trips per request,
 //!   plus the first page of a tenant of 5,000 todos;
+//! - a dedicated tenant beside a pooled one (`placements`, silo tenants): the same routes, the
+//!   dedicated tenant's database in a second cluster behind its own IAM stand-in; p50s, their
+//!   ratio (budget 1.10x) and round trips per request;
 //! - cold start of the release `bootstrap` through the Runtime API stand-in and the IAM-auth
 //!   stand-in: spawn to first `next` poll (process ready) and to first response (TLS, token,
 //!   login, statements prepared); natively, and for arm64 under qemu when given;
@@ -21,6 +24,7 @@
 mod cold;
 mod count;
 mod engines;
+mod placements;
 mod warm;
 
 use std::{
@@ -80,6 +84,8 @@ struct Results {
     warm: Vec<Warm>,
     /// The DSQL path beside the Aurora path, per route (only the ratios mean anything).
     engines: Vec<engines::EnginePair>,
+    /// A dedicated tenant beside a pooled one, per route.
+    placements: Vec<placements::PlacementPair>,
     /// GET /health through the adapter: everything but the database.
     adapter_only_p50_us: f64,
     cold_start: Vec<Cold>,
@@ -172,6 +178,8 @@ fn main() {
     rt.block_on(warm::warm(&args, &mut results));
     eprintln!("the DSQL path beside the Aurora path: {} requests per route and path ...", args.requests);
     rt.block_on(engines::engines(&args, &mut results));
+    eprintln!("a dedicated tenant beside a pooled one: {} requests per route and tenant ...", args.requests);
+    rt.block_on(placements::placements(&args, &mut results));
     if args.instructions {
         eprintln!("instructions per request (callgrind) ...");
         let routes: Vec<&'static str> = results.warm.iter().map(|w| w.route).collect();
@@ -231,6 +239,7 @@ fn print_table(r: &Results) {
         );
     }
     engines::print_table(&r.engines);
+    placements::print_table(&r.placements);
     if !r.instructions.is_empty() {
         println!("\n| route | instructions per request | floor's | ratio |");
         println!("|---|---:|---:|---:|");

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant, SystemTime};
 
 use api::App;
-use futures_util::future::join5;
+use futures_util::future::{join, join5};
 use lambda::{Function, Identity, Source};
 use serde_json::{Value, json};
 use store::{Q, Store};
@@ -78,7 +78,8 @@ impl Floor {
         Floor { client, stmts }
     }
 
-    /// BEGIN, scope (user, then tenant membership), the statement, COMMIT: sent together.
+    /// BEGIN, scope (user, then tenant membership), the statement, the placement fence check
+    /// (every todo transaction ends with it: docs/silo.md), COMMIT: sent together.
     pub(crate) async fn run(
         &self,
         read: bool,
@@ -88,17 +89,22 @@ impl Floor {
         params: &[&(dyn ToSql + Sync)],
     ) -> usize {
         let c = &self.client;
-        let (b, s, m, rows, cm) = join5(
+        let (writing, dedicated) = (!read, false);
+        let (b, s, m, (rows, fenced), cm) = join5(
             c.batch_execute(if read { "BEGIN READ ONLY" } else { "BEGIN" }),
             c.query(&self.stmts[Q::ScopeSet as usize], &[&user]),
             c.query(&self.stmts[Q::ScopeMember as usize], &[&user, &tenant]),
-            c.query(&self.stmts[q as usize], params),
+            join(
+                c.query(&self.stmts[q as usize], params),
+                c.query(&self.stmts[Q::FenceCheck as usize], &[&tenant, &writing, &dedicated]),
+            ),
             c.batch_execute("COMMIT"),
         )
         .await;
         b.unwrap();
         s.unwrap();
         m.unwrap();
+        fenced.unwrap();
         cm.unwrap();
         rows.unwrap().len()
     }
