@@ -7,8 +7,8 @@
 -- In every database:
 --   tenant_fences      a move in progress ('moving': writes refused while the mover's lease
 --                      holds) or a tenant that has left this database ('away')
---   member_fences      a membership change in flight: no copy of that membership may be made
---                      here until it has expired (see app_member_copy)
+--   member_fences      how many times each membership copied here has changed since: a copy is
+--                      made only from a control database read that no change has overtaken
 --
 -- Every transaction on a tenant's todos ends with app_fence_check(tenant, writing), after its
 -- statements: a request that reaches a database the tenant is not (or no longer) served from
@@ -52,9 +52,12 @@ CREATE TABLE tenant_fences (
 );
 
 CREATE TABLE member_fences (
-  tenant_id uuid        NOT NULL,
-  user_id   uuid        NOT NULL,
-  until     timestamptz NOT NULL,
+  tenant_id  uuid   NOT NULL,
+  user_id    uuid   NOT NULL,
+  -- Raised by every change of the membership (after the change, in the control database): a
+  -- copy is made only if no change came between its read of this and its read of the control
+  -- database.
+  generation bigint NOT NULL,
   PRIMARY KEY (tenant_id, user_id)
 );
 
@@ -83,7 +86,11 @@ CREATE FUNCTION app_fence_check(t uuid, writing boolean, dedicated boolean) RETU
       RAISE EXCEPTION 'the tenant is being moved; writes resume when the move ends' USING ERRCODE = 'TM001';
     END IF;
     IF dedicated AND NOT (t = ANY (app_tenant_ids())) THEN
-      RAISE EXCEPTION 'no copy of the caller''s membership here' USING ERRCODE = 'TM003';
+      -- The generation of the caller's membership here, read before the API reads the control
+      -- database: app_member_copy takes it back.
+      RAISE EXCEPTION 'no copy of the caller''s membership here' USING ERRCODE = 'TM003',
+        DETAIL = coalesce((SELECT g.generation FROM public.member_fences g
+                           WHERE g.tenant_id = t AND g.user_id = app_user_id()), 0)::text;
     END IF;
     RETURN true;
   END
@@ -105,17 +112,24 @@ CREATE FUNCTION app_placement_is(t uuid, d uuid) RETURNS boolean
 
 -- In a dedicated database: the copy of the caller's membership of tenant t (role r, from the
 -- control database), which its requests are checked against. The user row it needs carries the
--- id alone (no issuer, no name, no email: identity stays in the control database). Not while a
--- change of that membership is in flight (member_fences). Returns whether the copy was made.
-CREATE FUNCTION app_member_copy(t uuid, r text) RETURNS boolean
+-- id alone (no issuer, no name, no email: identity stays in the control database). Only if the
+-- membership's generation is still g, the one read (in TM003's detail) before the role was read
+-- from the control database: a change since then (app_member_fence) makes that role stale.
+-- Returns whether the copy was made.
+CREATE FUNCTION app_member_copy(t uuid, r text, g bigint) RETURNS boolean
   LANGUAGE plpgsql VOLATILE SECURITY DEFINER
   SET search_path = pg_catalog, public, pg_temp
   AS $$
   BEGIN
-    IF app_user_id() IS NULL OR r NOT IN ('admin', 'member', 'viewer')
+    IF app_user_id() IS NULL THEN
+      RETURN false;
+    END IF;
+    -- One at a time with app_member_fence for this membership.
+    PERFORM pg_advisory_xact_lock(hashtextextended(t::text || '/' || app_user_id()::text, 0));
+    IF r NOT IN ('admin', 'member', 'viewer')
        OR NOT EXISTS (SELECT 1 FROM public.tenants x WHERE x.id = t)
-       OR EXISTS (SELECT 1 FROM public.member_fences f WHERE f.tenant_id = t AND f.user_id = app_user_id()
-                  AND f.until > now()) THEN
+       OR coalesce((SELECT f.generation FROM public.member_fences f
+                    WHERE f.tenant_id = t AND f.user_id = app_user_id()), 0) <> g THEN
       RETURN false;
     END IF;
     PERFORM set_config('app.tenant_ids', ARRAY[t]::text, true);
@@ -127,36 +141,35 @@ CREATE FUNCTION app_member_copy(t uuid, r text) RETURNS boolean
   END
   $$;
 
--- In a dedicated database: drops the copy of user u's membership of tenant t and keeps any copy
--- from being made for `secs` seconds, while the change is made in the control database.
-CREATE FUNCTION app_member_fence(t uuid, u uuid, secs int) RETURNS boolean
+-- In a dedicated database, after user u's membership of tenant t changed in the control database
+-- (or may have): drops the copy, and raises the generation so that no copy made from a read of
+-- the control database from before the change can be written. The member's next request makes
+-- a fresh copy. Returns the new generation.
+CREATE FUNCTION app_member_fence(t uuid, u uuid) RETURNS bigint
   LANGUAGE plpgsql VOLATILE SECURITY DEFINER
   SET search_path = pg_catalog, public, pg_temp
   AS $$
+  DECLARE
+    g bigint;
   BEGIN
-    INSERT INTO public.member_fences AS f (tenant_id, user_id, until)
-      VALUES (t, u, now() + secs * interval '1 second')
-      ON CONFLICT (tenant_id, user_id) DO UPDATE SET until = greatest(f.until, excluded.until);
+    PERFORM pg_advisory_xact_lock(hashtextextended(t::text || '/' || u::text, 0));
+    INSERT INTO public.member_fences AS f (tenant_id, user_id, generation) VALUES (t, u, 1)
+      ON CONFLICT (tenant_id, user_id) DO UPDATE SET generation = f.generation + 1
+      RETURNING f.generation INTO g;
     PERFORM set_config('app.tenant_ids', ARRAY[t]::text, true);
     DELETE FROM public.memberships m WHERE m.tenant_id = t AND m.user_id = u;
-    RETURN true;
+    RETURN g;
   END
   $$;
 
--- The change is made: copies may be made again (from the control database's new state).
-CREATE FUNCTION app_member_unfence(t uuid, u uuid) RETURNS boolean
-  LANGUAGE sql VOLATILE SECURITY DEFINER
-  SET search_path = pg_catalog, public, pg_temp
-  AS $$ DELETE FROM public.member_fences f WHERE f.tenant_id = t AND f.user_id = u RETURNING true $$;
-
 -- The owner runs the copies (app_member_copy and app_member_fence run as the owner, which row
--- security binds too): it may write the copies these functions make, only in the tenant they
--- put in scope.
+-- security binds too): it may write the copies these functions make, only in
+-- the tenant they put in scope, and user rows that carry an id alone.
 CREATE POLICY memberships_copy ON memberships TO app_owner
   USING (tenant_id = ANY (app_tenant_ids()))
   WITH CHECK (tenant_id = ANY (app_tenant_ids()));
 CREATE POLICY users_copy ON users FOR INSERT TO app_owner
-  WITH CHECK (id = app_user_id());
+  WITH CHECK (issuer IS NULL AND subject = id::text AND name IS NULL AND email IS NULL);
 -- The operator's tools (scripts/tenant.sh list, as the owner) see every tenant.
 CREATE POLICY tenants_owner_read ON tenants FOR SELECT TO app_owner USING (true);
 -- The mover (scripts/tenant.sh, as the owner) reads and writes a moving tenant's records.
@@ -168,8 +181,8 @@ CREATE POLICY idempotency_move ON idempotency_keys TO app_owner
 GRANT SELECT ON schema_migrations TO app_runtime;
 
 REVOKE ALL ON databases, tenant_placements, tenant_fences, member_fences FROM PUBLIC;
-GRANT SELECT ON databases, tenant_placements, tenant_fences TO app_runtime;
-REVOKE ALL ON FUNCTION app_fence_check(uuid, boolean, boolean), app_placement_is(uuid, uuid), app_member_copy(uuid, text),
-  app_member_fence(uuid, uuid, int), app_member_unfence(uuid, uuid) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION app_fence_check(uuid, boolean, boolean), app_placement_is(uuid, uuid), app_member_copy(uuid, text),
-  app_member_fence(uuid, uuid, int), app_member_unfence(uuid, uuid) TO app_runtime;
+GRANT SELECT ON databases, tenant_placements, tenant_fences, member_fences TO app_runtime;
+REVOKE ALL ON FUNCTION app_fence_check(uuid, boolean, boolean), app_placement_is(uuid, uuid), app_member_copy(uuid, text, bigint),
+  app_member_fence(uuid, uuid) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION app_fence_check(uuid, boolean, boolean), app_placement_is(uuid, uuid), app_member_copy(uuid, text, bigint),
+  app_member_fence(uuid, uuid) TO app_runtime;

@@ -111,7 +111,12 @@ pub async fn move_tenant(tenant: &str, to: To, url: Option<&str>, dry_run: bool)
         To::Dedicated => Direction::ToDedicated,
         To::Pooled => Direction::ToPooled,
     };
-    let opts = Options { stop_before_switch: dry_run, ..Options::default() };
+    // The API's placement cache, which a move back to pooled must outlast (docs/silo.md).
+    let mut opts = Options { stop_before_switch: dry_run, ..Options::default() };
+    if let Some(secs) = crate::env("DB_PLACEMENT_CACHE_SECS") {
+        let secs: f64 = secs.parse().map_err(|_| "DB_PLACEMENT_CACHE_SECS must be a number of seconds")?;
+        opts.cache_ttl = std::time::Duration::from_secs_f64(secs);
+    }
     let report =
         mover::move_tenant(&Ends { control: &control, dedicated: &dedicated, db: db_id }, tenant, direction, &opts)
             .await?;

@@ -283,7 +283,7 @@ impl DbConfig {
             }
         }
         if let Some(v) = var("DB_PLACEMENT_CACHE_SECS") {
-            cfg.placement_cache_ttl = parse_secs("DB_PLACEMENT_CACHE_SECS", &v, 0.0, 86_400.0)?;
+            cfg.placement_cache_ttl = parse_secs("DB_PLACEMENT_CACHE_SECS", &v, 1.0, 86_400.0)?;
         }
         cfg.validate()?;
         Ok(cfg)

@@ -50,8 +50,9 @@ pub enum Error {
     Moved,
     /// A dedicated database has no copy of the caller's membership of the tenant: the store
     /// makes it from the control database and runs the request again (never reaches the API).
+    /// The generation of that membership there: the copy is made only if it has not changed.
     #[error("not a member, as far as this database's copy of the memberships knows")]
-    NotCopied,
+    NotCopied(i64),
 
     #[error("tls: {0}")]
     Tls(String),
@@ -105,7 +106,9 @@ impl Error {
                 retry_after: Duration::from_secs(2),
             },
             _ if code.code() == "TM002" => Error::Moved,
-            _ if code.code() == "TM003" => Error::NotCopied,
+            _ if code.code() == "TM003" => {
+                Error::NotCopied(e.as_db_error().and_then(|d| d.detail()).and_then(|g| g.parse().ok()).unwrap_or(-1))
+            }
             _ if code.code().starts_with("22") => Error::InvalidValue("a value is malformed or out of range"),
             _ => Error::Db(e),
         }

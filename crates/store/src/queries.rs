@@ -176,17 +176,32 @@ impl Scoped<'_> {
 
     /// Deletes the caller (and their memberships). Refused while they are a tenant's last admin.
     pub async fn delete_user(&self, id: UserId) -> Result<()> {
-        let rows = self
-            .run(Tenants::All, Access::Write, &[step(Q::UserLockAdminTenants, &[]), step(Q::UserDelete, &[&id.0])])
-            .await?;
-        let row = &rows[1][0];
+        // With silo tenants, the caller's dedicated tenants are read in the same transaction,
+        // before the delete cascades their memberships away.
+        let placed = self.store.placements.is_some();
+        let target: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&id.0];
+        let mut steps = vec![step(Q::UserLockAdminTenants, &[])];
+        if placed {
+            steps.push(step(Q::PlacementsMine, &[]));
+        }
+        steps.push(step(Q::UserDelete, &target));
+        let rows = self.run(Tenants::All, Access::Write, &steps).await?;
+        // (A replay from an `Idempotency-Key` record has no PlacementsMine rows.)
+        let row = &rows[rows.len() - 1][0];
         match (row.col::<bool>(0), id == self.user, row.col::<bool>(1), row.col::<bool>(2)) {
             (false, _, _, _) => Err(Error::NotFound),
             (true, false, _, _) => Err(Error::Forbidden),
             (true, true, true, _) => Err(Error::Conflict(
                 "you are the last admin of a tenant: make someone else admin or delete the tenant first",
             )),
-            (true, true, false, deleted) => deleted.then_some(()).ok_or(Error::NotFound),
+            (true, true, false, false) => Err(Error::NotFound),
+            (true, true, false, true) => {
+                if rows.len() == 3 {
+                    // A warm instance may still know the deleted account's id: its copies go.
+                    self.fence_copies(&rows[1]).await?;
+                }
+                Ok(())
+            }
         }
     }
 
@@ -229,19 +244,20 @@ impl Scoped<'_> {
             self.purge_tenant(id).await;
             return Ok(());
         }
-        // Where its todos live, read before the delete cascades the placement away.
+        // Where its todos live, read before the delete cascades the placement away, with the
+        // tenant's row locked first so that a move cannot switch it in between.
         let rows = self
             .run(
                 Tenants::Member(id),
                 Access::Write,
-                &[step(Q::PlacementGet, &[&id.0]), step(Q::TenantDelete, &[&id.0])],
+                &[step(Q::TenantLock, &[&id.0]), step(Q::PlacementGet, &[&id.0]), step(Q::TenantDelete, &[&id.0])],
             )
             .await?;
-        // A replay from an `Idempotency-Key` record has the delete's rows only (the placement
-        // is not recorded): the first request did the rest.
+        // A replay from an `Idempotency-Key` record has no placement rows (they are not
+        // recorded): the first request did the rest.
         let (placed, deleted) = match &rows[..] {
-            [placed, deleted] => (placed.first(), deleted),
-            _ => (None, &rows[0]),
+            [_, placed, deleted] => (placed.first(), deleted),
+            _ => (None, &rows[rows.len() - 1]),
         };
         gated(deleted, ADMINS)?;
         if let Some(row) = placed {

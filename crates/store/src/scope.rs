@@ -254,8 +254,10 @@ impl Scoped<'_> {
         let Some(idem) = self.idempotency else { return Ok(()) };
         // A todo route of a dedicated tenant recorded in the tenant's database.
         let placed = self.store.placements.as_deref().and_then(|p| p.cached(crate::TenantId(*idem.tenant())));
-        if let Some(d) = placed {
-            self.on(&d.store).forget_idempotency_here(idem).await?;
+        if let Some(d) = placed
+            && let Err(e) = self.on(&d.store).forget_idempotency_here(idem).await
+        {
+            tracing::warn!(error = %e, "could not drop a 4xx's idempotency record in a dedicated database; it expires by itself");
         }
         self.forget_idempotency_here(idem).await
     }

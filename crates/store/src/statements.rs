@@ -284,13 +284,12 @@ statements! {
     /// The caller's role in tenant `$1` (control database): what a dedicated database's copy
     /// of the membership is made from.
     MemberRole => "SELECT role FROM memberships WHERE tenant_id = $1::uuid AND user_id = app_user_id()",
-    /// Copies the caller's membership of tenant `$1` with role `$2` (dedicated database).
-    MemberCopy => "SELECT app_member_copy($1::uuid, $2::text)",
-    /// Drops the copy of user `$2`'s membership of tenant `$1` and keeps it from being made for
-    /// `$3` seconds (dedicated database, before the change in the control database).
-    MemberFence => "SELECT app_member_fence($1::uuid, $2::uuid, $3::int4)",
-    /// The change is made: copies may be made again (dedicated database).
-    MemberUnfence => "SELECT app_member_unfence($1::uuid, $2::uuid)",
+    /// Copies the caller's membership of tenant `$1` with role `$2`, if its generation is still
+    /// `$3` (dedicated database).
+    MemberCopy => "SELECT app_member_copy($1::uuid, $2::text, $3::int8)",
+    /// After a change of user `$2`'s membership of tenant `$1` in the control database: drops
+    /// the copy and raises its generation (dedicated database).
+    MemberFence => "SELECT app_member_fence($1::uuid, $2::uuid)",
 }
 
 impl Q {
@@ -309,7 +308,6 @@ impl Q {
                 | Q::MemberRole
                 | Q::MemberCopy
                 | Q::MemberFence
-                | Q::MemberUnfence
         )
     }
 }

@@ -224,6 +224,27 @@ async fn a_removed_member_is_refused_on_the_next_request_to_a_dedicated_tenant()
     let eve = user(&a, "eve").await;
     assert!(matches!(a.scoped(eve).get_todo(t, TodoId(Uuid::new_v4())).await, Err(Error::NotFound)));
     assert_eq!(copies(silo.dedicated.admin().await).await, 1, "only alice's copy is left");
+    // A request of bob's that read his membership from the control database before the removal
+    // and comes to copy it after: the generation moved on, the copy is refused.
+    let runtime = testkit::pg::connect(&silo.dedicated.runtime_url()).await;
+    runtime.batch_execute(&format!("BEGIN; SELECT set_config('app.user_id', '{}', true)", bob.0)).await.unwrap();
+    // (Generation 1: what bob's request read before the removal raised it to 2.)
+    let late: bool = runtime.query_one("SELECT app_member_copy($1, 'member', 1)", &[&t.0]).await.unwrap().get(0);
+    runtime.batch_execute("COMMIT").await.unwrap();
+    assert!(!late, "a late copy of a removed membership is refused");
+    assert_eq!(copies(silo.dedicated.admin().await).await, 1);
+    // Carol deletes her account: her copy goes with it (a warm instance may still know her id).
+    let carol = user(&a, "carol").await;
+    admin
+        .execute("INSERT INTO memberships (tenant_id, user_id, role) VALUES ($1, $2, 'member')", &[&t.0, &carol.0])
+        .await
+        .unwrap();
+    a.scoped(carol).list_todos(t, TodoFilter::default(), first_page()).await.unwrap();
+    assert_eq!(copies(silo.dedicated.admin().await).await, 2);
+    a.scoped(carol).delete_user(carol).await.unwrap();
+    assert_eq!(copies(silo.dedicated.admin().await).await, 1, "the deleted account's copy is gone");
+    let r = a.scoped(carol).list_todos(t, TodoFilter::default(), first_page()).await;
+    assert!(matches!(r, Err(Error::NotFound)), "{r:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

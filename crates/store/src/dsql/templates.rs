@@ -347,7 +347,6 @@ pub fn template(q: Q) -> &'static str {
         | Q::ScopeTenants
         | Q::MemberRole
         | Q::MemberCopy
-        | Q::MemberFence
-        | Q::MemberUnfence => "SELECT NULL::boolean WHERE false",
+        | Q::MemberFence => "SELECT NULL::boolean WHERE false",
     }
 }

@@ -23,8 +23,15 @@ impl Limiter {
         Self { permits: Arc::new(Semaphore::new(max)), pools: Mutex::default() }
     }
 
+    /// Counts `pool` as database `id`'s; a pool it replaces (the registry's entry changed) is
+    /// closed, so that its connection gives its permit back.
     pub fn register(&self, id: Uuid, pool: Pool) {
-        self.pools.lock().expect("limiter lock").push((id, pool, Instant::now()));
+        let mut pools = self.pools.lock().expect("limiter lock");
+        if let Some(old) = pools.iter().position(|e| e.0 == id) {
+            let (_, replaced, _) = pools.swap_remove(old);
+            replaced.close();
+        }
+        pools.push((id, pool, Instant::now()));
     }
 
     /// Database `id` is in use now.

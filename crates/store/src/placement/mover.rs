@@ -190,11 +190,42 @@ async fn copy_and_switch(
     opts: &Options,
 ) -> Result<Report> {
     let t = tenant.0;
-    // 2. The barrier: every write that did not see the fence has committed.
-    source
-        .batch_execute("BEGIN; LOCK TABLE todos IN SHARE MODE; COMMIT")
-        .await
-        .map_err(fail("waiting for writes in flight"))?;
+    // 2. The barrier: every write that did not see the fence has committed. While the lock
+    // waits, other tenants' writes queue behind it: it gives up after 2 s and tries again.
+    let mut tries = 0;
+    loop {
+        match source.batch_execute("BEGIN; SET LOCAL lock_timeout = '2s'; LOCK TABLE todos IN SHARE MODE; COMMIT").await
+        {
+            Ok(()) => break,
+            Err(e) if tries < 5 && e.code() == Some(&tokio_postgres::error::SqlState::LOCK_NOT_AVAILABLE) => {
+                let _ = source.batch_execute("ROLLBACK").await;
+                tries += 1;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => {
+                let _ = source.batch_execute("ROLLBACK").await;
+                return Err(fail("waiting for writes in flight")(e));
+            }
+        }
+    }
+    // A dedicated target the tenant left recently may still be in some instance's placement
+    // cache: until that has expired, nothing may be copied there.
+    if to == Direction::ToDedicated {
+        let ttl = (opts.cache_ttl + Duration::from_secs(10)).as_secs_f64();
+        let recent = target
+            .query_opt(
+                "SELECT 1 FROM tenant_fences WHERE tenant_id = $1 AND state = 'away' \
+                 AND updated_at > now() - $2::float8 * interval '1 second'",
+                &[&t, &ttl],
+            )
+            .await
+            .map_err(fail("reading the target's fences"))?;
+        if recent.is_some() {
+            return Err(Error::Migration(format!(
+                "the tenant left that database less than {ttl:.0} s ago, and instances may still send it requests there; try again later"
+            )));
+        }
+    }
     // 3. The copy.
     let (todos, records) = copy(source, target, t, to).await?;
     // 4. The check.
@@ -231,8 +262,11 @@ async fn copy_and_switch(
         let held = match to {
             // The lease is in this same database: checked in this transaction.
             Direction::ToDedicated => {
+                // The clock now, not the transaction's start: a writer that began after the lease
+                // ran out must not have been let through.
                 c.execute(
-                    "DELETE FROM tenant_fences WHERE tenant_id = $1 AND mover = $2 AND lease_until > now()",
+                    "DELETE FROM tenant_fences WHERE tenant_id = $1 AND mover = $2 \
+                     AND lease_until > clock_timestamp() + interval '2 seconds'",
                     &[&t, &mover],
                 )
                 .await?

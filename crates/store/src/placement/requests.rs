@@ -18,8 +18,6 @@ use crate::{
 const HOPS: usize = 4;
 /// The pause between tries: a move's switch and its fences are a few statements apart.
 const HOP_PAUSE: Duration = Duration::from_millis(25);
-/// How long a fenced membership may not be copied (longer than any request's deadline).
-const MEMBER_FENCE_SECS: i32 = 90;
 
 fn step<'a>(q: Q, params: &'a [&'a (dyn ToSql + Sync)]) -> Step<'a> {
     Step { q, params }
@@ -39,11 +37,13 @@ impl Scoped<'_> {
         };
         let writing = access == Access::Write;
         let (mut copied, mut raced) = (false, false);
+        // What the cache says, then what the registry said (used as is: however short the
+        // cache's life, the answer just read is the one to try).
+        let mut target = placements.cached(tenant);
         for hop in 0..HOPS {
             if hop > 0 {
                 tokio::time::sleep(HOP_PAUSE).await;
             }
-            let target = placements.cached(tenant);
             let dedicated = target.is_some();
             let fence: [&(dyn ToSql + Sync); 3] = [&tenant.0, &writing, &dedicated];
             let all: Vec<Step> =
@@ -61,45 +61,50 @@ impl Scoped<'_> {
                 // No copy of the caller's membership in the dedicated database (the attempt
                 // rolled back): make it from the control database, once, and run again; not a
                 // member there either is the same 404 a pooled tenant gives.
-                (Err(Error::NotCopied), Some(d)) if !copied => {
+                (Err(Error::NotCopied(generation)), Some(d)) if !copied => {
                     copied = true;
-                    if !self.copy_membership(d, tenant).await? {
+                    if !self.copy_membership(d, tenant, generation).await? {
                         return Err(Error::NotFound);
                     }
                 }
                 (Err(Error::Moved), _) => {
                     tracing::info!(tenant = %tenant.0, "the tenant is not where this instance thought; asking the registry");
                     placements.forget(tenant);
-                    self.resolve(placements, tenant).await?;
+                    target = self.resolve(placements, tenant).await?;
                 }
                 // A membership copy that another request committed between this transaction's
                 // scope and its statement (each statement reads what is committed when it starts):
                 // the statement saw the member, row-level security did not, and the whole
                 // transaction rolled back. Once more sees both.
                 (Err(Error::NotFound), Some(_)) if !raced => raced = true,
-                (Err(Error::NotCopied), _) => return Err(Error::NotFound),
+                (Err(Error::NotCopied(_)), _) => return Err(Error::NotFound),
                 (Err(e), _) => return Err(e),
             }
         }
         Err(Error::Moved)
     }
 
-    /// Copies the caller's membership of `tenant` from the control database to `d`; whether
-    /// the caller is a member (and the copy was made).
-    async fn copy_membership(&self, d: &Dedicated, tenant: TenantId) -> Result<bool> {
+    /// Copies the caller's membership of `tenant` from the control database to `d`, unless it
+    /// changed since its generation there was `generation` (read before this); whether the
+    /// caller is a member (and the copy was made).
+    async fn copy_membership(&self, d: &Dedicated, tenant: TenantId, generation: i64) -> Result<bool> {
         let plain = Scoped { idempotency: None, ..*self };
         let rows = plain.run(Tenants::None, Access::Read, &[step(Q::MemberRole, &[&tenant.0])]).await?;
         let Some(role) = rows[0].first().map(|r| r.col::<String>(0)) else {
             return Ok(false);
         };
-        let made =
-            plain.on(&d.store).run(Tenants::None, Access::Write, &[step(Q::MemberCopy, &[&tenant.0, &role])]).await?;
+        let made = plain
+            .on(&d.store)
+            .run(Tenants::None, Access::Write, &[step(Q::MemberCopy, &[&tenant.0, &role, &generation])])
+            .await?;
         Ok(made[0].first().is_some_and(|r| r.col::<bool>(0)))
     }
 
     /// Runs `steps`, a change of `user`'s membership of `tenant` (in the control database),
-    /// with the copy of that membership in the tenant's dedicated database dropped and fenced
-    /// meanwhile; the transaction checks that the tenant lives where the fence was put.
+    /// in a transaction that checks that the tenant lives where this instance thinks; then, in
+    /// the tenant's dedicated database, drops the copy of that membership and raises its
+    /// generation, so that no copy made from an earlier read survives (before the answer: the
+    /// member's next request makes a fresh copy).
     pub(crate) async fn run_member_change(
         &self,
         tenant: TenantId,
@@ -109,48 +114,51 @@ impl Scoped<'_> {
         let Some(placements) = self.store.placements.as_deref() else {
             return self.run(Tenants::Member(tenant), Access::Write, steps).await;
         };
+        let mut target = placements.cached(tenant);
         for hop in 0..HOPS {
             if hop > 0 {
                 tokio::time::sleep(HOP_PAUSE).await;
             }
-            let target = placements.cached(tenant);
             let expected: Option<Uuid> = target.as_ref().map(|d| d.db.id);
             let guard: [&(dyn ToSql + Sync); 2] = [&tenant.0, &expected];
             let all: Vec<Step> =
                 steps.iter().map(|s| step(s.q, s.params)).chain([step(Q::PlacementIs, &guard)]).collect();
-            let secs = MEMBER_FENCE_SECS;
-            if let Some(d) = &target {
-                let plain = Scoped { idempotency: None, ..*self };
-                plain
-                    .on(&d.store)
-                    .run(Tenants::None, Access::Write, &[step(Q::MemberFence, &[&tenant.0, &user.0, &secs])])
-                    .await?;
-            }
             let result = self.run(Tenants::Member(tenant), Access::Write, &all).await;
+            if let Err(Error::Moved) = result {
+                target = self.resolve(placements, tenant).await?;
+                continue;
+            }
+            // Whatever the outcome (made, refused, or unknown after a lost connection).
             if let Some(d) = &target {
-                let plain = Scoped { idempotency: None, ..*self };
-                let lifted = plain
-                    .on(&d.store)
-                    .run(Tenants::None, Access::Write, &[step(Q::MemberUnfence, &[&tenant.0, &user.0])])
-                    .await;
-                if let Err(e) = lifted {
-                    // Safe: the fence only keeps the copy from being made, until it expires.
-                    tracing::warn!(error = %e, "could not lift a membership fence; it expires by itself");
-                }
+                self.fence_copy(d, tenant, user).await?;
             }
-            match result {
-                Ok(mut rows) => {
-                    // Without the trailing check (a replay from a record has no row for it).
-                    rows.truncate(steps.len());
-                    return Ok(rows);
-                }
-                Err(Error::Moved) => {
-                    self.resolve(placements, tenant).await?;
-                }
-                Err(e) => return Err(e),
-            }
+            let mut rows = result?;
+            rows.truncate(steps.len());
+            return Ok(rows);
         }
         Err(Error::Moved)
+    }
+
+    /// Drops the copy of `user`'s membership of `tenant` in `d` and raises its generation.
+    async fn fence_copy(&self, d: &Dedicated, tenant: TenantId, user: UserId) -> Result<()> {
+        let plain = Scoped { idempotency: None, ..*self };
+        plain
+            .on(&d.store)
+            .run(Tenants::None, Access::Write, &[step(Q::MemberFence, &[&tenant.0, &user.0])])
+            .await
+            .map(drop)
+    }
+
+    /// After the caller's account was deleted: drops and fences their membership copies in the
+    /// dedicated databases of `placed` (PlacementsMine's rows, read before the delete), since a
+    /// warm instance may still know their old id.
+    pub(crate) async fn fence_copies(&self, placed: &[DbRow]) -> Result<()> {
+        let Some(placements) = self.store.placements.as_deref() else { return Ok(()) };
+        for row in placed {
+            let d = placements.database(Database::from_row(row, 1)?).await?;
+            self.fence_copy(&d, TenantId(row.col(0)), self.user).await?;
+        }
+        Ok(())
     }
 
     /// After the control database deleted `tenant`: removes what its dedicated database `db`
