@@ -14,12 +14,13 @@
 //! a dedicated tenant is one round trip, to its database only, like a pooled one.
 //!
 //! **Memberships.** A dedicated database checks the caller against its own copy of their
-//! membership, made from the control database the first time the caller is not found there (two
-//! more round trips, once). A change of a membership of a dedicated tenant first drops the copy
-//! and fences it (no copy can be made while the change is in flight), then changes the control
-//! database, whose transaction checks that the tenant still lives where the fence was put, then
-//! lifts the fence. So a removed member is refused on their next request, without any cache
-//! expiring.
+//! membership, made from the control database the first time the caller is not found there
+//! (three more round trips, once). A change of a membership of a dedicated tenant commits in the
+//! control database (whose transaction checks that the tenant lives where this instance thinks),
+//! then drops the copy and raises the membership's generation in the dedicated database, before
+//! the answer; a copy is made only from a control read that no change has overtaken (the
+//! generation it was read at is still current). So a removed member is refused on their next
+//! request, without any cache expiring.
 //!
 //! **Connections.** Each dedicated database has its own pool (one connection, its own IAM token:
 //! the token cache is keyed by host, port and user). An instance keeps at most
