@@ -240,13 +240,22 @@ pub(crate) fn migration_config() -> Result<(String, DbConfig), BoxError> {
 /// Creates a database if it does not exist yet.
 pub async fn create_database(name: &str) -> Result<(), BoxError> {
     let (describe, _, client) = migration_client().await?;
-    let exists = client.query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name]).await?.is_some();
-    if !exists {
-        let sql: String = client.query_one("SELECT format('CREATE DATABASE %I', $1::text)", &[&name]).await?.get(0);
-        client.batch_execute(&sql).await?;
-        println!("{describe}: created database {name}");
+    create_database_on(&client, &describe, name).await.map(drop)
+}
+
+/// Creates database `name` through `client` if it does not exist yet; whether it did now.
+pub(crate) async fn create_database_on(
+    client: &tokio_postgres::Client,
+    describe: &str,
+    name: &str,
+) -> Result<bool, BoxError> {
+    if client.query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name]).await?.is_some() {
+        return Ok(false);
     }
-    Ok(())
+    let sql: String = client.query_one("SELECT format('CREATE DATABASE %I', $1::text)", &[&name]).await?.get(0);
+    client.batch_execute(&sql).await?;
+    println!("{describe}: created database {name}");
+    Ok(true)
 }
 
 /// Applies the migrations; with `bootstrap_roles`, first creates the roles (and sets the

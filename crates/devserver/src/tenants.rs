@@ -1,11 +1,12 @@
 //! `devserver tenant list | move`: the operator's view of tenant placements (silo tenants), as
-//! the owner role (or, locally, the dev database's superuser). See `store::placement::mover`.
+//! the owner role (or, locally, the dev database's superuser). See `store::placement::{mover, registry}`.
 
 use store::{
     DbConfig, Store, TenantId,
     placement::{
         Database,
         mover::{self, Direction, Ends, Options},
+        registry,
     },
 };
 
@@ -16,7 +17,7 @@ pub async fn list() -> Result<(), BoxError> {
     let (_, cfg) = crate::migration_config()?;
     let control = Store::from_config(cfg).await?.connect_client().await?;
     println!("{:<36}  {:<24}  name", "tenant", "placement");
-    for (id, name, placement) in mover::list(&control).await? {
+    for (id, name, placement) in registry::list(&control).await? {
         println!("{id:<36}  {:<24}  {name}", placement.as_deref().unwrap_or("pooled"));
     }
     Ok(())
@@ -35,41 +36,18 @@ pub async fn move_tenant(tenant: &str, to: To, url: Option<&str>, dry_run: bool)
     let tenant = TenantId::parse(tenant).map_err(|_| format!("{tenant} is not a tenant id (a UUID)"))?;
     let (describe, cfg) = crate::migration_config()?;
     let control = Store::from_config(cfg.clone()).await?.connect_client().await?;
-    let placed = control
-        .query_opt(
-            "SELECT d.id, d.name, d.host, host(d.hostaddr), d.port, d.dbname, d.db_user, d.auth, d.tls \
-             FROM tenant_placements p JOIN databases d ON d.id = p.database_id WHERE p.tenant_id = $1",
-            &[&tenant.0],
-        )
-        .await?;
+    let placed = registry::placement_of(&control, tenant).await?;
     // The dedicated database: its owner login (`url`, or the control login pointed at it) and
     // its entry in the registry.
     let mut created = false;
     let (owner_cfg, name, db) = match (to, placed, url) {
         (To::Pooled, None, _) => return Err("the tenant is pooled already".into()),
-        (To::Pooled, Some(row), url) => {
-            let mut owner = match url {
+        (To::Pooled, Some((name, db)), url) => {
+            let owner = match url {
                 Some(url) => DbConfig::from_url(url)?,
-                None => cfg.clone(),
+                None => db.login(&cfg),
             };
-            let port: i32 = row.get(4);
-            if url.is_none() {
-                owner.host = row.get(2);
-                owner.hostaddr = row.get::<_, Option<String>>(3).map(|a| a.parse()).transpose()?;
-                owner.port = u16::try_from(port)?;
-                owner.dbname = row.get(5);
-            }
-            let db = Database {
-                id: row.get(0),
-                host: row.get(2),
-                hostaddr: None,
-                port: u16::try_from(port)?,
-                dbname: row.get(5),
-                user: row.get(6),
-                auth: row.get(7),
-                tls: row.get(8),
-            };
-            (owner, row.get::<_, String>(1), db)
+            (owner, name, db)
         }
         (To::Dedicated, _, Some(url)) => {
             let owner = DbConfig::from_url(url)?;
@@ -80,12 +58,7 @@ pub async fn move_tenant(tenant: &str, to: To, url: Option<&str>, dry_run: bool)
         (To::Dedicated, _, None) => {
             // A new database in the same cluster, with the roles' grants and the schema.
             let dbname = format!("tenant_{}", &tenant.0.simple().to_string()[..12]);
-            let exists = control.query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&dbname]).await?.is_some();
-            if !exists {
-                control.batch_execute(&format!("CREATE DATABASE {dbname}")).await?;
-                println!("{describe}: created database {dbname}");
-                created = true;
-            }
+            created = crate::create_database_on(&control, &describe, &dbname).await?;
             let mut owner = cfg.clone();
             owner.dbname = dbname.clone();
             let db = descriptor(&owner, &cfg);
@@ -104,7 +77,7 @@ pub async fn move_tenant(tenant: &str, to: To, url: Option<&str>, dry_run: bool)
         }
     }
     let db_id = match to {
-        To::Dedicated => mover::register(&control, &name, &db).await?,
+        To::Dedicated => registry::register(&control, &name, &db).await?,
         To::Pooled => db.id,
     };
     let direction = match to {
@@ -152,17 +125,10 @@ fn descriptor(owner: &DbConfig, control: &DbConfig) -> Database {
 /// any did (run it again).
 pub async fn migrate_dedicated(control: &tokio_postgres::Client) -> Result<(), BoxError> {
     let (_, cfg) = crate::migration_config()?;
-    let rows =
-        control.query("SELECT name, host, host(hostaddr), port, dbname FROM databases ORDER BY name", &[]).await?;
     let mut failed = Vec::new();
-    for row in rows {
-        let name: String = row.get(0);
+    for (name, db) in registry::databases(control).await? {
         let result = async {
-            let mut owner = cfg.clone();
-            owner.host = row.get(1);
-            owner.hostaddr = row.get::<_, Option<String>>(2).map(|a| a.parse()).transpose()?;
-            owner.port = u16::try_from(row.get::<_, i32>(3))?;
-            owner.dbname = row.get(4);
+            let owner = db.login(&cfg);
             let describe = owner.describe();
             let client = Store::from_config(owner).await?.connect_client().await?;
             let applied = store::migrate::run_for(&client, store::Engine::Postgres).await?;

@@ -195,9 +195,7 @@ impl Store {
     pub fn stats(&self) -> StatsSnapshot {
         let mut stats = self.connector.stats.snapshot();
         if let Some(placements) = &self.placements {
-            for d in placements.known() {
-                stats += d.store.connector.stats.snapshot();
-            }
+            placements.each_database(|d| stats += d.store.connector.stats.snapshot());
         }
         stats
     }

@@ -12,7 +12,10 @@ use std::{
 
 use store::{
     Error, NewUser, PageRequest, Store, TenantId, TenantName, TodoFilter, TodoId, TodoTitle, UserId,
-    placement::mover::{self, Direction, Ends, Options},
+    placement::{
+        mover::{self, Direction, Ends, Options},
+        registry,
+    },
 };
 use testkit::{
     pg::TestDb,
@@ -295,7 +298,7 @@ async fn an_instance_never_holds_more_dedicated_connections_than_its_cap() {
     let mut tenants = Vec::new();
     for i in 0..4 {
         let db = testkit::pg::db_on(testkit::pg::second_server(), store::Engine::Postgres).await;
-        let id = mover::register(&control_owner, &format!("silo-cap-{i}"), &database(&db, &silo.silo_standin))
+        let id = registry::register(&control_owner, &format!("silo-cap-{i}"), &database(&db, &silo.silo_standin))
             .await
             .unwrap();
         let t = tenant(&a, alice, &format!("t{i}")).await;

@@ -11,6 +11,7 @@ use store::{
     placement::{
         Database,
         mover::{self, Direction, Ends, Options, Report},
+        registry,
     },
 };
 use tokio_postgres::Client;
@@ -83,7 +84,7 @@ impl Silo {
         let ca = [control_standin.ca_pem(), silo_standin.ca_pem()].concat().into_bytes();
         cfg.tls = store::TlsMode::VerifyFull(store::CaSource::Pem(ca));
         let db_id =
-            mover::register(&owner(&control).await, "silo-1", &database(&dedicated, &silo_standin)).await.unwrap();
+            registry::register(&owner(&control).await, "silo-1", &database(&dedicated, &silo_standin)).await.unwrap();
         Self { control, dedicated, control_standin, silo_standin, cfg, db_id }
     }
 

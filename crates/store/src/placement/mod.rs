@@ -28,6 +28,7 @@
 
 mod limit;
 pub mod mover;
+pub mod registry;
 mod requests;
 
 use std::{
@@ -67,6 +68,17 @@ pub struct Database {
 }
 
 impl Database {
+    /// `login` (the operator's, to the control database) pointed at this database: its owner's
+    /// login there, for moves and migrations.
+    pub fn login(&self, login: &DbConfig) -> DbConfig {
+        let mut cfg = login.clone();
+        cfg.host.clone_from(&self.host);
+        cfg.hostaddr = self.hostaddr;
+        cfg.port = self.port;
+        cfg.dbname.clone_from(&self.dbname);
+        cfg
+    }
+
     /// From `PlacementGet`'s or `PlacementsMine`'s columns `i..i + 8`.
     pub(crate) fn from_row(row: &DbRow, i: usize) -> Result<Self> {
         let hostaddr: Option<String> = row.col(i + 2);
@@ -86,11 +98,7 @@ impl Database {
     /// The settings of a connection to this database: the control database's, with this
     /// address and login.
     pub fn config(&self, control: &DbConfig) -> Result<DbConfig> {
-        let mut cfg = control.clone();
-        cfg.host.clone_from(&self.host);
-        cfg.hostaddr = self.hostaddr;
-        cfg.port = self.port;
-        cfg.dbname.clone_from(&self.dbname);
+        let mut cfg = self.login(control);
         cfg.user.clone_from(&self.user);
         cfg.pool_max = 1;
         cfg.tls = match (self.tls.as_str(), &control.tls) {
@@ -193,9 +201,10 @@ impl Placements {
 }
 
 impl Placements {
-    /// The dedicated databases this instance has a store for.
-    pub fn known(&self) -> Vec<Arc<Dedicated>> {
-        self.databases.lock().expect("databases lock").values().cloned().collect()
+    /// Calls `f` with each dedicated database this instance has a store for (per request, for
+    /// the counters: no allocation).
+    pub fn each_database(&self, mut f: impl FnMut(&Dedicated)) {
+        self.databases.lock().expect("databases lock").values().for_each(|d| f(d));
     }
 }
 
@@ -222,9 +231,11 @@ impl Store {
 
     /// Open connections to dedicated databases in this instance.
     pub fn dedicated_connections(&self) -> usize {
-        self.placements.as_ref().map_or(0, |p| {
-            p.databases.lock().expect("databases lock").values().map(|d| d.store.pool.status().size).sum()
-        })
+        let mut open = 0;
+        if let Some(p) = &self.placements {
+            p.each_database(|d| open += d.store.pool.status().size);
+        }
+        open
     }
 }
 

@@ -24,7 +24,6 @@ use std::time::Duration;
 use tokio_postgres::Client;
 use uuid::Uuid;
 
-use super::Database;
 use crate::{Error, Result, TenantId};
 
 /// Rows per statement when copying and per transaction when deleting.
@@ -78,44 +77,13 @@ impl Default for Options {
     }
 }
 
-fn fail(what: &str) -> impl Fn(tokio_postgres::Error) -> Error + '_ {
+pub(super) fn fail(what: &str) -> impl Fn(tokio_postgres::Error) -> Error + '_ {
     move |e| {
         Error::Migration(format!(
             "{what}: {}",
             e.as_db_error().map_or_else(|| e.to_string(), |d| d.message().to_string())
         ))
     }
-}
-
-/// Registers dedicated database `db` under `name` (or updates the entry of that name); its id.
-pub async fn register(control: &Client, name: &str, db: &Database) -> Result<Uuid> {
-    let port = i32::from(db.port);
-    let addr = db.hostaddr.map(|a| a.to_string());
-    let row = control
-        .query_one(
-            "INSERT INTO databases (name, host, hostaddr, port, dbname, db_user, auth, tls) \
-             VALUES ($1, $2, $3::text::inet, $4, $5, $6, $7, $8) \
-             ON CONFLICT (name) DO UPDATE SET host = excluded.host, hostaddr = excluded.hostaddr, port = excluded.port, \
-               dbname = excluded.dbname, db_user = excluded.db_user, auth = excluded.auth, tls = excluded.tls \
-             RETURNING id",
-            &[&name, &db.host, &addr, &port, &db.dbname, &db.user, &db.auth, &db.tls],
-        )
-        .await
-        .map_err(fail("registering the database"))?;
-    Ok(row.get(0))
-}
-
-/// Every tenant with its placement: (tenant id, name, database name or `None` for pooled).
-pub async fn list(control: &Client) -> Result<Vec<(Uuid, String, Option<String>)>> {
-    let rows = control
-        .query(
-            "SELECT t.id, t.name, d.name FROM tenants t LEFT JOIN tenant_placements p ON p.tenant_id = t.id \
-             LEFT JOIN databases d ON d.id = p.database_id ORDER BY t.created_at, t.id",
-            &[],
-        )
-        .await
-        .map_err(fail("listing tenants"))?;
-    Ok(rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect())
 }
 
 /// Puts tenant `t` in scope for the owner's row-level security, in the current transaction.

@@ -1,0 +1,71 @@
+//! The registry as the operator's tools see it (`scripts/tenant.sh`, `scripts/migrate.sh`), as
+//! the owner role of the control database.
+
+use tokio_postgres::Client;
+use uuid::Uuid;
+
+use super::{Database, mover::fail};
+use crate::{Result, TenantId, rows::DbRow};
+
+/// The columns `Database::from_row` reads, after the name, for a `databases` row `d`.
+const COLUMNS: &str = "d.name, d.id, d.host, host(d.hostaddr), d.port::int8, d.dbname, d.db_user, d.auth, d.tls";
+
+fn named(row: tokio_postgres::Row) -> Result<(String, Database)> {
+    let row = DbRow::Pg(row);
+    Ok((row.col(0), Database::from_row(&row, 1)?))
+}
+
+/// Registers dedicated database `db` under `name` (or updates the entry of that name); its id.
+pub async fn register(control: &Client, name: &str, db: &Database) -> Result<Uuid> {
+    let port = i32::from(db.port);
+    let addr = db.hostaddr.map(|a| a.to_string());
+    let row = control
+        .query_one(
+            "INSERT INTO databases (name, host, hostaddr, port, dbname, db_user, auth, tls) \
+             VALUES ($1, $2, $3::text::inet, $4, $5, $6, $7, $8) \
+             ON CONFLICT (name) DO UPDATE SET host = excluded.host, hostaddr = excluded.hostaddr, port = excluded.port, \
+               dbname = excluded.dbname, db_user = excluded.db_user, auth = excluded.auth, tls = excluded.tls \
+             RETURNING id",
+            &[&name, &db.host, &addr, &port, &db.dbname, &db.user, &db.auth, &db.tls],
+        )
+        .await
+        .map_err(fail("registering the database"))?;
+    Ok(row.get(0))
+}
+
+/// Every tenant with its placement: (tenant id, name, database name or `None` for pooled).
+pub async fn list(control: &Client) -> Result<Vec<(Uuid, String, Option<String>)>> {
+    let rows = control
+        .query(
+            "SELECT t.id, t.name, d.name FROM tenants t LEFT JOIN tenant_placements p ON p.tenant_id = t.id \
+             LEFT JOIN databases d ON d.id = p.database_id ORDER BY t.created_at, t.id",
+            &[],
+        )
+        .await
+        .map_err(fail("listing tenants"))?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect())
+}
+
+/// Every registered dedicated database, with its name.
+pub async fn databases(control: &Client) -> Result<Vec<(String, Database)>> {
+    let rows = control
+        .query(&format!("SELECT {COLUMNS} FROM databases d ORDER BY d.name"), &[])
+        .await
+        .map_err(fail("reading the registry"))?;
+    rows.into_iter().map(named).collect()
+}
+
+/// The dedicated database `tenant` lives in, with its name; `None` when pooled.
+pub async fn placement_of(control: &Client, tenant: TenantId) -> Result<Option<(String, Database)>> {
+    let row = control
+        .query_opt(
+            &format!(
+                "SELECT {COLUMNS} FROM tenant_placements p JOIN databases d ON d.id = p.database_id \
+                 WHERE p.tenant_id = $1"
+            ),
+            &[&tenant.0],
+        )
+        .await
+        .map_err(fail("reading the registry"))?;
+    row.map(named).transpose()
+}
