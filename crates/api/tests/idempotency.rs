@@ -54,6 +54,12 @@ async fn every_write_route_answers_a_repeat_from_its_record() {
     twice(&t, "alice", Method::PUT, &format!("{base}/members/{carol}"), Some(json!({ "role": "member" })), ok).await;
     let todo = twice(&t, "carol", Method::POST, &format!("{base}/todos"), Some(json!({ "title": "once" })), c).await;
     let todo = format!("{base}/todos/{}", todo["id"].as_str().unwrap());
+    // With a client-chosen id, the repeat's own insert fails on that id before its record could
+    // conflict with the first one's: the record answers it all the same.
+    let chosen = json!({ "title": "chosen", "id": uuid::Uuid::new_v4() });
+    twice(&t, "carol", Method::POST, &format!("{base}/todos"), Some(chosen), c).await;
+    twice(&t, "alice", Method::POST, "/api/tenants", Some(json!({ "name": "Chosen", "id": uuid::Uuid::new_v4() })), c)
+        .await;
     twice(&t, "carol", Method::PATCH, &todo, Some(json!({ "complete": true })), ok).await;
     twice(&t, "carol", Method::DELETE, &todo, None, gone).await;
     let revoked = t.post("alice", &format!("{base}/invitations"), json!({ "role": "viewer" })).await.id();
@@ -116,6 +122,17 @@ async fn concurrent_repeats_make_one_effect_and_equal_answers() {
     assert!(answers.iter().all(|(r, _, bytes)| r.status == StatusCode::CREATED && *bytes == answers[0].2));
     assert_eq!(answers.iter().filter(|(_, replayed, _)| !replayed).count(), 1, "one of them ran");
     assert_eq!(t.count("todos").await, 1);
+
+    // The same with a client-chosen id, which the repeats' own inserts would find taken.
+    let k = key();
+    let body = json!({ "title": "chosen", "id": uuid::Uuid::new_v4() });
+    let answers = futures_util::future::join_all(
+        others.iter().map(|o| o.keyed("alice", Method::POST, &todos, Some(body.clone()), &k)),
+    )
+    .await;
+    assert!(answers.iter().all(|(r, _, bytes)| r.status == StatusCode::CREATED && *bytes == answers[0].2));
+    assert_eq!(answers.iter().filter(|(_, replayed, _)| !replayed).count(), 1, "one of them ran");
+    assert_eq!(t.count("todos").await, 2);
 }
 
 #[tokio::test]

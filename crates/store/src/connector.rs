@@ -76,9 +76,9 @@ impl Stats {
 pub(crate) struct Conn {
     pub client: Client,
     stmts: Vec<Statement>,
-    /// The recording variants (`idempotency::recorded_sql`), prepared on the first request with
-    /// an `Idempotency-Key` on this connection.
-    recorded: tokio::sync::OnceCell<Vec<Statement>>,
+    /// The recording variants (`idempotency::recorded_statements`), prepared on the first
+    /// request with an `Idempotency-Key` on this connection.
+    recorded: tokio::sync::OnceCell<RecordedStatements>,
     pub last_used: Instant,
     pub created: Instant,
     pub engine: crate::Engine,
@@ -91,17 +91,38 @@ impl Conn {
         &self.stmts[q as usize]
     }
 
-    /// The recording variant of every statement, in `Q::ALL` order.
-    pub async fn recorded(&self) -> Result<&[Statement], tokio_postgres::Error> {
-        let stmts = self
-            .recorded
+    /// The recording variants of every statement, in `Q::ALL` order. Only those that differ
+    /// from the statement are prepared, each once.
+    pub async fn recorded(&self) -> Result<&RecordedStatements, tokio_postgres::Error> {
+        self.recorded
             .get_or_try_init(|| async {
                 let sql = crate::idempotency::recorded_statements_for(self.engine);
-                try_join_all(sql.iter().map(|s| self.client.prepare(s))).await
+                let plain = |i: usize| statement_sql(self.engine, Q::ALL[i]);
+                let mut texts: Vec<&str> = sql
+                    .iter()
+                    .enumerate()
+                    .flat_map(|(i, r)| [r.first.as_str(), r.more.as_str()].into_iter().filter(move |t| *t != plain(i)))
+                    .collect();
+                texts.sort_unstable();
+                texts.dedup();
+                let prepared = try_join_all(texts.iter().map(|t| self.client.prepare(t))).await?;
+                let by_text: std::collections::HashMap<&str, &Statement> =
+                    texts.iter().copied().zip(&prepared).collect();
+                let pick =
+                    |i: usize, text: &str| by_text.get(text).map_or_else(|| self.stmts[i].clone(), |s| (*s).clone());
+                let first = sql.iter().enumerate().map(|(i, r)| pick(i, &r.first)).collect();
+                let more = sql.iter().enumerate().map(|(i, r)| pick(i, &r.more)).collect();
+                Ok(RecordedStatements { first, more })
             })
-            .await?;
-        Ok(stmts)
+            .await
     }
+}
+
+/// A connection's recording variants: `first[q]` for the first recorded statement of a request,
+/// `more[q]` for the others.
+pub(crate) struct RecordedStatements {
+    pub first: Vec<Statement>,
+    pub more: Vec<Statement>,
 }
 
 impl fmt::Debug for Conn {

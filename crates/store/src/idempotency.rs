@@ -1,9 +1,17 @@
 //! Exactly-once writes (`Idempotency-Key`): the record of a request commits in the same
 //! transaction as its effect (`migrations/0003_idempotency.sql`), and costs no extra round
 //! trip: the claim of the key and every statement of the request go out in the same pipeline,
-//! each statement in a variant that also appends its rows to the record. A repeat finds the key
-//! taken (its claim fails, and nothing of it runs), reads the record and is answered from the
-//! rows the first request saw, through the same code: the same answer, byte for byte.
+//! each statement in a variant that also records its rows.
+//!
+//! On PostgreSQL the claim writes nothing: it waits until no other transaction holds the key
+//! (an advisory lock for the transaction) and names the record. The request's first recorded
+//! statement inserts the record with its rows, in the same statement as its effect; any later
+//! one appends its rows. A repeat finds the key taken (that insert fails, and the transaction
+//! with it), reads the record and is answered from the rows the first request saw, through the
+//! same code: the same answer, byte for byte. A repeat whose own statement fails before its
+//! insert (a client-chosen id the first request already used) is answered from the record too
+//! (`is_effect_error`). On Aurora DSQL, which has no advisory locks, the claim inserts the
+//! record and every recorded statement appends to it.
 
 use std::{
     sync::atomic::{AtomicBool, Ordering},
@@ -17,16 +25,16 @@ use crate::{Error, Q, Result, TenantId, rows::DbRow};
 /// How long a record answers repeats, unless configured otherwise.
 pub const DEFAULT_RECORD_LIFE: Duration = Duration::from_secs(24 * 3600);
 
-/// The shape of what records hold: a hash of every recorded statement. A record made by a
-/// build whose statements returned other columns is another request's (422 for its key), never
-/// rows decoded as the wrong columns.
+/// The shape of what records hold: a hash of every recorded statement (the statement as the
+/// API writes it, which decides its columns; not how it is recorded). A record made by a build
+/// whose statements returned other columns is another request's (422 for its key), never rows
+/// decoded as the wrong columns.
 static RECORD_VERSION: std::sync::LazyLock<Vec<u8>> = std::sync::LazyLock::new(|| {
     let mut h = Sha256::new();
     // The statements of the scheduled cleanup, added after records existed, never run in a
-    // request: left out, so that those records still replay.
-    let requests = Q::ALL.iter().map(|&q| !matches!(q, Q::PurgeTenant | Q::OrphanTenants) && !q.is_placement());
-    for (sql, _) in recorded_statements().into_iter().zip(requests).filter(|(_, r)| *r) {
-        h.update(sql.as_bytes());
+    // request: left out.
+    for q in Q::ALL.iter().filter(|&&q| is_recorded(q)) {
+        h.update(q.sql().as_bytes());
         h.update(b"\0");
     }
     h.finalize().to_vec()
@@ -158,14 +166,28 @@ pub(crate) fn is_taken(e: &tokio_postgres::Error) -> bool {
     e.as_db_error().and_then(|d| d.constraint()) == Some("idempotency_keys_pkey")
 }
 
-/// The variant of statement `sql` that also appends its rows, as JSON, to the record that the
-/// claim (`Q::IdemClaim`) made and named in `app.idem_tenant` / `app.idem_key`. Its columns
-/// are the statement's, in order.
+/// The variant of statement `sql` that also appends its rows, as JSON, to the record that an
+/// earlier statement of the request made, named in `app.idem_tenant` / `app.idem_key` (by the
+/// claim, `Q::IdemClaim`). Its columns are the statement's, in order.
 pub(crate) fn recorded_sql(sql: &str) -> String {
     const RECORD: &str = "__record AS (UPDATE idempotency_keys \
          SET results = array_append(results, (SELECT coalesce(json_agg(__out)::text, '[]') FROM __out)) \
          WHERE user_id = app_user_id() AND tenant_id = current_setting('app.idem_tenant')::uuid \
            AND key = current_setting('app.idem_key') RETURNING 1)";
+    wrap_recorded(sql, RECORD)
+}
+
+/// The variant of statement `sql` that inserts the record the claim named, with its rows as
+/// JSON: the request's first recorded statement. A data-modifying CTE always runs to the end,
+/// and the aggregate gives one row even when the statement gives none. The insert fails on
+/// idempotency_keys_pkey when the key is taken, which rolls back the statement's effect with it.
+pub(crate) fn recording_sql(sql: &str) -> String {
+    const RECORD: &str = "__record AS (INSERT INTO idempotency_keys \
+         (user_id, tenant_id, key, fingerprint, expires_at, claim, results) \
+         SELECT app_user_id(), current_setting('app.idem_tenant')::uuid, current_setting('app.idem_key'), \
+           decode(current_setting('app.idem_fingerprint'), 'hex'), current_setting('app.idem_expires')::timestamptz, \
+           current_setting('app.idem_claim')::uuid, ARRAY[coalesce(json_agg(__out)::text, '[]')] FROM __out \
+         RETURNING 1)";
     wrap_recorded(sql, RECORD)
 }
 
@@ -234,24 +256,52 @@ fn split_with(sql: &str) -> Option<(&str, &str)> {
     }
 }
 
-/// Every statement's recorded variant, in `Q::ALL` order (the statement itself for those that
+/// A statement's two recording variants: as the request's first recorded statement (which
+/// makes the record, on PostgreSQL) and as a later one (which appends to it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recorded {
+    pub first: String,
+    pub more: String,
+}
+
+/// Every statement's recording variants, in `Q::ALL` order (the statement itself for those that
 /// never run as a request's step: the scope resolution and the record's own). Every step of a
 /// recorded transaction must be recorded, or the replayed rows would not line up.
-pub fn recorded_statements() -> Vec<String> {
+pub fn recorded_statements() -> Vec<Recorded> {
     recorded_statements_for(crate::Engine::Postgres)
 }
 
-/// [`recorded_statements`] on `engine`.
-pub fn recorded_statements_for(engine: crate::Engine) -> Vec<String> {
+/// [`recorded_statements`] on `engine`. On Aurora DSQL both variants append (the claim made the
+/// record).
+pub fn recorded_statements_for(engine: crate::Engine) -> Vec<Recorded> {
     Q::ALL
         .iter()
-        .map(|&q| match engine {
-            crate::Engine::Postgres if is_recorded(q) => recorded_sql(q.sql()),
-            crate::Engine::Postgres => q.sql().to_string(),
-            crate::Engine::Dsql if is_recorded(q) => crate::dsql::recorded(crate::dsql::template(q)),
-            crate::Engine::Dsql => crate::dsql::STATEMENTS[q as usize].sql.clone(),
+        .map(|&q| {
+            let (first, more) = match engine {
+                crate::Engine::Postgres if is_recorded(q) => (recording_sql(q.sql()), recorded_sql(q.sql())),
+                crate::Engine::Postgres => (q.sql().to_string(), q.sql().to_string()),
+                crate::Engine::Dsql if is_recorded(q) => {
+                    let sql = crate::dsql::recorded(crate::dsql::template(q));
+                    (sql.clone(), sql)
+                }
+                crate::Engine::Dsql => {
+                    let sql = crate::dsql::STATEMENTS[q as usize].sql.clone();
+                    (sql.clone(), sql)
+                }
+            };
+            Recorded { first, more }
         })
         .collect()
+}
+
+/// Whether a failed statement of a keyed request may be a repeat's effect failing before its
+/// record could conflict: a uniqueness, reference or check violation, or a refused value. The
+/// store then looks for the first request's record before it answers with the error.
+pub(crate) fn is_effect_error(e: &tokio_postgres::Error) -> bool {
+    e.code().is_some_and(|c| {
+        let c = c.code();
+        c.starts_with("23") || c.starts_with("22") || c == "42501"
+    }) && !is_taken(e)
 }
 
 /// The per-statement rows of a record as the database holds them: an array on PostgreSQL, one
@@ -278,7 +328,17 @@ mod tests {
         assert_eq!(main, "SELECT me.role FROM me");
         assert!(split_with("SELECT 1").is_none());
         let sql = recorded_sql("UPDATE users SET name = $1 RETURNING id");
-        assert!(sql.starts_with("WITH __out AS (UPDATE users SET name = $1 RETURNING id), __record AS"), "{sql}");
+        assert!(
+            sql.starts_with("WITH __out AS (UPDATE users SET name = $1 RETURNING id), __record AS (UPDATE"),
+            "{sql}"
+        );
+        let sql = recording_sql("WITH a AS (SELECT 1) UPDATE users SET name = $1 RETURNING id");
+        assert!(
+            sql.starts_with(
+                "WITH a AS (SELECT 1), __out AS (UPDATE users SET name = $1 RETURNING id), __record AS (INSERT"
+            ),
+            "{sql}"
+        );
     }
 
     #[test]

@@ -182,6 +182,7 @@ impl Scoped<'_> {
         // pipeline (the scope, the steps) before it gives up on the connection.
         let patience = self.store.config().statement_timeout * (steps.len() as u32 + 2) + CLIENT_GRACE;
         let mut retried = false;
+        let mut reclaimed = false;
         let mut conflicts = 0;
         loop {
             let lease = Lease(Some(self.in_time(self.store.checkout()).await?));
@@ -202,11 +203,24 @@ impl Scoped<'_> {
                         // A statement failed, the transaction ended: the connection is fine.
                         lease.release();
                     }
-                    if let Some(idem) = idem
-                        && crate::idempotency::is_taken(&error)
-                    {
-                        // Nothing of this request ran: answer from the first one's record.
-                        return Box::pin(self.replay(idem)).await;
+                    if let Some(idem) = idem {
+                        // The key is taken: nothing of this request committed; answer from the
+                        // first one's record. On PostgreSQL a repeat's own statement can also
+                        // fail before its record conflicts (a client-chosen id the first request
+                        // used): the record, if there is one, answers it too.
+                        let taken = crate::idempotency::is_taken(&error);
+                        let postgres = self.store.config().engine == Engine::Postgres;
+                        if taken || (postgres && crate::idempotency::is_effect_error(&error)) {
+                            if let Some(rows) = Box::pin(self.replay(idem)).await? {
+                                return Ok(rows);
+                            }
+                            // The record that took the key expired (now removed), or its 4xx
+                            // request forgot it since: the key is free.
+                            if taken && !reclaimed {
+                                reclaimed = true;
+                                continue;
+                            }
+                        }
                     }
                     // A serialization failure or deadlock (or Aurora DSQL's optimistic-concurrency
                     // conflict) rolled the whole transaction back: run it again from the start,
@@ -238,15 +252,28 @@ impl Scoped<'_> {
         }
     }
 
-    /// The record of a taken key, in a transaction of its own: the first request's rows.
-    async fn replay(&self, idem: &Idempotency) -> Result<Vec<Vec<DbRow>>> {
+    /// The record of a taken key, in a transaction of its own: the first request's rows. `None`
+    /// when there is no live record: it expired (and is removed here, so that the key can be
+    /// claimed again), or there was none.
+    async fn replay(&self, idem: &Idempotency) -> Result<Option<Vec<Vec<DbRow>>>> {
         let plain = Scoped { idempotency: None, ..*self };
         let rows = plain
             .run(Tenants::None, Access::Read, &[Step { q: Q::IdemFetch, params: &[idem.tenant(), idem.key()] }])
             .await?;
-        let row = rows[0].first().ok_or(Error::IdempotencyMismatch)?;
+        let Some(row) = rows[0].first() else { return Ok(None) };
+        if !row.col::<bool>(2) {
+            let claim: Uuid = row.col(3);
+            plain
+                .run(
+                    Tenants::None,
+                    Access::Write,
+                    &[Step { q: Q::IdemForget, params: &[idem.tenant(), idem.key(), &claim] }],
+                )
+                .await?;
+            return Ok(None);
+        }
         let results = crate::idempotency::record_results(self.store.config().engine, row);
-        idem.replay(&row.col::<Vec<u8>>(0), &results)
+        idem.replay(&row.col::<Vec<u8>>(0), &results).map(Some)
     }
 
     /// Forgets the record of this view's key: its request failed with a 4xx.
@@ -288,8 +315,11 @@ impl Scoped<'_> {
             Some(_) => Some(conn.recorded().await.map_err(|error| Failed { error, clean: true })?),
             None => None,
         };
-        let stmt = |q: Q| match recorded {
-            Some(r) => &r[q as usize],
+        // The first recorded step makes the record (on PostgreSQL); the others append to it.
+        let first_recorded = steps.iter().position(|s| crate::idempotency::is_recorded(s.q));
+        let stmt = |i: usize, q: Q| match recorded {
+            Some(r) if first_recorded == Some(i) => &r.first[q as usize],
+            Some(r) => &r.more[q as usize],
             None => conn.stmt(q),
         };
         let life = idem.map_or(0, Idempotency::life_secs);
@@ -343,7 +373,7 @@ impl Scoped<'_> {
             OptionFuture::from(resolve.map(|(q, params)| c.query(conn.stmt(q), params))),
             join(
                 OptionFuture::from(claim_params.as_ref().map(|p| c.query(conn.stmt(Q::IdemClaim), p))),
-                join_all(steps.iter().enumerate().map(|(i, s)| c.query(stmt(s.q), step_params(i)))),
+                join_all(steps.iter().enumerate().map(|(i, s)| c.query(stmt(i, s.q), step_params(i)))),
             ),
             c.batch_execute("COMMIT"),
         )

@@ -224,22 +224,19 @@ statements! {
     InvitationTenant => "SELECT id, name FROM tenants WHERE id = ANY (app_tenant_ids())",
 
     /// Claims an `Idempotency-Key` (tenant `$1`, key `$2`) for the request with fingerprint
-    /// `$3`, for `$4` seconds, and names it for the recorded statements that follow. A taken
-    /// key fails on idempotency_keys_pkey (after the transaction that took it has committed);
-    /// an expired record of the key is replaced.
-    /// `$5` is this request's claim id: only this request may forget the record it made.
-    /// (Reading `stale` makes its DELETE run before the INSERT checks the key.)
-    IdemClaim => "WITH stale AS (DELETE FROM idempotency_keys WHERE user_id = app_user_id() AND tenant_id = $1::uuid \
-                                 AND key = $2::text AND expires_at < now() RETURNING 1) \
-                  INSERT INTO idempotency_keys (user_id, tenant_id, key, fingerprint, expires_at, claim) \
-                  SELECT app_user_id(), $1::uuid, $2::text, $3::bytea, now() + $4::int8 * interval '1 second', $5::uuid \
-                  FROM (SELECT count(*) FROM stale) replaced, \
-                       (SELECT set_config('app.idem_tenant', $1::uuid::text, true), \
-                               set_config('app.idem_key', $2::text, true)) named \
-                  RETURNING true",
-    /// The record of a taken key.
-    IdemFetch => "SELECT fingerprint, results FROM idempotency_keys \
-                  WHERE user_id = app_user_id() AND tenant_id = $1::uuid AND key = $2::text AND expires_at >= now()",
+    /// `$3`, for `$4` seconds, as claim `$5` (only this request may forget the record it makes).
+    /// It writes nothing: it waits until no other transaction holds the key (a transaction-level
+    /// advisory lock, in the two-key space that no other lock of ours uses), and names the
+    /// record for the request's first recorded statement, which inserts it together with its
+    /// rows (`idempotency::recording_sql`). A taken key fails there, on idempotency_keys_pkey.
+    IdemClaim => "SELECT pg_advisory_xact_lock(hashtext(app_user_id()::text || $1::uuid::text), hashtext($2::text)), \
+                         set_config('app.idem_tenant', $1::uuid::text, true), set_config('app.idem_key', $2::text, true), \
+                         set_config('app.idem_fingerprint', encode($3::bytea, 'hex'), true), \
+                         set_config('app.idem_expires', (now() + $4::int8 * interval '1 second')::text, true), \
+                         set_config('app.idem_claim', $5::uuid::text, true)",
+    /// The record of a key, live or expired: fingerprint, results, live, claim.
+    IdemFetch => "SELECT fingerprint, results, expires_at >= now(), claim FROM idempotency_keys \
+                  WHERE user_id = app_user_id() AND tenant_id = $1::uuid AND key = $2::text",
     /// Drops the record of a request that failed with a 4xx (the client may fix it and retry):
     /// only the record that this request claimed (`$3`), never another request's.
     IdemForget => "DELETE FROM idempotency_keys WHERE user_id = app_user_id() AND tenant_id = $1::uuid AND key = $2::text \

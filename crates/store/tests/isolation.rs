@@ -274,18 +274,21 @@ async fn the_runtime_role_has_an_idle_session_timeout_after_a_fresh_bootstrap() 
     assert!(settings.contains(&"idle_session_timeout=10min".to_string()), "{settings:?}");
 }
 
-/// Every statement's recording variant (for `Idempotency-Key` requests) is valid SQL with the
-/// statement's own columns.
+/// Every statement's recording variants (for `Idempotency-Key` requests: the one that makes the
+/// record and the one that appends to it) are valid SQL with the statement's own columns.
 #[tokio::test]
 async fn every_recorded_variant_prepares_with_the_statements_columns() {
     let db = testkit::pg::db().await;
     let rt = testkit::pg::connect(&db.runtime_url()).await;
-    for (q, sql) in store::Q::ALL.iter().zip(store::idempotency::recorded_statements()) {
+    for (q, variants) in store::Q::ALL.iter().zip(store::idempotency::recorded_statements()) {
         let plain = rt.prepare(q.sql()).await.unwrap_or_else(|e| panic!("{q:?}: {e}"));
-        let recorded = rt.prepare(&sql).await.unwrap_or_else(|e| {
-            panic!("{q:?}: {}\n{sql}", e.as_db_error().map(|d| d.message().to_string()).unwrap_or(e.to_string()))
-        });
-        let types = |s: &tokio_postgres::Statement| s.columns().iter().map(|c| c.type_().clone()).collect::<Vec<_>>();
-        assert_eq!(types(&plain), types(&recorded), "{q:?}");
+        for sql in [&variants.first, &variants.more] {
+            let recorded = rt.prepare(sql).await.unwrap_or_else(|e| {
+                panic!("{q:?}: {}\n{sql}", e.as_db_error().map(|d| d.message().to_string()).unwrap_or(e.to_string()))
+            });
+            let types =
+                |s: &tokio_postgres::Statement| s.columns().iter().map(|c| c.type_().clone()).collect::<Vec<_>>();
+            assert_eq!(types(&plain), types(&recorded), "{q:?}");
+        }
     }
 }

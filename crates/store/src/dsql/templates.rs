@@ -289,6 +289,8 @@ pub fn template(q: Q) -> &'static str {
              WHERE m.user_id = $U AND t.deleted_at IS NULL ORDER BY m.created_at DESC LIMIT 200"
         }
 
+        // No advisory locks on DSQL: the claim inserts the record first, and every recorded
+        // statement appends to it (`dsql::recorded`).
         Q::IdemClaim => {
             "WITH stale AS (DELETE FROM idempotency_keys WHERE user_id = $U AND tenant_id = $1::uuid \
                                  AND key = $2::text AND expires_at < now() RETURNING 1) \
@@ -297,7 +299,7 @@ pub fn template(q: Q) -> &'static str {
              FROM (SELECT count(*) FROM stale) replaced RETURNING true"
         }
         Q::IdemFetch => {
-            "SELECT fingerprint, results FROM idempotency_keys \
+            "SELECT fingerprint, results, true, claim FROM idempotency_keys \
              WHERE user_id = $U AND tenant_id = $1::uuid AND key = $2::text AND expires_at >= now()"
         }
         Q::IdemForget => {

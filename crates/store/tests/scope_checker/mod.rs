@@ -127,6 +127,9 @@ pub fn statements() -> Vec<Stmt> {
     assert_eq!(recorded.len(), Q::ALL.len());
     let mut out = vec![];
     for (&q, recorded) in Q::ALL.iter().zip(recorded) {
+        // On DSQL both recording variants append (the claim made the record).
+        assert_eq!(recorded.first, recorded.more, "{q:?}");
+        let recorded = recorded.more;
         let template = dsql::template(q);
         let caller = format!("${}", highest_param(template) + 1);
         let prepared = dsql::prepared(template);
