@@ -345,10 +345,9 @@ impl Scoped<'_> {
             Vec::new()
         };
         let step_params = |i: usize| if dsql { &dsql_params[i][..] } else { steps[i].params };
-        let claim_params: Option<Vec<&(dyn ToSql + Sync)>> = idem.map(|i| {
-            let own: [&(dyn ToSql + Sync); 5] = [i.tenant(), i.key(), i.fingerprint(), &life, i.claim()];
-            own.iter().copied().chain(dsql.then_some(&user as &(dyn ToSql + Sync))).collect()
-        });
+        // The claim's parameters, then the caller (`$6` on both engines).
+        let claim_params: Option<[&(dyn ToSql + Sync); 6]> =
+            idem.map(|i| [i.tenant() as _, i.key() as _, i.fingerprint() as _, &life as _, i.claim() as _, &user as _]);
         let member: Uuid = match tenants {
             Tenants::Member(t) => t.0,
             _ => Uuid::nil(),
@@ -369,10 +368,15 @@ impl Scoped<'_> {
         // server receives them in this order, all before the first reply is awaited.
         let (begun, set, resolved, (claimed, results), committed) = join5(
             c.batch_execute(begin),
-            OptionFuture::from((!dsql).then(|| c.query(conn.stmt(Q::ScopeSet), &all_params))),
+            // On PostgreSQL the claim sets the caller too, in place of ScopeSet: one statement
+            // fewer. On DSQL it comes after the scope.
+            OptionFuture::from((!dsql).then(|| match &claim_params {
+                Some(p) => c.query(conn.stmt(Q::IdemClaim), p),
+                None => c.query(conn.stmt(Q::ScopeSet), &all_params),
+            })),
             OptionFuture::from(resolve.map(|(q, params)| c.query(conn.stmt(q), params))),
             join(
-                OptionFuture::from(claim_params.as_ref().map(|p| c.query(conn.stmt(Q::IdemClaim), p))),
+                OptionFuture::from(claim_params.as_ref().filter(|_| dsql).map(|p| c.query(conn.stmt(Q::IdemClaim), p))),
                 join_all(steps.iter().enumerate().map(|(i, s)| c.query(stmt(i, s.q), step_params(i)))),
             ),
             c.batch_execute("COMMIT"),
