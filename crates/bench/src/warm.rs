@@ -288,4 +288,30 @@ pub(crate) async fn warm(args: &Args, results: &mut Results) {
             round_trips_per_request: round_trips,
         });
     }
+    results.keyed = Some(keyed_beside_plain(&s, args.requests).await);
+}
+
+/// The POST with an `Idempotency-Key` beside the same POST without one, interleaved request by
+/// request (each first in turn), so that the machine's drift between two routes' runs does not
+/// enter their ratio: the p50s (median of five slices' p50s) of the plain and the keyed POST.
+async fn keyed_beside_plain(s: &Setup, requests: usize) -> (f64, f64) {
+    let routes = s.routes();
+    let (plain, keyed) = (&routes[2], &routes[4]);
+    let (mut plain_times, mut keyed_times) = (Vec::with_capacity(requests), Vec::with_capacity(requests));
+    let warmup = requests / 10;
+    for n in 0..requests + warmup {
+        let keyed_event = Setup::event(&keyed.1, n);
+        let mut times = [Duration::ZERO; 2];
+        for which in [n % 2, 1 - n % 2] {
+            let (event, status) = if which == 0 { (plain.1.as_str(), plain.2) } else { (&*keyed_event, keyed.2) };
+            let t = Instant::now();
+            assert_eq!(handle(&s.f, event).await, status);
+            times[which] = t.elapsed();
+        }
+        if n >= warmup {
+            plain_times.push(times[0]);
+            keyed_times.push(times[1]);
+        }
+    }
+    (median_of_slices(&plain_times), median_of_slices(&keyed_times))
 }
