@@ -20,6 +20,7 @@ pub mod migrate;
 mod model;
 mod page;
 mod password;
+mod pipeline;
 pub mod placement;
 mod pool;
 mod queries;

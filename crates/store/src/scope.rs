@@ -11,7 +11,6 @@
 use std::time::{Duration, Instant};
 
 use deadpool::managed::Object;
-use futures_util::future::{OptionFuture, join, join_all, join5};
 use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
@@ -168,11 +167,7 @@ impl Drop for Lease {
     }
 }
 
-struct Failed {
-    error: tokio_postgres::Error,
-    /// The transaction ended (COMMIT answered), so the connection can be reused.
-    clean: bool,
-}
+use crate::pipeline::Failed;
 
 impl Scoped<'_> {
     /// Runs `steps` in one transaction scoped to `tenants`; returns each step's rows.
@@ -299,106 +294,5 @@ impl Scoped<'_> {
             )
             .await
             .map(drop)
-    }
-
-    async fn pipeline(
-        &self,
-        conn: &Object<Manager>,
-        tenants: Tenants,
-        access: Access,
-        steps: &[Step<'_>],
-        idem: Option<&Idempotency>,
-    ) -> Result<Vec<Vec<DbRow>>, Failed> {
-        let c = &conn.client;
-        // With a key: the claim first, then every statement in its recording variant.
-        let recorded = match idem {
-            Some(_) => Some(conn.recorded().await.map_err(|error| Failed { error, clean: true })?),
-            None => None,
-        };
-        // The first recorded step makes the record (on PostgreSQL); the others append to it.
-        let first_recorded = steps.iter().position(|s| crate::idempotency::is_recorded(s.q));
-        let stmt = |i: usize, q: Q| match recorded {
-            Some(r) if first_recorded == Some(i) => &r.first[q as usize],
-            Some(r) => &r.more[q as usize],
-            None => conn.stmt(q),
-        };
-        let life = idem.map_or(0, Idempotency::life_secs);
-        let user: Uuid = self.user.0;
-        // On Aurora DSQL the caller is a parameter of the statements that name it, after their
-        // own (and, when recording, the record's tenant and key after it): see `crate::dsql`.
-        let dsql = conn.engine == Engine::Dsql;
-        let caller: [&(dyn ToSql + Sync); 3] = match idem {
-            Some(i) => [&user, i.tenant(), i.key()],
-            None => [&user, &user, &user],
-        };
-        let extra = |q: Q| match (
-            recorded.is_some() && crate::idempotency::is_recorded(q),
-            crate::dsql::STATEMENTS[q as usize].caller,
-        ) {
-            (true, _) => &caller[..],
-            (false, true) => &caller[..1],
-            (false, false) => &caller[..0],
-        };
-        let dsql_params: Vec<Vec<&(dyn ToSql + Sync)>> = if dsql {
-            steps.iter().map(|s| s.params.iter().chain(extra(s.q)).copied().collect()).collect()
-        } else {
-            Vec::new()
-        };
-        let step_params = |i: usize| if dsql { &dsql_params[i][..] } else { steps[i].params };
-        // The claim's parameters, then the caller (`$6` on both engines).
-        let claim_params: Option<[&(dyn ToSql + Sync); 6]> =
-            idem.map(|i| [i.tenant() as _, i.key() as _, i.fingerprint() as _, &life as _, i.claim() as _, &user as _]);
-        let member: Uuid = match tenants {
-            Tenants::Member(t) => t.0,
-            _ => Uuid::nil(),
-        };
-        let member_params: [&(dyn ToSql + Sync); 2] = [&user, &member];
-        let all_params: [&(dyn ToSql + Sync); 1] = [&user];
-        // On PostgreSQL the scope is set first and RLS keys on it; on DSQL each statement
-        // resolves it.
-        let resolve = match tenants {
-            _ if dsql => None,
-            Tenants::Member(_) => Some((Q::ScopeMember, &member_params[..])),
-            Tenants::All => Some((Q::ScopeAll, &all_params[..])),
-            Tenants::AllHere => Some((Q::ScopeAllHere, &all_params[..])),
-            Tenants::None => None,
-        };
-        let begin = if access == Access::Read { "BEGIN READ ONLY" } else { "BEGIN" };
-        // Each future sends its message when first polled; join5 polls them in this order, so the
-        // server receives them in this order, all before the first reply is awaited.
-        let (begun, set, resolved, (claimed, results), committed) = join5(
-            c.batch_execute(begin),
-            // On PostgreSQL the claim sets the caller too, in place of ScopeSet: one statement
-            // fewer. On DSQL it comes after the scope.
-            OptionFuture::from((!dsql).then(|| match &claim_params {
-                Some(p) => c.query(conn.stmt(Q::IdemClaim), p),
-                None => c.query(conn.stmt(Q::ScopeSet), &all_params),
-            })),
-            OptionFuture::from(resolve.map(|(q, params)| c.query(conn.stmt(q), params))),
-            join(
-                OptionFuture::from(claim_params.as_ref().filter(|_| dsql).map(|p| c.query(conn.stmt(Q::IdemClaim), p))),
-                join_all(steps.iter().enumerate().map(|(i, s)| c.query(stmt(i, s.q), step_params(i)))),
-            ),
-            c.batch_execute("COMMIT"),
-        )
-        .await;
-        // The transaction is over when COMMIT was answered, with success or with the server's
-        // error (Aurora DSQL reports conflicts there): the connection can serve the retry.
-        let clean = match &committed {
-            Ok(_) => true,
-            Err(e) => e.as_db_error().is_some(),
-        };
-        let fail = |error| Failed { error, clean };
-        begun.map_err(fail)?;
-        set.transpose().map_err(fail)?;
-        resolved.transpose().map_err(fail)?;
-        claimed.transpose().map_err(fail)?;
-        let rows = results
-            .into_iter()
-            .map(|r| r.map(|rows| rows.into_iter().map(DbRow::Pg).collect()))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(fail)?;
-        committed.map_err(fail)?;
-        Ok(rows)
     }
 }
