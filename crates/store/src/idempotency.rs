@@ -4,9 +4,9 @@
 //! each statement in a variant that also records its rows.
 //!
 //! On PostgreSQL the claim writes nothing: it waits until no other transaction holds the key
-//! (an advisory lock for the transaction) and names the record. The request's first recorded
-//! statement inserts the record with its rows, in the same statement as its effect; any later
-//! one appends its rows. A repeat finds the key taken (that insert fails, and the transaction
+//! (an advisory lock for the transaction). The request's first recorded statement inserts the
+//! record with its rows, in the same statement as its effect; any later one appends its rows.
+//! The record's tenant, key, fingerprint, life and claim are parameters of those statements. A repeat finds the key taken (that insert fails, and the transaction
 //! with it), reads the record and is answered from the rows the first request saw, through the
 //! same code: the same answer, byte for byte. A repeat whose own statement fails before its
 //! insert (a client-chosen id the first request already used) is answered from the record too
@@ -167,28 +167,37 @@ pub(crate) fn is_taken(e: &tokio_postgres::Error) -> bool {
 }
 
 /// The variant of statement `sql` that also appends its rows, as JSON, to the record that an
-/// earlier statement of the request made, named in `app.idem_tenant` / `app.idem_key` (by the
-/// claim, `Q::IdemClaim`). Its columns are the statement's, in order.
+/// earlier statement of the request made. After the statement's own parameters it takes the
+/// record's tenant and key. Its columns are the statement's, in order.
 pub(crate) fn recorded_sql(sql: &str) -> String {
     const RECORD: &str = "__record AS (UPDATE idempotency_keys \
          SET results = array_append(results, (SELECT coalesce(json_agg(__out)::text, '[]') FROM __out)) \
-         WHERE user_id = app_user_id() AND tenant_id = current_setting('app.idem_tenant')::uuid \
-           AND key = current_setting('app.idem_key') RETURNING 1)";
-    wrap_recorded(sql, RECORD)
+         WHERE user_id = app_user_id() AND tenant_id = $IT::uuid AND key = $IK::text RETURNING 1)";
+    number_record(sql, wrap_recorded(sql, RECORD))
 }
 
-/// The variant of statement `sql` that inserts the record the claim named, with its rows as
-/// JSON: the request's first recorded statement. A data-modifying CTE always runs to the end,
-/// and the aggregate gives one row even when the statement gives none. The insert fails on
-/// idempotency_keys_pkey when the key is taken, which rolls back the statement's effect with it.
+/// The variant of statement `sql` that inserts the request's record with its rows as JSON: the
+/// request's first recorded statement. After the statement's own parameters it takes the
+/// record's tenant, key, fingerprint, life (seconds) and claim. A data-modifying CTE always
+/// runs to the end, and the aggregate gives one row even when the statement gives none. The
+/// insert fails on idempotency_keys_pkey when the key is taken, which rolls back the
+/// statement's effect with it.
 pub(crate) fn recording_sql(sql: &str) -> String {
     const RECORD: &str = "__record AS (INSERT INTO idempotency_keys \
          (user_id, tenant_id, key, fingerprint, expires_at, claim, results) \
-         SELECT app_user_id(), current_setting('app.idem_tenant')::uuid, current_setting('app.idem_key'), \
-           decode(current_setting('app.idem_fingerprint'), 'hex'), current_setting('app.idem_expires')::timestamptz, \
-           current_setting('app.idem_claim')::uuid, ARRAY[coalesce(json_agg(__out)::text, '[]')] FROM __out \
+         SELECT app_user_id(), $IT::uuid, $IK::text, $IF::bytea, now() + $IL::int8 * interval '1 second', $IC::uuid, \
+           ARRAY[coalesce(json_agg(__out)::text, '[]')] FROM __out \
          RETURNING 1)";
-    wrap_recorded(sql, RECORD)
+    number_record(sql, wrap_recorded(sql, RECORD))
+}
+
+/// `recorded` with the record's parameters numbered after `sql`'s own.
+fn number_record(sql: &str, recorded: String) -> String {
+    let n = crate::dsql::params(sql);
+    ["$IT", "$IK", "$IF", "$IL", "$IC"]
+        .iter()
+        .enumerate()
+        .fold(recorded, |text, (i, name)| text.replace(name, &format!("${}", n + 1 + i)))
 }
 
 /// `sql` as the CTE `__out`, beside `record` (a CTE that reads `__out`), answering `__out`'s

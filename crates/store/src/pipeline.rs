@@ -46,30 +46,36 @@ impl Scoped<'_> {
         };
         let life = idem.map_or(0, Idempotency::life_secs);
         let user: Uuid = self.user.0;
-        // On Aurora DSQL the caller is a parameter of the statements that name it, after their
-        // own (and, when recording, the record's tenant and key after it): see `crate::dsql`.
         let dsql = conn.engine == Engine::Dsql;
-        let caller: [&(dyn ToSql + Sync); 3] = match idem {
-            Some(i) => [&user, i.tenant(), i.key()],
-            None => [&user, &user, &user],
+        // After a statement's own parameters come, on Aurora DSQL, the caller where it names them
+        // (see `crate::dsql`), and when recording the record's tenant and key; on PostgreSQL,
+        // when recording, the record's tenant and key, and for the statement that makes the
+        // record also its fingerprint, life and claim (see `crate::idempotency`).
+        let (caller, record): ([&(dyn ToSql + Sync); 3], [&(dyn ToSql + Sync); 5]) = match idem {
+            Some(i) => ([&user, i.tenant(), i.key()], [i.tenant(), i.key(), i.fingerprint(), &life, i.claim()]),
+            None => ([&user; 3], [&user; 5]),
         };
-        let extra = |q: Q| match (
-            recorded.is_some() && crate::idempotency::is_recorded(q),
-            crate::dsql::STATEMENTS[q as usize].caller,
-        ) {
-            (true, _) => &caller[..],
-            (false, true) => &caller[..1],
-            (false, false) => &caller[..0],
+        let extra = |i: usize, q: Q| -> &[&(dyn ToSql + Sync)] {
+            let recording = recorded.is_some() && crate::idempotency::is_recorded(q);
+            match (dsql, recording) {
+                (true, true) => &caller[..],
+                (true, false) if crate::dsql::STATEMENTS[q as usize].caller => &caller[..1],
+                (false, true) if first_recorded == Some(i) => &record[..],
+                (false, true) => &record[..2],
+                _ => &[],
+            }
         };
-        let dsql_params: Vec<Vec<&(dyn ToSql + Sync)>> = if dsql {
-            steps.iter().map(|s| s.params.iter().chain(extra(s.q)).copied().collect()).collect()
+        let extended: Vec<Vec<&(dyn ToSql + Sync)>> = if dsql || recorded.is_some() {
+            steps.iter().enumerate().map(|(i, s)| s.params.iter().chain(extra(i, s.q)).copied().collect()).collect()
         } else {
             Vec::new()
         };
-        let step_params = |i: usize| if dsql { &dsql_params[i][..] } else { steps[i].params };
-        // The claim's parameters, then the caller (`$6` on both engines).
-        let claim_params: Option<[&(dyn ToSql + Sync); 6]> =
-            idem.map(|i| [i.tenant() as _, i.key() as _, i.fingerprint() as _, &life as _, i.claim() as _, &user as _]);
+        let step_params = |i: usize| if extended.is_empty() { steps[i].params } else { &extended[i][..] };
+        // The claim: on PostgreSQL the record's tenant and key, and the caller, whom it sets; on
+        // DSQL, where it makes the record, also its fingerprint, life and claim, then the caller.
+        let claim_all: [&(dyn ToSql + Sync); 6] = [record[0], record[1], record[2], record[3], record[4], &user];
+        let claim_pg: [&(dyn ToSql + Sync); 3] = [record[0], record[1], &user];
+        let claim_params = idem.map(|_| if dsql { &claim_all[..] } else { &claim_pg[..] });
         let member: Uuid = match tenants {
             Tenants::Member(t) => t.0,
             _ => Uuid::nil(),
@@ -92,13 +98,13 @@ impl Scoped<'_> {
             c.batch_execute(begin),
             // On PostgreSQL the claim sets the caller too, in place of ScopeSet: one statement
             // fewer. On DSQL it comes after the scope.
-            OptionFuture::from((!dsql).then(|| match &claim_params {
+            OptionFuture::from((!dsql).then(|| match claim_params {
                 Some(p) => c.query(conn.stmt(Q::IdemClaim), p),
                 None => c.query(conn.stmt(Q::ScopeSet), &all_params),
             })),
             OptionFuture::from(resolve.map(|(q, params)| c.query(conn.stmt(q), params))),
             join(
-                OptionFuture::from(claim_params.as_ref().filter(|_| dsql).map(|p| c.query(conn.stmt(Q::IdemClaim), p))),
+                OptionFuture::from(claim_params.filter(|_| dsql).map(|p| c.query(conn.stmt(Q::IdemClaim), p))),
                 join_all(steps.iter().enumerate().map(|(i, s)| c.query(stmt(i, s.q), step_params(i)))),
             ),
             c.batch_execute("COMMIT"),

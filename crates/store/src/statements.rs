@@ -223,19 +223,13 @@ statements! {
     /// The tenant just joined (in scope after InvitationAccept).
     InvitationTenant => "SELECT id, name FROM tenants WHERE id = ANY (app_tenant_ids())",
 
-    /// Sets the caller `$6` (in place of `ScopeSet`) and claims an `Idempotency-Key` (tenant
-    /// `$1`, key `$2`) for the request with fingerprint `$3`, for `$4` seconds, as claim `$5`
-    /// (only this request may forget the record it makes). The claim writes nothing: it waits
-    /// until no other transaction holds the key (a transaction-level advisory lock, in the
-    /// two-key space that no other lock of ours uses), and names the record for the request's
-    /// first recorded statement, which inserts it together with its rows
-    /// (`idempotency::recording_sql`). A taken key fails there, on idempotency_keys_pkey.
-    IdemClaim => "SELECT set_config('app.user_id', $6::uuid::text, true), set_config('app.tenant_ids', '', true), \
-                         pg_advisory_xact_lock(hashtext($6::uuid::text || $1::uuid::text), hashtext($2::text)), \
-                         set_config('app.idem_tenant', $1::uuid::text, true), set_config('app.idem_key', $2::text, true), \
-                         set_config('app.idem_fingerprint', encode($3::bytea, 'hex'), true), \
-                         set_config('app.idem_expires', (now() + $4::int8 * interval '1 second')::text, true), \
-                         set_config('app.idem_claim', $5::uuid::text, true)",
+    /// Sets the caller `$3` (in place of `ScopeSet`) and claims an `Idempotency-Key` (tenant
+    /// `$1`, key `$2`). The claim writes nothing: it waits until no other transaction holds the
+    /// key (a transaction-level advisory lock, in the two-key space that no other lock of ours
+    /// uses). The request's first recorded statement then inserts the record together with its
+    /// rows (`idempotency::recording_sql`); a taken key fails there, on idempotency_keys_pkey.
+    IdemClaim => "SELECT set_config('app.user_id', $3::uuid::text, true), set_config('app.tenant_ids', '', true), \
+                         pg_advisory_xact_lock(hashtext($3::uuid::text || $1::uuid::text), hashtext($2::text))",
     /// The record of a key, live or expired: fingerprint, results, live, claim.
     IdemFetch => "SELECT fingerprint, results, expires_at >= now(), claim FROM idempotency_keys \
                   WHERE user_id = app_user_id() AND tenant_id = $1::uuid AND key = $2::text",

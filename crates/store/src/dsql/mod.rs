@@ -38,7 +38,7 @@ pub struct Prepared {
 }
 
 /// The highest `$n` in `sql`.
-fn params(sql: &str) -> usize {
+pub(crate) fn params(sql: &str) -> usize {
     let b = sql.as_bytes();
     (0..b.len())
         .filter(|&i| b[i] == b'$')
