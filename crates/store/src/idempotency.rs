@@ -1,17 +1,19 @@
 //! Exactly-once writes (`Idempotency-Key`): the record of a request commits in the same
-//! transaction as its effect (`migrations/0003_idempotency.sql`), and costs no extra round
-//! trip: the claim of the key and every statement of the request go out in the same pipeline,
-//! each statement in a variant that also records its rows.
+//! transaction as its effect, and costs no extra round trip: the claim of the key and every
+//! statement of the request go out in the same pipeline, each statement in a variant that also
+//! records its rows. The table is `migrations/0003_idempotency.sql`'s; its comments describe the
+//! first design, in which the claim inserted the record.
 //!
 //! On PostgreSQL the claim writes nothing: it waits until no other transaction holds the key
 //! (an advisory lock for the transaction). The request's first recorded statement inserts the
 //! record with its rows, in the same statement as its effect; any later one appends its rows.
-//! The record's tenant, key, fingerprint, life and claim are parameters of those statements. A repeat finds the key taken (that insert fails, and the transaction
-//! with it), reads the record and is answered from the rows the first request saw, through the
-//! same code: the same answer, byte for byte. A repeat whose own statement fails before its
-//! insert (a client-chosen id the first request already used) is answered from the record too
-//! (`is_effect_error`). On Aurora DSQL, which has no advisory locks, the claim inserts the
-//! record and every recorded statement appends to it.
+//! The record's tenant, key, fingerprint, life and claim are parameters of those statements.
+//! A repeat finds the key taken (that insert fails, and the transaction with it), reads the
+//! record and is answered from the rows the first request saw, through the same code: the same
+//! answer, byte for byte. A repeat whose own statement fails before its insert (a client-chosen
+//! id the first request already used) is answered from the record too (`is_effect_error`). On
+//! Aurora DSQL, which has no advisory locks, the claim inserts the record and every recorded
+//! statement appends to it.
 
 use std::{
     sync::atomic::{AtomicBool, Ordering},
