@@ -26,6 +26,7 @@
 //! the token cache is keyed by host, port and user). An instance keeps at most
 //! `DB_PLACEMENT_MAX_CONNECTIONS` of them open, closing the least recently used idle one.
 
+mod copy;
 mod limit;
 pub mod mover;
 pub mod registry;

@@ -24,10 +24,11 @@ use std::time::Duration;
 use tokio_postgres::Client;
 use uuid::Uuid;
 
+use super::copy::{copy, digest};
 use crate::{Error, Result, TenantId};
 
 /// Rows per statement when copying and per transaction when deleting.
-const BATCH: i64 = 2000;
+pub(super) const BATCH: i64 = 2000;
 
 /// The two ends of a move, each an owner-role client.
 #[allow(missing_debug_implementations)]
@@ -87,7 +88,7 @@ pub(super) fn fail(what: &str) -> impl Fn(tokio_postgres::Error) -> Error + '_ {
 }
 
 /// Puts tenant `t` in scope for the owner's row-level security, in the current transaction.
-const SCOPE: &str = "SELECT set_config('app.tenant_ids', ARRAY[$1::uuid]::text, true)";
+pub(super) const SCOPE: &str = "SELECT set_config('app.tenant_ids', ARRAY[$1::uuid]::text, true)";
 
 /// Moves tenant `tenant` between the control database and `ends.db`.
 pub async fn move_tenant(ends: &Ends<'_>, tenant: TenantId, to: Direction, opts: &Options) -> Result<Report> {
@@ -272,102 +273,6 @@ async fn copy_and_switch(
         }
     }
     Ok(Report { todos, records, checksum: sum_source, finished_only: false })
-}
-
-/// Copies tenant `t`'s row, todos and idempotency records from `source` to `target`, replacing
-/// whatever an earlier run left there; (todos, records) copied.
-async fn copy(source: &Client, target: &Client, t: Uuid, to: Direction) -> Result<(i64, i64)> {
-    source.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").await.map_err(fail("reading"))?;
-    let read = async {
-        source.query(SCOPE, &[&t]).await?;
-        let tenant = source.query_one("SELECT name, created_at FROM tenants WHERE id = $1", &[&t]).await?;
-        let todos = source
-            .query(
-                "SELECT id, title, complete, created_at, updated_at FROM todos WHERE tenant_id = $1 ORDER BY id",
-                &[&t],
-            )
-            .await?;
-        let records = source
-            .query(
-                "SELECT user_id, key, fingerprint, results, claim, created_at, expires_at FROM idempotency_keys \
-                 WHERE tenant_id = $1 AND expires_at > now()",
-                &[&t],
-            )
-            .await?;
-        Ok::<_, tokio_postgres::Error>((tenant, todos, records))
-    }
-    .await;
-    let _ = source.batch_execute("COMMIT").await;
-    let (tenant, todos, records) = read.map_err(fail("reading the tenant"))?;
-
-    target.batch_execute("BEGIN").await.map_err(fail("copying"))?;
-    let written = async {
-        target.query(SCOPE, &[&t]).await?;
-        let name: String = tenant.get(0);
-        let created: time::OffsetDateTime = tenant.get(1);
-        if to == Direction::ToDedicated {
-            // A dedicated database holds nothing else of the tenant: start from its row alone.
-            target.execute("DELETE FROM tenants WHERE id = $1", &[&t]).await?;
-            target.execute("INSERT INTO tenants (id, name, created_at) VALUES ($1, $2, $3)", &[&t, &name, &created]).await?;
-            target.execute("DELETE FROM idempotency_keys WHERE tenant_id = $1", &[&t]).await?;
-        } else {
-            target.execute("DELETE FROM todos WHERE tenant_id = $1", &[&t]).await?;
-        }
-        target.execute("DELETE FROM tenant_fences WHERE tenant_id = $1", &[&t]).await?;
-        for chunk in todos.chunks(BATCH as usize) {
-            let ids: Vec<Uuid> = chunk.iter().map(|r| r.get(0)).collect();
-            let titles: Vec<String> = chunk.iter().map(|r| r.get(1)).collect();
-            let done: Vec<bool> = chunk.iter().map(|r| r.get(2)).collect();
-            let created: Vec<time::OffsetDateTime> = chunk.iter().map(|r| r.get(3)).collect();
-            let updated: Vec<time::OffsetDateTime> = chunk.iter().map(|r| r.get(4)).collect();
-            target
-                .execute(
-                    "INSERT INTO todos (tenant_id, id, title, complete, created_at, updated_at) \
-                     SELECT $1, * FROM unnest($2::uuid[], $3::text[], $4::bool[], $5::timestamptz[], $6::timestamptz[])",
-                    &[&t, &ids, &titles, &done, &created, &updated],
-                )
-                .await?;
-        }
-        for r in &records {
-            let results: Vec<String> = r.get(3);
-            target
-                .execute(
-                    "INSERT INTO idempotency_keys (user_id, tenant_id, key, fingerprint, results, claim, created_at, expires_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
-                    &[&r.get::<_, Uuid>(0), &t, &r.get::<_, String>(1), &r.get::<_, Vec<u8>>(2), &results,
-                      &r.get::<_, Uuid>(4), &r.get::<_, time::OffsetDateTime>(5), &r.get::<_, time::OffsetDateTime>(6)],
-                )
-                .await?;
-        }
-        Ok::<_, tokio_postgres::Error>(())
-    }
-    .await;
-    match written {
-        Ok(()) => target.batch_execute("COMMIT").await.map_err(fail("copying"))?,
-        Err(e) => {
-            let _ = target.batch_execute("ROLLBACK").await;
-            return Err(fail("copying")(e));
-        }
-    }
-    Ok((todos.len() as i64, records.len() as i64))
-}
-
-/// The number of tenant `t`'s todos in `db` and an MD5 over all their columns.
-async fn digest(db: &Client, t: Uuid) -> Result<(i64, String)> {
-    db.batch_execute("BEGIN READ ONLY").await.map_err(fail("checking"))?;
-    let read = async {
-        db.query(SCOPE, &[&t]).await?;
-        db.query_one(
-            "SELECT count(*), coalesce(md5(string_agg(concat_ws('|', id, title, complete, created_at, updated_at), ',' ORDER BY id)), '') \
-             FROM todos WHERE tenant_id = $1",
-            &[&t],
-        )
-        .await
-    }
-    .await;
-    let _ = db.batch_execute("COMMIT").await;
-    let row = read.map_err(fail("checking the copy"))?;
-    Ok((row.get(0), row.get(1)))
 }
 
 /// Step 6: fences a dedicated source `away` and removes the source's copy of the tenant.
