@@ -17,7 +17,7 @@
 //! `tests/dsql_scope.rs` parses every statement here with a SQL parser and fails when a read
 //! or a write of a tenant table is not restricted that way (and proves itself by removing each
 //! predicate in turn). The columns of each statement are those of its PostgreSQL twin in
-//! [`crate::statements`], so that the same code reads both.
+//! `crate::statements`, so that the same code reads both.
 
 use std::sync::LazyLock;
 
