@@ -6,7 +6,7 @@
 //! pooled: its todos are in the control database, as before. A placed tenant's todos live only in
 //! its dedicated database, which carries the same schema with row-level security on.
 //!
-//! **Request path.** An instance caches placements ([`Placements`]); a tenant it knows nothing
+//! **Request path.** An instance caches placements (`Placements`); a tenant it knows nothing
 //! of is assumed pooled. A tenant's todo transaction ends with `app_fence_check`, so a request
 //! that reaches a database its tenant is not served from (a stale cache, a move that just
 //! switched) fails there, in that transaction, and is retried where the registry says
