@@ -45,7 +45,7 @@ pub fn log_directives(spec: &str) -> String {
 /// A missing region is an error here, never a silent default: a token signed for the wrong
 /// region is refused by the database.
 ///
-/// The chain is built without an HTTP client ([`no_network`]): signing a token needs no network,
+/// The chain is built without an HTTP client (`no_network`): signing a token needs no network,
 /// and leaving out an HTTPS stack keeps the Lambda package small. Credentials therefore come
 /// from the environment (what Lambda provides), the shared credentials file or
 /// `credential_process`; SSO and instance-metadata credentials need `aws configure
