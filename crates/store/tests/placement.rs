@@ -101,7 +101,7 @@ async fn a_move_under_concurrent_writers_keeps_every_acknowledged_write_once_and
     }
     // Both instances learnt the new placement from the fence, and serve the tenant from there.
     for store in [&a, &b] {
-        assert_eq!(store.cached_placement(t).map(|p| p.0), Some(silo.db_id));
+        assert_eq!(store.cached_placement(t), Some(silo.db_id));
         let page = store.scoped(alice).list_todos(t, TodoFilter::default(), first_page()).await.unwrap();
         assert_eq!(page.items.len(), 200.min(there.len()));
     }
@@ -125,7 +125,7 @@ async fn a_stale_instance_is_sent_to_the_new_placement_both_ways() {
     // database and is retried in the dedicated one.
     let id = todo(&stale, alice, t, "after the first move").await.unwrap();
     assert!(silo.todos_in(&silo.dedicated, t).await.contains(&id));
-    assert_eq!(stale.cached_placement(t).map(|p| p.0), Some(silo.db_id));
+    assert_eq!(stale.cached_placement(t), Some(silo.db_id));
     // Back to pooled: now it thinks the tenant is dedicated, and meets the `away` fence there.
     silo.move_to(t, Direction::ToPooled, &Options::default()).await.unwrap();
     let id = todo(&stale, alice, t, "after the second move").await.unwrap();

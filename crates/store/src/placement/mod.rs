@@ -130,7 +130,6 @@ pub(crate) struct Dedicated {
 
 struct Cached {
     to: Arc<Dedicated>,
-    epoch: i64,
     at: Instant,
 }
 
@@ -170,12 +169,12 @@ impl Placements {
         self.cache.lock().expect("placement cache lock").remove(&tenant);
     }
 
-    /// Remembers that `tenant` lives in `db` since `epoch`: a store for `db` is made on first
+    /// Remembers that `tenant` lives in `db`: a store for `db` is made on first
     /// use and kept.
-    async fn remember(&self, tenant: TenantId, db: Database, epoch: i64) -> Result<Arc<Dedicated>> {
+    async fn remember(&self, tenant: TenantId, db: Database) -> Result<Arc<Dedicated>> {
         let to = self.database(db).await?;
         let mut cache = self.cache.lock().expect("placement cache lock");
-        cache.insert(tenant, Cached { to: to.clone(), epoch, at: Instant::now() });
+        cache.insert(tenant, Cached { to: to.clone(), at: Instant::now() });
         Ok(to)
     }
 
@@ -222,15 +221,17 @@ impl Store {
         Ok(out)
     }
 
-    /// This instance's cached placement of `tenant`: its dedicated database's id and the
-    /// placement's epoch, or `None` when it is pooled or not known (for tests and tools).
-    pub fn cached_placement(&self, tenant: TenantId) -> Option<(Uuid, i64)> {
+    /// This instance's cached placement of `tenant`: its dedicated database's id, or `None`
+    /// when it is pooled or not known (for tests).
+    #[cfg(feature = "test-util")]
+    pub fn cached_placement(&self, tenant: TenantId) -> Option<Uuid> {
         let placements = self.placements.as_ref()?;
         let cache = placements.cache.lock().expect("placement cache lock");
-        cache.get(&tenant).map(|c| (c.to.db.id, c.epoch))
+        cache.get(&tenant).map(|c| c.to.db.id)
     }
 
-    /// Open connections to dedicated databases in this instance.
+    /// Open connections to dedicated databases in this instance (for tests).
+    #[cfg(feature = "test-util")]
     pub fn dedicated_connections(&self) -> usize {
         let mut open = 0;
         if let Some(p) = &self.placements {
@@ -248,7 +249,7 @@ impl Scoped<'_> {
         match rows[0].first() {
             Some(row) => {
                 let db = Database::from_row(row, 0)?;
-                Ok(Some(placements.remember(tenant, db, row.col(8)).await?))
+                Ok(Some(placements.remember(tenant, db).await?))
             }
             None => {
                 placements.forget(tenant);

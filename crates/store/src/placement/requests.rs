@@ -204,7 +204,7 @@ impl Scoped<'_> {
             let mut by_db: Vec<(Arc<Dedicated>, Vec<Uuid>)> = Vec::new();
             for row in &placed {
                 let tenant: Uuid = row.col(0);
-                let d = placements.remember(TenantId(tenant), Database::from_row(row, 1)?, row.col(9)).await?;
+                let d = placements.remember(TenantId(tenant), Database::from_row(row, 1)?).await?;
                 match by_db.iter_mut().find(|(x, _)| x.db.id == d.db.id) {
                     Some((_, tenants)) => tenants.push(tenant),
                     None => by_db.push((d, vec![tenant])),
