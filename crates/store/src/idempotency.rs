@@ -343,12 +343,17 @@ mod tests {
             sql.starts_with("WITH __out AS (UPDATE users SET name = $1 RETURNING id), __record AS (UPDATE"),
             "{sql}"
         );
+        assert!(sql.contains("tenant_id = $2::uuid AND key = $3::text"), "the record's tenant and key follow: {sql}");
         let sql = recording_sql("WITH a AS (SELECT 1) UPDATE users SET name = $1 RETURNING id");
         assert!(
             sql.starts_with(
                 "WITH a AS (SELECT 1), __out AS (UPDATE users SET name = $1 RETURNING id), __record AS (INSERT"
             ),
             "{sql}"
+        );
+        assert!(
+            sql.contains("$2::uuid, $3::text, $4::bytea, now() + $5::int8 * interval '1 second', $6::uuid"),
+            "the record's tenant, key, fingerprint, life and claim follow: {sql}"
         );
     }
 

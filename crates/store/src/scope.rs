@@ -15,8 +15,8 @@ use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
 use crate::{
-    DisplayName, Email, Engine, Error, Idempotency, NewUser, Q, Result, Store, TenantId, UserId, pool::Manager,
-    rows::DbRow,
+    DisplayName, Email, Engine, Error, Idempotency, NewUser, Q, Result, Store, TenantId, UserId, pipeline::Failed,
+    pool::Manager, rows::DbRow,
 };
 
 /// Which tenants a transaction may see.
@@ -166,8 +166,6 @@ impl Drop for Lease {
         }
     }
 }
-
-use crate::pipeline::Failed;
 
 impl Scoped<'_> {
     /// Runs `steps` in one transaction scoped to `tenants`; returns each step's rows.
