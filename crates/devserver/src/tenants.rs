@@ -85,11 +85,11 @@ pub async fn move_tenant(tenant: &str, to: To, url: Option<&str>, dry_run: bool)
         To::Pooled => Direction::ToPooled,
     };
     // The API's placement cache, which a move back to pooled must outlast (docs/silo.md).
-    let mut opts = Options { stop_before_switch: dry_run, ..Options::default() };
-    if let Some(secs) = crate::env("DB_PLACEMENT_CACHE_SECS") {
-        let secs: f64 = secs.parse().map_err(|_| "DB_PLACEMENT_CACHE_SECS must be a number of seconds")?;
-        opts.cache_ttl = std::time::Duration::from_secs_f64(secs);
-    }
+    let opts = Options {
+        stop_before_switch: dry_run,
+        cache_ttl: store::placement_cache_ttl(crate::env)?,
+        ..Options::default()
+    };
     let report =
         mover::move_tenant(&Ends { control: &control, dedicated: &dedicated, db: db_id }, tenant, direction, &opts)
             .await?;

@@ -282,9 +282,7 @@ impl DbConfig {
                 return Err(invalid("DB_PLACEMENT_MAX_CONNECTIONS", "must be at least 1".into()));
             }
         }
-        if let Some(v) = var("DB_PLACEMENT_CACHE_SECS") {
-            cfg.placement_cache_ttl = parse_secs("DB_PLACEMENT_CACHE_SECS", &v, 1.0, 86_400.0)?;
-        }
+        cfg.placement_cache_ttl = placement_cache_ttl(var)?;
         cfg.validate()?;
         Ok(cfg)
     }
@@ -385,6 +383,14 @@ fn parse<T: FromStr>(var: &'static str, value: &str) -> Result<T> {
 
 /// A number of seconds (or of the variable's unit) within `min..=max`, finite: a typo never
 /// becomes a panic, a disabled timeout or one of centuries.
+/// `DB_PLACEMENT_CACHE_SECS` as `get` reads it (1 s to a day), or the default: how long an
+/// instance trusts a cached placement. The tenant tool reads it too, since a move back to pooled
+/// must outlast it.
+pub fn placement_cache_ttl(get: impl Fn(&'static str) -> Option<String>) -> Result<Duration> {
+    get("DB_PLACEMENT_CACHE_SECS")
+        .map_or(Ok(DEFAULT_PLACEMENT_CACHE_TTL), |v| parse_secs("DB_PLACEMENT_CACHE_SECS", &v, 1.0, 86_400.0))
+}
+
 fn parse_secs(var: &'static str, value: &str, min: f64, max: f64) -> Result<Duration> {
     let v: f64 = parse(var, value)?;
     if v.is_finite() && (min..=max).contains(&v) {

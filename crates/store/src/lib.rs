@@ -31,7 +31,7 @@ mod statements;
 mod stream;
 pub mod tls;
 
-pub use config::{Auth, CaSource, DbConfig, Engine, TlsMode};
+pub use config::{Auth, CaSource, DbConfig, Engine, TlsMode, placement_cache_ttl};
 pub use connector::{Stats, StatsSnapshot};
 pub use error::{Error, Result};
 pub use idempotency::Idempotency;
