@@ -46,6 +46,10 @@ initdb=$(pg_bin initdb); pg_ctl=$(pg_bin pg_ctl)
 
 dir=$(mktemp -d "${TMPDIR:-/tmp}/tenant-api-dev.XXXXXX")
 port=$(free_port 54320 54420)
+# The cluster's superuser (rdsadmin, as on Aurora) logs in only over the Unix socket; the
+# administrator everything else runs as is `postgres`, shaped like Aurora's master user (no
+# superuser: scripts/local-aurora-roles.sql), with this password.
+superuser_pw=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
 admin_pw=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
 runtime_pw=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
 stop() {
@@ -55,17 +59,23 @@ stop() {
 }
 trap stop EXIT
 trap 'exit 130' INT TERM
-printf '%s' "$admin_pw" > "$dir/pw"
+printf '%s' "$superuser_pw" > "$dir/pw"
 [ "$(id -u)" -ne 0 ] || chown -R "$DB_OS_USER" "$dir"
-as_db_user "$initdb" -D "$dir/data" -U postgres -E UTF8 --locale=C --auth-local=trust \
+as_db_user "$initdb" -D "$dir/data" -U rdsadmin -E UTF8 --locale=C --auth-local=trust \
   --auth-host=scram-sha-256 --pwfile="$dir/pw" >/dev/null
 rm -f "$dir/pw"
 as_db_user "$pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w \
   -o "-p $port -k $dir -c listen_addresses=127.0.0.1" start >/dev/null
 echo "PostgreSQL $("$(dirname "$initdb")/postgres" --version | awk '{print $3}') on 127.0.0.1:$port (data in $dir, removed on exit)"
+psql=$(pg_bin psql)
+[ -n "$psql" ] || die "psql not found: $PG_INSTALL_HINT"
+# The password goes in on standard input, not on a command line.
+{ cat scripts/local-aurora-roles.sql; printf "ALTER ROLE postgres PASSWORD '%s';\n" "$admin_pw"; } |
+  as_db_user "$psql" -X -q -v ON_ERROR_STOP=1 -h "$dir" -p "$port" -U rdsadmin -d postgres >/dev/null
 
-# Create the database, the roles and the schema as the superuser; the API then logs in as
-# the runtime role, which row-level security applies to.
+# Create the database, the roles and the schema as the Aurora-shaped administrator (not a
+# superuser, as on Aurora); the API then logs in as the runtime role, which row-level security
+# applies to.
 MIGRATE_DATABASE_URL="postgres://postgres:$admin_pw@127.0.0.1:$port/postgres" "$devserver" migrate --create-database app
 if [ -n "$dsql" ]; then export DB_ENGINE=dsql; fi
 MIGRATE_DATABASE_URL="postgres://postgres:$admin_pw@127.0.0.1:$port/app" \

@@ -24,7 +24,8 @@ for arg in "$@"; do
 done
 
 if load_dev_state; then
-  # The throwaway database of the running scripts/dev.sh, as its superuser, with its engine.
+  # The throwaway database of the running scripts/dev.sh, as its administrator (postgres, shaped
+  # like Aurora's master user: no superuser), with its engine.
   { set +x; } 2>/dev/null
   export MIGRATE_DATABASE_URL="postgres://postgres:$DEV_ADMIN_PASSWORD@$DEV_HOST:$DEV_PORT/$DEV_DB" DB_ENGINE=$DEV_ENGINE
 fi

@@ -5,7 +5,7 @@
 # server (sslmode=verify-full). Reads the same variables as the function: DB_ENGINE, DB_HOST,
 # DB_PORT, DB_NAME, DB_USER, DB_AUTH, AWS_REGION (and DB_HOSTADDR, DB_CA_FILE); without DB_HOST
 # it reads `terraform output` from terraform/. With nothing configured while scripts/dev.sh
-# runs, it opens its throwaway database (as app_runtime; DB_USER=postgres for the superuser).
+# runs, it opens its throwaway database (as app_runtime; DB_USER=postgres for the administrator, shaped like Aurora's master user).
 #   Aurora PostgreSQL (DB_ENGINE=postgres, the default): an RDS token for DB_USER (app_runtime),
 #     verified against the RDS CA bundle.
 #   Aurora DSQL (DB_ENGINE=dsql, or DB_AUTH=dsql / dsql-admin): DB_NAME=postgres and DB_USER=admin
@@ -24,7 +24,8 @@ need psql "the PostgreSQL client: Debian 'apt-get install postgresql-client', ma
 
 if load_dev_state; then
   # The throwaway database of the running scripts/dev.sh: as the runtime role (row-level
-  # security applies to what you see), or DB_USER=postgres for its superuser. The password goes
+  # security applies to what you see), or DB_USER=postgres for its administrator (shaped like
+  # Aurora's master user: no superuser; row-level security applies to it too). The password goes
   # to psql in PGPASSWORD, never traced.
   { set +x; } 2>/dev/null
   user=${DB_USER:-app_runtime}

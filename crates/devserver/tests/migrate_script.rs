@@ -74,15 +74,11 @@ async fn migrate_script_applies_through_the_standin_and_is_idempotent() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn migrate_script_applies_the_dsql_schema_as_admin() {
     let db = testkit::pg::empty_db().await;
-    // DSQL's built-in administrator, played by a local superuser.
+    // DSQL's built-in administrator, which is no PostgreSQL superuser: played by a login role
+    // that the Aurora-shaped administrator makes, and that may act as the owner of the local
+    // schema (on DSQL, admin owns what it creates).
+    testkit::pg::dsql_admin(&db).await;
     let admin = db.admin().await;
-    admin
-        .batch_execute(
-            "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'admin') THEN \
-             CREATE ROLE admin LOGIN SUPERUSER; END IF; END $$",
-        )
-        .await
-        .unwrap();
     let standin = iam::standin_for(&db, Arc::new(SystemClock), store::Engine::Dsql).await;
     let ca = iam::ca_file(&standin);
     let dsql = [("DB_ENGINE", "dsql"), ("DB_NAME", db.name.as_str()), ("DB_USER", "admin"), ("DB_AUTH", "dsql-admin")];

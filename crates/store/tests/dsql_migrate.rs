@@ -7,7 +7,8 @@ use store::migrate::{DSQL_MIGRATIONS, check_dsql_runtime_role, dsql_statements, 
 #[tokio::test]
 async fn the_dsql_schema_applies_once_and_then_is_a_no_op() {
     let db = testkit::pg::empty_db().await;
-    let admin = db.admin().await;
+    // As the Aurora-shaped administrator, not a superuser.
+    let admin = db.master().await;
     let applied = run_dsql(&admin).await.expect("the DSQL migrations apply");
     assert_eq!(applied.len(), DSQL_MIGRATIONS.len());
     assert!(run_dsql(&admin).await.unwrap().is_empty(), "nothing left to apply");
@@ -32,7 +33,8 @@ async fn the_dsql_schema_applies_once_and_then_is_a_no_op() {
 #[tokio::test]
 async fn a_migration_interrupted_midway_runs_again_from_its_start() {
     let db = testkit::pg::empty_db().await;
-    let admin = db.admin().await;
+    // As the Aurora-shaped administrator, not a superuser.
+    let admin = db.master().await;
     // The first file's first two statements ran, then the process died before the record.
     let first = dsql_statements(DSQL_MIGRATIONS[0].sql);
     assert!(first.len() > 2, "the first file has several statements");
@@ -48,7 +50,8 @@ async fn a_migration_interrupted_midway_runs_again_from_its_start() {
 #[tokio::test]
 async fn the_runtime_role_passes_the_dsql_self_check_and_the_owner_does_not() {
     let db = testkit::pg::empty_db().await;
-    let admin = db.admin().await;
+    // As the Aurora-shaped administrator, not a superuser.
+    let admin = db.master().await;
     run_dsql(&admin).await.unwrap();
     let runtime = testkit::pg::connect(&db.runtime_url()).await;
     check_dsql_runtime_role(&runtime).await.expect("app_runtime owns nothing");

@@ -142,7 +142,7 @@ async fn the_runtime_role_passes_the_self_check_and_the_owner_does_not() {
 #[tokio::test]
 async fn migrations_run_again_are_a_no_op() {
     let db = testkit::pg::db().await;
-    let admin = db.admin().await;
+    let admin = db.master().await;
     assert!(store::migrate::run(&admin).await.unwrap().is_empty());
     let owner: String =
         admin.query_one("SELECT tableowner::text FROM pg_tables WHERE tablename = 'todos'", &[]).await.unwrap().get(0);
@@ -260,7 +260,7 @@ async fn a_member_cannot_add_promote_or_remove_anyone_with_raw_sql() {
 #[tokio::test]
 async fn the_runtime_role_has_an_idle_session_timeout_after_a_fresh_bootstrap() {
     let db = testkit::pg::empty_db().await;
-    let admin = db.admin().await;
+    let admin = db.master().await;
     store::migrate::run(&admin).await.unwrap();
     let settings: Vec<String> = admin
         .query_one(

@@ -1,11 +1,20 @@
 //! A throwaway PostgreSQL for tests.
 //!
-//! `TEST_DATABASE_URL` (a superuser URL, e.g. `postgres://postgres:pw@127.0.0.1:5432/postgres`)
-//! points the tests at an existing server. Without it, the first test of a process starts a
-//! private cluster in a temporary directory: `initdb` + `postgres` listening on 127.0.0.1 on a
-//! free port. PostgreSQL refuses to run as root, so as root the cluster runs as the `postgres`
-//! user (or `nobody`). A watchdog shell stops the server and deletes its directory when the test
-//! process exits, however it exits.
+//! `TEST_DATABASE_URL` (a superuser URL whose user is not `postgres`, e.g.
+//! `postgres://rdsadmin:pw@127.0.0.1:5432/postgres`) points the tests at an existing server.
+//! Without it, the first test of a process starts a private cluster in a temporary directory:
+//! `initdb` + `postgres` listening on 127.0.0.1 on a free port. PostgreSQL refuses to run as
+//! root, so as root the cluster runs as the `postgres` OS user (or `nobody`). A watchdog shell
+//! stops the server and deletes its directory when the test process exits, however it exits.
+//!
+//! **Shaped like Aurora.** Aurora's master user is not a superuser: it has CREATEROLE and
+//! CREATEDB and is a member of `rds_superuser`, while the cluster's one superuser, `rdsadmin`,
+//! belongs to AWS ([Aurora's master user](https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/UsingWithRDS.MasterAccounts.html)).
+//! The test clusters have the same two: [`Server::superuser`] (`rdsadmin`) is what the tests
+//! inspect and tamper with, as AWS alone could; [`Server::master`] (`postgres`, as our Terraform
+//! names it) is who creates the databases and runs the role bootstrap and every migration,
+//! exactly as the deployment does. A statement that needs a true superuser therefore fails here
+//! as it fails on Aurora.
 //!
 //! Each test gets its own database, cloned from a template that has the roles and migrations
 //! applied once (serialised across processes with an advisory lock).
@@ -26,13 +35,26 @@ use tokio_postgres::{Client, NoTls};
 /// The password the tests give the runtime role `app_runtime`.
 pub const RUNTIME_PASSWORD: &str = "runtime-test-password";
 
-/// A running server and a superuser login to it.
+/// The Aurora-shaped administrator of the test clusters: Aurora's master user, as our Terraform
+/// names it (`master_username`). Not a superuser.
+pub const MASTER_USER: &str = "postgres";
+
+/// The superuser of the clusters the tests start: AWS's own `rdsadmin` on Aurora.
+const SUPERUSER: &str = "rdsadmin";
+
+/// A running server, a superuser login to it, and its Aurora-shaped administrator.
 #[derive(Debug, Clone)]
 pub struct Server {
     pub host: String,
     pub port: u16,
+    /// The true superuser (`rdsadmin`): for the tests' own setup and checks only; nothing the
+    /// deployment runs logs in as it.
     pub superuser: String,
     pub password: String,
+    /// The administrator shaped like Aurora's master user ([`MASTER_USER`]): CREATEROLE,
+    /// CREATEDB, a member of `rds_superuser`, not a superuser.
+    pub master: String,
+    pub master_password: String,
     /// Directory of the server's Unix socket when we started it (trust authentication there).
     pub socket_dir: Option<PathBuf>,
     /// The data directory when we started it.
@@ -57,10 +79,37 @@ impl Server {
         }
     }
 
+    /// A superuser URL of `db` (the tests' own inspection; bypasses row-level security).
     pub fn url(&self, db: &str) -> String {
         format!("postgres://{}:{}@{}:{}/{}", self.superuser, self.password, self.host, self.port, db)
     }
+
+    /// A URL of `db` for the Aurora-shaped administrator, who runs what the deployment runs as
+    /// the master user: creating databases, the role bootstrap, migrations.
+    pub fn master_url(&self, db: &str) -> String {
+        format!("postgres://{}:{}@{}:{}/{}", self.master, self.master_password, self.host, self.port, db)
+    }
 }
+
+/// The Aurora-shaped roles (`scripts/local-aurora-roles.sql`), made by a test cluster's
+/// superuser, and the master user's password. Safe to run again and from several processes at
+/// once (the advisory lock).
+async fn make_aurora_roles(superuser: &Client, password: &str) -> Result<(), tokio_postgres::Error> {
+    superuser.execute("SELECT pg_advisory_lock(8675310)", &[]).await?;
+    let made = async {
+        superuser.batch_execute(LOCAL_AURORA_ROLES_SQL).await?;
+        superuser.batch_execute(&format!("ALTER ROLE {MASTER_USER} PASSWORD '{password}'")).await
+    }
+    .await;
+    superuser.execute("SELECT pg_advisory_unlock(8675310)", &[]).await?;
+    made
+}
+
+/// The roles of an Aurora cluster, for a local one.
+const LOCAL_AURORA_ROLES_SQL: &str = include_str!("../../../scripts/local-aurora-roles.sql");
+
+/// The master user's password on a server given by `TEST_DATABASE_URL` (ours get a random one).
+const EXTERNAL_MASTER_PASSWORD: &str = "master-test-password";
 
 static SERVER: OnceLock<Server> = OnceLock::new();
 
@@ -86,7 +135,41 @@ fn from_url(url: &str) -> Server {
         Auth::Password(Some(p)) => p.expose().to_string(),
         _ => String::new(),
     };
-    Server { host: cfg.host, port: cfg.port, superuser: cfg.user, password, socket_dir: None, data_dir: None }
+    assert_ne!(
+        cfg.user, MASTER_USER,
+        "TEST_DATABASE_URL: the tests make {MASTER_USER} a non-superuser; name another superuser"
+    );
+    let server = Server {
+        host: cfg.host,
+        port: cfg.port,
+        superuser: cfg.user,
+        password,
+        master: MASTER_USER.into(),
+        master_password: EXTERNAL_MASTER_PASSWORD.into(),
+        socket_dir: None,
+        data_dir: None,
+    };
+    with_superuser(&server)
+}
+
+/// Makes the Aurora-shaped roles on `server` (on a runtime of its own: this runs once, from
+/// whichever thread first asks for the server).
+fn with_superuser(server: &Server) -> Server {
+    let url = server.url("postgres");
+    let password = server.master_password.clone();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
+        rt.block_on(async {
+            let (client, conn) = connect_raw(&url).await;
+            let conn = tokio::spawn(conn);
+            make_aurora_roles(&client, &password).await.expect("making the Aurora-shaped roles");
+            drop(client);
+            let _ = conn.await;
+        })
+    })
+    .join()
+    .expect("making the Aurora-shaped roles");
+    server.clone()
 }
 
 /// Finds a PostgreSQL server program: on PATH, in Debian's versioned directories, or Homebrew's.
@@ -178,7 +261,7 @@ fn start_cluster() -> Result<Server, String> {
     let mut init = Command::new(&initdb);
     init.args(["-D"]).arg(&data).args([
         "-U",
-        "postgres",
+        SUPERUSER,
         "-E",
         "UTF8",
         "--locale=C",
@@ -240,34 +323,41 @@ fn start_cluster() -> Result<Server, String> {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    Ok(Server {
+    let server = Server {
         host: "127.0.0.1".into(),
         port,
-        superuser: "postgres".into(),
+        superuser: SUPERUSER.into(),
         password,
+        master: MASTER_USER.into(),
+        master_password: uuid::Uuid::new_v4().simple().to_string(),
         socket_dir: Some(sock),
         data_dir: Some(data),
-    })
+    };
+    Ok(with_superuser(&server))
+}
+
+/// Connects with tokio-postgres, retrying while the server finishes starting up; the caller
+/// drives the connection.
+async fn connect_raw(
+    url: &str,
+) -> (Client, tokio_postgres::Connection<tokio_postgres::Socket, tokio_postgres::tls::NoTlsStream>) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match tokio_postgres::connect(url, NoTls).await {
+            Ok(pair) => return pair,
+            Err(_) if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(50)).await,
+            Err(e) => panic!("cannot connect to the test database: {e}"),
+        }
+    }
 }
 
 /// Connects with tokio-postgres, retrying while the server finishes starting up.
 pub async fn connect(url: &str) -> Client {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        match tokio_postgres::connect(url, NoTls).await {
-            Ok((client, conn)) => {
-                tokio::spawn(async move {
-                    let _ = conn.await;
-                });
-                return client;
-            }
-            Err(e) if Instant::now() < deadline => {
-                let _ = e;
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            Err(e) => panic!("cannot connect to the test database: {e}"),
-        }
-    }
+    let (client, conn) = connect_raw(url).await;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    client
 }
 
 /// The engine whose schema and statements the tests run: `TEST_DB_ENGINE=dsql` runs the
@@ -313,6 +403,17 @@ impl TestDb {
         connect(&self.admin_url()).await
     }
 
+    /// A URL of this database for the Aurora-shaped administrator (see [`Server::master`]).
+    pub fn master_url(&self) -> String {
+        self.server.master_url(&self.name)
+    }
+
+    /// A client of this database as the Aurora-shaped administrator, who runs what the
+    /// deployment runs as the master user (no superuser; row-level security applies).
+    pub async fn master(&self) -> Client {
+        connect(&self.master_url()).await
+    }
+
     /// What the API uses: the runtime role, by password over TCP.
     pub fn runtime_config(&self) -> DbConfig {
         let mut cfg = DbConfig::new(
@@ -344,11 +445,11 @@ impl TestDb {
 /// per-database grants applied as an administrator would (`migrate --bootstrap-roles`).
 pub async fn empty_db() -> TestDb {
     let db = db().await;
-    let admin = connect(&db.server.url("postgres")).await;
+    let master = connect(&db.server.master_url("postgres")).await;
     let name = format!("e_{}", uuid::Uuid::new_v4().simple());
-    admin.batch_execute(&format!("CREATE DATABASE {name}")).await.unwrap();
+    master.batch_execute(&format!("CREATE DATABASE {name}")).await.unwrap();
     let empty = TestDb { server: db.server.clone(), name, engine: db.engine };
-    store::migrate::bootstrap_roles(&empty.admin().await, false).await.expect("bootstrap roles");
+    store::migrate::bootstrap_roles(&empty.master().await, false).await.expect("bootstrap roles");
     empty
 }
 
@@ -367,7 +468,9 @@ pub async fn db_for(engine: store::Engine) -> TestDb {
 pub async fn db_on(server: &Server, engine: store::Engine) -> TestDb {
     let server = server.clone();
     let template = template_name(engine);
-    let admin = connect(&server.url("postgres")).await;
+    // As the Aurora-shaped administrator, who creates databases and runs the bootstrap and the
+    // migrations on Aurora.
+    let admin = connect(&server.master_url("postgres")).await;
     admin.execute("SELECT pg_advisory_lock(8675309)", &[]).await.unwrap();
     let ready: bool = admin
         .query_opt("SELECT datistemplate FROM pg_database WHERE datname = $1", &[&template])
@@ -379,7 +482,7 @@ pub async fn db_on(server: &Server, engine: store::Engine) -> TestDb {
         admin.batch_execute(&format!("DROP DATABASE IF EXISTS {template}")).await.unwrap();
         admin.batch_execute(&format!("CREATE DATABASE {template}")).await.unwrap();
         {
-            let tpl = connect(&server.url(&template)).await;
+            let tpl = connect(&server.master_url(&template)).await;
             store::migrate::bootstrap_roles(&tpl, false).await.expect("bootstrap roles");
             store::migrate::run_for(&tpl, engine).await.expect("migrations");
             tpl.batch_execute(&format!("ALTER ROLE app_runtime PASSWORD '{RUNTIME_PASSWORD}'")).await.unwrap();
@@ -399,4 +502,21 @@ pub async fn db_on(server: &Server, engine: store::Engine) -> TestDb {
     admin.execute("SELECT pg_advisory_unlock(8675309)", &[]).await.unwrap();
     created.unwrap();
     TestDb { server, name, engine }
+}
+
+/// Makes the login role `admin` on `db`'s server, as Aurora DSQL's built-in administrator: no
+/// PostgreSQL superuser (made by the Aurora-shaped administrator), and able to act as the owner
+/// of the local DSQL schema, which belongs to `app_owner` here (on DSQL, `admin` owns what it
+/// creates). Safe to call from tests running at once.
+pub async fn dsql_admin(db: &TestDb) {
+    let master = db.master().await;
+    master.execute("SELECT pg_advisory_lock(8675311)", &[]).await.unwrap();
+    let made = master
+        .batch_execute(
+            "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'admin') THEN \
+             CREATE ROLE admin LOGIN; END IF; END $$; GRANT app_owner TO admin",
+        )
+        .await;
+    master.execute("SELECT pg_advisory_unlock(8675311)", &[]).await.unwrap();
+    made.expect("making DSQL's admin role");
 }

@@ -37,7 +37,7 @@ pub struct Silo {
 
 /// A client of `db` as the owner role (`app_owner`, given a password for the tests).
 pub async fn owner(db: &TestDb) -> Client {
-    let admin = db.admin().await;
+    let admin = db.master().await;
     // Tests running at once on the same cluster (roles are the cluster's) may meet here:
     // PostgreSQL then fails the loser with "tuple concurrently updated"; it only has to try again.
     for attempt in 0.. {
