@@ -91,10 +91,7 @@ async fn apply(client: &Client, sql: &str, on_dsql: bool) -> std::result::Result
         _ => None,
     });
     if let Some(job) = job {
-        let done: bool = client.query_one("SELECT sys.wait_for_job($1::text)", &[&job]).await.map_err(fail)?.get(0);
-        if !done {
-            return Err(format!("building index {index} failed (job {job}); see sys.jobs"));
-        }
+        wait_for_job(client, &job).await.map_err(|why| format!("building index {index}: {why}"))?;
     }
     let started = std::time::Instant::now();
     loop {
@@ -114,6 +111,39 @@ async fn apply(client: &Client, sql: &str, on_dsql: bool) -> std::result::Result
             }
             _ => tokio::time::sleep(Duration::from_secs(2)).await,
         }
+    }
+}
+
+/// `CALL sys.wait_for_job('<job>')`: blocks until the job ends and answers whether it succeeded.
+/// On DSQL it is a procedure, not a function, so `SELECT sys.wait_for_job(...)` is refused
+/// (<https://docs.aws.amazon.com/aurora-dsql/latest/userguide/working-with-create-index-async.html>).
+/// The job id comes from the server and goes into the statement as a literal (a procedure's
+/// parameter types are the server's to infer), so it is checked first. The wait itself may meet
+/// the catalogue update of the finished build (OC001): it is then asked again.
+async fn wait_for_job(client: &Client, job: &str) -> std::result::Result<(), String> {
+    if job.is_empty() || job.len() > 64 || !job.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+        return Err(format!("the server answered an unexpected job id {job:?}"));
+    }
+    let sql = format!("CALL sys.wait_for_job('{job}')");
+    let mut attempt = 1;
+    let messages = loop {
+        match client.simple_query(&sql).await {
+            Ok(m) => break m,
+            Err(e) if crate::error::is_conflict(&e) && attempt < DDL_ATTEMPTS => {
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
+            }
+            Err(e) => return Err(db_message(&e)),
+        }
+    };
+    let succeeded = messages.iter().find_map(|m| match m {
+        SimpleQueryMessage::Row(r) => r.get(0).map(|v| v == "t" || v.eq_ignore_ascii_case("true")),
+        _ => None,
+    });
+    match succeeded {
+        // No answer: the validity check that follows decides.
+        Some(true) | None => Ok(()),
+        Some(false) => Err(format!("job {job} failed; see sys.jobs")),
     }
 }
 
