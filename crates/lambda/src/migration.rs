@@ -7,6 +7,8 @@
 //! the failing migration's name and the database's message (later migrations do not run). It
 //! accepts no other event: an API Gateway event sent to it is refused.
 
+use std::time::Duration;
+
 use serde::{Deserialize, Serialize};
 use store::{DbConfig, Store, migrate::migrations};
 
@@ -79,7 +81,7 @@ impl Migrator {
     /// the owner, on purpose).
     pub async fn run(&self, event: MigrateEvent) -> Result<MigrateReport, store::Error> {
         let Action::Migrate = event.action;
-        let client = self.store.connect_client().await?;
+        let client = retry_login(|| self.store.connect_client()).await?;
         let engine = self.store.config().engine;
         let applied = store::migrate::run_for(&client, engine).await?;
         if let Some(arn) = self.runtime_role_arn.as_deref().filter(|_| engine == store::Engine::Dsql) {
@@ -90,3 +92,42 @@ impl Migrator {
         Ok(report)
     }
 }
+
+/// The owner's login (`connect`), tried again while the database refuses it or cannot be
+/// reached, for up to [`LOGIN_RETRY_BUDGET`]. `terraform apply` creates the migration function
+/// and its IAM policy and invokes it moments later; IAM is eventually consistent, so the first
+/// logins can be refused until the policy has propagated
+/// (<https://docs.aws.amazon.com/IAM/latest/UserGuide/troubleshoot_general.html#troubleshoot_general_eventual-consistency>),
+/// and a paused cluster may still be resuming. Each wait is the connection's own backoff.
+async fn retry_login<T, F, Fut>(connect: F) -> Result<T, store::Error>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<T, store::Error>>,
+{
+    let started = std::time::Instant::now();
+    let mut attempts = 1u32;
+    loop {
+        match connect().await {
+            Ok(client) => {
+                if attempts > 1 {
+                    tracing::info!(attempts, "logged in after the database refused or missed earlier attempts");
+                }
+                return Ok(client);
+            }
+            Err(e) => {
+                let Some(wait) = e.retry_after() else { return Err(e) };
+                let wait = wait.clamp(Duration::from_millis(500), Duration::from_secs(10));
+                if started.elapsed() + wait > LOGIN_RETRY_BUDGET {
+                    return Err(e);
+                }
+                tracing::warn!(attempts, error = %e, wait_ms = wait.as_millis() as u64, "login failed; trying again");
+                tokio::time::sleep(wait).await;
+                attempts += 1;
+            }
+        }
+    }
+}
+
+/// How long the migration function keeps trying to log in (see [`retry_login`]). The
+/// function's timeout (`migrate_timeout`, at least 60 s) leaves room for it and the migrations.
+pub const LOGIN_RETRY_BUDGET: Duration = Duration::from_secs(45);

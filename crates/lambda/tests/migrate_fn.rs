@@ -1,8 +1,8 @@
 //! The migration function (`APP_FUNCTION=migrate`): the real `bootstrap` process against the
 //! Runtime API stand-in, logging in as the owner through the IAM-auth stand-in to a database
 //! with no schema yet. It applies the migrations, is a no-op the second time, turns a failing
-//! migration into a failed invocation that names it, and refuses API Gateway events; the API
-//! function refuses its event.
+//! migration into a failed invocation that names it, tries again while its login is refused
+//! (IAM propagating), and refuses API Gateway events; the API function refuses its event.
 
 mod common;
 
@@ -73,6 +73,26 @@ async fn the_migration_function_applies_once_and_then_has_nothing_to_do() {
         let outcome = runtime.call(event, WAIT).await;
         assert!(matches!(outcome, Some(Outcome::Error { .. })), "refused: {outcome:?}");
     }
+}
+
+/// Right after `terraform apply` creates the function's IAM policy, logins can be refused until
+/// IAM has propagated it: the function keeps trying, within its budget, and then migrates.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_refused_right_after_deployment_is_tried_again() {
+    let db = testkit::pg::empty_db().await;
+    let (runtime, _process, standin, _ca) = start(&db, &MIGRATE).await;
+    standin.set_refuse_logins(true);
+    let call = tokio::spawn(async move { runtime.call(json!({ "action": "migrate" }), WAIT).await });
+    let deadline = std::time::Instant::now() + WAIT;
+    while standin.rejected_logins() < 2 {
+        assert!(std::time::Instant::now() < deadline, "the function did not try again");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    standin.set_refuse_logins(false);
+    let outcome = call.await.unwrap();
+    let Some(Outcome::Response(report)) = outcome else { panic!("expected a report, got {outcome:?}") };
+    assert_eq!(report, json!({ "applied": names(), "already_applied": 0 }));
+    assert_eq!(standin.accepted_logins(), 1, "one login got through");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
