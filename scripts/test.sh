@@ -15,8 +15,28 @@ need cargo "install Rust from https://rustup.rs"
 
 step() { printf '\n==> %s\n' "$*"; }
 
+step "Build: every test and every binary that a test, or a script a test runs, needs; once"
+# One build, with the tests' feature set, before any test runs: a test that builds (dev.sh
+# building the IAM stand-in with other features, say) can outlast its own time limit on a cold
+# cache. The binaries are handed to the tests and the scripts they run; and a `cargo` first on
+# PATH refuses to run, so a test or script that tries to build fails at once, saying so.
+cargo=$(command -v cargo)
+"$cargo" test --workspace --locked --no-run
+bin_dir="${CARGO_TARGET_DIR:-$root/target}/debug"
+export DEVSERVER_BIN="$bin_dir/devserver" IAM_STANDIN_BIN="$bin_dir/iam-standin" DB_TOKEN_BIN="$bin_dir/db-token"
+for bin in "$DEVSERVER_BIN" "$IAM_STANDIN_BIN" "$DB_TOKEN_BIN"; do [ -x "$bin" ] || die "the build made no $bin"; done
+no_cargo=$(mktemp -d)
+trap 'rm -rf "$no_cargo"' EXIT
+cat >"$no_cargo/cargo" <<'SH'
+#!/bin/sh
+echo "error: a test or a script it runs invoked 'cargo $*': tests must use the binaries scripts/test.sh built (DEVSERVER_BIN, IAM_STANDIN_BIN, DB_TOKEN_BIN)" >&2
+exit 97
+SH
+chmod +x "$no_cargo/cargo"
+export PATH="$no_cargo:$PATH"
+
 step "Rust tests"
-cargo test --workspace --locked
+"$cargo" test --workspace --locked
 
 # REQUIRE_ALL=1 (set by .ci/run): a missing tool fails the run instead of skipping a step.
 skip_or_fail() {
@@ -32,24 +52,25 @@ step "Aurora DSQL: the endpoint suite and the isolation property test on the DSQ
 # (--workspace and test names rather than -p: the same feature set as above, so nothing rebuilds.)
 api_suite=(--test bad_input --test endpoints --test errors --test iam --test idempotency --test isolation_property
   --test openapi --test round_trips)
-TEST_DB_ENGINE=dsql cargo test --workspace --locked -q "${api_suite[@]}"
-TEST_DB_ENGINE=dsql cargo test --workspace --locked -q --test faults -- s13 s14 s15
+TEST_DB_ENGINE=dsql "$cargo" test --workspace --locked -q "${api_suite[@]}"
+TEST_DB_ENGINE=dsql "$cargo" test --workspace --locked -q --test faults -- s13 s14 s15
 
 step "Silo tenants: the endpoint suite and the isolation property test with pooled and dedicated tenants"
 # The same test binaries again, with every other tenant moved, right after it is created, to a
 # dedicated database in a second throwaway cluster behind its own IAM stand-in (another host
 # name, verify-full TLS, its own tokens): see crates/api/tests/common and docs/silo.md.
-TEST_PLACEMENT=mixed cargo test --workspace --locked -q --test bad_input --test endpoints --test idempotency \
+TEST_PLACEMENT=mixed "$cargo" test --workspace --locked -q --test bad_input --test endpoints --test idempotency \
   --test isolation_property
 
 step "arm64 package: scripts/package.sh, then the process tests against it under qemu"
 qemu=$(command -v qemu-aarch64-static || command -v qemu-aarch64 || true)
 if [ "$(uname -m)" = aarch64 ] || [ -n "$qemu" ]; then
   pkg=$(mktemp -d)
-  trap 'rm -rf "$pkg"' EXIT
-  scripts/package.sh --arch arm64 --out "$pkg/lambda.zip"
+  trap 'rm -rf "$pkg" "$no_cargo"' EXIT
+  # package.sh is no test: it builds, with the real cargo.
+  PATH="$(dirname "$cargo"):$PATH" scripts/package.sh --arch arm64 --out "$pkg/lambda.zip"
   (cd "$pkg" && unzip -q lambda.zip)
-  BOOTSTRAP_UNDER_TEST="$pkg/bootstrap" BOOTSTRAP_RUNNER="$qemu" cargo test -q --locked -p lambda --test process
+  BOOTSTRAP_UNDER_TEST="$pkg/bootstrap" BOOTSTRAP_RUNNER="$qemu" "$cargo" test -q --locked --workspace --test process
 else
   skip_or_fail "no qemu-aarch64 to run the arm64 bootstrap (Debian: apt-get install qemu-user-static)"
 fi
@@ -76,9 +97,7 @@ if [ ! -x "$st_venv/bin/st" ] || [ "$("$st_venv/bin/st" --version 2>/dev/null)" 
   python3 -m venv "$st_venv"
   "$st_venv/bin/pip" install -q --disable-pip-version-check schemathesis==4.32.5
 fi
-cargo build -q --locked -p devserver -p iam-standin
-export DEVSERVER_BIN="${CARGO_TARGET_DIR:-$root/target}/debug/devserver"
-export IAM_STANDIN_BIN="${CARGO_TARGET_DIR:-$root/target}/debug/iam-standin"
+# dev.sh runs the binaries built above (DEVSERVER_BIN, IAM_STANDIN_BIN).
 port=$(free_port 3100 3200)
 st_dir=$(mktemp -d)
 # The caller's token as the document's bearerAuth (so that checks can leave it out); stateful
