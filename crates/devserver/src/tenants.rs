@@ -56,8 +56,9 @@ pub async fn move_tenant(tenant: &str, to: To, url: Option<&str>, dry_run: bool)
             (owner, name, db)
         }
         (To::Dedicated, _, None) => {
-            // A new database in the same cluster, with the roles' grants and the schema.
-            let dbname = format!("tenant_{}", &tenant.0.simple().to_string()[..12]);
+            // A new database in the same cluster, with the roles' grants and the schema, named
+            // from the whole tenant id (ids can be chosen by clients: a prefix could be shared).
+            let dbname = format!("tenant_{}", tenant.0.simple());
             created = crate::create_database_on(&control, &describe, &dbname).await?;
             let mut owner = cfg.clone();
             owner.dbname = dbname.clone();
@@ -77,7 +78,10 @@ pub async fn move_tenant(tenant: &str, to: To, url: Option<&str>, dry_run: bool)
         }
     }
     let db_id = match to {
-        To::Dedicated => registry::register(&control, &name, &db).await?,
+        To::Dedicated => {
+            registry::refuse_shared(&control, &dedicated, &name, tenant).await?;
+            registry::register(&control, &name, &db).await?
+        }
         To::Pooled => db.id,
     };
     let direction = match to {

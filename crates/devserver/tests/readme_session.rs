@@ -39,6 +39,45 @@ fn normalize(text: &str) -> String {
     cursor.replace_all(&text, r#""next_cursor":"<cursor>""#).trim().to_string()
 }
 
+/// The IAM stand-in's binary for `dev.sh --dsql`, so that no test builds anything:
+/// `IAM_STANDIN_BIN` (scripts/test.sh builds every binary before the tests and hands it over),
+/// else the one `cargo test --workspace` built beside this package's `devserver`.
+fn iam_standin_bin() -> PathBuf {
+    if let Some(bin) = std::env::var_os("IAM_STANDIN_BIN").filter(|b| !b.is_empty()) {
+        return PathBuf::from(bin);
+    }
+    let beside = Path::new(env!("CARGO_BIN_EXE_devserver")).with_file_name("iam-standin");
+    assert!(
+        beside.is_file(),
+        "no iam-standin binary at {}: run the tests with scripts/test.sh or `cargo test --workspace`, \
+         or set IAM_STANDIN_BIN (tests do not build binaries)",
+        beside.display()
+    );
+    beside
+}
+
+/// Creates, as alice, a tenant whose id has the first 12 hex digits of `tenant`'s (ids can be
+/// chosen by clients); returns its id.
+fn shares_prefix_with(tenant: &str, base: &str) -> String {
+    let twin = format!("{}-4fff-bfff-ffffffffffff", &tenant[..13]);
+    assert_ne!(twin, tenant);
+    let token = Command::new(env!("CARGO_BIN_EXE_devserver"))
+        .args(["token", "--sub", "alice"])
+        .env("DEV_JWT_SECRET", "local-development-secret-not-for-production")
+        .output()
+        .unwrap();
+    let token = String::from_utf8(token.stdout).unwrap();
+    let body = format!(r#"{{"name":"prefix twin","id":"{twin}"}}"#);
+    let out = Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST", &format!("{base}/api/tenants")])
+        .args(["-H", &format!("Authorization: Bearer {}", token.trim()), "-H", "Content-Type: application/json"])
+        .args(["-d", &body])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "201", "creating the prefix twin");
+    twin
+}
+
 fn readme_session() -> String {
     let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
     let start = readme.find("<!-- demo-session:start -->").expect("README has the demo session");
@@ -79,6 +118,7 @@ fn serves_the_readme_session(args: &[&str]) -> String {
         .current_dir(root())
         .env("BIND_ADDR", format!("127.0.0.1:{port}"))
         .env("DEVSERVER_BIN", env!("CARGO_BIN_EXE_devserver"))
+        .env("IAM_STANDIN_BIN", iam_standin_bin())
         .env_remove("DATABASE_URL")
         .env_remove("DEV_JWT_SECRET")
         .stdout(Stdio::piped())
@@ -162,9 +202,28 @@ fn serves_the_readme_session(args: &[&str]) -> String {
         let (_, listed) = script("tenant.sh", &["list"]);
         let line = listed.lines().find(|l| l.starts_with(&tenant)).unwrap_or_default();
         assert!(line.contains("tenant-") && !line.contains("pooled"), "{listed}");
+        // A tenant whose client-chosen id shares the first one's prefix gets a database of its
+        // own (named from the whole id), and a move into the first one's database is refused.
+        let prefix_twin = shares_prefix_with(&tenant, &base);
+        let recorded_value = |key: &str| {
+            recorded.lines().find_map(|l| l.strip_prefix(&format!("{key}="))).unwrap_or_default().to_string()
+        };
+        let victim_db = format!(
+            "postgres://postgres:{}@127.0.0.1:{}/tenant_{}",
+            recorded_value("DEV_ADMIN_PASSWORD"),
+            recorded_value("DEV_PORT"),
+            tenant.replace('-', "")
+        );
+        let (ok, refused) =
+            script("tenant.sh", &["move", &prefix_twin, "--to", "dedicated", "--database-url", &victim_db]);
+        assert!(!ok && refused.contains(&format!("already holds tenant {tenant}")), "{refused}");
+        let (ok, own) = script("tenant.sh", &["move", &prefix_twin, "--to", "dedicated"]);
+        assert!(ok && own.contains(&format!("moved to tenant-{}", prefix_twin.replace('-', ""))), "{own}");
+        let (ok, _) = script("tenant.sh", &["move", &prefix_twin, "--to", "pooled"]);
+        assert!(ok);
         // migrate.sh goes on to every dedicated database.
         let (ok, migrate) = script("migrate.sh", &[]);
-        assert!(ok && migrate.matches("up to date").count() == 2 && migrate.contains("(tenant-"), "{migrate}");
+        assert!(ok && migrate.matches("up to date").count() == 3 && migrate.contains("(tenant-"), "{migrate}");
         let (ok, back) = script("tenant.sh", &["move", &tenant, "--to", "pooled"]);
         assert!(ok && back.contains("moved to pooled"), "tenant.sh move --to pooled: {back}");
         for secret in &secrets {

@@ -69,3 +69,36 @@ pub async fn placement_of(control: &Client, tenant: TenantId) -> Result<Option<(
         .map_err(fail("reading the registry"))?;
     row.map(named).transpose()
 }
+
+/// What `scripts/tenant.sh move --to dedicated` checks before it moves anything: a dedicated
+/// database holds one tenant, so a database that the registry places another tenant in, or that
+/// holds another tenant's rows (a name reused, an operator's wrong URL), is refused. (The
+/// mover itself can put several tenants in one database, as the tests' second cluster does.)
+pub async fn refuse_shared(control: &Client, dedicated: &Client, name: &str, tenant: TenantId) -> Result<()> {
+    let t = tenant.0;
+    let placed: Option<Uuid> = control
+        .query_opt(
+            "SELECT p.tenant_id FROM tenant_placements p JOIN databases d ON d.id = p.database_id \
+             WHERE d.name = $1 AND p.tenant_id <> $2 LIMIT 1",
+            &[&name, &t],
+        )
+        .await
+        .map_err(fail("reading the registry"))?
+        .map(|r| r.get(0));
+    let holds: Option<Uuid> = dedicated
+        .query_opt(
+            // The owner sees every tenant row (tenants_owner_read); the rows of a tenant's other
+            // tables come and go with it.
+            "SELECT id FROM tenants WHERE id <> $1 LIMIT 1",
+            &[&t],
+        )
+        .await
+        .map_err(fail("reading the dedicated database"))?
+        .map(|r| r.get(0));
+    match placed.or(holds) {
+        Some(other) => Err(crate::Error::Migration(format!(
+            "the dedicated database already holds tenant {other}: a dedicated database holds one tenant; choose another"
+        ))),
+        None => Ok(()),
+    }
+}
