@@ -271,6 +271,51 @@ async fn invitations_round_trip() {
     assert_eq!(t.post("dave", "/api/invitations/accept", json!({ "code": second })).await.status, StatusCode::OK);
 }
 
+/// An invitation is worth what its maker's role is worth when it is accepted: one made by an
+/// admin who was since demoted, removed or deleted grants nothing, and the list names the maker.
+#[tokio::test]
+async fn an_invitation_dies_with_its_maker_s_admin_role() {
+    let t = TestApp::new().await;
+    let acme = t.tenant("alice", "Acme").await;
+    t.add_member("alice", &acme, "bob", "admin").await;
+    let bob = t.user_id("bob").await;
+    let t = &t;
+    let accept = |who: &'static str, code: String| async move {
+        t.post(who, "/api/invitations/accept", json!({ "code": code })).await.status
+    };
+    let invitations = format!("/api/tenants/{acme}/invitations");
+
+    // Made by bob while admin, listed with its maker.
+    let demoted_code = t.invite("bob", &acme, json!({ "role": "admin" })).await;
+    let listed = t.get("alice", &invitations).await;
+    assert_eq!(listed.body["items"][0]["created_by"], json!(bob), "{}", listed.body);
+
+    // Bob is demoted, leaves, and tries his own invitation: it died with his admin role.
+    let r = t.put("alice", &format!("/api/tenants/{acme}/members/{bob}"), json!({ "role": "member" })).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(t.delete("bob", &format!("/api/tenants/{acme}/members/{bob}")).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(accept("bob", demoted_code.clone()).await, StatusCode::NOT_FOUND, "a demoted admin's invitation");
+    assert_eq!(accept("carol", demoted_code).await, StatusCode::NOT_FOUND, "for anyone");
+
+    // Made by an admin who is then removed.
+    t.add_member("alice", &acme, "bob", "admin").await;
+    let removed_code = t.invite("bob", &acme, json!({ "role": "member" })).await;
+    assert_eq!(t.delete("alice", &format!("/api/tenants/{acme}/members/{bob}")).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(accept("bob", removed_code).await, StatusCode::NOT_FOUND, "a removed admin's invitation");
+
+    // Made by an admin whose account is then deleted.
+    t.add_member("alice", &acme, "bob", "admin").await;
+    let deleted_code = t.invite("bob", &acme, json!({ "role": "member" })).await;
+    assert_eq!(t.delete("bob", &format!("/api/users/{bob}")).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(accept("dave", deleted_code).await, StatusCode::NOT_FOUND, "a deleted admin's invitation");
+
+    // An admin's invitation still works, and no dead one is listed as pending.
+    let alive = t.invite("alice", &acme, json!({ "role": "member" })).await;
+    let pending = t.get("alice", &invitations).await.body["items"].as_array().unwrap().len();
+    assert_eq!(pending, 1, "only alice's invitation is pending");
+    assert_eq!(accept("erin", alive).await, StatusCode::OK);
+}
+
 #[tokio::test]
 async fn an_invitation_bound_to_an_email_needs_that_email_verified() {
     let t = TestApp::new().await;

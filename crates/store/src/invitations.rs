@@ -13,7 +13,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::{
-    Cursor, Email, Error, Invalid, InvitationId, Membership, Page, PageRequest, Q, Result, Role, TenantId,
+    Cursor, Email, Error, Invalid, InvitationId, Membership, Page, PageRequest, Q, Result, Role, TenantId, UserId,
     model::rfc3339,
     queries::{ADMINS, fetch_limit, gated, page, step},
     rows::DbRow,
@@ -91,6 +91,9 @@ pub struct Invitation {
     pub created_at: OffsetDateTime,
     #[serde(serialize_with = "rfc3339")]
     pub expires_at: OffsetDateTime,
+    /// The admin who made it. It can be accepted only while they are an admin of the tenant:
+    /// demoting or removing them (or deleting their account) revokes it.
+    pub created_by: Option<UserId>,
 }
 
 fn invitation_at(row: &DbRow, i: usize) -> Option<Invitation> {
@@ -102,6 +105,7 @@ fn invitation_at(row: &DbRow, i: usize) -> Option<Invitation> {
         email: row.col(i + 3),
         created_at: row.col(i + 4),
         expires_at: row.col(i + 5),
+        created_by: row.col::<Option<Uuid>>(i + 6).map(UserId),
     })
 }
 

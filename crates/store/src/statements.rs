@@ -187,14 +187,15 @@ statements! {
                          ins AS (INSERT INTO invitations (tenant_id, code_hash, role, email, created_by, expires_at) \
                                  SELECT $1::uuid, $2::bytea, $3::text, $4::text, app_user_id(), now() + $5::int8 * interval '1 second' \
                                  FROM me WHERE me.role = 'admin' \
-                                 RETURNING tenant_id, id, role, email, created_at, expires_at) \
-                         SELECT me.role, ins.tenant_id, ins.id, ins.role, ins.email, ins.created_at, ins.expires_at \
+                                 RETURNING tenant_id, id, role, email, created_at, expires_at, created_by) \
+                         SELECT me.role, ins.tenant_id, ins.id, ins.role, ins.email, ins.created_at, ins.expires_at, \
+                                ins.created_by \
                          FROM me LEFT JOIN ins ON true"),
     /// GET /api/tenants/{id}/invitations (admins): pending ones, never their codes.
     InvitationList => concat!("WITH ", me!(), " \
-                       SELECT me.role, x.tenant_id, x.id, x.role, x.email, x.created_at, x.expires_at \
+                       SELECT me.role, x.tenant_id, x.id, x.role, x.email, x.created_at, x.expires_at, x.created_by \
                        FROM me LEFT JOIN LATERAL ( \
-                         SELECT tenant_id, id, role, email, created_at, expires_at FROM invitations \
+                         SELECT tenant_id, id, role, email, created_at, expires_at, created_by FROM invitations \
                          WHERE tenant_id = $1::uuid AND expires_at > now() AND me.role = 'admin' \
                            AND (created_at, id) > ($2::timestamptz, $3::uuid) \
                          ORDER BY created_at, id LIMIT $4::int8) x ON true"),
@@ -209,7 +210,7 @@ statements! {
     /// scope. Columns: the invitation is valid for the caller, the caller is a member already,
     /// the new membership's tenant and role.
     InvitationAccept => "WITH inv AS (SELECT tenant_id, role, email FROM invitations \
-                                      WHERE code_hash = $1::bytea AND expires_at > now() \
+                                      WHERE code_hash = $1::bytea AND expires_at > now() AND created_by IS NOT NULL \
                                         AND (email IS NULL OR email = $2::text)), \
                          ok AS (SELECT 1 FROM inv WHERE app_role_in(inv.tenant_id) IS NULL), \
                          del AS (DELETE FROM invitations WHERE code_hash = $1::bytea AND EXISTS (SELECT 1 FROM ok) \

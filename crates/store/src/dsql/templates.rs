@@ -243,19 +243,21 @@ pub fn template(q: Q) -> &'static str {
             ", ins AS (INSERT INTO invitations (tenant_id, code_hash, role, email, created_by, expires_at) \
                       SELECT me.tenant_id, $2::bytea, $3::text, $4::text, $U, now() + $5::int8 * interval '1 second' \
                       FROM me WHERE me.role = 'admin' \
-                      RETURNING tenant_id, id, role, email, created_at, expires_at) \
-             SELECT me.role, ins.tenant_id, ins.id, ins.role, ins.email, ins.created_at, ins.expires_at \
+                      RETURNING tenant_id, id, role, email, created_at, expires_at, created_by) \
+             SELECT me.role, ins.tenant_id, ins.id, ins.role, ins.email, ins.created_at, ins.expires_at, ins.created_by \
              FROM me LEFT JOIN ins ON true"
         ),
         Q::InvitationList => concat!(
             "WITH ",
             me!(),
-            " SELECT me.role, x.tenant_id, x.id, x.role, x.email, x.created_at, x.expires_at \
+            " SELECT me.role, x.tenant_id, x.id, x.role, x.email, x.created_at, x.expires_at, x.created_by \
              FROM me LEFT JOIN LATERAL ( \
-               SELECT tenant_id, id, role, email, created_at, expires_at FROM invitations \
-               WHERE tenant_id = (SELECT tenant_id FROM me WHERE role = 'admin') AND expires_at > now() \
-                 AND (created_at, id) > ($2::timestamptz, $3::uuid) \
-               ORDER BY created_at, id LIMIT $4::int8) x ON true"
+               SELECT i.tenant_id, i.id, i.role, i.email, i.created_at, i.expires_at, i.created_by FROM invitations i \
+               WHERE i.tenant_id = (SELECT tenant_id FROM me WHERE role = 'admin') AND i.expires_at > now() \
+                 AND EXISTS (SELECT 1 FROM memberships mk WHERE mk.tenant_id = i.tenant_id \
+                             AND mk.user_id = i.created_by AND mk.role = 'admin') \
+                 AND (i.created_at, i.id) > ($2::timestamptz, $3::uuid) \
+               ORDER BY i.created_at, i.id LIMIT $4::int8) x ON true"
         ),
         Q::InvitationRevoke => concat!(
             "WITH ",
@@ -270,7 +272,9 @@ pub fn template(q: Q) -> &'static str {
              inv AS (SELECT i.tenant_id, i.role FROM invitations i \
                           JOIN tenants s ON s.id = i.tenant_id AND s.deleted_at IS NULL \
                           WHERE i.code_hash = $1::bytea AND i.expires_at > now() \
-                            AND (i.email IS NULL OR i.email = $2::text)), \
+                            AND (i.email IS NULL OR i.email = $2::text) \
+                            AND EXISTS (SELECT 1 FROM memberships mk WHERE mk.tenant_id = i.tenant_id \
+                                        AND mk.user_id = i.created_by AND mk.role = 'admin')), \
              already AS (SELECT m.tenant_id FROM memberships m WHERE m.user_id = $U \
                          AND m.tenant_id IN (SELECT tenant_id FROM inv)), \
              ok AS (SELECT 1 FROM inv WHERE NOT EXISTS (SELECT 1 FROM already)), \
