@@ -64,8 +64,12 @@ async fn tenant_with_a_client_chosen_id_as_in_the_tutorial() {
     assert_eq!(again.status, StatusCode::CONFLICT);
     assert_eq!(again.error_code(), "conflict");
     // Someone else choosing the same id also gets 409, and learns nothing else.
+    // (#22 item 7: decided, not hidden: ids share one namespace, so a taken id must fail for a
+    // stranger too; the body is the member's, word for word.)
     let other = t.post("bob", "/api/tenants", body).await;
     assert_eq!(other.status, StatusCode::CONFLICT);
+    assert_eq!(other.body["error"]["message"], again.body["error"]["message"]);
+    assert!(!other.body.to_string().contains("my first customer"), "{}", other.body);
 }
 
 #[tokio::test]
