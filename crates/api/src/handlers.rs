@@ -274,7 +274,7 @@ async fn post_user(
     let (user, registered) = match answer {
         Some(done) => done,
         None => {
-            let new = NewUser { name: Some(name.clone()), email: Some(email.clone()), ..principal.new_user() };
+            let new = NewUser { name: Some(name.clone()), email: Some(email.clone()), ..app.new_user(principal) };
             let (id, registered) = app.store().register(&new, deadline).await?;
             app.remember(principal, id);
             db(id).set_profile(&name, &email, registered).await?

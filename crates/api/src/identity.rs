@@ -44,12 +44,16 @@ impl Principal {
 
     /// The user row to create on the first call. Claims that do not pass validation (an email
     /// of the wrong shape, an overlong name) are left out rather than failing the request.
-    pub fn new_user(&self) -> NewUser {
+    /// `legacy_issuer` is the issuer the deployment trusted before issuers were recorded
+    /// (`LEGACY_USER_ISSUER`): only an identity of that issuer may take over a user row of that
+    /// time with its subject.
+    pub fn new_user(&self, legacy_issuer: Option<&str>) -> NewUser {
         NewUser {
             issuer: self.issuer.clone(),
             subject: self.subject.clone(),
             name: self.name.as_deref().and_then(|n| DisplayName::parse(n).ok()),
             email: self.email.as_deref().and_then(|e| Email::parse(e).ok()),
+            claims_legacy: legacy_issuer == Some(self.issuer.as_str()),
         }
     }
 
@@ -120,6 +124,20 @@ mod tests {
                 name: Some("Alice".into())
             }
         );
+    }
+
+    #[test]
+    fn only_the_legacy_issuer_claims_legacy_user_rows() {
+        let p = Principal {
+            issuer: "jwt:https://a.example".into(),
+            subject: "alice".into(),
+            email: None,
+            email_verified: false,
+            name: None,
+        };
+        assert!(!p.new_user(None).claims_legacy, "nobody without LEGACY_USER_ISSUER");
+        assert!(!p.new_user(Some("jwt:https://b.example")).claims_legacy, "not another issuer");
+        assert!(p.new_user(Some("jwt:https://a.example")).claims_legacy);
     }
 
     #[test]

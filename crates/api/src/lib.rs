@@ -57,6 +57,9 @@ struct Inner {
     cors: Cors,
     /// How long an `Idempotency-Key` answers repeats.
     idempotency_life: Duration,
+    /// The issuer whose identities may take over user rows registered before issuers were
+    /// recorded (`LEGACY_USER_ISSUER`); none: such rows are never claimed.
+    legacy_issuer: Option<String>,
     /// The ids of callers seen by this process, by (issuer, subject), so that only their first
     /// call in this process pays for the registration step. Bounded: cleared when full.
     known_users: Mutex<KnownUsers>,
@@ -80,6 +83,7 @@ impl App {
                 body_limit,
                 cors: Cors::default(),
                 idempotency_life: store::idempotency::DEFAULT_RECORD_LIFE,
+                legacy_issuer: None,
                 known_users: Mutex::new(HashMap::new()),
             }),
         }
@@ -94,6 +98,20 @@ impl App {
 
     pub(crate) fn idempotency_life(&self) -> Duration {
         self.inner.idempotency_life
+    }
+
+    /// Lets identities of `issuer` (as [`Principal::issuer`] writes it: `jwt:<iss>` or
+    /// `lambda-authorizer`) take over user rows registered before issuers were recorded, with
+    /// their subject: the issuer the deployment trusted then. Without it such rows are never
+    /// claimed (an identity of another issuer with the same subject must not get them). Call
+    /// before the app is shared.
+    pub fn with_legacy_issuer(mut self, issuer: Option<String>) -> Self {
+        Arc::get_mut(&mut self.inner).expect("configured before the app is shared").legacy_issuer = issuer;
+        self
+    }
+
+    pub(crate) fn new_user(&self, principal: &Principal) -> store::NewUser {
+        principal.new_user(self.inner.legacy_issuer.as_deref())
     }
 
     /// Answers browsers from `cors`'s origins (see [`Cors`]). Call before the app is shared.
@@ -139,7 +157,7 @@ impl App {
         if let Some(id) = self.known(principal) {
             return Ok(id);
         }
-        let (id, _) = self.store().register(&principal.new_user(), deadline).await?;
+        let (id, _) = self.store().register(&self.new_user(principal), deadline).await?;
         self.remember(principal, id);
         Ok(id)
     }

@@ -80,7 +80,8 @@ impl Server {
         let verifier = JwtVerifier::hs256(&dev_secret()?, None, None)?;
         let cors = api::Cors::parse(&env("CORS_ALLOW_ORIGINS").unwrap_or_default())
             .map_err(|e| format!("CORS_ALLOW_ORIGINS: {e}"))?;
-        Ok(Self { app: App::new(store).with_cors(cors), verifier })
+        let legacy = env("LEGACY_USER_ISSUER").map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+        Ok(Self { app: App::new(store).with_cors(cors).with_legacy_issuer(legacy), verifier })
     }
 
     /// Turns a hyper request into the app's request: body read up to the limit (413 past it),

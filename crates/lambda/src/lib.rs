@@ -105,7 +105,9 @@ impl Function {
             None => store::idempotency::DEFAULT_RECORD_LIFE,
         };
         let store = Store::from_config(db).await?;
-        let app = App::new(store).with_cors(cors).with_idempotency_life(records);
+        // Who may claim user rows from before issuers were recorded (none by default).
+        let legacy = get("LEGACY_USER_ISSUER").map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+        let app = App::new(store).with_cors(cors).with_idempotency_life(records).with_legacy_issuer(legacy);
         Ok(Self::new(app, identity).with_deadline_margin(margin).with_metrics(metrics))
     }
 

@@ -291,6 +291,10 @@ pub struct NewUser {
     pub subject: String,
     pub name: Option<DisplayName>,
     pub email: Option<Email>,
+    /// Whether this identity may take over a user row registered before issuers were recorded
+    /// (same subject, no issuer): only when its issuer is the one the deployment trusted then
+    /// (`LEGACY_USER_ISSUER`). Never on Aurora DSQL, which has no such rows.
+    pub claims_legacy: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -117,7 +117,7 @@ impl Store {
     pub async fn register(&self, new: &NewUser, deadline: Option<Instant>) -> Result<(UserId, bool)> {
         let name = new.name.as_ref().map(DisplayName::as_str);
         let email = new.email.as_ref().map(Email::as_str);
-        let (issuer, subject) = (new.issuer.as_str(), new.subject.as_str());
+        let (issuer, subject, legacy) = (new.issuer.as_str(), new.subject.as_str(), new.claims_legacy);
         // A losing concurrent registration finds the winner's row on its second try.
         for _ in 0..2 {
             // The id the user gets if this transaction creates them.
@@ -128,7 +128,7 @@ impl Store {
                     Access::Write,
                     &[
                         Step { q: Q::ScopeIdentity, params: &[&issuer, &subject] },
-                        Step { q: Q::UserRegister, params: &[&issuer, &subject, &name, &email] },
+                        Step { q: Q::UserRegister, params: &[&issuer, &subject, &name, &email, &legacy] },
                     ],
                 )
                 .await?;

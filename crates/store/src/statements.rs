@@ -44,12 +44,14 @@ statements! {
                         FROM memberships WHERE user_id = $1::uuid), '{}'), true)",
 
     /// The caller's id by (issuer `$1`, subject `$2`): found, claimed from a row registered
-    /// before issuers were recorded, or created with the fresh random id in `app.user_id` and
+    /// before issuers were recorded (only when `$5`: the caller's issuer is the one the deployment
+    /// trusted then), or created with the fresh random id in `app.user_id` and
     /// the profile `$3`, `$4`. Reads only when the user exists. No row: a concurrent
     /// registration won the race (run it again). Columns: id, created.
     UserRegister => "WITH found AS (SELECT id FROM users WHERE issuer = $1::text AND subject = $2::text), \
                      claimed AS (UPDATE users SET issuer = $1::text, updated_at = now() \
-                                 WHERE issuer IS NULL AND subject = $2::text AND NOT EXISTS (SELECT 1 FROM found) \
+                                 WHERE $5::bool AND issuer IS NULL AND subject = $2::text \
+                                   AND NOT EXISTS (SELECT 1 FROM found) \
                                  RETURNING id), \
                      ins AS (INSERT INTO users (id, issuer, subject, name, email) \
                              SELECT app_user_id(), $1::text, $2::text, $3::text, $4::text \

@@ -13,7 +13,7 @@ async fn dsql_store(db: &testkit::pg::TestDb) -> Store {
 }
 
 async fn user(store: &Store, subject: &str) -> UserId {
-    let new = NewUser { issuer: "test".into(), subject: subject.into(), name: None, email: None };
+    let new = NewUser { issuer: "test".into(), subject: subject.into(), name: None, email: None, claims_legacy: false };
     store.register(&new, None).await.unwrap().0
 }
 

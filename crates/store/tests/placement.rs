@@ -33,7 +33,13 @@ async fn silo() -> Silo {
 }
 
 async fn user(store: &Store, sub: &str) -> UserId {
-    let new = NewUser { issuer: "https://issuer.test".into(), subject: sub.into(), name: None, email: None };
+    let new = NewUser {
+        issuer: "https://issuer.test".into(),
+        subject: sub.into(),
+        name: None,
+        email: None,
+        claims_legacy: false,
+    };
     store.register(&new, None).await.unwrap().0
 }
 

@@ -42,6 +42,7 @@ pub fn template(q: Q) -> &'static str {
             "WITH found AS (SELECT id FROM users WHERE issuer = $1::text AND subject = $2::text), \
              ins AS (INSERT INTO users (id, issuer, subject, name, email) \
                      SELECT $U, $1::text, $2::text, $3::text, $4::text WHERE NOT EXISTS (SELECT 1 FROM found) \
+                       AND $5::bool IS NOT NULL \
                      ON CONFLICT DO NOTHING RETURNING id) \
              SELECT id, false FROM found UNION ALL SELECT id, true FROM ins"
         }
