@@ -16,10 +16,15 @@ check "rds_connect_scoped" {
   }
 }
 
+# Unreserved (the default: a new account cannot reserve concurrency), the
+# function's instances, one database connection each, are bounded by the
+# account's concurrency quota and by the stage's throttling: a burst, then the
+# rate, each request holding an instance up to the function's timeout when
+# the database is slow. Warned about when that bound exceeds the budget.
 check "concurrency_bounded" {
   assert {
-    condition     = var.reserved_concurrent_executions != -1
-    error_message = "reserved_concurrent_executions = -1 (unreserved): the function can scale to the account's concurrency limit (1,000 by default), one database connection per instance, past the connection budget (${local.db_connection_budget}). A traffic spike then exhausts the database's connections instead of being throttled."
+    condition     = local.reserved_concurrency != -1 || local.unreserved_peak_concurrency <= local.db_connection_budget
+    error_message = "The function's concurrency is not reserved (reserved_concurrent_executions = null, the default, because a new account's concurrency quota, as low as 10, cannot reserve any): its instances, one database connection each, are bounded only by the account's concurrency quota and by the stage's throttling, up to api_throttling_burst_limit + api_throttling_rate_limit x timeout = ${var.api_throttling_burst_limit} + ${var.api_throttling_rate_limit} x ${var.timeout} = ${local.unreserved_peak_concurrency} at once when requests are slow (an Aurora resume, a stalled database), above the connection budget (${local.db_connection_budget}). Once the account's quota allows (Service Quotas, AWS Lambda, Concurrent executions: at least the reservation + 100), set reserved_concurrent_executions (at most ${floor(local.db_connection_budget / 2)}, half the budget); until then lower api_throttling_rate_limit to ${max(0, floor((local.db_connection_budget - var.api_throttling_burst_limit) / var.timeout))} or less, or accept the risk while the account's own quota is below the budget."
   }
 }
 
@@ -28,8 +33,8 @@ check "concurrency_bounded" {
 # the client gets a 5xx instead of API Gateway's clean 429.
 check "throttling_within_concurrency" {
   assert {
-    condition     = var.reserved_concurrent_executions <= 0 || var.api_throttling_burst_limit <= var.reserved_concurrent_executions
-    error_message = "api_throttling_burst_limit (${var.api_throttling_burst_limit}) exceeds reserved_concurrent_executions (${var.reserved_concurrent_executions}): a burst beyond what the function may run at once is throttled by Lambda and answered 5xx, not 429. Lower the burst limit or raise the reserved concurrency."
+    condition     = local.reserved_concurrency <= 0 || var.api_throttling_burst_limit <= local.reserved_concurrency
+    error_message = "api_throttling_burst_limit (${var.api_throttling_burst_limit}) exceeds reserved_concurrent_executions (${local.reserved_concurrency}): a burst beyond what the function may run at once is throttled by Lambda and answered 5xx, not 429. Lower the burst limit or raise the reserved concurrency."
   }
 }
 
@@ -38,8 +43,8 @@ check "throttling_within_concurrency" {
 # reserved concurrency.
 check "deploy_headroom" {
   assert {
-    condition     = var.reserved_concurrent_executions <= 0 || 2 * var.reserved_concurrent_executions <= local.db_connection_budget
-    error_message = "reserved_concurrent_executions (${var.reserved_concurrent_executions}) leaves no headroom in the connection budget (${local.db_connection_budget}) for the old version's instances during a deployment: under full load, old and new instances together may hold up to ${2 * var.reserved_concurrent_executions} connections. Keep it at about half the budget."
+    condition     = local.reserved_concurrency <= 0 || 2 * local.reserved_concurrency <= local.db_connection_budget
+    error_message = "reserved_concurrent_executions (${local.reserved_concurrency}) leaves no headroom in the connection budget (${local.db_connection_budget}) for the old version's instances during a deployment: under full load, old and new instances together may hold up to ${2 * local.reserved_concurrency} connections. Keep it at about half the budget."
   }
 }
 
@@ -52,7 +57,7 @@ check "hs256_secret_discouraged" {
 
 check "function_enabled" {
   assert {
-    condition     = var.reserved_concurrent_executions != 0
+    condition     = local.reserved_concurrency != 0
     error_message = "reserved_concurrent_executions = 0: the function is disabled and every request fails (API Gateway answers 5xx) until you raise it."
   }
 }
@@ -90,8 +95,8 @@ check "idle_sessions_end" {
 # refused (SQLSTATE 53400) until the bucket refills.
 check "dsql_connection_rate" {
   assert {
-    condition     = !local.use_dsql || var.reserved_concurrent_executions <= local.dsql_connection_burst
-    error_message = "reserved_concurrent_executions (${var.reserved_concurrent_executions}) is above Aurora DSQL's burst of ${local.dsql_connection_burst} new connections per cluster (refilled at ${local.dsql_connection_rate} a second, not adjustable): when more warm instances than that reconnect at once (their connections dropped together, or replaced at their maximum age together after a scale-up), DSQL refuses the excess connections (SQLSTATE 53400) for up to ${ceil((var.reserved_concurrent_executions - local.dsql_connection_burst) / local.dsql_connection_rate)} s, and the function answers those requests 503. Keep it at ${local.dsql_connection_burst} or below unless your clients retry."
+    condition     = !local.use_dsql || local.reserved_concurrency <= local.dsql_connection_burst
+    error_message = "reserved_concurrent_executions (${local.reserved_concurrency}) is above Aurora DSQL's burst of ${local.dsql_connection_burst} new connections per cluster (refilled at ${local.dsql_connection_rate} a second, not adjustable): when more warm instances than that reconnect at once (their connections dropped together, or replaced at their maximum age together after a scale-up), DSQL refuses the excess connections (SQLSTATE 53400) for up to ${ceil((local.reserved_concurrency - local.dsql_connection_burst) / local.dsql_connection_rate)} s, and the function answers those requests 503. Keep it at ${local.dsql_connection_burst} or below unless your clients retry."
   }
 }
 

@@ -35,7 +35,7 @@ resource "aws_lambda_function" "this" {
 
   memory_size                    = var.memory_size
   timeout                        = var.timeout
-  reserved_concurrent_executions = var.reserved_concurrent_executions
+  reserved_concurrent_executions = local.reserved_concurrency
 
   environment {
     variables = merge(local.db_connection_env, local.lambda_environment)
@@ -87,11 +87,11 @@ resource "aws_lambda_function" "this" {
     # Connection math: every warm instance holds exactly one connection
     # (DB_POOL_MAX = 1), so reserved concurrency is the function's peak
     # connection count: within Aurora's max_connections, or DSQL's connections
-    # per cluster (local.db_connection_budget). -1 (unreserved) and DSQL's
-    # rate of new connections are warned about in checks.tf.
+    # per cluster (local.db_connection_budget). Unreserved (the default) and
+    # DSQL's rate of new connections are warned about in checks.tf.
     precondition {
-      condition     = var.reserved_concurrent_executions == -1 || var.reserved_concurrent_executions <= local.db_connection_budget
-      error_message = "reserved_concurrent_executions (${var.reserved_concurrent_executions}) exceeds the connection budget (${local.db_connection_budget}: ${var.db_max_connections != null ? "db_max_connections" : local.use_dsql ? "DSQL's 10,000 connections per cluster, minus 20" : "derived from cluster_max_acu"}): at full load the function would open more connections than the database allows it. Lower the concurrency or raise the budget (${local.use_dsql ? "raise the cluster's connection quota in Service Quotas, then set db_max_connections" : "and the cluster's max ACU"})."
+      condition     = local.reserved_concurrency == -1 || local.reserved_concurrency <= local.db_connection_budget
+      error_message = "reserved_concurrent_executions (${local.reserved_concurrency}) exceeds the connection budget (${local.db_connection_budget}: ${var.db_max_connections != null ? "db_max_connections" : local.use_dsql ? "DSQL's 10,000 connections per cluster, minus 20" : "derived from cluster_max_acu"}): at full load the function would open more connections than the database allows it. Lower the concurrency or raise the budget (${local.use_dsql ? "raise the cluster's connection quota in Service Quotas, then set db_max_connections" : "and the cluster's max ACU"})."
     }
 
     precondition {

@@ -100,6 +100,15 @@ locals {
     local.create_cluster ? local.cluster_max_connections - 20 : 150
   )
 
+  # Reserved concurrency, as Lambda takes it: -1 is unreserved, the default
+  # (null), because a new account cannot reserve any (variables.tf).
+  reserved_concurrency = var.reserved_concurrent_executions == null ? -1 : var.reserved_concurrent_executions
+  # Unreserved, what bounds the instances (and so the connections) is the
+  # account's concurrency quota and the stage's throttling: a burst, then the
+  # rate, each request holding an instance for up to the function's timeout
+  # when the database is slow (an Aurora resume, a stalled query).
+  unreserved_peak_concurrency = var.api_throttling_burst_limit + ceil(var.api_throttling_rate_limit * var.timeout)
+
   # Observability (observability.tf): alarms and their topic, the dashboard.
   # A topic is created only when alarms are on and none is given.
   create_alarm_topic = var.alarms_enabled && var.alarm_sns_topic_arn == null

@@ -172,13 +172,14 @@ resource "aws_cloudwatch_metric_alarm" "latency_p99" {
   tags                                  = local.tags
 }
 
-# Lambda throttled the function: the reserved concurrency is exhausted (or 0),
+# Lambda throttled the function: its reserved concurrency (or, unreserved, the
+# account's concurrency quota) is exhausted (or reserved at 0),
 # and API Gateway answered those requests 5xx.
 resource "aws_cloudwatch_metric_alarm" "throttles" {
   count = var.alarms_enabled ? 1 : 0
 
   alarm_name          = "${var.name}-throttles"
-  alarm_description   = "Lambda throttled ${local.function_name} (AWS/Lambda Throttles above ${var.alarm_throttles_threshold} in a minute): its reserved concurrency is exhausted, and API Gateway answered the throttled requests 5xx. Raise reserved_concurrent_executions within the connection budget, or lower the stage's throttling."
+  alarm_description   = "Lambda throttled ${local.function_name} (AWS/Lambda Throttles above ${var.alarm_throttles_threshold} in a minute): its reserved concurrency, or unreserved the account's concurrency quota, is exhausted, and API Gateway answered the throttled requests 5xx. Raise reserved_concurrent_executions within the connection budget (or the account's quota in Service Quotas), or lower the stage's throttling."
   namespace           = "AWS/Lambda"
   metric_name         = "Throttles"
   dimensions          = { FunctionName = aws_lambda_function.this.function_name }

@@ -122,14 +122,17 @@ variable "timeout" {
 }
 
 variable "reserved_concurrent_executions" {
-  description = "Reserved concurrency of the function: the most instances that can run at once, and so the most database connections it holds (one per instance). Must not exceed the connection budget (db_max_connections, or derived: see local.db_connection_budget); with Aurora DSQL, plan also warns above 1,000, DSQL's burst of new connections. -1 means unreserved (bounded only by the account's concurrency limit; checks.tf warns). 0 stops the function from running at all (an emergency off switch). Reserving fails on accounts whose concurrency quota is very low (new accounts may have 10): use -1 there or ask for a quota increase."
+  description = "Reserved concurrency of the function: the most instances that can run at once, and so the most database connections it holds (one per instance). null (the default) leaves it unreserved: a new AWS account's concurrency quota can be as low as 10, and Lambda refuses any reservation that leaves the account less than its minimum unreserved concurrency (\"decreases account's UnreservedConcurrentExecution below its minimum value\"), so reserving by default would fail the first apply. Unreserved, the function is bounded by the account's concurrency quota and by the stage's throttling (api_throttling_burst_limit + api_throttling_rate_limit x timeout instances at most; plan warns when that exceeds the connection budget). Once the account's quota allows (at least this + 100), set it: at most the connection budget (db_max_connections, or derived: see local.db_connection_budget), about half of it for deployment headroom; with Aurora DSQL, plan also warns above 1,000, DSQL's burst of new connections. 0 stops the function from running at all (an emergency off switch). -1 is the same as null."
   type        = number
-  default     = 10
-  nullable    = false
+  default     = null
 
   validation {
-    condition     = floor(var.reserved_concurrent_executions) == var.reserved_concurrent_executions && var.reserved_concurrent_executions >= -1
-    error_message = "reserved_concurrent_executions must be -1 (unreserved), 0 (disabled) or a positive whole number."
+    # https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html
+    # ("New AWS accounts have reduced concurrency and memory quotas") and
+    # https://docs.aws.amazon.com/lambda/latest/api/API_PutFunctionConcurrency.html
+    # (at least 100 of the account's concurrency stays unreserved).
+    condition     = var.reserved_concurrent_executions == null || try(floor(var.reserved_concurrent_executions) == var.reserved_concurrent_executions && var.reserved_concurrent_executions >= -1, false)
+    error_message = "reserved_concurrent_executions must be null (unreserved, the default), 0 (disabled) or a positive whole number (-1 is accepted as unreserved)."
   }
 }
 
@@ -290,7 +293,7 @@ variable "bearer_jwt_hs256_secret" {
 # ---------------------------------------------------------------------------
 
 variable "api_throttling_burst_limit" {
-  description = "Burst limit (requests) of the API's $default stage: how many requests API Gateway lets through at once. Keep it at or below reserved_concurrent_executions (checks.tf warns): a burst beyond what the function may run concurrently is throttled by Lambda and answered 5xx, where API Gateway would have answered 429."
+  description = "Burst limit (requests) of the API's $default stage: how many requests API Gateway lets through at once. With reserved_concurrent_executions set, keep it at or below that (checks.tf warns): a burst beyond what the function may run concurrently is throttled by Lambda and answered 5xx, where API Gateway would have answered 429. Unreserved, it and api_throttling_rate_limit are what bounds the function's instances (and database connections)."
   type        = number
   default     = 10
   nullable    = false
@@ -302,7 +305,7 @@ variable "api_throttling_burst_limit" {
 }
 
 variable "api_throttling_rate_limit" {
-  description = "Steady-state rate limit (requests per second) of the API's $default stage. Each instance serves one request at a time, so this may exceed reserved_concurrent_executions as long as requests are short (50 requests/s on 10 instances leaves 200 ms per request)."
+  description = "Steady-state rate limit (requests per second) of the API's $default stage. Each instance serves one request at a time, so this may exceed reserved_concurrent_executions as long as requests are short (50 requests/s on 10 instances leaves 200 ms per request). Unreserved (reserved_concurrent_executions = null), the function's instances are bounded by api_throttling_burst_limit + this x timeout when every request is slow (an Aurora resume, a stalled database): plan warns when that exceeds the connection budget."
   type        = number
   default     = 50
   nullable    = false

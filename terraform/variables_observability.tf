@@ -77,7 +77,7 @@ variable "alarm_latency_p99_ms" {
 }
 
 variable "alarm_throttles_threshold" {
-  description = "Throttles alarm: Lambda throttles of the API function (AWS/Lambda Throttles, FunctionName) in one minute above which the alarm fires. 0: any throttle. A throttled request is answered 5xx by API Gateway; it means the reserved concurrency is exhausted (or 0)."
+  description = "Throttles alarm: Lambda throttles of the API function (AWS/Lambda Throttles, FunctionName) in one minute above which the alarm fires. 0: any throttle. A throttled request is answered 5xx by API Gateway; it means the reserved concurrency (or, unreserved, the account's concurrency quota) is exhausted, or reserved at 0."
   type        = number
   default     = 0
   nullable    = false

@@ -358,7 +358,8 @@ CHECKS = [
     ("rds_connect_scoped", {"rds_iam_connect_any_cluster": True}, False),
     ("rds_connect_scoped", {"rds_iam_connect_any_cluster": True, "db_engine": "dsql"}, True),
     ("throttling_within_concurrency", {}, True),
-    ("throttling_within_concurrency", {"api_throttling_burst_limit": 100}, False),
+    ("throttling_within_concurrency", {"api_throttling_burst_limit": 100}, True),  # unreserved by default
+    ("throttling_within_concurrency", {"api_throttling_burst_limit": 100, "reserved_concurrent_executions": 10}, False),
     ("throttling_within_concurrency", {"api_throttling_burst_limit": 100, "reserved_concurrent_executions": 100}, True),
     ("throttling_within_concurrency", {"api_throttling_burst_limit": 100, "reserved_concurrent_executions": -1}, True),
     ("deploy_headroom", {}, True),
@@ -370,7 +371,8 @@ CHECKS = [
     ("identity_configured", {}, False),
     ("identity_configured", {"jwt_issuer": "https://i.example.com", "jwt_audience": "a"}, True),
     ("identity_configured", {"bearer_jwt_public_key_pem": PEM}, True),
-    ("concurrency_bounded", {}, True),
+    ("concurrency_bounded", {}, False),  # unreserved by default: the stage's throttling allows 2,010 > 150
+    ("concurrency_bounded", {"reserved_concurrent_executions": 10}, True),
     ("concurrency_bounded", {"reserved_concurrent_executions": -1}, False),
     ("hs256_secret_discouraged", {}, True),
     ("hs256_secret_discouraged", {"bearer_jwt_hs256_secret": SECRET, "jwt_algorithm": "HS256"}, False),

@@ -75,7 +75,7 @@ MUTATIONS: list[tuple[str, str, Callable[[str], str]]] = [
     ("no-timeout-margin", "lambda.tf",
      sub(r"var\.timeout >= var\.db_connect_timeout_secs \+ 5", "var.timeout >= var.db_connect_timeout_secs")),
     ("no-connection-budget", "lambda.tf",
-     sub(r"var\.reserved_concurrent_executions <= local\.db_connection_budget", "true")),
+     sub(r"local\.reserved_concurrency <= local\.db_connection_budget", "true")),
     ("budget-ignores-max-acu", "locals.tf", sub(r"local\.create_cluster \? local\.cluster_max_connections - 20 : 150", "150")),
     ("payload-format-1", "api_gateway.tf", sub(r'payload_format_version\s*=\s*"2\.0"', 'payload_format_version = "1.0"')),
     ("integration-not-proxy", "api_gateway.tf", sub(r'integration_type\s*=\s*"AWS_PROXY"', 'integration_type = "AWS"')),
@@ -230,6 +230,9 @@ MUTATIONS: list[tuple[str, str, Callable[[str], str]]] = [
     ("dsql-no-migrations-on-apply", "locals.tf", sub(r"run_migrations      = var\.migrate_on_apply", "run_migrations      = local.use_rds && var.migrate_on_apply")),
     ("engine-default-dsql", "variables_database.tf",
      sub(r'(variable "db_engine" \{\n(?:.*\n)*?\s*default\s*=\s*)"aurora-postgresql"', r'\1"dsql"')),
+    # Issue 20: the first apply on a new account, destroy and create again, a second Region
+    ("reserved-concurrency-by-default", "variables.tf",
+     sub(r'(variable "reserved_concurrent_executions" \{\n(?:.*\n)*?\s*default\s*=\s*)null', r"\g<1>10")),
 ]
 
 

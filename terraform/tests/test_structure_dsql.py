@@ -53,7 +53,7 @@ def test_dsql_connection_limits(cfg: TfConfig):
     assert "local.use_dsql ? local.dsql_max_connections - 20" in budget, "DSQL's limit, not Aurora's ACU math"
     assert budget.index("local.use_dsql") < budget.index("local.create_cluster"), budget
     rate = text_of(cfg.checks["dsql_connection_rate"]["assert"][0]["condition"])
-    assert rate == "${!local.use_dsql || var.reserved_concurrent_executions <= local.dsql_connection_burst}", rate
+    assert rate == "${!local.use_dsql || local.reserved_concurrency <= local.dsql_connection_burst}", rate
 
 
 def test_dsql_needs_no_vpc_and_says_so(cfg: TfConfig):

@@ -1,0 +1,85 @@
+"""The first apply on a new account, destroy and a second apply, a second Region (issue 20,
+points 3 to 10), evaluated with the real `terraform console` (see test_evaluate.py): the
+validations, and the conditions taken verbatim from the HCL with their references to resources,
+data sources and `self` replaced by literals. The destroy guard's command runs in bash.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+
+import pytest
+
+from test_evaluate import TERRAFORM, Console, TfError
+from test_evaluate_database import with_literals
+from test_evaluate_dsql import expr, template
+from test_structure_first_apply import LONGEST_REGION, max_name_length
+from tfconfig import TfConfig, preconditions, text_of, tf_dir, unwrap
+
+pytestmark = pytest.mark.skipif(TERRAFORM is None, reason="terraform is not installed")
+
+SG = "sg-0123456789abcdef0"
+DEDICATED = [{"cluster_resource_id": "cluster-ABCDEFGHIJKLMNOPQRSTUVWXYZ", "user": "app_runtime"}]
+
+
+# ---------------------------------------------------------------------------
+# Point 3: the defaults plan on a new account (no reservation)
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("value", "expected"), [(None, -1), (-1, -1), (0, 0), (20, 20)])
+def test_reserved_concurrency_is_unreserved_unless_set(tf: Console, value, expected):
+    """null (the default) and -1 leave the function unreserved: Lambda's -1."""
+    assert tf.eval("var.reserved_concurrent_executions", reserved_concurrent_executions=value) == value
+    assert tf.eval("local.reserved_concurrency", reserved_concurrent_executions=value) == expected
+    assert tf.eval("local.reserved_concurrency") == -1, "unreserved by default"
+
+
+@pytest.mark.parametrize("value", [-2, 2.5])
+def test_reserved_concurrency_validation_refuses(tf: Console, value):
+    with pytest.raises(TfError, match=r"(?s)Invalid value for variable.*reserved_concurrent_executions"):
+        tf.eval("var.reserved_concurrent_executions", reserved_concurrent_executions=value)
+
+
+def _check(cfg: TfConfig, name: str) -> dict:
+    (a,) = cfg.checks[name]["assert"]
+    return a
+
+
+@pytest.mark.parametrize(("name", "variables", "expected"), [
+    # Unreserved: the stage's throttling bounds the instances (burst + rate x timeout).
+    ("concurrency_bounded", {}, False),  # 10 + 50 x 40 = 2,010 > 150
+    ("concurrency_bounded", {"api_throttling_rate_limit": 3}, True),  # 10 + 3 x 40 = 130
+    ("concurrency_bounded", {"api_throttling_rate_limit": 4}, False),  # 170
+    ("concurrency_bounded", {"reserved_concurrent_executions": 50}, True),
+    ("concurrency_bounded", {"reserved_concurrent_executions": -1}, False),
+    # The other checks hold at the defaults (unreserved), and keep working when reserved.
+    ("throttling_within_concurrency", {}, True),
+    ("throttling_within_concurrency", {"reserved_concurrent_executions": 5}, False),
+    ("deploy_headroom", {}, True),
+    ("deploy_headroom", {"reserved_concurrent_executions": 76}, False),
+    ("function_enabled", {}, True),
+    ("function_enabled", {"reserved_concurrent_executions": 0}, False),
+    ("dsql_connection_rate", {"db_engine": "dsql", "create_cluster": True}, True),
+])
+def test_checks_at_the_defaults_and_when_reserved(tf: Console, cfg: TfConfig, name: str, variables: dict, expected: bool):
+    assert tf.eval(unwrap(_check(cfg, name)["condition"]), **variables) is expected
+
+
+def test_unreserved_warning_gives_the_arithmetic(tf: Console, cfg: TfConfig):
+    msg = tf.eval(template(_check(cfg, "concurrency_bounded")["error_message"]))
+    assert "2010" in msg and "150" in msg, msg  # the bound, and the budget
+    assert "api_throttling_rate_limit" in msg and "3" in msg, msg  # the rate that would fit
+    assert "reserved_concurrent_executions" in msg and "Service Quotas" in msg, msg
+
+
+def test_budget_precondition_holds_unreserved(tf: Console, cfg: TfConfig):
+    fn = cfg.resource("aws_lambda_function", "this")
+    (pre,) = [p for p in preconditions(fn) if "local.db_connection_budget" in text_of(p["condition"])
+              and "reserved" in text_of(p["condition"])]
+    assert tf.eval(unwrap(pre["condition"])) is True
+    assert tf.eval(unwrap(pre["condition"]), reserved_concurrent_executions=151) is False
+    assert tf.eval(unwrap(pre["condition"]), reserved_concurrent_executions=150) is True

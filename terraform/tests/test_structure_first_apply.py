@@ -1,0 +1,125 @@
+"""The first `terraform apply` on a new account, a `terraform destroy` and a second apply, and the
+same deployment in a second Region (issue 20, points 3 to 10), asserted on the parsed HCL. The
+conditions themselves are evaluated in test_evaluate_first_apply.py.
+
+Each test names the AWS page its rule comes from.
+"""
+
+from __future__ import annotations
+
+import re
+
+from tfconfig import TfConfig, preconditions, text_of, unwrap, validation_text, var_default
+
+# The longest AWS Region name (us-isof-south-1; eusc-de-east-1 and the commercial ones are
+# shorter). IAM role names carry the Region (point 10), so they are computed with this one.
+LONGEST_REGION = "us-isof-south-1"
+
+# Every name a resource derives from var.name, with AWS's limit for it.
+#   Lambda function name: 64 (https://docs.aws.amazon.com/lambda/latest/api/API_CreateFunction.html)
+#   IAM role name: 64 (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_iam-quotas.html)
+#   EventBridge rule name and target id: 64 (https://docs.aws.amazon.com/eventbridge/latest/APIReference/API_PutRule.html,
+#     API_Target.html)
+#   Log group name: 512 (https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/API_CreateLogGroup.html)
+#   Alarm name, dashboard name: 255 (https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/API_PutMetricAlarm.html)
+#   DB cluster and instance identifiers: 63, snapshot identifier: 255, DB subnet group: 255
+#     (https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/CHAP_Limits.html#RDS_Limits.Constraints)
+#   Security group name: 255 (https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_CreateSecurityGroup.html)
+#   SNS topic: 256, KMS alias: 256, HTTP API and authorizer: 128, inline policy: 128,
+#   Lambda permission statement id: 100
+NAME_LIMITS = {
+    ("aws_lambda_function", "function_name"): 64,
+    ("aws_iam_role", "name"): 64,
+    ("aws_iam_role_policy", "name"): 128,
+    ("aws_cloudwatch_event_rule", "name"): 64,
+    ("aws_cloudwatch_event_target", "target_id"): 64,
+    ("aws_cloudwatch_log_group", "name"): 512,
+    ("aws_cloudwatch_metric_alarm", "alarm_name"): 255,
+    ("aws_cloudwatch_dashboard", "dashboard_name"): 255,
+    ("aws_rds_cluster", "cluster_identifier"): 63,
+    ("aws_rds_cluster", "final_snapshot_identifier"): 255,
+    ("aws_rds_cluster_instance", "identifier"): 63,
+    ("aws_db_subnet_group", "name"): 255,
+    ("aws_security_group", "name"): 255,
+    ("aws_sns_topic", "name"): 256,
+    ("aws_kms_alias", "name"): 256,
+    ("aws_apigatewayv2_api", "name"): 128,
+    ("aws_apigatewayv2_authorizer", "name"): 128,
+    ("aws_lambda_permission", "statement_id"): 100,
+}
+NAME_ATTRS = {attr for _, attr in NAME_LIMITS} | {"name_prefix", "identifier_prefix"}
+
+
+def max_name_length(cfg: TfConfig) -> int:
+    """The longest `name` the variable's validation accepts (its regex, as Python reads it)."""
+    cond = validation_text(cfg, "name")
+    m = re.search(r'regex\("([^"]+)",\s*var\.name\)', cond)
+    assert m, f"the name validation has no regex: {cond}"
+    pattern = m.group(1).replace("\\\\", "\\")
+    accepted = [n for n in range(1, 200) if re.fullmatch(pattern, "a" * n)]
+    assert accepted and accepted == list(range(1, accepted[-1] + 1)), accepted
+    return accepted[-1]
+
+
+def render(cfg: TfConfig, value: str, name: str, region: str) -> str | None:
+    """A generated name for `name` in `region`, or None for a reference to another resource's
+    name (checked where that name is made). Fails on anything it cannot render."""
+    for _ in range(5):  # inline "${local.x}" where the local is itself a string template
+        value = re.sub(r"\$\{local\.([a-z_]+)\}",
+                       lambda m: cfg.locals[m.group(1)] if isinstance(cfg.locals.get(m.group(1)), str)
+                       and m.group(1) != "region" else m.group(0), value)
+    if re.fullmatch(r"\$\{(aws_[a-z0-9_]+|data\.[a-z0-9_.]+)\.[a-z0-9_\[\]*]+\.[a-z_]+\}", value):
+        return None
+    out = value.replace("${var.name}", name)
+    out = re.sub(r"\$\{(local\.region|data\.aws_region\.current\.region)\}", region, out)
+    # A unique suffix cut from an id: as long as it is cut.
+    out = re.sub(r"\$\{substr\([^,]+,\s*0,\s*(\d+)\)\}", lambda m: "0" * int(m.group(1)), out)
+    assert "${" not in out and "local." not in out, f"cannot compute the name {value!r}"
+    return out
+
+
+def generated_names(cfg: TfConfig, name: str, region: str) -> list[tuple[str, str, str, int]]:
+    """(resource, attribute, the name, its limit) for every name a resource sets."""
+    out = []
+    for rtype, named in cfg.resources.items():
+        for rname, body in named.items():
+            for attr in sorted(NAME_ATTRS & set(body)):
+                value = body[attr]
+                if not isinstance(value, str) or "${" not in value:
+                    continue  # a constant (the stage's "$default", an inline policy's name)
+                rendered = render(cfg, value, name, region)
+                if rendered is None:
+                    continue
+                key = (rtype, attr)
+                assert key in NAME_LIMITS, f"{rtype}.{rname}.{attr}: add AWS's limit for it to NAME_LIMITS"
+                out.append((f"{rtype}.{rname}", attr, rendered, NAME_LIMITS[key]))
+    return out
+
+
+# ---------------------------------------------------------------------------
+# Point 3: reserved concurrency is opt-in (a new account cannot reserve any)
+# ---------------------------------------------------------------------------
+
+
+def test_reserved_concurrency_is_opt_in(cfg: TfConfig, fn: dict):
+    """A new account's concurrency quota is 10, and Lambda keeps the account's unreserved
+    concurrency at its minimum: reserving any (the old default, 10) fails the first apply
+    ("decreases account's UnreservedConcurrentExecution below its minimum value of [10]").
+    https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html ("New AWS accounts
+    have reduced concurrency and memory quotas"),
+    https://docs.aws.amazon.com/lambda/latest/api/API_PutFunctionConcurrency.html"""
+    assert var_default(cfg, "reserved_concurrent_executions") is None, "unreserved by default"
+    assert cfg.variables["reserved_concurrent_executions"].get("nullable", True) is True
+    assert unwrap(fn.get("reserved_concurrent_executions")) == "local.reserved_concurrency"
+    assert unwrap(cfg.locals["reserved_concurrency"]) == \
+        "var.reserved_concurrent_executions == null ? -1 : var.reserved_concurrent_executions"
+    # Still available when set, and still bounded by the connection budget.
+    assert any("local.reserved_concurrency <= local.db_connection_budget" in text_of(p["condition"])
+               for p in preconditions(fn))
+    # Without it, the stage's throttling bounds the instances: plan warns when that bound
+    # exceeds the connection budget.
+    bounded = text_of(cfg.checks["concurrency_bounded"]["assert"][0]["condition"])
+    assert "local.unreserved_peak_concurrency <= local.db_connection_budget" in bounded, bounded
+    peak = text_of(cfg.locals["unreserved_peak_concurrency"])
+    assert "var.api_throttling_burst_limit" in peak and "var.api_throttling_rate_limit" in peak
+    assert "var.timeout" in peak, "a request holds its instance up to the function's timeout"
