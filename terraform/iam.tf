@@ -18,13 +18,31 @@ data "aws_iam_policy_document" "lambda_assume_role" {
   }
 }
 
+# IAM role names are unique in the account, whatever the Region
+# (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_iam-quotas.html):
+# the Region in the name lets the same `name` deploy to a second Region
+# instead of failing with EntityAlreadyExists. At most 64 characters: with
+# `name` at its 40 and the longest Region name (15), <name>-migrate-<region>
+# is exactly 64; the preconditions catch a longer Region name at plan time.
+locals {
+  lambda_role_name  = "${var.name}-lambda-${local.region}"
+  migrate_role_name = "${var.name}-migrate-${local.region}"
+}
+
 resource "aws_iam_role" "lambda" {
-  name                 = "${var.name}-lambda"
+  name                 = local.lambda_role_name
   description          = "Execution role of the ${var.name} Lambda function"
   path                 = var.iam_role_path
   permissions_boundary = var.iam_permissions_boundary_arn
   assume_role_policy   = data.aws_iam_policy_document.lambda_assume_role.json
   tags                 = local.tags
+
+  lifecycle {
+    precondition {
+      condition     = length(local.lambda_role_name) <= 64
+      error_message = "The IAM role name ${local.lambda_role_name} is ${length(local.lambda_role_name)} characters; IAM takes at most 64. Shorten name."
+    }
+  }
 }
 
 resource "aws_iam_role_policy_attachment" "lambda_xray" {
@@ -129,12 +147,19 @@ resource "aws_iam_role_policy" "lambda" {
 # --- The migration function -----------------------------------------------
 
 resource "aws_iam_role" "migrate" {
-  name                 = "${var.name}-migrate"
+  name                 = local.migrate_role_name
   description          = "Execution role of the ${var.name}-migrate Lambda function (database migrations as ${local.migrate_db_user})"
   path                 = var.iam_role_path
   permissions_boundary = var.iam_permissions_boundary_arn
   assume_role_policy   = data.aws_iam_policy_document.lambda_assume_role.json
   tags                 = local.tags
+
+  lifecycle {
+    precondition {
+      condition     = length(local.migrate_role_name) <= 64
+      error_message = "The IAM role name ${local.migrate_role_name} is ${length(local.migrate_role_name)} characters; IAM takes at most 64. Shorten name."
+    }
+  }
 }
 
 resource "aws_iam_role_policy_attachment" "migrate_xray" {

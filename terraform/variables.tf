@@ -21,17 +21,23 @@ variable "aws_region" {
 }
 
 variable "name" {
-  description = "Name of the deployment. Used for the Lambda functions (<name>, <name>-migrate), their log groups (/aws/lambda/<name>...), the HTTP API, the IAM roles (<name>-lambda, <name>-migrate) and a created cluster (<name>)."
+  description = "Name of the deployment, at most 40 characters. Used for the Lambda functions (<name>, <name>-migrate), their log groups (/aws/lambda/<name>...), the HTTP API, the EventBridge rule (<name>-idempotency-cleanup), the IAM roles (<name>-lambda-<region>, <name>-migrate-<region>: IAM names are account-wide, so the Region keeps a second Region's deployment apart) and a created cluster (<name>)."
   type        = string
   default     = "tenant-api"
   nullable    = false
 
   validation {
-    # 48 leaves room for the "-lambda" / "-migrate" suffixes within the
-    # 64-character limits of IAM role and Lambda function names; a created
-    # cluster's identifier takes lower-case letters, digits and hyphens only.
-    condition     = can(regex("^[a-z][a-z0-9-]{0,47}$", var.name)) && !can(regex("(--|-$)", var.name))
-    error_message = "name must be 1 to 48 characters of lower-case letters, digits and single hyphens, starting with a letter and not ending with a hyphen."
+    # 40 keeps every name made from it within AWS's limits
+    # (terraform/tests/test_structure_first_apply.py computes them all): the
+    # tightest is the IAM role <name>-migrate-<region>, 64 characters
+    # (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_iam-quotas.html)
+    # with the longest Region name, us-isof-south-1 (15); then the EventBridge
+    # rule <name>-idempotency-cleanup, 64
+    # (https://docs.aws.amazon.com/eventbridge/latest/APIReference/API_PutRule.html).
+    # A created cluster's identifier takes lower-case letters, digits and
+    # hyphens only.
+    condition     = can(regex("^[a-z][a-z0-9-]{0,39}$", var.name)) && !can(regex("(--|-$)", var.name))
+    error_message = "name must be 1 to 40 characters of lower-case letters, digits and single hyphens, starting with a letter and not ending with a hyphen (the names made from it, such as the IAM role <name>-migrate-<region>, must fit AWS's 64-character limits)."
   }
 }
 

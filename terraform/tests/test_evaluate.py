@@ -124,6 +124,7 @@ REFUSED = [
     ("aws_region", "Frankfurt"),
     ("name", "has spaces"),
     ("name", "x" * 49),
+    ("name", "x" * 41),
     ("lambda_zip_path", "dist/bootstrap"),
     ("log_kms_key_arn", "alias/logs"),
     ("bearer_jwt_jwks", "not json"),

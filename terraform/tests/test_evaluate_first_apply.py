@@ -83,3 +83,33 @@ def test_budget_precondition_holds_unreserved(tf: Console, cfg: TfConfig):
     assert tf.eval(unwrap(pre["condition"])) is True
     assert tf.eval(unwrap(pre["condition"]), reserved_concurrent_executions=151) is False
     assert tf.eval(unwrap(pre["condition"]), reserved_concurrent_executions=150) is True
+
+
+# ---------------------------------------------------------------------------
+# Point 4: names
+# ---------------------------------------------------------------------------
+
+
+def test_name_validation_matches_the_longest_name_that_fits(tf: Console, cfg: TfConfig):
+    longest = max_name_length(cfg)
+    assert longest == 40, "40 leaves -migrate-<the longest Region name> within IAM's 64"
+    assert tf.eval("var.name", name="a" * longest) == "a" * longest
+    with pytest.raises(TfError, match=r"(?s)Invalid value for variable.*name"):
+        tf.eval("var.name", name="a" * (longest + 1))
+
+
+@pytest.mark.parametrize(("role", "name", "region", "expected"), [
+    ("lambda", "a" * 40, LONGEST_REGION, True),
+    ("migrate", "a" * 40, LONGEST_REGION, True),  # exactly 64
+    ("migrate", "a" * 40, "xx-longer-region-name-1", False),  # a longer Region some day: refused at plan
+    ("lambda", "tenant-api", "eu-central-1", True),
+])
+def test_role_name_length_precondition(tf: Console, cfg: TfConfig, role: str, name: str, region: str, expected: bool):
+    body = cfg.resource("aws_iam_role", role)
+    (pre,) = [p for p in preconditions(body) if "<= 64" in text_of(p["condition"])]
+    local = re.search(r"local\.([a-z_]+_role_name)", text_of(pre["condition"])).group(1)
+    # The role name as Terraform computes it, the Region a literal.
+    value = tf.eval(with_literals(template(cfg.locals[local]), {"local.region": region}), name=name)
+    assert value.startswith(name) and value.endswith(region), value
+    cond = with_literals(unwrap(pre["condition"]), {f"local.{local}": value})
+    assert tf.eval(cond) is expected

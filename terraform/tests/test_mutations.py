@@ -233,6 +233,9 @@ MUTATIONS: list[tuple[str, str, Callable[[str], str]]] = [
     # Issue 20: the first apply on a new account, destroy and create again, a second Region
     ("reserved-concurrency-by-default", "variables.tf",
      sub(r'(variable "reserved_concurrent_executions" \{\n(?:.*\n)*?\s*default\s*=\s*)null', r"\g<1>10")),
+    ("name-allows-48", "variables.tf", sub(r"\^\[a-z\]\[a-z0-9-\]\{0,39\}\$", "^[a-z][a-z0-9-]{0,47}$")),
+    ("role-name-without-region", "iam.tf", sub(r'"\$\{var\.name\}-lambda-\$\{local\.region\}"', '"${var.name}-lambda"')),
+    ("role-name-length-unchecked", "iam.tf", sub(r"length\(local\.migrate_role_name\) <= 64", "true")),
 ]
 
 

@@ -123,3 +123,47 @@ def test_reserved_concurrency_is_opt_in(cfg: TfConfig, fn: dict):
     peak = text_of(cfg.locals["unreserved_peak_concurrency"])
     assert "var.api_throttling_burst_limit" in peak and "var.api_throttling_rate_limit" in peak
     assert "var.timeout" in peak, "a request holds its instance up to the function's timeout"
+
+
+# ---------------------------------------------------------------------------
+# Point 4: every generated name fits, at the longest name the variable accepts
+# ---------------------------------------------------------------------------
+
+
+def test_every_generated_name_fits_at_the_longest_name(cfg: TfConfig):
+    """EventBridge rule names take 64 characters: `<name>-idempotency-cleanup` did not fit for
+    names over 44, which the variable allowed (48). Every name computed at the longest accepted
+    `name`, in the longest Region name."""
+    longest = "a" * max_name_length(cfg)
+    names = generated_names(cfg, longest, LONGEST_REGION)
+    assert len(names) >= 15, names
+    too_long = [(r, a, n, len(n), limit) for r, a, n, limit in names if len(n) > limit]
+    assert not too_long, f"names over AWS's limits at name = {len(longest)} characters: {too_long}"
+    # The cleanup rule is among them (the name that did not fit).
+    assert any(r == "aws_cloudwatch_event_rule.idempotency_cleanup" for r, *_ in names)
+
+
+def test_iam_role_names_are_checked_against_their_limit(cfg: TfConfig):
+    """Region names can grow: the roles refuse a name over 64 at plan time instead of failing
+    half-way through apply."""
+    for name in ("lambda", "migrate"):
+        role = cfg.resource("aws_iam_role", name)
+        conds = [text_of(p["condition"]) for p in preconditions(role)]
+        assert any(re.search(r"length\(local\.[a-z_]+_role_name\) <= 64", c) for c in conds), conds
+
+
+# ---------------------------------------------------------------------------
+# Point 10: dedicated clusters reachable; a second Region
+# ---------------------------------------------------------------------------
+
+
+def test_iam_role_names_carry_the_region(cfg: TfConfig):
+    """IAM role names are unique in the account, across Regions: the same `name` deployed in a
+    second Region failed with EntityAlreadyExists.
+    https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_iam-quotas.html"""
+    for rname in ("lambda", "migrate"):
+        role = cfg.resource("aws_iam_role", rname)
+        a = render(cfg, role["name"], "tenant-api", "eu-central-1")
+        b = render(cfg, role["name"], "tenant-api", "us-east-1")
+        assert a and b and a != b, f"aws_iam_role.{rname}: {a!r} in both Regions"
+        assert a.startswith("tenant-api-"), a
