@@ -80,7 +80,9 @@ pub async fn move_tenant(tenant: &str, to: To, url: Option<&str>, dry_run: bool)
     let db_id = match to {
         To::Dedicated => {
             registry::refuse_shared(&control, &dedicated, &name, tenant).await?;
-            registry::register(&control, &name, &db).await?
+            let id = registry::register(&control, &name, &db).await?;
+            registry::install_key(&control, &dedicated, id).await?;
+            id
         }
         To::Pooled => db.id,
     };
@@ -136,6 +138,8 @@ pub async fn migrate_dedicated(control: &tokio_postgres::Client) -> Result<(), B
             let describe = owner.describe();
             let client = Store::from_config(owner).await?.connect_client().await?;
             let applied = store::migrate::run_for(&client, store::Engine::Postgres).await?;
+            // Databases registered before grants were signed get their key here.
+            registry::install_key(control, &client, db.id).await?;
             Ok::<_, BoxError>((describe, applied))
         }
         .await;

@@ -176,17 +176,14 @@ impl Scoped<'_> {
 
     /// Deletes the caller (and their memberships). Refused while they are a tenant's last admin.
     pub async fn delete_user(&self, id: UserId) -> Result<()> {
-        // With silo tenants, the caller's dedicated tenants are read in the same transaction,
-        // before the delete cascades their memberships away.
-        let placed = self.store.placements.is_some();
+        // With silo tenants, the caller's copies in dedicated databases are fenced first (a warm
+        // instance may still know the account's id), and the fences lifted after.
+        let fenced = if id == self.user { self.fence_my_copies().await? } else { Vec::new() };
         let target: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&id.0];
-        let mut steps = vec![step(Q::UserLockAdminTenants, &[])];
-        if placed {
-            steps.push(step(Q::PlacementsMine, &[]));
-        }
-        steps.push(step(Q::UserDelete, &target));
-        let rows = self.run(Tenants::All, Access::Write, &steps).await?;
-        // (A replay from an `Idempotency-Key` record has no PlacementsMine rows.)
+        let steps = [step(Q::UserLockAdminTenants, &[]), step(Q::UserDelete, &target)];
+        let rows = self.run(Tenants::All, Access::Write, &steps).await;
+        self.lift_fences(&fenced).await?;
+        let rows = rows?;
         let row = &rows[rows.len() - 1][0];
         match (row.col::<bool>(0), id == self.user, row.col::<bool>(1), row.col::<bool>(2)) {
             (false, _, _, _) => Err(Error::NotFound),
@@ -195,13 +192,7 @@ impl Scoped<'_> {
                 "you are the last admin of a tenant: make someone else admin or delete the tenant first",
             )),
             (true, true, false, false) => Err(Error::NotFound),
-            (true, true, false, true) => {
-                if rows.len() == 3 {
-                    // A warm instance may still know the deleted account's id: its copies go.
-                    self.fence_copies(&rows[1]).await?;
-                }
-                Ok(())
-            }
+            (true, true, false, true) => Ok(()),
         }
     }
 
@@ -244,6 +235,9 @@ impl Scoped<'_> {
             self.purge_tenant(id).await;
             return Ok(());
         }
+        // A dedicated tenant is fenced away in its database first: whatever happens to its rows
+        // there, nothing is served from them again.
+        let fenced = self.fence_tenant_away(id).await?;
         // Where its todos live, read before the delete cascades the placement away, with the
         // tenant's row locked first so that a move cannot switch it in between.
         let rows = self
@@ -252,7 +246,13 @@ impl Scoped<'_> {
                 Access::Write,
                 &[step(Q::TenantLock, &[&id.0]), step(Q::PlacementGet, &[&id.0]), step(Q::TenantDelete, &[&id.0])],
             )
-            .await?;
+            .await;
+        let deleted_here =
+            rows.as_ref().is_ok_and(|r| gated(&r[r.len() - 1], ADMINS).is_ok_and(|row| row.col::<bool>(1)));
+        if let (Some(f), false) = (&fenced, deleted_here) {
+            self.unfence_tenant(id, f).await;
+        }
+        let rows = rows?;
         // A replay from an `Idempotency-Key` record has no placement rows (they are not
         // recorded): the first request did the rest.
         let (placed, deleted) = match &rows[..] {

@@ -69,6 +69,15 @@ impl Col for Vec<u8> {
     }
 }
 
+impl Col for Option<Vec<u8>> {
+    fn from_pg(row: &Row, i: usize) -> Self {
+        row.get(i)
+    }
+    fn from_json(_: &Value) -> Option<Self> {
+        None
+    }
+}
+
 impl Col for Vec<String> {
     fn from_pg(row: &Row, i: usize) -> Self {
         row.get(i)

@@ -277,15 +277,27 @@ statements! {
     /// Scopes to tenants `$1`, whose membership the control database has just confirmed (a
     /// dedicated database's part of GET /api/todos).
     ScopeTenants => "SELECT set_config('app.tenant_ids', $1::uuid[]::text, true)",
-    /// The caller's role in tenant `$1` (control database): what a dedicated database's copy
-    /// of the membership is made from.
-    MemberRole => "SELECT role FROM memberships WHERE tenant_id = $1::uuid AND user_id = app_user_id()",
-    /// Copies the caller's membership of tenant `$1` with role `$2`, if its generation is still
-    /// `$3` (dedicated database).
-    MemberCopy => "SELECT app_member_copy($1::uuid, $2::text, $3::int8)",
-    /// After a change of user `$2`'s membership of tenant `$1` in the control database: drops
-    /// the copy and raises its generation (dedicated database).
-    MemberFence => "SELECT app_member_fence($1::uuid, $2::uuid)",
+    /// The caller's role in tenant `$1`, signed by the control database for a copy at
+    /// generation `$2` (app_member_grant): what a dedicated database's copy is made from.
+    MemberGrant => "SELECT grant_role, issued, mac FROM app_member_grant($1::uuid, $2::int8)",
+    /// Copies the caller's membership of tenant `$1` with role `$2` on the grant (`$3`, `$4`,
+    /// `$5`: generation, issue time, signature): made, blocked or refused (dedicated database).
+    MemberCopy => "SELECT app_member_copy($1::uuid, $2::text, $3::int8, $4::int8, $5::bytea)",
+    /// Drops the copy of user `$2`'s membership of tenant `$1`, raises its generation and blocks
+    /// new copies for `$3` seconds, on the grant `$4`, `$5` (dedicated database).
+    MemberFence => "SELECT app_member_fence($1::uuid, $2::uuid, $3::int8::int4, $4::int8, $5::bytea)",
+    /// The control database's grants to fence user `$2`'s membership of tenant `$1`: one that
+    /// blocks new copies (before the change), one that lifts the block (after it). No rows when
+    /// the caller may not change that membership, or the tenant has no dedicated database.
+    FenceGrants => "SELECT g.block_secs::int8, g.issued, g.mac FROM (VALUES (60), (0)) b (secs) \
+                    CROSS JOIN LATERAL app_fence_grant($1::uuid, $2::uuid, b.secs) g ORDER BY g.block_secs DESC",
+    /// The control database's grants to fence tenant `$1` away in its dedicated database, and to
+    /// take that fence back (admins only; no rows otherwise).
+    TenantFenceGrants => "SELECT a.away, g.issued, g.mac FROM (VALUES (true), (false)) a (away) \
+                          CROSS JOIN LATERAL app_tenant_fence_grant($1::uuid, a.away) g ORDER BY a.away DESC",
+    /// Fences tenant `$1` away (`$2`) or takes the fence back, on the grant `$3`, `$4`
+    /// (dedicated database).
+    TenantAway => "SELECT app_tenant_away($1::uuid, $2::bool, $3::int8, $4::bytea)",
 }
 
 impl Q {
@@ -301,9 +313,12 @@ impl Q {
                 | Q::PlacementsMine
                 | Q::ScopeAllHere
                 | Q::ScopeTenants
-                | Q::MemberRole
+                | Q::MemberGrant
                 | Q::MemberCopy
                 | Q::MemberFence
+                | Q::FenceGrants
+                | Q::TenantFenceGrants
+                | Q::TenantAway
         )
     }
 }

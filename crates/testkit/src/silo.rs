@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use iam_standin::Standin;
 use store::{
-    DbConfig, Store, TenantId,
+    DbConfig, NewUser, PageRequest, Store, TenantId, TenantName, TodoId, TodoTitle, UserId,
     placement::{
         Database,
         mover::{self, Direction, Ends, Options, Report},
@@ -83,8 +83,9 @@ impl Silo {
         // One trust store for both stand-ins' CAs, as one for every cluster's CA on AWS.
         let ca = [control_standin.ca_pem(), silo_standin.ca_pem()].concat().into_bytes();
         cfg.tls = store::TlsMode::VerifyFull(store::CaSource::Pem(ca));
-        let db_id =
-            registry::register(&owner(&control).await, "silo-1", &database(&dedicated, &silo_standin)).await.unwrap();
+        let control_owner = owner(&control).await;
+        let db_id = registry::register(&control_owner, "silo-1", &database(&dedicated, &silo_standin)).await.unwrap();
+        registry::install_key(&control_owner, &owner(&dedicated).await, db_id).await.unwrap();
         Self { control, dedicated, control_standin, silo_standin, cfg, db_id }
     }
 
@@ -110,4 +111,34 @@ impl Silo {
         let rows = db.admin().await.query("SELECT id FROM todos WHERE tenant_id = $1", &[&tenant.0]).await.unwrap();
         rows.iter().map(|r| r.get(0)).collect()
     }
+}
+
+/// A registered user of `store`.
+pub async fn user(store: &Store, sub: &str) -> UserId {
+    let new = NewUser {
+        issuer: "https://issuer.test".into(),
+        subject: sub.into(),
+        name: None,
+        email: None,
+        claims_legacy: false,
+    };
+    store.register(&new, None).await.unwrap().0
+}
+
+/// A new tenant with `admin` as its admin.
+pub async fn tenant(store: &Store, admin: UserId, name: &str) -> TenantId {
+    let id = TenantId(Uuid::new_v4());
+    store.scoped(admin).create_tenant(id, &TenantName::parse(name).unwrap()).await.unwrap();
+    id
+}
+
+/// A new todo of `who`'s in `t`.
+pub async fn todo(store: &Store, who: UserId, t: TenantId, title: &str) -> store::Result<Uuid> {
+    let id = Uuid::new_v4();
+    store.scoped(who).create_todo(t, TodoId(id), &TodoTitle::parse(title).unwrap(), false).await.map(|x| x.id.0)
+}
+
+/// The first page of up to 200.
+pub fn first_page() -> PageRequest {
+    PageRequest { limit: store::Limit::parse("200").unwrap(), cursor: None }
 }

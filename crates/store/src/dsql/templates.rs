@@ -352,8 +352,11 @@ pub fn template(q: Q) -> &'static str {
         | Q::PlacementsMine
         | Q::ScopeAllHere
         | Q::ScopeTenants
-        | Q::MemberRole
+        | Q::MemberGrant
         | Q::MemberCopy
-        | Q::MemberFence => "SELECT NULL::boolean WHERE false",
+        | Q::MemberFence
+        | Q::FenceGrants
+        | Q::TenantFenceGrants
+        | Q::TenantAway => "SELECT NULL::boolean WHERE false",
     }
 }

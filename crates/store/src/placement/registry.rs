@@ -102,3 +102,42 @@ pub async fn refuse_shared(control: &Client, dedicated: &Client, name: &str, ten
         None => Ok(()),
     }
 }
+
+/// Installs the key with which the control database signs grants for dedicated database `db`
+/// (`migrations/0006_signed_copies.sql`): in the control database's `database_keys` (made once,
+/// 32 random bytes) and as `dedicated`'s `copy_key`. Run as the owner of both, by
+/// `scripts/tenant.sh` when it registers a database and by `scripts/migrate.sh` for each one
+/// (so that databases registered before keys existed get theirs). Refuses a database that
+/// registers others: the control database must never hold a copy key.
+pub async fn install_key(control: &Client, dedicated: &Client, db: Uuid) -> Result<()> {
+    let registers: bool = dedicated
+        .query_one("SELECT EXISTS (SELECT 1 FROM databases)", &[])
+        .await
+        .map_err(fail("reading the dedicated database"))?
+        .get(0);
+    if registers {
+        return Err(crate::Error::Migration(
+            "the database to install a copy key in registers dedicated databases: it is a control database".into(),
+        ));
+    }
+    let mut fresh = [0u8; 32];
+    getrandom::fill(&mut fresh).map_err(|e| crate::Error::Migration(format!("no random bytes: {e}")))?;
+    let key: Vec<u8> = control
+        .query_one(
+            "WITH made AS (INSERT INTO database_keys (database_id, key) VALUES ($1, $2) \
+                           ON CONFLICT (database_id) DO NOTHING RETURNING key) \
+             SELECT key FROM made UNION ALL SELECT key FROM database_keys WHERE database_id = $1",
+            &[&db, &fresh.as_slice()],
+        )
+        .await
+        .map_err(fail("installing the dedicated database's key"))?
+        .get(0);
+    dedicated
+        .execute(
+            "INSERT INTO copy_key (only_row, key) VALUES (true, $1) ON CONFLICT (only_row) DO UPDATE SET key = excluded.key",
+            &[&key],
+        )
+        .await
+        .map_err(fail("installing the key in the dedicated database"))?;
+    Ok(())
+}

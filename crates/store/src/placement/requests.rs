@@ -19,6 +19,17 @@ const HOPS: usize = 4;
 /// The pause between tries: a move's switch and its fences are a few statements apart.
 const HOP_PAUSE: Duration = Duration::from_millis(25);
 
+/// What the control database signed: a right to act in a dedicated database (see
+/// `migrations/0006_signed_copies.sql`).
+#[derive(Debug, Clone)]
+pub(crate) struct Grant {
+    /// How long a fence blocks new copies (0: it lifts the block).
+    secs: i64,
+    /// When it was issued (milliseconds since the epoch, the control database's clock).
+    issued: i64,
+    mac: Vec<u8>,
+}
+
 fn step<'a>(q: Q, params: &'a [&'a (dyn ToSql + Sync)]) -> Step<'a> {
     Step { q, params }
 }
@@ -86,25 +97,49 @@ impl Scoped<'_> {
 
     /// Copies the caller's membership of `tenant` from the control database to `d`, unless it
     /// changed since its generation there was `generation` (read before this); whether the
-    /// caller is a member (and the copy was made).
+    /// caller is a member (and the copy was made). The control database signs the role it read
+    /// (`app_member_grant`), and `d` makes the copy only on that signature.
     async fn copy_membership(&self, d: &Dedicated, tenant: TenantId, generation: i64) -> Result<bool> {
         let plain = Scoped { idempotency: None, ..*self };
-        let rows = plain.run(Tenants::None, Access::Read, &[step(Q::MemberRole, &[&tenant.0])]).await?;
-        let Some(role) = rows[0].first().map(|r| r.col::<String>(0)) else {
+        let rows = plain.run(Tenants::None, Access::Read, &[step(Q::MemberGrant, &[&tenant.0, &generation])]).await?;
+        let Some(row) = rows[0].first() else {
             return Ok(false);
+        };
+        let (role, issued, mac) = (row.col::<String>(0), row.col::<i64>(1), row.col::<Option<Vec<u8>>>(2));
+        let Some(mac) = mac else {
+            tracing::error!(database = %d.db.id, "the control database holds no key for this dedicated database: run scripts/migrate.sh");
+            return Err(Error::unavailable("the tenant's dedicated database has no key installed"));
         };
         let made = plain
             .on(&d.store)
-            .run(Tenants::None, Access::Write, &[step(Q::MemberCopy, &[&tenant.0, &role, &generation])])
+            .run(Tenants::None, Access::Write, &[step(Q::MemberCopy, &[&tenant.0, &role, &generation, &issued, &mac])])
             .await?;
-        Ok(made[0].first().is_some_and(|r| r.col::<bool>(0)))
+        match made[0].first().map(|r| r.col::<String>(0)).as_deref() {
+            Some("made") => Ok(true),
+            Some("blocked") => Err(Error::Unavailable {
+                reason: "a change of this membership is under way".into(),
+                retry_after: Duration::from_secs(1),
+            }),
+            _ => Ok(false),
+        }
+    }
+
+    /// The control database's two grants to fence `user`'s membership of `tenant` (see
+    /// `Q::FenceGrants`): the blocking one first, then the one that lifts the block; none when
+    /// the caller may not change that membership (the change itself will say so).
+    async fn fence_grants(&self, tenant: TenantId, user: UserId) -> Result<Vec<Grant>> {
+        let plain = Scoped { idempotency: None, ..*self };
+        let rows = plain.run(Tenants::None, Access::Read, &[step(Q::FenceGrants, &[&tenant.0, &user.0])]).await?;
+        Ok(rows[0].iter().map(|r| Grant { secs: r.col(0), issued: r.col(1), mac: r.col(2) }).collect())
     }
 
     /// Runs `steps`, a change of `user`'s membership of `tenant` (in the control database),
-    /// in a transaction that checks that the tenant lives where this instance thinks; then, in
-    /// the tenant's dedicated database, drops the copy of that membership and raises its
-    /// generation, so that no copy made from an earlier read survives (before the answer: the
-    /// member's next request makes a fresh copy).
+    /// in a transaction that checks that the tenant lives where this instance thinks. For a
+    /// dedicated tenant, fences the membership's copy there first (drops it, raises its
+    /// generation and blocks new copies: a database that cannot be reached refuses the change
+    /// before anything happened), and again after the change (which lifts the block). If that
+    /// second fence fails, the copy is gone already and the block runs out by itself; a copy is
+    /// then made only from what the control database says after the change.
     pub(crate) async fn run_member_change(
         &self,
         tenant: TenantId,
@@ -119,18 +154,28 @@ impl Scoped<'_> {
             if hop > 0 {
                 tokio::time::sleep(HOP_PAUSE).await;
             }
+            let grants = match &target {
+                Some(d) => {
+                    let grants = self.fence_grants(tenant, user).await?;
+                    if let Some(block) = grants.first() {
+                        self.fence_copy(d, tenant, user, block).await?;
+                    }
+                    grants
+                }
+                None => Vec::new(),
+            };
             let expected: Option<Uuid> = target.as_ref().map(|d| d.db.id);
             let guard: [&(dyn ToSql + Sync); 2] = [&tenant.0, &expected];
             let all: Vec<Step> =
                 steps.iter().map(|s| step(s.q, s.params)).chain([step(Q::PlacementIs, &guard)]).collect();
             let result = self.run(Tenants::Member(tenant), Access::Write, &all).await;
+            // Whatever the outcome (made, refused, moved, or unknown after a lost connection).
+            if let (Some(d), Some(lift)) = (&target, grants.get(1)) {
+                self.fence_copy(d, tenant, user, lift).await?;
+            }
             if let Err(Error::Moved) = result {
                 target = self.resolve(placements, tenant).await?;
                 continue;
-            }
-            // Whatever the outcome (made, refused, or unknown after a lost connection).
-            if let Some(d) = &target {
-                self.fence_copy(d, tenant, user).await?;
             }
             let mut rows = result?;
             rows.truncate(steps.len());
@@ -139,26 +184,90 @@ impl Scoped<'_> {
         Err(Error::Moved)
     }
 
-    /// Drops the copy of `user`'s membership of `tenant` in `d` and raises its generation.
-    async fn fence_copy(&self, d: &Dedicated, tenant: TenantId, user: UserId) -> Result<()> {
+    /// Fences `user`'s membership of `tenant` in `d` on `grant`: drops the copy, raises its
+    /// generation, and blocks or unblocks new copies.
+    async fn fence_copy(&self, d: &Dedicated, tenant: TenantId, user: UserId, grant: &Grant) -> Result<()> {
         let plain = Scoped { idempotency: None, ..*self };
         plain
             .on(&d.store)
-            .run(Tenants::None, Access::Write, &[step(Q::MemberFence, &[&tenant.0, &user.0])])
+            .run(
+                Tenants::None,
+                Access::Write,
+                &[step(Q::MemberFence, &[&tenant.0, &user.0, &grant.secs, &grant.issued, &grant.mac])],
+            )
             .await
             .map(drop)
     }
 
-    /// After the caller's account was deleted: drops and fences their membership copies in the
-    /// dedicated databases of `placed` (PlacementsMine's rows, read before the delete), since a
-    /// warm instance may still know their old id.
-    pub(crate) async fn fence_copies(&self, placed: &[DbRow]) -> Result<()> {
-        let Some(placements) = self.store.placements.as_deref() else { return Ok(()) };
-        for row in placed {
+    /// Before the caller's account is deleted: fences their membership copies in the
+    /// dedicated databases of their tenants, blocking new ones; what [`Scoped::lift_fences`]
+    /// takes after the delete. Fails (503) when one of those databases cannot be reached, before
+    /// anything was deleted.
+    pub(crate) async fn fence_my_copies(&self) -> Result<Vec<(Arc<Dedicated>, TenantId, Grant)>> {
+        let Some(placements) = self.store.placements.as_deref() else { return Ok(Vec::new()) };
+        let plain = Scoped { idempotency: None, ..*self };
+        let placed = plain.run(Tenants::None, Access::Read, &[step(Q::PlacementsMine, &[])]).await?.remove(0);
+        let mut lifts = Vec::new();
+        for row in &placed {
+            let tenant = TenantId(row.col(0));
             let d = placements.database(Database::from_row(row, 1)?).await?;
-            self.fence_copy(&d, TenantId(row.col(0)), self.user).await?;
+            let mut grants = self.fence_grants(tenant, self.user).await?.into_iter();
+            if let (Some(block), Some(lift)) = (grants.next(), grants.next()) {
+                self.fence_copy(&d, tenant, self.user, &block).await?;
+                lifts.push((d, tenant, lift));
+            }
+        }
+        Ok(lifts)
+    }
+
+    /// After the account delete (whatever its outcome): fences again and lifts the blocks that
+    /// [`Scoped::fence_my_copies`] set.
+    pub(crate) async fn lift_fences(&self, lifts: &[(Arc<Dedicated>, TenantId, Grant)]) -> Result<()> {
+        for (d, tenant, lift) in lifts {
+            self.fence_copy(d, *tenant, self.user, lift).await?;
         }
         Ok(())
+    }
+
+    /// Before the control database deletes `tenant`: fences it `away` in its dedicated
+    /// database, so that nothing is served from its rows there whatever happens next (a warm
+    /// instance's cache, a failed removal). Returns what takes that fence back should the delete
+    /// not happen. Nothing for a pooled tenant, or a caller who may not delete it.
+    pub(crate) async fn fence_tenant_away(&self, tenant: TenantId) -> Result<Option<(Arc<Dedicated>, Grant)>> {
+        let Some(placements) = self.store.placements.as_deref() else { return Ok(None) };
+        let plain = Scoped { idempotency: None, ..*self };
+        let mut rows = plain
+            .run(
+                Tenants::None,
+                Access::Read,
+                &[step(Q::PlacementGet, &[&tenant.0]), step(Q::TenantFenceGrants, &[&tenant.0])],
+            )
+            .await?;
+        let grants = rows.pop().unwrap_or_default();
+        let (Some(placed), [away, back]) = (rows.pop().and_then(|r| r.into_iter().next()), &grants[..]) else {
+            return Ok(None);
+        };
+        let d = placements.database(Database::from_row(&placed, 0)?).await?;
+        let grant = |r: &DbRow| Grant { secs: 0, issued: r.col(1), mac: r.col(2) };
+        self.tenant_away(&d, tenant, true, &grant(away)).await?;
+        Ok(Some((d, grant(back))))
+    }
+
+    /// Takes back the `away` fence of [`Scoped::fence_tenant_away`] when the delete did not
+    /// happen (best effort: a failure is logged; the tenant then answers 503 until it is fixed).
+    pub(crate) async fn unfence_tenant(&self, tenant: TenantId, fenced: &(Arc<Dedicated>, Grant)) {
+        if let Err(e) = self.tenant_away(&fenced.0, tenant, false, &fenced.1).await {
+            tracing::error!(tenant = %tenant.0, error = %e, "a tenant fenced away for a delete that did not happen is still fenced");
+        }
+    }
+
+    async fn tenant_away(&self, d: &Dedicated, tenant: TenantId, away: bool, grant: &Grant) -> Result<()> {
+        let plain = Scoped { idempotency: None, ..*self };
+        plain
+            .on(&d.store)
+            .run(Tenants::None, Access::Write, &[step(Q::TenantAway, &[&tenant.0, &away, &grant.issued, &grant.mac])])
+            .await
+            .map(drop)
     }
 
     /// After the control database deleted `tenant`: removes what its dedicated database `db`
