@@ -19,6 +19,28 @@ data "aws_subnet" "cluster" {
   }
 }
 
+# The engine version: the newest available minor of cluster_engine_version
+# (a major version by default), so that a new deployment never asks for a
+# minor version AWS has retired. RDS upgrades minors afterwards, and the
+# cluster ignores the difference (lifecycle below).
+data "aws_rds_engine_version" "cluster" {
+  count = local.create_cluster ? 1 : 0
+
+  engine  = "aurora-postgresql"
+  version = var.cluster_engine_version
+  latest  = true
+
+  lifecycle {
+    # Auto-pause (a minimum of 0 ACU) needs 13.15, 14.12, 15.7, 16.3 or later
+    # (https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/aurora-serverless-v2-auto-pause.html);
+    # below that RDS refuses the capacity, after the plan.
+    postcondition {
+      condition     = var.cluster_min_acu > 0 || tonumber(try(split(".", self.version_actual)[1], "0")) >= lookup(local.auto_pause_min_minor_version, split(".", self.version_actual)[0], 0)
+      error_message = "cluster_min_acu = 0 (auto-pause) needs Aurora PostgreSQL 16.3, 15.7, 14.12 or 13.15 or later in its major version; cluster_engine_version = \"${var.cluster_engine_version}\" is ${self.version_actual}. Set cluster_engine_version to a major version (\"16\") for its newest minor, or cluster_min_acu to 0.5 or more."
+    }
+  }
+}
+
 resource "aws_db_subnet_group" "this" {
   count = local.create_cluster ? 1 : 0
 
@@ -91,7 +113,7 @@ resource "aws_rds_cluster" "this" {
   cluster_identifier = var.name
   engine             = "aurora-postgresql"
   engine_mode        = "provisioned"
-  engine_version     = var.cluster_engine_version
+  engine_version     = data.aws_rds_engine_version.cluster[0].version_actual
   database_name      = local.db_name
   port               = 5432
 

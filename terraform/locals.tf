@@ -109,6 +109,12 @@ locals {
   # when the database is slow (an Aurora resume, a stalled query).
   unreserved_peak_concurrency = var.api_throttling_burst_limit + ceil(var.api_throttling_rate_limit * var.timeout)
 
+  # Auto-pause (cluster_min_acu = 0) needs Aurora PostgreSQL 13.15, 14.12,
+  # 15.7 or 16.3 or later in each major version; every later major has it
+  # (https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/aurora-serverless-v2-auto-pause.html,
+  # "Prerequisites and Limitations"). cluster.tf checks the looked-up version.
+  auto_pause_min_minor_version = { "13" = 15, "14" = 12, "15" = 7, "16" = 3 }
+
   # Observability (observability.tf): alarms and their topic, the dashboard.
   # A topic is created only when alarms are on and none is given.
   create_alarm_topic = var.alarms_enabled && var.alarm_sns_topic_arn == null

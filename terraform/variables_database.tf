@@ -159,19 +159,19 @@ variable "create_cluster" {
 }
 
 variable "cluster_engine_version" {
-  description = "Aurora PostgreSQL engine version a created cluster starts with. 14 or later: the API's sessions use idle_session_timeout (PostgreSQL 14), and auto-pause (cluster_min_acu = 0) needs 14.12, 15.7, 16.3 or later. RDS applies minor upgrades afterwards and Terraform ignores the difference; for a major upgrade, upgrade the cluster (aws rds modify-db-cluster --engine-version ... --allow-major-version-upgrade) and then set this to match."
+  description = "Aurora PostgreSQL version a created cluster starts with: a major version (\"16\", the default) for its newest available minor, looked up at plan time (data.aws_rds_engine_version), or a full version (\"16.6\") to pin one, which AWS refuses once it retires it. 14 or later: the API's sessions use idle_session_timeout (PostgreSQL 14); auto-pause (cluster_min_acu = 0) needs 14.12, 15.7, 16.3 or later, which plan checks. RDS applies minor upgrades afterwards and Terraform ignores the difference; for a major upgrade, upgrade the cluster (aws rds modify-db-cluster --engine-version ... --allow-major-version-upgrade) and then set this to match."
   type        = string
-  default     = "16.6"
+  default     = "16"
   nullable    = false
 
   validation {
-    condition     = can(regex("^(1[4-9]|[2-9][0-9])\\.[0-9]+$", var.cluster_engine_version))
-    error_message = "cluster_engine_version must be an Aurora PostgreSQL version such as \"16.6\" (14 or later: idle_session_timeout arrived in PostgreSQL 14)."
+    condition     = can(regex("^(1[4-9]|[2-9][0-9])(\\.[0-9]+)?$", var.cluster_engine_version))
+    error_message = "cluster_engine_version must be an Aurora PostgreSQL major version such as \"16\" (its newest minor), or a full version such as \"16.6\"; 14 or later (idle_session_timeout arrived in PostgreSQL 14)."
   }
 }
 
 variable "cluster_min_acu" {
-  description = "Minimum capacity of a created cluster in ACUs. 0 lets it pause when idle (cluster_seconds_until_auto_pause); the first request afterwards waits 15 to 30 s for it to resume. With 0 or 0.5, max_connections is capped at 2,000."
+  description = "Minimum capacity of a created cluster in ACUs. 0 lets it pause when idle (cluster_seconds_until_auto_pause); the first request afterwards waits 15 to 30 s for it to resume. 0 needs Aurora PostgreSQL 16.3, 15.7, 14.12 or later (plan checks the version cluster_engine_version resolves to). With 0 or 0.5, max_connections is capped at 2,000."
   type        = number
   default     = 0
   nullable    = false

@@ -113,3 +113,44 @@ def test_role_name_length_precondition(tf: Console, cfg: TfConfig, role: str, na
     assert value.startswith(name) and value.endswith(region), value
     cond = with_literals(unwrap(pre["condition"]), {f"local.{local}": value})
     assert tf.eval(cond) is expected
+
+
+# ---------------------------------------------------------------------------
+# Point 5: auto-pause and the engine version
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("value", "ok"), [
+    ("16", True), ("17", True), ("14", True), ("16.6", True), ("15.10", True),
+    ("13", False), ("13.15", False), ("16.x", False), ("v16", False), ("16.", False), ("", False),
+])
+def test_engine_version_validation(tf: Console, value: str, ok: bool):
+    if ok:
+        assert tf.eval("var.cluster_engine_version", cluster_engine_version=value) == value
+    else:
+        with pytest.raises(TfError, match=r"(?s)Invalid value for variable.*cluster_engine_version"):
+            tf.eval("var.cluster_engine_version", cluster_engine_version=value)
+
+
+def test_engine_version_default_is_a_major_version(tf: Console):
+    assert tf.eval("var.cluster_engine_version") == "16"
+
+
+@pytest.mark.parametrize(("min_acu", "version", "expected"), [
+    (0, "16.3", True), (0, "16.2", False), (0, "16.1", False), (0, "16.10", True),
+    (0, "15.7", True), (0, "15.6", False),
+    (0, "14.12", True), (0, "14.11", False), (0, "14.9", False),
+    (0, "13.15", True), (0, "13.14", False),
+    (0, "17.4", True), (0, "18.1", True),
+    (0.5, "16.1", True), (0.5, "14.9", True),  # without auto-pause any version will do
+])
+def test_auto_pause_needs_a_supporting_version(tf: Console, cfg: TfConfig, min_acu, version: str, expected: bool):
+    lookup = cfg.data["aws_rds_engine_version"]["cluster"]
+    (post,) = [p for lc in lookup.get("lifecycle", []) for p in lc.get("postcondition", [])
+               if "self.version_actual" in text_of(p["condition"])]
+    cond = with_literals(unwrap(post["condition"]), {"self.version_actual": version})
+    assert tf.eval(cond, cluster_min_acu=min_acu) is expected
+    if not expected:
+        msg = tf.eval(with_literals(template(post["error_message"]), {"self.version_actual": version}),
+                      cluster_min_acu=min_acu)
+        assert version in msg and "16.3" in msg and "cluster_min_acu" in msg, msg

@@ -236,6 +236,11 @@ MUTATIONS: list[tuple[str, str, Callable[[str], str]]] = [
     ("name-allows-48", "variables.tf", sub(r"\^\[a-z\]\[a-z0-9-\]\{0,39\}\$", "^[a-z][a-z0-9-]{0,47}$")),
     ("role-name-without-region", "iam.tf", sub(r'"\$\{var\.name\}-lambda-\$\{local\.region\}"', '"${var.name}-lambda"')),
     ("role-name-length-unchecked", "iam.tf", sub(r"length\(local\.migrate_role_name\) <= 64", "true")),
+    ("engine-minor-pinned", "variables_database.tf",
+     sub(r'(variable "cluster_engine_version" \{\n(?:.*\n)*?\s*default\s*=\s*)"16"', r'\g<1>"16.6"')),
+    ("engine-version-not-looked-up", "cluster.tf",
+     sub(r"engine_version(\s*)= data\.aws_rds_engine_version\.cluster\[0\]\.version_actual", r"engine_version\1= var.cluster_engine_version")),
+    ("auto-pause-any-version", "cluster.tf", sub(r"condition(\s*)= var\.cluster_min_acu > 0 \|\| .*\n", r"condition\1= true\n")),
 ]
 
 

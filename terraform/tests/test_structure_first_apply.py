@@ -153,6 +153,37 @@ def test_iam_role_names_are_checked_against_their_limit(cfg: TfConfig):
 
 
 # ---------------------------------------------------------------------------
+# Point 5: auto-pause (0 ACU) only on engine versions that support it; no pinned minor
+# ---------------------------------------------------------------------------
+
+
+def test_engine_version_is_looked_up_not_pinned(cfg: TfConfig):
+    """A pinned minor version (16.6) is refused once AWS retires it: the default is a major
+    version, and the newest available minor of it is looked up (aws_rds_engine_version with
+    latest = true). https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/aurora-serverless-v2.requirements.html"""
+    default = var_default(cfg, "cluster_engine_version")
+    assert re.fullmatch(r"1[4-9]|[2-9][0-9]", default), f"the default must be a major version, not {default!r}"
+    lookup = cfg.data["aws_rds_engine_version"]["cluster"]
+    assert unwrap(lookup.get("count")) == "local.create_cluster ? 1 : 0"
+    assert lookup.get("engine") == "aurora-postgresql"
+    assert unwrap(lookup.get("version")) == "var.cluster_engine_version"
+    assert lookup.get("latest") is True
+    c = cfg.resource("aws_rds_cluster", "this")
+    assert unwrap(c.get("engine_version")) == "data.aws_rds_engine_version.cluster[0].version_actual"
+
+
+def test_auto_pause_needs_a_version_that_supports_it(cfg: TfConfig):
+    """Aurora PostgreSQL takes a minimum of 0 ACU only from 16.3, 15.7, 14.12 and 13.15
+    (https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/aurora-serverless-v2-auto-pause.html,
+    "Prerequisites and Limitations"): the looked-up version is checked at plan time."""
+    assert cfg.locals["auto_pause_min_minor_version"] == {"13": 15, "14": 12, "15": 7, "16": 3}
+    lookup = cfg.data["aws_rds_engine_version"]["cluster"]
+    post = [text_of(p["condition"]) for lc in lookup.get("lifecycle", []) for p in lc.get("postcondition", [])]
+    assert any("var.cluster_min_acu > 0" in p and "self.version_actual" in p
+               and "local.auto_pause_min_minor_version" in p for p in post), post
+
+
+# ---------------------------------------------------------------------------
 # Point 10: dedicated clusters reachable; a second Region
 # ---------------------------------------------------------------------------
 
