@@ -135,15 +135,33 @@ resource "aws_lambda_invocation" "migrate" {
   function_name = aws_lambda_function.migrate.function_name
   input         = jsonencode({ action = "migrate" })
 
-  # A change of either invokes again (the migrations are compiled into the
+  # A change of any invokes again (the migrations are compiled into the
   # package: a package built before a migration was added would otherwise
   # record the new hash without applying it). A second run is a no-op.
+  # The API function's role too: on DSQL the migrations map app_runtime to it
+  # (AWS IAM GRANT), so a replaced role (a new ARN, or the same name
+  # recreated: a new unique id) must be mapped again; on Aurora the run
+  # finds nothing to do.
   triggers = {
-    migrations = local.migrations_hash
-    package    = local.package_hash
+    migrations      = local.migrations_hash
+    package         = local.package_hash
+    runtime_role    = aws_iam_role.lambda.arn
+    runtime_role_id = aws_iam_role.lambda.unique_id
   }
 
-  depends_on = [terraform_data.bootstrap_database]
+  # The roles first (Aurora), and the policy that lets the migration function
+  # log in. The function already waits for that policy, and this only
+  # restates it: IAM is eventually consistent, so a policy created moments
+  # earlier can still be refused for a while
+  # (https://docs.aws.amazon.com/IAM/latest/UserGuide/troubleshoot_general.html#troubleshoot_general_eventual-consistency).
+  # Terraform cannot wait for that (the time provider, for a sleep, is not
+  # worth a fixed guess); the migration function retries a login refused
+  # right after deployment within its invocation (crates/lambda/src/migration.rs).
+  depends_on = [
+    terraform_data.bootstrap_database,
+    aws_iam_role_policy.migrate,
+    aws_iam_role_policy_attachment.migrate_xray,
+  ]
 
   lifecycle {
     # A function error (a failed migration) already fails the apply with its

@@ -122,10 +122,10 @@ MUTATIONS: list[tuple[str, str, Callable[[str], str]]] = [
     # The private cluster
     ("migrate-as-runtime-user", "locals.tf", sub(r'"admin" : local\.db_owner_user', '"admin" : var.db_user')),
     ("migrate-other-package", "migrate.tf", sub(r'^(\s*)handler(\s*)=\s*"bootstrap"', r'\1handler\2= "migrate"')),
-    ("migrations-not-hashed", "migrate.tf", sub(r"migrations = local\.migrations_hash", 'migrations = "static"')),
+    ("migrations-not-hashed", "migrate.tf", sub(r"migrations(\s*)= local\.migrations_hash", r'migrations\1= "static"')),
     ("migrate-wrong-event", "migrate.tf", sub(r'jsonencode\(\{ action = "migrate" \}\)', 'jsonencode({ action = "run" })')),
     ("api-before-migrations", "lambda.tf", sub(r"^\s*aws_lambda_invocation\.migrate,\n", "")),
-    ("migrations-before-roles", "migrate.tf", sub(r"depends_on = \[terraform_data\.bootstrap_database\]", "depends_on = []")),
+    ("migrations-before-roles", "migrate.tf", sub(r"^\s*terraform_data\.bootstrap_database,\n", "")),
     ("cluster-without-iam-auth", "cluster.tf", sub(r"iam_database_authentication_enabled = true", "iam_database_authentication_enabled = false")),
     ("cluster-password-in-state", "cluster.tf", sub(r"manage_master_user_password\s*=\s*true", 'master_password = "change-me"')),
     ("cluster-unencrypted", "cluster.tf", sub(r"storage_encrypted\s*=\s*true", "storage_encrypted = false")),
@@ -241,6 +241,9 @@ MUTATIONS: list[tuple[str, str, Callable[[str], str]]] = [
     ("engine-version-not-looked-up", "cluster.tf",
      sub(r"engine_version(\s*)= data\.aws_rds_engine_version\.cluster\[0\]\.version_actual", r"engine_version\1= var.cluster_engine_version")),
     ("auto-pause-any-version", "cluster.tf", sub(r"condition(\s*)= var\.cluster_min_acu > 0 \|\| .*\n", r"condition\1= true\n")),
+    ("migrations-ignore-runtime-role", "migrate.tf", sub(r"^\s*runtime_role(_id)?\s*= aws_iam_role\.lambda\.(arn|unique_id)\n", "")),
+    ("migrations-before-login-policy", "migrate.tf",
+     sub(r"(terraform_data\.bootstrap_database,\n)\s*aws_iam_role_policy\.migrate,\n", r"\1")),
 ]
 
 

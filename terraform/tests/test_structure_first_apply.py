@@ -184,6 +184,30 @@ def test_auto_pause_needs_a_version_that_supports_it(cfg: TfConfig):
 
 
 # ---------------------------------------------------------------------------
+# Points 6 and 7: the migration invocation and the roles
+# ---------------------------------------------------------------------------
+
+
+def test_migrations_run_again_when_the_runtime_role_is_replaced(cfg: TfConfig):
+    """On DSQL the migrations map app_runtime to the API function's role (AWS IAM GRANT): a new
+    role (a new ARN, or the same ARN recreated: a new unique id) must run them again."""
+    triggers = cfg.resource("aws_lambda_invocation", "migrate").get("triggers", {})
+    values = {unwrap(v) for v in triggers.values()}
+    assert "aws_iam_role.lambda.arn" in values, triggers
+    assert "aws_iam_role.lambda.unique_id" in values, triggers
+
+
+def test_migrations_run_after_the_migration_role_may_log_in(cfg: TfConfig):
+    """IAM is eventually consistent: the invocation waits at least for the policy that lets the
+    migration function log in (and the migrator retries a refused login for a while).
+    https://docs.aws.amazon.com/IAM/latest/UserGuide/troubleshoot_general.html#troubleshoot_general_eventual-consistency"""
+    deps = {unwrap(d) for d in cfg.resource("aws_lambda_invocation", "migrate").get("depends_on", [])}
+    assert "aws_iam_role_policy.migrate" in deps, deps
+    assert "aws_iam_role_policy_attachment.migrate_xray" in deps, deps
+    assert "terraform_data.bootstrap_database" in deps, deps
+
+
+# ---------------------------------------------------------------------------
 # Point 10: dedicated clusters reachable; a second Region
 # ---------------------------------------------------------------------------
 
