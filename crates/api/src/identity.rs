@@ -18,6 +18,11 @@ pub const LAMBDA_AUTHORIZER_ISSUER: &str = "lambda-authorizer";
 
 /// The longest subject accepted (the column's limit).
 const SUBJECT_MAX: usize = 255;
+/// Bytes of an issuer at most. With the subject's 255 bytes, an identity's index key in
+/// `users_identity_key` stays well under Aurora DSQL's 1 KiB limit for an index key, which
+/// DSQL enforces in bytes (54000 otherwise):
+/// <https://docs.aws.amazon.com/aurora-dsql/latest/userguide/CHAP_quotas.html>.
+const ISSUER_MAX: usize = 512;
 
 /// The authenticated caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,8 +72,13 @@ impl Principal {
 
     /// Builds a principal from a map of claims (JWT claims, Lambda authorizer context) read as
     /// strings. `None` without a usable `sub`: empty, longer than 255 bytes, or with control
-    /// characters (a NUL, say), which no issuer means as part of an identity.
+    /// characters (a NUL, say), which no issuer means as part of an identity; and `None` for an
+    /// issuer longer than 512 bytes (counted in bytes, not characters: multibyte text counts
+    /// as what it stores).
     pub fn from_claims<'a>(issuer: String, get: impl Fn(&str) -> Option<&'a str>) -> Option<Self> {
+        if issuer.len() > ISSUER_MAX {
+            return None;
+        }
         let subject =
             get("sub").filter(|s| !s.is_empty() && s.len() <= SUBJECT_MAX && !s.chars().any(char::is_control))?;
         Some(Self {
@@ -124,6 +134,16 @@ mod tests {
                 name: Some("Alice".into())
             }
         );
+    }
+
+    #[test]
+    fn identities_are_bounded_in_bytes_not_characters() {
+        let wide = "é".repeat(128); // 128 characters, 256 bytes
+        assert!(Principal::from_claims("jwt:x".into(), |k| (k == "sub").then_some(wide.as_str())).is_none());
+        let narrow = "é".repeat(127);
+        assert!(Principal::from_claims("jwt:x".into(), |k| (k == "sub").then_some(narrow.as_str())).is_some());
+        let long_issuer = format!("jwt:{}", "ü".repeat(255)); // 259 characters, 514 bytes
+        assert!(Principal::from_claims(long_issuer, |k| (k == "sub").then_some("alice")).is_none());
     }
 
     #[test]
