@@ -110,7 +110,7 @@ pub fn template(q: Q) -> &'static str {
         // A new tenant and the caller as its admin. A taken id fails on tenants_pkey (409); no
         // row when the caller's user row is gone (no foreign key says so on DSQL).
         Q::TenantCreate => {
-            "WITH caller AS (SELECT id FROM users WHERE id = $U FOR KEY SHARE), \
+            "WITH caller AS (SELECT id FROM users WHERE id = $U FOR UPDATE), \
              t AS (INSERT INTO tenants (id, name) SELECT $1::uuid, $2::text \
                      WHERE EXISTS (SELECT 1 FROM caller) RETURNING id, name, created_at), \
              a AS (INSERT INTO memberships (tenant_id, user_id, role) SELECT t.id, $U, 'admin' FROM t RETURNING role) \
@@ -269,7 +269,7 @@ pub fn template(q: Q) -> &'static str {
         ),
         // Holding the code is the capability: the invitation is reached by its hash only.
         Q::InvitationAccept => {
-            "WITH caller AS (SELECT id FROM users WHERE id = $U FOR KEY SHARE), \
+            "WITH caller AS (SELECT id FROM users WHERE id = $U FOR UPDATE), \
              inv AS (SELECT i.tenant_id, i.role FROM invitations i \
                           JOIN tenants s ON s.id = i.tenant_id AND s.deleted_at IS NULL \
                           WHERE i.code_hash = $1::bytea AND i.expires_at > now() \
