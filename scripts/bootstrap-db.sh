@@ -19,7 +19,9 @@
 #   --idle-session-timeout SECONDS or BOOTSTRAP_IDLE_SESSION_TIMEOUT_SECS (default: `terraform
 #   output db_idle_session_timeout_seconds`, else 600; 0 disables): app_runtime's default
 #   idle_session_timeout, so that idle sessions let Aurora Serverless v2 pause.
-#   terraform apply runs it itself for a cluster it creates (or with bootstrap_database = true).
+#   terraform apply runs it itself for a cluster it creates (or with bootstrap_database = true),
+#   with BOOTSTRAP_DATA_API_FIX: what to do when the Data API is off (for a created cluster,
+#   the Terraform variable that turns it on, instead of the CLI command).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 . "$root/scripts/lib.sh"
@@ -29,7 +31,7 @@ db_name=${BOOTSTRAP_DB_NAME:-}
 idle_timeout=${BOOTSTRAP_IDLE_SESSION_TIMEOUT_SECS:-}
 while [ $# -gt 0 ]; do
   case $1 in
-    -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0;;
+    -h|--help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0;;
     --cluster) cluster=${2:?--cluster needs a value}; shift 2;;
     --db-name) db_name=${2:?--db-name needs a value}; shift 2;;
     --idle-session-timeout) idle_timeout=${2:?--idle-session-timeout needs a value}; shift 2;;
@@ -62,7 +64,7 @@ read -r arn secret http iam engine < <(aws rds describe-db-clusters "${region[@]
 [ "$secret" != None ] || die "cluster $cluster has no RDS-managed master password, which the Data API logs in with.
   aws rds modify-db-cluster --db-cluster-identifier $cluster --manage-master-user-password --apply-immediately"
 [ "$http" = True ] || die "the Data API (HTTP endpoint) is not enabled on cluster $cluster.
-  aws rds enable-http-endpoint --resource-arn $arn ${region[*]}"
+  ${BOOTSTRAP_DATA_API_FIX:-aws rds enable-http-endpoint --resource-arn $arn ${region[*]}}"
 [ "$iam" = True ] || echo "warning: IAM database authentication is not enabled on $cluster yet; the roles will not be able to log in until it is:
   aws rds modify-db-cluster --db-cluster-identifier $cluster --enable-iam-database-authentication --apply-immediately" >&2
 

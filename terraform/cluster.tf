@@ -119,12 +119,16 @@ resource "aws_rds_cluster" "this" {
 
   # The master user logs in with a password RDS generates, keeps in Secrets
   # Manager and rotates; only scripts/bootstrap-db.sh uses it, through the
-  # Data API. The application's roles log in with IAM tokens.
+  # Data API. The application's roles log in with IAM tokens. The Data API
+  # lets anyone with rds-data:ExecuteStatement and the master secret run SQL
+  # as the master user over HTTPS: on for the first apply's set-up, off with
+  # cluster_data_api = false once it has run
+  # (https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/data-api.html).
   master_username                     = "postgres"
   manage_master_user_password         = true
   master_user_secret_kms_key_id       = var.cluster_kms_key_arn
   iam_database_authentication_enabled = true
-  enable_http_endpoint                = true
+  enable_http_endpoint                = var.cluster_data_api
 
   storage_encrypted         = true
   kms_key_id                = var.cluster_kms_key_arn

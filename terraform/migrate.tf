@@ -116,6 +116,10 @@ resource "terraform_data" "bootstrap_database" {
       AWS_REGION        = local.region
       # ALTER ROLE app_runtime SET idle_session_timeout = '<N>s'
       BOOTSTRAP_IDLE_SESSION_TIMEOUT_SECS = tostring(var.db_idle_session_timeout_seconds)
+      # What to do when the cluster's Data API is off: a created cluster's
+      # follows cluster_data_api (turning it on by hand would be undone by the
+      # next apply); an existing cluster's is yours (the script says the command).
+      BOOTSTRAP_DATA_API_FIX = local.create_cluster ? "set cluster_data_api = true (terraform.tfvars) and apply again; set it back to false once the set-up has run" : ""
     }
   }
 

@@ -213,6 +213,13 @@ variable "cluster_deletion_protection" {
   nullable    = false
 }
 
+variable "cluster_data_api" {
+  description = "A created Aurora cluster: enable the RDS Data API (the cluster's HTTP endpoint), through which scripts/bootstrap-db.sh creates the database and roles as the master user without a network path to the cluster. true (the default) for the first apply, which runs that set-up. Once it has run, set false and apply: the Data API lets anyone with rds-data:ExecuteStatement on the cluster and read access to the master secret run SQL as the master user over HTTPS, around the private network. Set it true again before an apply that runs the set-up again (a new db_name, a changed db_idle_session_timeout_seconds); the set-up fails while it is off, saying so. An existing cluster's Data API is yours to turn off (aws rds disable-http-endpoint)."
+  type        = bool
+  default     = true
+  nullable    = false
+}
+
 variable "cluster_backup_retention_days" {
   description = "Automated backup retention of a created cluster in days (1 to 35)."
   type        = number

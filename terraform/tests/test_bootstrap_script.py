@@ -142,6 +142,19 @@ def test_says_how_to_fix_a_cluster_it_cannot_use(tmp_path: Path, state: dict, fi
     assert not statements(calls), "nothing is sent before the cluster is usable"
 
 
+def test_a_created_cluster_without_the_data_api_names_the_variable(tmp_path: Path):
+    """terraform apply passes what turns a created cluster's Data API on (cluster_data_api): the
+    CLI command would be undone by the next apply."""
+    fix = "set cluster_data_api = true (terraform.tfvars) and apply again"
+    proc, calls = run(tmp_path, http="False", env_extra={"BOOTSTRAP_DATA_API_FIX": fix})
+    assert proc.returncode != 0
+    assert "Data API (HTTP endpoint) is not enabled" in proc.stderr and fix in proc.stderr
+    assert "enable-http-endpoint" not in proc.stderr
+    assert not statements(calls)
+    text = (REPO / "terraform" / "migrate.tf").read_text(encoding="utf-8")
+    assert re.search(r'BOOTSTRAP_DATA_API_FIX\s*=\s*local\.create_cluster \? "set cluster_data_api = true', text)
+
+
 IDLE = "ALTER ROLE app_runtime SET idle_session_timeout = '{}s'"
 
 

@@ -154,3 +154,19 @@ def test_auto_pause_needs_a_supporting_version(tf: Console, cfg: TfConfig, min_a
         msg = tf.eval(with_literals(template(post["error_message"]), {"self.version_actual": version}),
                       cluster_min_acu=min_acu)
         assert version in msg and "16.3" in msg and "cluster_min_acu" in msg, msg
+
+
+# ---------------------------------------------------------------------------
+# The new variables, and point 10: dedicated clusters
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("name", "value", "ok"), [
+    ("cluster_data_api", False, True),
+])
+def test_new_variables_validation(tf: Console, name: str, value, ok: bool):
+    if ok:
+        assert tf.eval("var." + name, **{name: value}) == value
+    else:
+        with pytest.raises(TfError, match=rf"(?s)Invalid value for variable.*{name}"):
+            tf.eval("var." + name, **{name: value})

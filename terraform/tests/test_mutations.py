@@ -129,7 +129,7 @@ MUTATIONS: list[tuple[str, str, Callable[[str], str]]] = [
     ("cluster-without-iam-auth", "cluster.tf", sub(r"iam_database_authentication_enabled = true", "iam_database_authentication_enabled = false")),
     ("cluster-password-in-state", "cluster.tf", sub(r"manage_master_user_password\s*=\s*true", 'master_password = "change-me"')),
     ("cluster-unencrypted", "cluster.tf", sub(r"storage_encrypted\s*=\s*true", "storage_encrypted = false")),
-    ("cluster-without-data-api", "cluster.tf", sub(r"enable_http_endpoint\s*=\s*true", "enable_http_endpoint = false")),
+    ("cluster-without-data-api", "cluster.tf", sub(r"enable_http_endpoint(\s*)= var\.cluster_data_api", r"enable_http_endpoint\1= false")),
     ("cluster-open-to-the-vpc", "cluster.tf",
      sub(r"referenced_security_group_id = aws_security_group\.functions\[0\]\.id", 'cidr_ipv4 = "10.0.0.0/8"')),
     # Issue 14: idle sessions, metrics, alarms, dashboard

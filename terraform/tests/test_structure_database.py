@@ -79,7 +79,7 @@ def test_created_cluster(cfg: TfConfig):
     assert c.get("storage_encrypted") is True
     assert unwrap(c.get("deletion_protection")) == "var.cluster_deletion_protection"
     assert var_default(cfg, "cluster_deletion_protection") is True
-    assert c.get("enable_http_endpoint") is True, "the Data API is the set-up's way in"
+    assert c.get("enable_http_endpoint") == "${var.cluster_data_api}", "the Data API is the set-up's way in"
     assert c.get("skip_final_snapshot") is False
     assert unwrap(c.get("database_name")) == "local.db_name"
     (scaling,) = c["serverlessv2_scaling_configuration"]

@@ -208,6 +208,27 @@ def test_migrations_run_after_the_migration_role_may_log_in(cfg: TfConfig):
 
 
 # ---------------------------------------------------------------------------
+# Point 8: the Data API is a variable
+# ---------------------------------------------------------------------------
+
+
+def test_data_api_is_a_variable(cfg: TfConfig):
+    """The Data API runs SQL as the master user over HTTPS for anyone with
+    rds-data:ExecuteStatement and the master secret: on only while wanted.
+    https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/data-api.html"""
+    c = cfg.resource("aws_rds_cluster", "this")
+    assert unwrap(c.get("enable_http_endpoint")) == "var.cluster_data_api"
+    assert unwrap(cfg.variables["cluster_data_api"]["type"]) == "bool"
+    assert var_default(cfg, "cluster_data_api") is True, "the first apply sets the database up through it"
+    desc = cfg.variables["cluster_data_api"]["description"]
+    assert "false" in desc and "first apply" in desc
+    # A set-up that runs while it is off says which variable to change.
+    boot = cfg.resource("terraform_data", "bootstrap_database")
+    (prov,) = [p["local-exec"] for p in boot.get("provisioner", []) if "local-exec" in p]
+    assert "cluster_data_api" in text_of(prov["environment"].get("BOOTSTRAP_DATA_API_FIX"))
+
+
+# ---------------------------------------------------------------------------
 # Point 10: dedicated clusters reachable; a second Region
 # ---------------------------------------------------------------------------
 
