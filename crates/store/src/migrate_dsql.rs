@@ -114,6 +114,25 @@ async fn apply(client: &Client, sql: &str, on_dsql: bool) -> std::result::Result
     }
 }
 
+/// Runs `work` again, a few times, while it fails with a conflict (OC001: the schema changed
+/// under the transaction, as it does right after DDL or an index build finishing; OC000). AWS's
+/// samples retry every statement that follows DDL this way
+/// (<https://docs.aws.amazon.com/aurora-dsql/latest/userguide/working-with-concurrency-control.html>).
+async fn retried<T>(
+    mut work: impl AsyncFnMut() -> std::result::Result<T, tokio_postgres::Error>,
+) -> std::result::Result<T, tokio_postgres::Error> {
+    let mut attempt = 1;
+    loop {
+        match work().await {
+            Err(e) if crate::error::is_conflict(&e) && attempt < DDL_ATTEMPTS => {
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
 /// `CALL sys.wait_for_job('<job>')`: blocks until the job ends and answers whether it succeeded.
 /// On DSQL it is a procedure, not a function, so `SELECT sys.wait_for_job(...)` is refused
 /// (<https://docs.aws.amazon.com/aurora-dsql/latest/userguide/working-with-create-index-async.html>).
@@ -164,8 +183,7 @@ pub async fn run_dsql(client: &Client) -> Result<Vec<&'static str>> {
     let runtime: bool =
         client.query_one("SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'app_runtime')", &[]).await?.get(0);
     if !runtime {
-        client
-            .batch_execute("CREATE ROLE app_runtime WITH LOGIN")
+        retried(async || client.batch_execute("CREATE ROLE app_runtime WITH LOGIN").await)
             .await
             .map_err(|e| Error::Migration(format!("creating app_runtime: {}", db_message(&e))))?;
     }
@@ -174,12 +192,15 @@ pub async fn run_dsql(client: &Client) -> Result<Vec<&'static str>> {
         for sql in statements(m.sql) {
             apply(client, &sql, on_dsql).await.map_err(|why| Error::Migration(format!("{}: {why}", m.name)))?;
         }
-        client
-            .execute(
-                "INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-                &[&m.version, &m.name, &sum],
-            )
-            .await
+        retried(async || {
+            client
+                .execute(
+                    "INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                    &[&m.version, &m.name, &sum],
+                )
+                .await
+        })
+        .await
             .map_err(|e| Error::Migration(format!("{}: recording it: {}", m.name, db_message(&e))))?;
         tracing::info!(migration = m.name, "applied");
         ran.push(m.name);
@@ -206,19 +227,21 @@ pub async fn grant_iam_role(client: &Client, arn: &str) -> Result<()> {
     }
     // Every migration run comes here (Terraform invokes the migration function on each apply
     // that changes the package): grant once.
-    let granted: bool = client
-        .query_one(
-            "SELECT EXISTS (SELECT 1 FROM sys.iam_pg_role_mappings WHERE pg_role_name = 'app_runtime' AND arn = $1)",
-            &[&arn],
-        )
-        .await
+    let granted: bool = retried(async || {
+        client
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM sys.iam_pg_role_mappings WHERE pg_role_name = 'app_runtime' AND arn = $1)",
+                &[&arn],
+            )
+            .await
+    })
+    .await
         .map_err(|e| Error::Migration(format!("reading sys.iam_pg_role_mappings: {}", db_message(&e))))?
         .get(0);
     if granted {
         return Ok(());
     }
-    client
-        .batch_execute(&format!("AWS IAM GRANT app_runtime TO '{arn}'"))
+    retried(async || client.batch_execute(&format!("AWS IAM GRANT app_runtime TO '{arn}'")).await)
         .await
         .map_err(|e| Error::Migration(format!("AWS IAM GRANT app_runtime: {}", db_message(&e))))
 }
