@@ -104,6 +104,19 @@ resource "aws_cloudwatch_log_group" "cluster" {
   tags              = local.tags
 }
 
+# A suffix for the final snapshot, made once per created cluster (the id of a
+# terraform_data is a random UUID), so that the snapshot of a destroyed
+# cluster does not block the next cluster of the same name from being
+# destroyed: a fixed `<name>-final` fails the second create/destroy cycle
+# (DBClusterSnapshotAlreadyExistsFault,
+# https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_DeleteDBCluster.html).
+# Replaced with what replaces the cluster (its name, its key, its database).
+resource "terraform_data" "cluster_generation" {
+  count = local.create_cluster ? 1 : 0
+
+  triggers_replace = [var.name, var.cluster_kms_key_arn, local.db_name]
+}
+
 resource "aws_rds_cluster" "this" {
   #checkov:skip=CKV2_AWS_8:Aurora's automated backups (cluster_backup_retention_days, 7 by default) and a final snapshot cover a starter deployment; add an AWS Backup plan where the organisation requires one.
   #checkov:skip=CKV2_AWS_27:Statement logging (log_statement) would write every query, with tenants' data, to CloudWatch; the API logs one line per request itself. Add a parameter group with pgaudit where an audit trail is required.
@@ -135,8 +148,8 @@ resource "aws_rds_cluster" "this" {
   deletion_protection       = var.cluster_deletion_protection
   backup_retention_period   = var.cluster_backup_retention_days
   copy_tags_to_snapshot     = true
-  skip_final_snapshot       = false
-  final_snapshot_identifier = "${var.name}-final"
+  skip_final_snapshot       = var.cluster_skip_final_snapshot
+  final_snapshot_identifier = "${var.name}-final-${substr(terraform_data.cluster_generation[0].id, 0, 8)}"
 
   db_subnet_group_name            = aws_db_subnet_group.this[0].name
   vpc_security_group_ids          = [aws_security_group.cluster[0].id]
@@ -181,4 +194,36 @@ resource "aws_rds_cluster_instance" "writer" {
   publicly_accessible        = false
   auto_minor_version_upgrade = true
   tags                       = local.tags
+}
+
+# `terraform destroy` removes the writer before the cluster, and deletion
+# protection refuses only the cluster: the instance would go and the cluster
+# stay, empty (https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/USER_DeleteCluster.html#USER_DeletionProtection).
+# This guard depends on the writer, so it is destroyed first, and refuses
+# while the cluster is protected: the destroy stops before the database is
+# touched. Turn protection off with an apply first (docs/deploy.md, Teardown).
+resource "terraform_data" "cluster_destroy_guard" {
+  count = local.create_cluster ? 1 : 0
+
+  input = {
+    cluster             = aws_rds_cluster.this[0].cluster_identifier
+    deletion_protection = var.cluster_deletion_protection
+  }
+
+  provisioner "local-exec" {
+    when        = destroy
+    interpreter = ["bash", "-c"]
+    command     = <<-EOT
+      if [ "$DELETION_PROTECTION" = true ]; then
+        echo "Aurora cluster $CLUSTER has deletion protection: destroying it would remove its writer and then be refused, leaving a cluster without instances. Set cluster_deletion_protection = false, terraform apply, then destroy (docs/deploy.md, Teardown)." >&2
+        exit 1
+      fi
+    EOT
+    environment = {
+      CLUSTER             = self.input.cluster
+      DELETION_PROTECTION = tostring(self.input.deletion_protection)
+    }
+  }
+
+  depends_on = [aws_rds_cluster_instance.writer]
 }

@@ -56,6 +56,11 @@ output "db_cluster_resource_id" {
   value       = try(local.cluster.resource_id, null)
 }
 
+output "cluster_final_snapshot_identifier" {
+  description = "The snapshot RDS takes when `terraform destroy` deletes a created Aurora cluster (unique to this cluster: <name>-final-<8 characters>); null with cluster_skip_final_snapshot, without create_cluster, and on DSQL."
+  value       = local.create_cluster && !var.cluster_skip_final_snapshot ? aws_rds_cluster.this[0].final_snapshot_identifier : null
+}
+
 output "db_connection_budget" {
   description = "The connections the API function may hold (db_max_connections, or derived from cluster_max_acu, or DSQL's 10,000 per cluster minus 20); reserved_concurrent_executions stays within it."
   value       = local.db_connection_budget

@@ -207,9 +207,16 @@ variable "cluster_seconds_until_auto_pause" {
 }
 
 variable "cluster_deletion_protection" {
-  description = "Deletion protection of a created cluster (Aurora PostgreSQL or DSQL). Set false (and apply) before `terraform destroy` can remove it; Aurora takes a final snapshot either way, DSQL does not (back it up first if its data matters)."
+  description = "Deletion protection of a created cluster (Aurora PostgreSQL or DSQL). Set false and apply before `terraform destroy` can remove it: with it on, destroy stops before the Aurora cluster's writer instance (a guard in cluster.tf), since RDS would delete the instance and then refuse the cluster. Aurora takes a final snapshot unless cluster_skip_final_snapshot; DSQL takes none (back it up first if its data matters)."
   type        = bool
   default     = true
+  nullable    = false
+}
+
+variable "cluster_skip_final_snapshot" {
+  description = "A created Aurora cluster: delete it without a final snapshot (`terraform destroy`, or a replacement). false (the default) keeps a snapshot named <name>-final-<8 characters unique to the cluster> (terraform output cluster_final_snapshot_identifier), so that a cluster created again under the same name can be destroyed too. true only for clusters whose data does not matter (a test deployment)."
+  type        = bool
+  default     = false
   nullable    = false
 }
 

@@ -157,12 +157,61 @@ def test_auto_pause_needs_a_supporting_version(tf: Console, cfg: TfConfig, min_a
 
 
 # ---------------------------------------------------------------------------
+# Point 9: destroy, and create again
+# ---------------------------------------------------------------------------
+
+UUID = "3f2a9c1b-0d4e-4f5a-9b8c-7d6e5f4a3b2c"
+
+
+def test_final_snapshot_identifier_is_valid_and_unique(tf: Console, cfg: TfConfig):
+    """1 to 255 letters, digits and hyphens, a letter first, no two hyphens in a row, no hyphen
+    at the end; a different one for each created cluster."""
+    snap = cfg.resource("aws_rds_cluster", "this")["final_snapshot_identifier"]
+    ref = re.search(r"terraform_data\.[a-z_]+\[0\]\.id", snap).group(0)
+    names = set()
+    for uuid in (UUID, "00000000-1111-4222-8333-444455556666"):
+        value = tf.eval(with_literals(template(snap), {ref: uuid}), name="a" * 40)
+        assert re.fullmatch(r"[a-z](?!.*--)[a-z0-9-]{0,253}[a-z0-9]", value), value
+        names.add(value)
+    assert len(names) == 2, names
+    assert tf.eval(with_literals(template(snap), {ref: UUID})) == "tenant-api-final-3f2a9c1b"
+
+
+def _guard(cfg: TfConfig) -> dict:
+    (guard,) = [r for r in cfg.resources_of("terraform_data").values()
+                if any("when" in p.get("local-exec", {}) for p in r.get("provisioner", []))]
+    (prov,) = [p["local-exec"] for p in guard["provisioner"]]
+    return guard, prov
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="bash is not installed")
+@pytest.mark.parametrize(("protected", "rc"), [(True, 1), (False, 0)])
+def test_destroy_guard_refuses_while_protected(tf: Console, cfg: TfConfig, protected: bool, rc: int):
+    guard, prov = _guard(cfg)
+    # self.input as the guard stores it (the cluster's identifier a literal), then the
+    # provisioner's environment from it.
+    fields = ", ".join(f"{k} = {expr(v)}" for k, v in guard["input"].items())
+    stored = tf.eval(with_literals("{" + fields + "}", {"aws_rds_cluster.this[0].cluster_identifier": "tenant-api"}),
+                     cluster_deletion_protection=protected, create_cluster=True)
+    env = {k: tf.eval(with_literals(template(v), {"self.input": stored})) for k, v in prov["environment"].items()}
+    # The command as Terraform reads it (python-hcl2 hands the heredoc back escaped).
+    command = tf.eval('"' + prov["command"].replace("\n", "\\n") + '"')
+    interpreter = prov.get("interpreter", ["/bin/sh", "-c"])
+    proc = subprocess.run([*interpreter, command], capture_output=True, text=True, timeout=30,
+                          env={**os.environ, **env})
+    assert proc.returncode == rc, proc.stdout + proc.stderr
+    if protected:
+        assert "cluster_deletion_protection = false" in proc.stderr and "tenant-api" in proc.stderr, proc.stderr
+
+
+# ---------------------------------------------------------------------------
 # The new variables, and point 10: dedicated clusters
 # ---------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(("name", "value", "ok"), [
     ("cluster_data_api", False, True),
+    ("cluster_skip_final_snapshot", True, True),
 ])
 def test_new_variables_validation(tf: Console, name: str, value, ok: bool):
     if ok:

@@ -244,6 +244,11 @@ MUTATIONS: list[tuple[str, str, Callable[[str], str]]] = [
     ("migrations-ignore-runtime-role", "migrate.tf", sub(r"^\s*runtime_role(_id)?\s*= aws_iam_role\.lambda\.(arn|unique_id)\n", "")),
     ("migrations-before-login-policy", "migrate.tf",
      sub(r"(terraform_data\.bootstrap_database,\n)\s*aws_iam_role_policy\.migrate,\n", r"\1")),
+    ("final-snapshot-fixed-name", "cluster.tf",
+     sub(r'final_snapshot_identifier = "\$\{var\.name\}-final-\$\{[^\n]*\}"', 'final_snapshot_identifier = "${var.name}-final"')),
+    ("final-snapshot-skipped", "cluster.tf", sub(r"skip_final_snapshot(\s*)= var\.cluster_skip_final_snapshot", r"skip_final_snapshot\1= true")),
+    ("no-destroy-guard", "cluster.tf", drop_block(r'^resource "terraform_data" "cluster_destroy_guard"')),
+    ("destroy-guard-after-writer", "cluster.tf", sub(r"^\s*depends_on = \[aws_rds_cluster_instance\.writer\]\n", "")),
 ]
 
 

@@ -80,7 +80,7 @@ def test_created_cluster(cfg: TfConfig):
     assert unwrap(c.get("deletion_protection")) == "var.cluster_deletion_protection"
     assert var_default(cfg, "cluster_deletion_protection") is True
     assert c.get("enable_http_endpoint") == "${var.cluster_data_api}", "the Data API is the set-up's way in"
-    assert c.get("skip_final_snapshot") is False
+    assert c.get("skip_final_snapshot") == "${var.cluster_skip_final_snapshot}"
     assert unwrap(c.get("database_name")) == "local.db_name"
     (scaling,) = c["serverlessv2_scaling_configuration"]
     assert unwrap(scaling["min_capacity"]) == "var.cluster_min_acu" and var_default(cfg, "cluster_min_acu") == 0

@@ -229,6 +229,43 @@ def test_data_api_is_a_variable(cfg: TfConfig):
 
 
 # ---------------------------------------------------------------------------
+# Point 9: destroy and create again
+# ---------------------------------------------------------------------------
+
+
+def test_final_snapshot_name_is_unique_per_cluster(cfg: TfConfig):
+    """A fixed `<name>-final` made the second create/destroy cycle fail: the snapshot of the
+    first one exists. Each created cluster gets its own suffix (terraform_data's id, a UUID made
+    once per cluster). https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_DeleteDBCluster.html"""
+    c = cfg.resource("aws_rds_cluster", "this")
+    snap = text_of(c.get("final_snapshot_identifier"))
+    m = re.search(r"terraform_data\.([a-z_]+)\[0\]\.id", snap)
+    assert m, f"final_snapshot_identifier must carry a per-cluster suffix, not {snap!r}"
+    gen = cfg.resource("terraform_data", m.group(1))
+    assert unwrap(gen.get("count")) == "local.create_cluster ? 1 : 0"
+    assert "var.name" in text_of(gen.get("triggers_replace")), "a new cluster name, a new suffix"
+    assert unwrap(c.get("skip_final_snapshot")) == "var.cluster_skip_final_snapshot"
+    assert var_default(cfg, "cluster_skip_final_snapshot") is False, "a final snapshot by default"
+
+
+def test_destroy_stops_before_the_instance_while_the_cluster_is_protected(cfg: TfConfig):
+    """Deletion protection lets the instances go and refuses the cluster
+    (https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/USER_DeleteCluster.html#USER_DeletionProtection):
+    a guard that depends on the writer is destroyed before it, and refuses while protected."""
+    guards = {n: r for n, r in cfg.resources_of("terraform_data").items()
+              if any(p.get("local-exec", {}).get("when") == "${destroy}" or p.get("local-exec", {}).get("when") == "destroy"
+                     for p in r.get("provisioner", []))}
+    assert len(guards) == 1, f"need one terraform_data with a destroy-time provisioner, found {sorted(guards)}"
+    (name, guard), = guards.items()
+    assert unwrap(guard.get("count")) == "local.create_cluster ? 1 : 0"
+    deps = {unwrap(d) for d in guard.get("depends_on", [])}
+    assert "aws_rds_cluster_instance.writer" in deps, deps
+    assert "var.cluster_deletion_protection" in text_of(guard.get("input"))
+    (prov,) = [p["local-exec"] for p in guard["provisioner"]]
+    assert "self.input" in text_of(prov.get("environment")), "a destroy provisioner reads only self"
+
+
+# ---------------------------------------------------------------------------
 # Point 10: dedicated clusters reachable; a second Region
 # ---------------------------------------------------------------------------
 
