@@ -118,3 +118,13 @@ check "db_auth_deprecated" {
     error_message = "db_auth is deprecated: db_engine sets DB_AUTH now (iam for Aurora PostgreSQL; dsql and, for the migrations, dsql-admin for DSQL). Remove db_auth from your variables."
   }
 }
+
+# A created cluster's functions' security group lets them out to that cluster
+# only (cluster.tf): silo tenants on other clusters need egress to them too,
+# or every connection to them times out.
+check "dedicated_databases_reachable" {
+  assert {
+    condition     = !(local.create_cluster && length(var.dedicated_database_users) > 0 && length(var.dedicated_database_security_group_ids) + length(var.dedicated_database_cidr_blocks) == 0)
+    error_message = "dedicated_database_users lists ${length(var.dedicated_database_users)} database(s) on other clusters, but the functions' security group of a created cluster lets them reach this cluster only: connections to those tenants time out (503). Set dedicated_database_security_group_ids (or dedicated_database_cidr_blocks) to those clusters' security groups, and let each of them admit TCP 5432 from terraform output functions_security_group_id. (No warning is needed if one of security_group_ids already allows it.)"
+  }
+}

@@ -2,9 +2,10 @@
 # cluster itself, private, in subnet_ids: IAM database authentication on, the
 # master password kept by RDS in Secrets Manager (nobody types it), storage
 # encrypted, deletion protection, auto-pause at 0 ACU, and the Data API (HTTP
-# endpoint) for the one-time set-up by scripts/bootstrap-db.sh, which needs
-# no network path to the cluster. Only the functions' security group may
-# connect to it.
+# endpoint, cluster_data_api) for the one-time set-up by
+# scripts/bootstrap-db.sh, which needs no network path to the cluster. Only
+# the functions' security group may connect to it; the functions may connect
+# to it, and to the clusters of dedicated databases listed for them.
 
 data "aws_subnet" "cluster" {
   count = local.create_cluster ? 1 : 0
@@ -90,6 +91,35 @@ resource "aws_vpc_security_group_egress_rule" "functions_to_cluster" {
   from_port                    = 5432
   to_port                      = 5432
   tags                         = local.tags
+}
+
+# Silo tenants on other clusters (dedicated_database_users): the functions'
+# group lets them out to those clusters too, by the clusters' security groups
+# (same VPC, or a peered one) or by CIDR. Each of those clusters' own groups
+# must admit TCP 5432 from this one (output functions_security_group_id).
+# https://docs.aws.amazon.com/vpc/latest/userguide/security-group-rules.html
+resource "aws_vpc_security_group_egress_rule" "functions_to_dedicated_by_group" {
+  for_each = local.create_cluster ? toset(var.dedicated_database_security_group_ids) : toset([])
+
+  security_group_id            = aws_security_group.functions[0].id
+  referenced_security_group_id = each.value
+  description                  = "PostgreSQL to a dedicated database's cluster (silo tenants of ${var.name})"
+  ip_protocol                  = "tcp"
+  from_port                    = 5432
+  to_port                      = 5432
+  tags                         = local.tags
+}
+
+resource "aws_vpc_security_group_egress_rule" "functions_to_dedicated_by_cidr" {
+  for_each = local.create_cluster ? toset(var.dedicated_database_cidr_blocks) : toset([])
+
+  security_group_id = aws_security_group.functions[0].id
+  cidr_ipv4         = each.value
+  description       = "PostgreSQL to a dedicated database's cluster (silo tenants of ${var.name})"
+  ip_protocol       = "tcp"
+  from_port         = 5432
+  to_port           = 5432
+  tags              = local.tags
 }
 
 # Created before the cluster so that Terraform owns its retention (RDS would

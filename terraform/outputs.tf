@@ -56,6 +56,11 @@ output "db_cluster_resource_id" {
   value       = try(local.cluster.resource_id, null)
 }
 
+output "functions_security_group_id" {
+  description = "The security group Terraform creates for the functions with create_cluster (null otherwise): the clusters of dedicated databases (dedicated_database_users) must admit TCP 5432 from it."
+  value       = one(aws_security_group.functions[*].id)
+}
+
 output "cluster_final_snapshot_identifier" {
   description = "The snapshot RDS takes when `terraform destroy` deletes a created Aurora cluster (unique to this cluster: <name>-final-<8 characters>); null with cluster_skip_final_snapshot, without create_cluster, and on DSQL."
   value       = local.create_cluster && !var.cluster_skip_final_snapshot ? aws_rds_cluster.this[0].final_snapshot_identifier : null

@@ -210,6 +210,13 @@ def test_destroy_guard_refuses_while_protected(tf: Console, cfg: TfConfig, prote
 
 
 @pytest.mark.parametrize(("name", "value", "ok"), [
+    ("dedicated_database_security_group_ids", [SG], True),
+    ("dedicated_database_security_group_ids", ["default"], False),
+    ("dedicated_database_security_group_ids", [SG, SG], False),
+    ("dedicated_database_cidr_blocks", ["10.1.0.0/16", "10.2.3.4/32"], True),
+    ("dedicated_database_cidr_blocks", ["10.1.0.0"], False),
+    ("dedicated_database_cidr_blocks", ["10.1.0.1/16"], False),  # not a network address
+    ("dedicated_database_cidr_blocks", ["0.0.0.0/0"], False),  # the whole internet
     ("cluster_data_api", False, True),
     ("cluster_skip_final_snapshot", True, True),
 ])
@@ -219,3 +226,16 @@ def test_new_variables_validation(tf: Console, name: str, value, ok: bool):
     else:
         with pytest.raises(TfError, match=rf"(?s)Invalid value for variable.*{name}"):
             tf.eval("var." + name, **{name: value})
+
+
+@pytest.mark.parametrize(("variables", "expected"), [
+    ({}, True),
+    ({"create_cluster": True}, True),
+    ({"create_cluster": True, "dedicated_database_users": DEDICATED}, False),
+    ({"create_cluster": True, "dedicated_database_users": DEDICATED, "dedicated_database_security_group_ids": [SG]}, True),
+    ({"create_cluster": True, "dedicated_database_users": DEDICATED, "dedicated_database_cidr_blocks": ["10.1.0.0/16"]}, True),
+    # An existing cluster: the functions' groups are yours, and so are their rules.
+    ({"db_cluster_identifier": "app", "dedicated_database_users": DEDICATED}, True),
+])
+def test_dedicated_databases_reachable(tf: Console, cfg: TfConfig, variables: dict, expected: bool):
+    assert tf.eval(unwrap(_check(cfg, "dedicated_databases_reachable")["condition"]), **variables) is expected

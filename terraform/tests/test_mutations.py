@@ -249,6 +249,8 @@ MUTATIONS: list[tuple[str, str, Callable[[str], str]]] = [
     ("final-snapshot-skipped", "cluster.tf", sub(r"skip_final_snapshot(\s*)= var\.cluster_skip_final_snapshot", r"skip_final_snapshot\1= true")),
     ("no-destroy-guard", "cluster.tf", drop_block(r'^resource "terraform_data" "cluster_destroy_guard"')),
     ("destroy-guard-after-writer", "cluster.tf", sub(r"^\s*depends_on = \[aws_rds_cluster_instance\.writer\]\n", "")),
+    ("no-egress-to-dedicated", "cluster.tf", drop_block(r'^resource "aws_vpc_security_group_egress_rule" "functions_to_dedicated_by_group"')),
+    ("no-dedicated-reachability-check", "checks.tf", drop_block(r'^check "dedicated_databases_reachable"')),
 ]
 
 

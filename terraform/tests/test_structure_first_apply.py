@@ -270,6 +270,26 @@ def test_destroy_stops_before_the_instance_while_the_cluster_is_protected(cfg: T
 # ---------------------------------------------------------------------------
 
 
+def test_functions_may_reach_dedicated_clusters(cfg: TfConfig):
+    """A created cluster's functions' security group lets them out to that cluster only: silo
+    tenants in another cluster (dedicated_database_users) need egress to it too.
+    https://docs.aws.amazon.com/vpc/latest/userguide/security-group-rules.html"""
+    rules = cfg.resources_of("aws_vpc_security_group_egress_rule")
+    by_sg = [r for r in rules.values() if unwrap(r.get("referenced_security_group_id")) == "each.value"]
+    by_cidr = [r for r in rules.values() if unwrap(r.get("cidr_ipv4")) == "each.value"]
+    assert len(by_sg) == 1 and len(by_cidr) == 1, sorted(rules)
+    for rule, var in ((by_sg[0], "dedicated_database_security_group_ids"), (by_cidr[0], "dedicated_database_cidr_blocks")):
+        assert f"var.{var}" in text_of(rule.get("for_each")) and "local.create_cluster" in text_of(rule.get("for_each"))
+        assert rule["security_group_id"] == "${aws_security_group.functions[0].id}"
+        assert (rule["from_port"], rule["to_port"], rule["ip_protocol"]) == (5432, 5432, "tcp")
+        assert var_default(cfg, var) == []
+    assert "sg-" in validation_text(cfg, "dedicated_database_security_group_ids")
+    assert "cidrhost" in validation_text(cfg, "dedicated_database_cidr_blocks")
+    check = text_of(cfg.checks["dedicated_databases_reachable"]["assert"][0]["condition"])
+    assert "var.dedicated_database_users" in check and "var.dedicated_database_security_group_ids" in check
+    assert "functions_security_group_id" in cfg.outputs, "the other cluster admits this group"
+
+
 def test_iam_role_names_carry_the_region(cfg: TfConfig):
     """IAM role names are unique in the account, across Regions: the same `name` deployed in a
     second Region failed with EntityAlreadyExists.
