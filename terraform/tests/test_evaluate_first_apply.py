@@ -239,3 +239,17 @@ def test_new_variables_validation(tf: Console, name: str, value, ok: bool):
 ])
 def test_dedicated_databases_reachable(tf: Console, cfg: TfConfig, variables: dict, expected: bool):
     assert tf.eval(unwrap(_check(cfg, "dedicated_databases_reachable")["condition"]), **variables) is expected
+
+
+# ---------------------------------------------------------------------------
+# The guide says how
+# ---------------------------------------------------------------------------
+
+
+def test_deploy_guide_covers_the_new_settings():
+    guide = (tf_dir().parent / "docs" / "deploy.md").read_text(encoding="utf-8")
+    for needle in ("reserved_concurrent_executions", "cluster_data_api = false", "cluster_deletion_protection = false",
+                   "cluster_skip_final_snapshot", "dedicated_database_security_group_ids", "cluster_engine_version",
+                   "terraform -chdir=terraform destroy", "second Region", "functions_security_group_id",
+                   "api_throttling_rate_limit"):
+        assert needle in guide, f"docs/deploy.md does not mention {needle}"
