@@ -179,7 +179,7 @@ locals {
     DB_USER                 = local.migrate_db_user
     DB_AUTH                 = local.migrate_db_auth
     DB_CONNECT_TIMEOUT_SECS = tostring(var.db_connect_timeout_secs)
-    DB_STATEMENT_TIMEOUT_MS = tostring(max(1, var.migrate_timeout - var.db_connect_timeout_secs - 5) * 1000)
+    DB_STATEMENT_TIMEOUT_MS = tostring(max(1, var.migrate_timeout - var.db_connect_timeout_secs - 45 - 5) * 1000)
     DB_POOL_MAX             = "1"
     LOG_LEVEL               = var.log_level
   }

@@ -87,10 +87,12 @@ resource "aws_lambda_function" "migrate" {
     }
 
     # The connection (an auto-paused cluster resumes within the connect
-    # timeout) and then at least 30 s per statement.
+    # timeout), the function's retries of a refused login (up to 45 s, while
+    # IAM propagates a new policy: LOGIN_RETRY_BUDGET in
+    # crates/lambda/src/migration.rs), and then at least 30 s per statement.
     precondition {
-      condition     = var.migrate_timeout >= var.db_connect_timeout_secs + 35
-      error_message = "migrate_timeout (${var.migrate_timeout} s) must be at least db_connect_timeout_secs (${var.db_connect_timeout_secs} s) + 35 s: the connection, then 30 s or more for each statement."
+      condition     = var.migrate_timeout >= var.db_connect_timeout_secs + 80
+      error_message = "migrate_timeout (${var.migrate_timeout} s) must be at least db_connect_timeout_secs (${var.db_connect_timeout_secs} s) + 80 s: the connection, up to 45 s of retried logins while IAM propagates, then 30 s or more for each statement."
     }
   }
 }

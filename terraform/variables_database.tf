@@ -128,7 +128,7 @@ variable "migrate_on_apply" {
 }
 
 variable "migrate_timeout" {
-  description = "Timeout of the migration function in seconds (60 to 900): the connection (up to db_connect_timeout_secs, an auto-paused cluster resuming) plus every pending migration. Its sessions' statement_timeout is what remains after the connect timeout and 5 s."
+  description = "Timeout of the migration function in seconds (60 to 900; at least db_connect_timeout_secs + 80): the connection (up to db_connect_timeout_secs, an auto-paused cluster resuming), up to 45 s of retried logins while IAM propagates a new policy, plus every pending migration. Its sessions' statement_timeout is what remains after the connect timeout, those 45 s and 5 s."
   type        = number
   default     = 300
   nullable    = false

@@ -142,7 +142,7 @@ def test_migrate_environment(tf: Console):
         "DB_USER": "app_owner",
         "DB_AUTH": "iam",
         "DB_CONNECT_TIMEOUT_SECS": "30",
-        "DB_STATEMENT_TIMEOUT_MS": str((300 - 30 - 5) * 1000),
+        "DB_STATEMENT_TIMEOUT_MS": str((300 - 30 - 45 - 5) * 1000),
         "DB_POOL_MAX": "1",
         "LOG_LEVEL": "info",
     }
