@@ -21,7 +21,9 @@ CREATE FUNCTION app_revoke_invitations_of_former_admin() RETURNS trigger
   $$;
 REVOKE ALL ON FUNCTION app_revoke_invitations_of_former_admin() FROM PUBLIC;
 
+-- (A DELETE with a WHERE clause needs to see the rows too: the owner reads them for it.)
 CREATE POLICY invitations_maker_revoked ON invitations FOR DELETE TO app_owner USING (true);
+CREATE POLICY invitations_owner_read ON invitations FOR SELECT TO app_owner USING (true);
 
 CREATE TRIGGER memberships_revoke_invitations
   AFTER UPDATE OF role OR DELETE ON memberships
