@@ -6,7 +6,7 @@
 --    role's login, in the control database too. Now the control database signs what it knows
 --    (HMAC-SHA-256 with a key per dedicated database, which the runtime role cannot read):
 --      app_member_grant(t, g)          the caller's own role in t, for a copy at generation g
---      app_fence_grant(t, u, secs)     the right to fence u's membership of t: t's admins and u
+--      app_fence_grant(t, u)           the right to fence u's membership of t: t's admins and u
 --      app_tenant_fence_grant(t)       the right to fence tenant t away: t's admins
 --    and a dedicated database acts only on a grant signed with its own key, issued within the
 --    last two minutes (app_member_copy, app_member_fence, app_tenant_away). In the control
@@ -36,8 +36,18 @@ CREATE TABLE copy_key (
 );
 REVOKE ALL ON database_keys, copy_key FROM PUBLIC;
 
--- While a membership change is under way: no copy of it is made until then.
+-- While a membership change is under way: no copy of it is made until then. The block belongs
+-- to the change that set it (its token): another change's fence does not lift it.
 ALTER TABLE member_fences ADD COLUMN blocked_until timestamptz;
+ALTER TABLE member_fences ADD COLUMN block_token bigint;
+
+-- 60 bits from the strong random source behind gen_random_uuid(): generations and block tokens
+-- that nobody can guess ahead (a counter could be: someone about to be removed could have a copy
+-- grant signed for the generation the removal will set).
+CREATE FUNCTION app_random_bigint() RETURNS bigint
+  LANGUAGE sql VOLATILE
+  SET search_path = pg_catalog, pg_temp
+  AS $$ SELECT ('x' || substr(replace(gen_random_uuid()::text, '-', ''), 17, 15))::bit(60)::bigint $$;
 
 -- HMAC-SHA-256 (RFC 2104) on PostgreSQL's sha256(), so that no extension is needed.
 CREATE FUNCTION app_hmac(k bytea, m bytea) RETURNS bytea
@@ -88,6 +98,7 @@ CREATE FUNCTION app_grant_valid(what text, t uuid, u uuid, detail text, n bigint
                                     WHERE app_hmac(c.key, app_grant_message(what, t, u, detail, n, issued)) = mac), false) $$;
 
 REVOKE ALL ON FUNCTION app_hmac(bytea, bytea), app_grant_message(text, uuid, uuid, text, bigint, bigint), app_now_ms(),
+  app_random_bigint(),
   app_grant_key(uuid), app_grant_valid(text, uuid, uuid, text, bigint, bigint, bytea) FROM PUBLIC;
 
 -- ---------------------------------------------------------------------------------------------
@@ -115,24 +126,27 @@ CREATE FUNCTION app_member_grant(t uuid, g bigint) RETURNS TABLE (grant_role tex
   END
   $$;
 
--- The right to fence user u's membership of dedicated tenant t, blocking new copies for `secs`
--- seconds (0: lift the block): for t's admins, and for u themself. No row otherwise.
-CREATE FUNCTION app_fence_grant(t uuid, u uuid, secs int) RETURNS TABLE (block_secs int, issued bigint, mac bytea)
+-- The right to fence user u's membership of dedicated tenant t: two grants with one fresh token,
+-- one that blocks new copies for 60 s (before the change) and one that lifts that block (after
+-- it): for t's admins, and for u themself. No rows otherwise.
+CREATE FUNCTION app_fence_grant(t uuid, u uuid) RETURNS TABLE (block_secs int, token bigint, issued bigint, mac bytea)
   LANGUAGE plpgsql VOLATILE SECURITY DEFINER
   SET search_path = pg_catalog, public, pg_temp
   AS $$
   DECLARE
     k bytea := app_grant_key(t);
     at bigint := app_now_ms();
+    tok bigint := app_random_bigint();
   BEGIN
-    IF k IS NULL OR u IS NULL OR app_user_id() IS NULL OR secs IS NULL OR secs NOT BETWEEN 0 AND 300 THEN
+    IF k IS NULL OR u IS NULL OR app_user_id() IS NULL THEN
       RETURN;
     END IF;
     IF app_user_id() <> u AND NOT EXISTS (SELECT 1 FROM public.memberships m
                                           WHERE m.tenant_id = t AND m.user_id = app_user_id() AND m.role = 'admin') THEN
       RETURN;
     END IF;
-    RETURN QUERY SELECT secs, at, app_hmac(k, app_grant_message('fence', t, u, secs::text, 0, at));
+    RETURN QUERY SELECT s, tok, at, app_hmac(k, app_grant_message('fence', t, u, s::text || ':' || tok::text, 0, at))
+      FROM (VALUES (60), (0)) v (s);
   END
   $$;
 
@@ -161,8 +175,10 @@ DROP FUNCTION app_member_copy(uuid, text, bigint);
 DROP FUNCTION app_member_fence(uuid, uuid);
 
 -- The copy of the caller's membership of tenant t with role r, on the control database's grant
--- for generation g: 'made'; 'blocked' while a change of it is under way; 'refused' when the grant
--- is not valid here or the generation moved on since (a change overtook the read).
+-- for generation g: 'made'; 'blocked' while a change of it is under way; 'refused' when the
+-- generation moved on since the grant's read (a change overtook it) or t is not here; 'invalid'
+-- when the grant is not this database's signature for this caller, fresh (a stale placement, a
+-- wrong key, clocks apart: the API answers 503 and logs it).
 CREATE FUNCTION app_member_copy(t uuid, r text, g bigint, issued bigint, mac bytea) RETURNS text
   LANGUAGE plpgsql VOLATILE SECURITY DEFINER
   SET search_path = pg_catalog, public, pg_temp
@@ -172,7 +188,7 @@ CREATE FUNCTION app_member_copy(t uuid, r text, g bigint, issued bigint, mac byt
     f record;
   BEGIN
     IF app_user_id() IS NULL OR NOT app_grant_valid('copy', t, app_user_id(), r, g, issued, mac) THEN
-      RETURN 'refused';
+      RETURN 'invalid';
     END IF;
     -- One at a time with app_member_fence for this membership.
     PERFORM pg_advisory_xact_lock(hashtextextended(t::text || '/' || app_user_id()::text, 0));
@@ -195,25 +211,34 @@ CREATE FUNCTION app_member_copy(t uuid, r text, g bigint, issued bigint, mac byt
   END
   $$;
 
--- On the control database's grant: drops the copy of user u's membership of tenant t, raises
--- its generation (no copy made from an earlier read can be written), and blocks new copies for
--- `secs` seconds (0: lifts the block). Returns the new generation.
-CREATE FUNCTION app_member_fence(t uuid, u uuid, secs int, issued bigint, mac bytea) RETURNS bigint
+-- On the control database's grant (`secs` and `token` from app_fence_grant): drops the copy of
+-- user u's membership of tenant t, gives it a new random generation (no copy made from an
+-- earlier read can be written, and nobody can have a grant for the new one), and blocks new
+-- copies for `secs` seconds as change `token`; with 0, lifts the block if it is still that
+-- change's. Returns the new generation. A grant that is not valid here raises TM004.
+CREATE FUNCTION app_member_fence(t uuid, u uuid, secs int, token bigint, issued bigint, mac bytea) RETURNS bigint
   LANGUAGE plpgsql VOLATILE SECURITY DEFINER
   SET search_path = pg_catalog, public, pg_temp
   AS $$
   DECLARE
     caller_scope text := current_setting('app.tenant_ids', true);
-    g bigint;
+    g bigint := app_random_bigint();
   BEGIN
-    IF NOT app_grant_valid('fence', t, u, secs::text, 0, issued, mac) THEN
-      RAISE EXCEPTION 'no valid grant to fence this membership' USING ERRCODE = '42501';
+    IF NOT app_grant_valid('fence', t, u, secs::text || ':' || token::text, 0, issued, mac) THEN
+      RAISE EXCEPTION 'no valid grant to fence this membership here' USING ERRCODE = 'TM004';
     END IF;
     PERFORM pg_advisory_xact_lock(hashtextextended(t::text || '/' || u::text, 0));
-    INSERT INTO public.member_fences AS f (tenant_id, user_id, generation, blocked_until)
-      VALUES (t, u, 1, CASE WHEN secs > 0 THEN clock_timestamp() + secs * interval '1 second' END)
-      ON CONFLICT (tenant_id, user_id) DO UPDATE SET generation = f.generation + 1, blocked_until = excluded.blocked_until
-      RETURNING f.generation INTO g;
+    IF secs > 0 THEN
+      INSERT INTO public.member_fences AS f (tenant_id, user_id, generation, blocked_until, block_token)
+        VALUES (t, u, g, clock_timestamp() + secs * interval '1 second', token)
+        ON CONFLICT (tenant_id, user_id) DO UPDATE SET generation = g,
+          blocked_until = greatest(f.blocked_until, excluded.blocked_until), block_token = token;
+    ELSE
+      INSERT INTO public.member_fences AS f (tenant_id, user_id, generation) VALUES (t, u, g)
+        ON CONFLICT (tenant_id, user_id) DO UPDATE SET generation = g,
+          blocked_until = CASE WHEN f.block_token = token THEN NULL ELSE f.blocked_until END,
+          block_token = CASE WHEN f.block_token = token THEN NULL ELSE f.block_token END;
+    END IF;
     PERFORM set_config('app.tenant_ids', ARRAY[t]::text, true);
     DELETE FROM public.memberships m WHERE m.tenant_id = t AND m.user_id = u;
     PERFORM set_config('app.tenant_ids', coalesce(caller_scope, ''), true);
@@ -229,7 +254,7 @@ CREATE FUNCTION app_tenant_away(t uuid, away boolean, issued bigint, mac bytea) 
   AS $$
   BEGIN
     IF NOT app_grant_valid('tenant', t, '00000000-0000-0000-0000-000000000000', away::text, 0, issued, mac) THEN
-      RAISE EXCEPTION 'no valid grant to fence this tenant' USING ERRCODE = '42501';
+      RAISE EXCEPTION 'no valid grant to fence this tenant here' USING ERRCODE = 'TM004';
     END IF;
     IF away THEN
       INSERT INTO public.tenant_fences AS f (tenant_id, state) VALUES (t, 'away')
@@ -251,9 +276,9 @@ DELETE FROM memberships m USING users u
 ALTER TABLE memberships FORCE ROW LEVEL SECURITY;
 ALTER TABLE users FORCE ROW LEVEL SECURITY;
 
-REVOKE ALL ON FUNCTION app_member_grant(uuid, bigint), app_fence_grant(uuid, uuid, int),
+REVOKE ALL ON FUNCTION app_member_grant(uuid, bigint), app_fence_grant(uuid, uuid),
   app_tenant_fence_grant(uuid, boolean), app_member_copy(uuid, text, bigint, bigint, bytea),
-  app_member_fence(uuid, uuid, int, bigint, bytea), app_tenant_away(uuid, boolean, bigint, bytea) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION app_member_grant(uuid, bigint), app_fence_grant(uuid, uuid, int),
+  app_member_fence(uuid, uuid, int, bigint, bigint, bytea), app_tenant_away(uuid, boolean, bigint, bytea) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION app_member_grant(uuid, bigint), app_fence_grant(uuid, uuid),
   app_tenant_fence_grant(uuid, boolean), app_member_copy(uuid, text, bigint, bigint, bytea),
-  app_member_fence(uuid, uuid, int, bigint, bytea), app_tenant_away(uuid, boolean, bigint, bytea) TO app_runtime;
+  app_member_fence(uuid, uuid, int, bigint, bigint, bytea), app_tenant_away(uuid, boolean, bigint, bytea) TO app_runtime;

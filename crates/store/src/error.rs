@@ -106,6 +106,13 @@ impl Error {
                 retry_after: Duration::from_secs(2),
             },
             _ if code.code() == "TM002" => Error::Moved,
+            // A dedicated database refused a grant of the control database's: a stale placement
+            // (another database's key), or a key or clock out of step. Where the registry says,
+            // again; an operator's matter if it persists.
+            _ if code.code() == "TM004" => {
+                tracing::error!(error = %e, "a dedicated database refused the control database's grant");
+                Error::Moved
+            }
             _ if code.code() == "TM003" => {
                 Error::NotCopied(e.as_db_error().and_then(|d| d.detail()).and_then(|g| g.parse().ok()).unwrap_or(-1))
             }

@@ -247,9 +247,17 @@ impl Scoped<'_> {
                 &[step(Q::TenantLock, &[&id.0]), step(Q::PlacementGet, &[&id.0]), step(Q::TenantDelete, &[&id.0])],
             )
             .await;
-        let deleted_here =
-            rows.as_ref().is_ok_and(|r| gated(&r[r.len() - 1], ADMINS).is_ok_and(|row| row.col::<bool>(1)));
-        if let (Some(f), false) = (&fenced, deleted_here) {
+        // The fence is taken back only when the delete surely did not happen. An unknown outcome
+        // (a lost connection, a deadline mid-COMMIT) keeps it: the tenant answers 503 until the
+        // delete is sent again, which finishes it either way.
+        let refused = match &rows {
+            Ok(r) => !gated(&r[r.len() - 1], ADMINS).is_ok_and(|row| row.col::<bool>(1)),
+            Err(
+                Error::Unavailable { .. } | Error::Deadline | Error::StatementTimeout | Error::ConnectTimeout { .. },
+            ) => false,
+            Err(_) => true,
+        };
+        if let (Some(f), true) = (&fenced, refused) {
             self.unfence_tenant(id, f).await;
         }
         let rows = rows?;

@@ -283,14 +283,15 @@ statements! {
     /// Copies the caller's membership of tenant `$1` with role `$2` on the grant (`$3`, `$4`,
     /// `$5`: generation, issue time, signature): made, blocked or refused (dedicated database).
     MemberCopy => "SELECT app_member_copy($1::uuid, $2::text, $3::int8, $4::int8, $5::bytea)",
-    /// Drops the copy of user `$2`'s membership of tenant `$1`, raises its generation and blocks
-    /// new copies for `$3` seconds, on the grant `$4`, `$5` (dedicated database).
-    MemberFence => "SELECT app_member_fence($1::uuid, $2::uuid, $3::int8::int4, $4::int8, $5::bytea)",
+    /// Drops the copy of user `$2`'s membership of tenant `$1`, gives it a new generation and
+    /// blocks new copies for `$3` seconds as change `$4` (0: lifts that change's block), on the
+    /// grant `$5`, `$6` (dedicated database).
+    MemberFence => "SELECT app_member_fence($1::uuid, $2::uuid, $3::int8::int4, $4::int8, $5::int8, $6::bytea)",
     /// The control database's grants to fence user `$2`'s membership of tenant `$1`: one that
     /// blocks new copies (before the change), one that lifts the block (after it). No rows when
     /// the caller may not change that membership, or the tenant has no dedicated database.
-    FenceGrants => "SELECT g.block_secs::int8, g.issued, g.mac FROM (VALUES (60), (0)) b (secs) \
-                    CROSS JOIN LATERAL app_fence_grant($1::uuid, $2::uuid, b.secs) g ORDER BY g.block_secs DESC",
+    FenceGrants => "SELECT block_secs::int8, token, issued, mac FROM app_fence_grant($1::uuid, $2::uuid) \
+                    ORDER BY block_secs DESC",
     /// The control database's grants to fence tenant `$1` away in its dedicated database, and to
     /// take that fence back (admins only; no rows otherwise).
     TenantFenceGrants => "SELECT a.away, g.issued, g.mac FROM (VALUES (true), (false)) a (away) \

@@ -103,8 +103,9 @@ async fn a_removed_member_is_refused_on_the_next_request_to_a_dedicated_tenant()
 }
 
 /// The dedicated database fails after the change committed in the control database (the fence
-/// that lifts the block): the removal is answered 503, but the copy went before the change, and
-/// the removed member's next request, from the warm instance that served them, is refused.
+/// that lifts the block): the removal stands (the failure is logged), the copy went before the
+/// change, and the removed member's next request, from the warm instance that served them, is
+/// refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_removed_member_is_refused_when_the_dedicated_database_fails_during_the_removal() {
     let silo = silo().await;
@@ -133,7 +134,7 @@ async fn a_removed_member_is_refused_when_the_dedicated_database_fails_during_th
         .await
         .unwrap();
     let removed = a.scoped(alice).remove_member(t, bob).await;
-    assert!(removed.is_err(), "the failure is answered: {removed:?}");
+    assert!(removed.is_ok(), "the change stands: {removed:?}");
     let still: i64 = silo
         .control
         .admin()
@@ -187,13 +188,15 @@ async fn a_membership_change_is_refused_before_anything_changes_when_the_dedicat
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deleted_dedicated_tenant_is_fenced_in_its_database_before_it_is_forgotten() {
     let silo = silo().await;
-    let a = silo.instance();
+    let (a, b) = (silo.instance(), silo.instance());
     let (alice, mallory) = (user(&a, "alice").await, user(&a, "mallory").await);
     let t = tenant(&a, alice, "acme").await;
     todo(&a, alice, t, "secret plans").await.unwrap();
     silo.move_to(t, Direction::ToDedicated, &Options::default()).await.unwrap();
-    // The instance learns where the tenant lives.
-    a.scoped(alice).list_todos(t, TodoFilter::default(), first_page()).await.unwrap();
+    // Both instances learn where the tenant lives; `a` deletes it (and forgets), `b` does not.
+    for store in [&a, &b] {
+        store.scoped(alice).list_todos(t, TodoFilter::default(), first_page()).await.unwrap();
+    }
     // The dedicated database will fail to remove the tenant's rows.
     silo.dedicated
         .admin()
@@ -207,11 +210,20 @@ async fn a_deleted_dedicated_tenant_is_fenced_in_its_database_before_it_is_forgo
         .unwrap();
     a.scoped(alice).delete_tenant(t).await.unwrap();
     assert_eq!(silo.todos_in(&silo.dedicated, t).await.len(), 1, "the old rows are still there");
-    // Mallory re-creates a tenant with that id (ids can be chosen by clients), from the same
-    // warm instance.
-    a.scoped(mallory).create_tenant(t, &TenantName::parse("acme again").unwrap()).await.unwrap();
-    let page = a.scoped(mallory).list_todos(t, TodoFilter::default(), first_page()).await.unwrap();
+    let fence: Option<String> = silo
+        .dedicated
+        .admin()
+        .await
+        .query_opt("SELECT state FROM tenant_fences WHERE tenant_id = $1", &[&t.0])
+        .await
+        .unwrap()
+        .map(|r| r.get(0));
+    assert_eq!(fence.as_deref(), Some("away"), "fenced away before the control database forgot it");
+    // Mallory re-creates a tenant with that id (ids can be chosen by clients), through the
+    // instance whose cache still sends that id to the dedicated database.
+    b.scoped(mallory).create_tenant(t, &TenantName::parse("acme again").unwrap()).await.unwrap();
+    let page = b.scoped(mallory).list_todos(t, TodoFilter::default(), first_page()).await.unwrap();
     assert!(page.items.is_empty(), "the deleted tenant's todos: {:?}", page.items);
-    let r = a.scoped(mallory).get_todo(t, TodoId(silo.todos_in(&silo.dedicated, t).await[0])).await;
+    let r = b.scoped(mallory).get_todo(t, TodoId(silo.todos_in(&silo.dedicated, t).await[0])).await;
     assert!(matches!(r, Err(Error::NotFound)), "{r:?}");
 }

@@ -104,10 +104,10 @@ async fn hostile_calls_of_the_owner_functions_change_and_reveal_nothing() {
             .await
             .unwrap()
             .get(0);
-        assert_eq!(copied, "refused", "no copy in the control database, whatever the grant");
+        assert_eq!(copied, "invalid", "no copy in the control database, whatever the grant");
         for (what, sql) in [
             ("member grant", "SELECT count(*) FROM app_member_grant($1, 0)"),
-            ("fence grant", "SELECT count(*) FROM app_fence_grant($1, $2, 60)"),
+            ("fence grant", "SELECT count(*) FROM app_fence_grant($1, $2)"),
             ("tenant fence grant", "SELECT count(*) FROM app_tenant_fence_grant($1, true)"),
         ] {
             let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
@@ -119,12 +119,12 @@ async fn hostile_calls_of_the_owner_functions_change_and_reveal_nothing() {
     assert_eq!(visible(&c).await, (0, 0, String::new()), "nothing in scope, nothing visible");
     c.batch_execute("COMMIT").await.unwrap();
     for (sql, what) in [
-        ("SELECT app_member_fence($1, $2, 0, $3, $4)", "fence alice out"),
-        ("SELECT app_member_fence($1, $2, 300, $3, $4)", "block alice"),
+        ("SELECT app_member_fence($1, $2, 0, 0, $3, $4)", "fence alice out"),
+        ("SELECT app_member_fence($1, $2, 300, 0, $3, $4)", "block alice"),
     ] {
         let c = runtime_as(&silo.control, eve).await;
         let err = c.query_one(sql, &[&pooled.0, &alice.0, &now_ms(), &forged]).await.expect_err(what);
-        assert_eq!(err.code(), Some(&tokio_postgres::error::SqlState::INSUFFICIENT_PRIVILEGE), "{what}: {err}");
+        assert_eq!(err.code().map(|c| c.code()), Some("TM004"), "{what}: {err}");
     }
     let c = runtime_as(&silo.control, eve).await;
     let err = c.query_one("SELECT app_tenant_away($1, true, $2, $3)", &[&pooled.0, &now_ms(), &forged]).await;
@@ -194,7 +194,7 @@ async fn hostile_calls_of_the_owner_functions_change_and_reveal_nothing() {
     ] {
         let copied: String =
             d.query_one("SELECT app_member_copy($1, $2, 0, $3, $4)", &[&placed.0, &r, &i, &m]).await.unwrap().get(0);
-        assert_eq!(copied, "refused", "{why}");
+        assert_eq!(copied, "invalid", "{why}");
     }
     assert_eq!(visible(&d).await, (0, 0, String::new()), "nothing in scope, nothing visible");
     d.batch_execute("COMMIT").await.unwrap();
@@ -205,14 +205,44 @@ async fn hostile_calls_of_the_owner_functions_change_and_reveal_nothing() {
         .await
         .unwrap()
         .get(0);
-    assert_eq!(copied, "refused", "a grant is for the user it was signed for");
-    let err =
-        d.query_one("SELECT app_member_fence($1, $2, 0, $3, $4)", &[&placed.0, &alice.0, &now_ms(), &forged]).await;
+    assert_eq!(copied, "invalid", "a grant is for the user it was signed for");
+    let at = now_ms();
+    let err = d.query_one("SELECT app_member_fence($1, $2, 0, 0, $3, $4)", &[&placed.0, &alice.0, &at, &forged]).await;
     assert!(err.is_err(), "no fence without a grant");
+    // Real grants, used for what they were not signed for: eve's own fence grant (anyone gets
+    // one for themself) against alice's copy; and in the control database, where no key is.
+    let eve_grants = runtime_as(&silo.control, eve)
+        .await
+        .query("SELECT block_secs, token, issued, mac FROM app_fence_grant($1, $2)", &[&placed.0, &eve.0])
+        .await
+        .unwrap();
+    assert_eq!(eve_grants.len(), 2, "a grant for oneself");
+    for (db, target, why) in
+        [(&silo.dedicated, alice, "someone else's copy"), (&silo.control, eve, "the control database")]
+    {
+        for g in &eve_grants {
+            let err = runtime_as(db, eve)
+                .await
+                .query_one(
+                    "SELECT app_member_fence($1, $2, $3, $4, $5, $6)",
+                    &[
+                        &placed.0,
+                        &target.0,
+                        &g.get::<_, i32>(0),
+                        &g.get::<_, i64>(1),
+                        &g.get::<_, i64>(2),
+                        &g.get::<_, Vec<u8>>(3),
+                    ],
+                )
+                .await
+                .expect_err(why);
+            assert_eq!(err.code().map(|c| c.code()), Some("TM004"), "{why}: {err}");
+        }
+    }
     // A member may fence only their own copy: bob gets no grant for alice's.
     let n: i64 = runtime_as(&silo.control, bob)
         .await
-        .query_one("SELECT count(*) FROM app_fence_grant($1, $2, 300)", &[&placed.0, &alice.0])
+        .query_one("SELECT count(*) FROM app_fence_grant($1, $2)", &[&placed.0, &alice.0])
         .await
         .unwrap()
         .get(0);

@@ -25,6 +25,8 @@ const HOP_PAUSE: Duration = Duration::from_millis(25);
 pub(crate) struct Grant {
     /// How long a fence blocks new copies (0: it lifts the block).
     secs: i64,
+    /// The change a fence's block belongs to (only its own lift lifts it).
+    token: i64,
     /// When it was issued (milliseconds since the epoch, the control database's clock).
     issued: i64,
     mac: Vec<u8>,
@@ -120,6 +122,10 @@ impl Scoped<'_> {
                 reason: "a change of this membership is under way".into(),
                 retry_after: Duration::from_secs(1),
             }),
+            Some("invalid") => {
+                tracing::error!(database = %d.db.id, tenant = %tenant.0, "a dedicated database refused the control database's grant of a membership copy");
+                Err(Error::Moved)
+            }
             _ => Ok(false),
         }
     }
@@ -130,7 +136,7 @@ impl Scoped<'_> {
     async fn fence_grants(&self, tenant: TenantId, user: UserId) -> Result<Vec<Grant>> {
         let plain = Scoped { idempotency: None, ..*self };
         let rows = plain.run(Tenants::None, Access::Read, &[step(Q::FenceGrants, &[&tenant.0, &user.0])]).await?;
-        Ok(rows[0].iter().map(|r| Grant { secs: r.col(0), issued: r.col(1), mac: r.col(2) }).collect())
+        Ok(rows[0].iter().map(|r| Grant { secs: r.col(0), token: r.col(1), issued: r.col(2), mac: r.col(3) }).collect())
     }
 
     /// Runs `steps`, a change of `user`'s membership of `tenant` (in the control database),
@@ -158,7 +164,13 @@ impl Scoped<'_> {
                 Some(d) => {
                     let grants = self.fence_grants(tenant, user).await?;
                     if let Some(block) = grants.first() {
-                        self.fence_copy(d, tenant, user, block).await?;
+                        match self.fence_copy(d, tenant, user, block).await {
+                            Err(Error::Moved) => {
+                                target = self.resolve(placements, tenant).await?;
+                                continue;
+                            }
+                            other => other?,
+                        }
                     }
                     grants
                 }
@@ -169,9 +181,13 @@ impl Scoped<'_> {
             let all: Vec<Step> =
                 steps.iter().map(|s| step(s.q, s.params)).chain([step(Q::PlacementIs, &guard)]).collect();
             let result = self.run(Tenants::Member(tenant), Access::Write, &all).await;
-            // Whatever the outcome (made, refused, moved, or unknown after a lost connection).
-            if let (Some(d), Some(lift)) = (&target, grants.get(1)) {
-                self.fence_copy(d, tenant, user, lift).await?;
+            // Whatever the outcome (made, refused, moved, or unknown after a lost connection). A
+            // failure here is logged, not answered: the change stands, the copy went before it,
+            // and the block runs out by itself.
+            if let (Some(d), Some(lift)) = (&target, grants.get(1))
+                && let Err(e) = self.fence_copy(d, tenant, user, lift).await
+            {
+                tracing::warn!(tenant = %tenant.0, error = %e, "the fence after a membership change failed; its block runs out by itself");
             }
             if let Err(Error::Moved) = result {
                 target = self.resolve(placements, tenant).await?;
@@ -193,7 +209,7 @@ impl Scoped<'_> {
             .run(
                 Tenants::None,
                 Access::Write,
-                &[step(Q::MemberFence, &[&tenant.0, &user.0, &grant.secs, &grant.issued, &grant.mac])],
+                &[step(Q::MemberFence, &[&tenant.0, &user.0, &grant.secs, &grant.token, &grant.issued, &grant.mac])],
             )
             .await
             .map(drop)
@@ -248,7 +264,7 @@ impl Scoped<'_> {
             return Ok(None);
         };
         let d = placements.database(Database::from_row(&placed, 0)?).await?;
-        let grant = |r: &DbRow| Grant { secs: 0, issued: r.col(1), mac: r.col(2) };
+        let grant = |r: &DbRow| Grant { secs: 0, token: 0, issued: r.col(1), mac: r.col(2) };
         self.tenant_away(&d, tenant, true, &grant(away)).await?;
         Ok(Some((d, grant(back))))
     }
