@@ -23,7 +23,10 @@ BEGIN
   END IF;
   IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'postgres') THEN
     CREATE ROLE postgres LOGIN CREATEROLE CREATEDB IN ROLE rds_superuser;
+  ELSIF (SELECT rolsuper FROM pg_roles WHERE rolname = 'postgres') THEN
+    -- A server of your own (TEST_DATABASE_URL) whose postgres is a superuser: it stays one.
+    RAISE EXCEPTION 'this server has a superuser named postgres; the tests make postgres the Aurora-shaped administrator (no superuser): point TEST_DATABASE_URL at a throwaway server';
   END IF;
 END
 $$;
-ALTER ROLE postgres NOSUPERUSER NOBYPASSRLS NOREPLICATION CREATEROLE CREATEDB;
+ALTER ROLE postgres CREATEROLE CREATEDB;

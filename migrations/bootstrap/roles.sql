@@ -50,11 +50,20 @@ ALTER ROLE app_runtime NOCREATEROLE NOCREATEDB NOINHERIT;
 ALTER ROLE app_runtime SET idle_session_timeout = '10min';
 
 -- The migrator (whoever runs this) may act as the owner: migrations run under SET ROLE app_owner.
+-- From PostgreSQL 16 (Aurora's default), a CREATEROLE role that creates a role becomes a member
+-- of it with ADMIN but without SET (createrole_self_grant is empty by default), so membership
+-- alone is not enough there: the grant asks for SET explicitly
+-- (https://www.postgresql.org/docs/16/sql-createrole.html).
 DO $$
 BEGIN
-  IF NOT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)
-     AND NOT pg_has_role(current_user, 'app_owner', 'MEMBER') THEN
-    EXECUTE format('GRANT app_owner TO %I', current_user);
+  IF NOT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
+    IF current_setting('server_version_num')::int >= 160000 THEN
+      IF NOT pg_has_role(current_user, 'app_owner', 'SET') THEN
+        EXECUTE format('GRANT app_owner TO %I WITH SET TRUE', current_user);
+      END IF;
+    ELSIF NOT pg_has_role(current_user, 'app_owner', 'MEMBER') THEN
+      EXECUTE format('GRANT app_owner TO %I', current_user);
+    END IF;
   END IF;
   EXECUTE format('GRANT CONNECT, TEMPORARY ON DATABASE %I TO app_owner', current_database());
   EXECUTE format('GRANT CONNECT ON DATABASE %I TO app_runtime', current_database());
