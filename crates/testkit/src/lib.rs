@@ -4,10 +4,13 @@
 //!   `postgres` from the machine's server package, as an unprivileged user when the tests run
 //!   as root), or the server named by `TEST_DATABASE_URL`; and a fresh database per test, cloned
 //!   from a migrated template.
+//! - [`aurora`]: the roles that make those clusters Aurora-shaped (no superuser administrator).
 //! - [`iam`]: the IAM-auth stand-in in front of that server, and API settings that log in
 //!   through it with signed tokens over verified TLS.
 //! - [`silo`]: a control database and a dedicated one in a second cluster (silo tenants).
 
+pub mod aurora;
+mod cluster;
 pub mod iam;
 pub mod pg;
 pub mod silo;
