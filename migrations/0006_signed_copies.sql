@@ -160,11 +160,14 @@ CREATE FUNCTION app_tenant_fence_grant(t uuid, away boolean) RETURNS TABLE (issu
     k bytea := app_grant_key(t);
     at bigint := app_now_ms();
   BEGIN
-    IF k IS NULL OR away IS NULL OR NOT EXISTS (SELECT 1 FROM public.memberships m
-                                                WHERE m.tenant_id = t AND m.user_id = app_user_id() AND m.role = 'admin') THEN
+    IF away IS NULL OR NOT EXISTS (SELECT 1 FROM public.memberships m
+                                   WHERE m.tenant_id = t AND m.user_id = app_user_id() AND m.role = 'admin') THEN
       RETURN;
     END IF;
-    RETURN QUERY SELECT at, app_hmac(k, app_grant_message('tenant', t, '00000000-0000-0000-0000-000000000000', away::text, 0, at));
+    -- No key (a dedicated database scripts/migrate.sh has not reached): a row without a
+    -- signature, so that the API refuses the delete (503) rather than delete unfenced.
+    RETURN QUERY SELECT at, CASE WHEN k IS NOT NULL
+                            THEN app_hmac(k, app_grant_message('tenant', t, '00000000-0000-0000-0000-000000000000', away::text, 0, at)) END;
   END
   $$;
 

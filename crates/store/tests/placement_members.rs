@@ -227,3 +227,20 @@ async fn a_deleted_dedicated_tenant_is_fenced_in_its_database_before_it_is_forgo
     let r = b.scoped(mallory).get_todo(t, TodoId(silo.todos_in(&silo.dedicated, t).await[0])).await;
     assert!(matches!(r, Err(Error::NotFound)), "{r:?}");
 }
+
+/// A dedicated database whose key scripts/migrate.sh has not installed yet: its tenant is not
+/// deleted unfenced, the delete is refused (503) and nothing changes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dedicated_tenant_without_a_key_is_not_deleted_unfenced() {
+    let silo = silo().await;
+    let a = silo.instance();
+    let alice = user(&a, "alice").await;
+    let t = tenant(&a, alice, "acme").await;
+    silo.move_to(t, Direction::ToDedicated, &Options::default()).await.unwrap();
+    let control = silo.control.admin().await;
+    control.execute("DELETE FROM database_keys", &[]).await.unwrap();
+    let r = a.scoped(alice).delete_tenant(t).await;
+    assert!(matches!(r, Err(Error::Unavailable { .. })), "{r:?}");
+    let kept: i64 = control.query_one("SELECT count(*) FROM tenants WHERE id = $1", &[&t.0]).await.unwrap().get(0);
+    assert_eq!(kept, 1, "the tenant is still there");
+}

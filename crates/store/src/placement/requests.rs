@@ -264,6 +264,10 @@ impl Scoped<'_> {
             return Ok(None);
         };
         let d = placements.database(Database::from_row(&placed, 0)?).await?;
+        if away.col::<Option<Vec<u8>>>(2).is_none() {
+            tracing::error!(database = %d.db.id, "the control database holds no key for this dedicated database: run scripts/migrate.sh");
+            return Err(Error::unavailable("the tenant's dedicated database has no key installed"));
+        }
         let grant = |r: &DbRow| Grant { secs: 0, token: 0, issued: r.col(1), mac: r.col(2) };
         self.tenant_away(&d, tenant, true, &grant(away)).await?;
         Ok(Some((d, grant(back))))
