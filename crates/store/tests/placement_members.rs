@@ -44,17 +44,7 @@ async fn a_removed_member_is_refused_on_the_next_request_to_a_dedicated_tenant()
     a.scoped(bob).list_todos(t, TodoFilter::default(), first_page()).await.unwrap();
     // A request of bob's reads his membership from the control database (signed, for the
     // generation it saw) just before the removal...
-    let generation: i64 = silo
-        .dedicated
-        .admin()
-        .await
-        .query_one(
-            "SELECT coalesce(max(generation), 0) FROM member_fences WHERE tenant_id = $1 AND user_id = $2",
-            &[&t.0, &bob.0],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let generation = silo.generation(t, bob).await;
     let as_bob = |db: &testkit::pg::TestDb| {
         let url = db.runtime_url();
         async move {

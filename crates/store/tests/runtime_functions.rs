@@ -252,17 +252,7 @@ async fn hostile_calls_of_the_owner_functions_change_and_reveal_nothing() {
     assert_eq!(roles(&silo.dedicated, placed).await, placed_before, "no copy changed in the dedicated database");
     // And the honest path still works: bob's own grant makes his copy.
     let d = runtime_as(&silo.dedicated, bob).await;
-    let generation: i64 = silo
-        .dedicated
-        .admin()
-        .await
-        .query_one(
-            "SELECT coalesce(max(generation), 0) FROM member_fences WHERE tenant_id = $1 AND user_id = $2",
-            &[&placed.0, &bob.0],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let generation = silo.generation(placed, bob).await;
     let g = runtime_as(&silo.control, bob)
         .await
         .query_one("SELECT grant_role, issued, mac FROM app_member_grant($1, $2)", &[&placed.0, &generation])

@@ -106,6 +106,21 @@ impl Silo {
         mover::move_tenant(&Ends { control: &control, dedicated: &dedicated, db: self.db_id }, tenant, to, opts).await
     }
 
+    /// The generation of `user`'s membership copy of `tenant` in the dedicated database (0 before
+    /// any fence), read as superuser: what a copy grant must be signed for.
+    pub async fn generation(&self, tenant: TenantId, user: UserId) -> i64 {
+        self.dedicated
+            .admin()
+            .await
+            .query_one(
+                "SELECT coalesce(max(generation), 0) FROM member_fences WHERE tenant_id = $1 AND user_id = $2",
+                &[&tenant.0, &user.0],
+            )
+            .await
+            .unwrap()
+            .get(0)
+    }
+
     /// The ids of `tenant`'s todos in `db`, read as superuser.
     pub async fn todos_in(&self, db: &TestDb, tenant: TenantId) -> Vec<Uuid> {
         let rows = db.admin().await.query("SELECT id FROM todos WHERE tenant_id = $1", &[&tenant.0]).await.unwrap();
