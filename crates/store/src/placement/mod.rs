@@ -15,11 +15,13 @@
 //!
 //! **Memberships.** A dedicated database checks the caller against its own copy of their
 //! membership, made from the control database the first time the caller is not found there
-//! (three more round trips, once). A change of a membership of a dedicated tenant commits in the
-//! control database (whose transaction checks that the tenant lives where this instance thinks),
-//! then drops the copy and raises the membership's generation in the dedicated database, before
-//! the answer; a copy is made only from a control read that no change has overtaken (the
-//! generation it was read at is still current). So a removed member is refused on their next
+//! (three more round trips, once), on a grant the control database signs. A change of a
+//! membership of a dedicated tenant first fences the copy in the dedicated database (drops it,
+//! gives it a new random generation, blocks new copies), then commits in the control database
+//! (whose transaction checks that the tenant lives where this instance thinks), then fences
+//! again and lifts the block, before the answer; a copy is made only from a control read that
+//! no change has overtaken (the generation it was read at is still current). See
+//! `migrations/0006_signed_copies.sql`. So a removed member is refused on their next
 //! request, without any cache expiring.
 //!
 //! **Connections.** Each dedicated database has its own pool (one connection, its own IAM token:
