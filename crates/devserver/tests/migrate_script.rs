@@ -77,7 +77,7 @@ async fn migrate_script_applies_the_dsql_schema_as_admin() {
     // DSQL's built-in administrator, which is no PostgreSQL superuser: played by a login role
     // that the Aurora-shaped administrator makes, and that may act as the owner of the local
     // schema (on DSQL, admin owns what it creates).
-    testkit::pg::dsql_admin(&db).await;
+    testkit::aurora::dsql_admin(&db).await;
     let admin = db.admin().await;
     let standin = iam::standin_for(&db, Arc::new(SystemClock), store::Engine::Dsql).await;
     let ca = iam::ca_file(&standin);
