@@ -30,6 +30,7 @@ mod secret;
 mod statements;
 mod stream;
 pub mod tls;
+mod todos;
 
 pub use config::{Auth, CaSource, DbConfig, Engine, TlsMode, placement_cache_ttl};
 pub use connector::{Stats, StatsSnapshot};

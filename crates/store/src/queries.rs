@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use crate::{
     Cursor, DisplayName, Email, Error, Member, Membership, Page, PageRequest, Q, Result, Role, Tenant, TenantId,
-    TenantName, Todo, TodoFilter, TodoId, TodoPatch, TodoTitle, User, UserId,
+    TenantName, User, UserId,
     rows::DbRow,
     scope::{Access, Scoped, Step, Tenants},
 };
@@ -21,19 +21,6 @@ pub(crate) fn step<'a>(q: Q, params: &'a [&'a (dyn tokio_postgres::types::ToSql 
 /// The caller's role, from the `me_role` column: `None` when the caller is not a member.
 fn me_role(row: &DbRow) -> Role {
     Role::from_db(&row.col::<String>(0))
-}
-
-/// The todo in columns `i..i + 6`, or `None` when an outer join found none.
-fn todo_at(row: &DbRow, i: usize) -> Option<Todo> {
-    let id: Uuid = row.col::<Option<Uuid>>(i + 1)?;
-    Some(Todo {
-        tenant_id: TenantId(row.col(i)),
-        id: TodoId(id),
-        title: row.col(i + 2),
-        complete: row.col(i + 3),
-        created_at: row.col(i + 4),
-        updated_at: row.col(i + 5),
-    })
 }
 
 fn tenant(row: &DbRow) -> Tenant {
@@ -71,7 +58,11 @@ pub(crate) fn page<T>(items: Vec<T>, req: PageRequest, key: impl Fn(&T) -> (Offs
 }
 
 /// [`page`] for lists whose sort key includes the tenant.
-fn page_by<T>(mut items: Vec<T>, req: PageRequest, key: impl Fn(&T) -> (OffsetDateTime, Uuid, Uuid)) -> Page<T> {
+pub(crate) fn page_by<T>(
+    mut items: Vec<T>,
+    req: PageRequest,
+    key: impl Fn(&T) -> (OffsetDateTime, Uuid, Uuid),
+) -> Page<T> {
     let limit = req.limit.get();
     let next_cursor = if items.len() > limit {
         items.truncate(limit);
@@ -90,7 +81,7 @@ pub(crate) fn fetch_limit(req: PageRequest) -> i64 {
 }
 
 /// Rows of a role-gated list: no row means the caller is not a member.
-fn gated_rows(rows: &[DbRow]) -> Result<Role> {
+pub(crate) fn gated_rows(rows: &[DbRow]) -> Result<Role> {
     rows.first().map(me_role).ok_or(Error::NotFound)
 }
 
@@ -104,9 +95,9 @@ pub(crate) fn gated<'r>(rows: &'r [DbRow], allowed: &[Role]) -> Result<&'r DbRow
     Ok(row)
 }
 
-const EDITORS: &[Role] = &[Role::Admin, Role::Member];
+pub(crate) const EDITORS: &[Role] = &[Role::Admin, Role::Member];
 pub(crate) const ADMINS: &[Role] = &[Role::Admin];
-const ANYONE: &[Role] = &[Role::Admin, Role::Member, Role::Viewer];
+pub(crate) const ANYONE: &[Role] = &[Role::Admin, Role::Member, Role::Viewer];
 
 impl Scoped<'_> {
     /// The caller's user and their memberships (at most 200; `GET /api/tenants` pages).
@@ -352,56 +343,5 @@ impl Scoped<'_> {
             (Some(_), true) => Ok(()),
             (Some(_), false) => Err(Error::Conflict("a tenant must keep at least one admin")),
         }
-    }
-
-    pub async fn list_todos(&self, tenant: TenantId, filter: TodoFilter, req: PageRequest) -> Result<Page<Todo>> {
-        let c = req.cursor.unwrap_or_else(Cursor::start);
-        let rows = self
-            .run_tenant(
-                tenant,
-                Access::Read,
-                &[step(Q::TodoList, &[&tenant.0, &filter.complete, &c.created_at, &c.id, &fetch_limit(req)])],
-            )
-            .await?;
-        gated_rows(&rows[0])?;
-        let items = rows[0].iter().filter_map(|r| todo_at(r, 1)).collect();
-        Ok(page(items, req, |t| (t.created_at, t.id.0)))
-    }
-
-    pub async fn create_todo(&self, tenant: TenantId, id: TodoId, title: &TodoTitle, complete: bool) -> Result<Todo> {
-        let rows = self
-            .run_tenant(tenant, Access::Write, &[step(Q::TodoCreate, &[&tenant.0, &id.0, &title.as_str(), &complete])])
-            .await?;
-        let row = gated(&rows[0], EDITORS)?;
-        todo_at(row, 1).ok_or(Error::NotFound)
-    }
-
-    pub async fn get_todo(&self, tenant: TenantId, id: TodoId) -> Result<Todo> {
-        let rows = self.run_tenant(tenant, Access::Read, &[step(Q::TodoGet, &[&tenant.0, &id.0])]).await?;
-        let row = gated(&rows[0], ANYONE)?;
-        todo_at(row, 1).ok_or(Error::NotFound)
-    }
-
-    pub async fn update_todo(&self, tenant: TenantId, id: TodoId, patch: &TodoPatch) -> Result<Todo> {
-        let title = patch.title.as_ref().map(TodoTitle::as_str);
-        let rows = self
-            .run_tenant(tenant, Access::Write, &[step(Q::TodoUpdate, &[&tenant.0, &id.0, &title, &patch.complete])])
-            .await?;
-        let row = gated(&rows[0], EDITORS)?;
-        todo_at(row, 1).ok_or(Error::NotFound)
-    }
-
-    pub async fn delete_todo(&self, tenant: TenantId, id: TodoId) -> Result<()> {
-        let rows = self.run_tenant(tenant, Access::Write, &[step(Q::TodoDelete, &[&tenant.0, &id.0])]).await?;
-        let row = gated(&rows[0], EDITORS)?;
-        row.col::<bool>(1).then_some(()).ok_or(Error::NotFound)
-    }
-
-    /// Todos of every tenant the caller belongs to.
-    pub async fn list_all_todos(&self, filter: TodoFilter, req: PageRequest) -> Result<Page<Todo>> {
-        let c = req.cursor.unwrap_or_else(Cursor::start);
-        let rows = self.run_list_all(&[&filter.complete, &c.created_at, &c.tenant, &c.id, &fetch_limit(req)]).await?;
-        let items = rows.iter().filter_map(|r| todo_at(r, 0)).collect();
-        Ok(page_by(items, req, |t| (t.created_at, t.tenant_id.0, t.id.0)))
     }
 }
