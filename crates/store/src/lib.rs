@@ -24,6 +24,7 @@ mod pipeline;
 pub mod placement;
 mod pool;
 mod queries;
+mod records;
 mod rows;
 mod scope;
 mod secret;
@@ -38,12 +39,13 @@ pub use error::{Error, Result};
 pub use idempotency::Idempotency;
 pub use invitations::{Invitation, InvitationCode, NewInvitation};
 pub use model::{
-    DisplayName, Email, Invalid, InvitationId, Member, Membership, NewUser, RFC3339_MAX, Role, Tenant, TenantId,
-    TenantName, Todo, TodoFilter, TodoId, TodoPatch, TodoTitle, User, UserId, parse_uuid, rfc3339_text,
+    DisplayName, Email, Invalid, InvitationId, RFC3339_MAX, Role, TenantId, TenantName, TodoId, TodoTitle, UserId,
+    parse_uuid, rfc3339_text,
 };
 pub use page::{Cursor, Limit, Page, PageRequest};
 pub use password::PasswordSource;
 pub use pool::Store;
+pub use records::{Member, Membership, NewUser, Tenant, Todo, TodoFilter, TodoPatch, User};
 pub use scope::{Scoped, Tenants};
 pub use secret::Secret;
 pub use statements::Q;

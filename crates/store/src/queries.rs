@@ -1,5 +1,6 @@
-//! The queries behind every endpoint, as methods of [`Scoped`]. Each method picks the tenant
-//! scope its rule needs and runs as one pipelined transaction.
+//! The queries behind the user, tenant and member endpoints, as methods of [`Scoped`] (todos:
+//! `todos.rs`; invitations: `invitations.rs`). Each method picks the tenant scope its rule needs
+//! and runs as one pipelined transaction.
 
 use time::OffsetDateTime;
 use uuid::Uuid;
