@@ -4,7 +4,7 @@
 
 use std::{
     fmt,
-    sync::{Arc, Mutex, atomic::Ordering},
+    sync::{Mutex, atomic::Ordering},
     time::{Duration, Instant},
 };
 
@@ -18,59 +18,9 @@ use tokio_postgres::{
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::{
-    DbConfig, Error, PasswordSource, Q, Result, TlsMode,
-    gate::Gate,
-    migrate,
-    stream::{Counters, CountingStream},
-    tls,
+    DbConfig, Error, PasswordSource, Q, Result, TlsMode, gate::Gate, migrate, socket::tune_socket, stats::Stats,
+    stream::CountingStream, tls,
 };
-
-/// Counters of what the store did, for tests and the benchmark.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct StatsSnapshot {
-    /// Times the client had to wait for the server before it could send more.
-    pub round_trips: u64,
-    /// Physical connections opened (logins).
-    pub connects: u64,
-    /// Connection attempts that failed.
-    pub connect_failures: u64,
-    pub bytes_sent: u64,
-    pub bytes_received: u64,
-    /// Transactions run again: a read after a lost connection, a registration that lost a race.
-    pub retries: u64,
-}
-
-impl std::ops::AddAssign for StatsSnapshot {
-    fn add_assign(&mut self, o: Self) {
-        self.round_trips += o.round_trips;
-        self.connects += o.connects;
-        self.connect_failures += o.connect_failures;
-        self.bytes_sent += o.bytes_sent;
-        self.bytes_received += o.bytes_received;
-        self.retries += o.retries;
-    }
-}
-
-#[derive(Debug, Default)]
-pub struct Stats {
-    io: Arc<Counters>,
-    connects: std::sync::atomic::AtomicU64,
-    connect_failures: std::sync::atomic::AtomicU64,
-    pub(crate) retries: std::sync::atomic::AtomicU64,
-}
-
-impl Stats {
-    pub fn snapshot(&self) -> StatsSnapshot {
-        StatsSnapshot {
-            round_trips: self.io.round_trips.load(Ordering::Relaxed),
-            connects: self.connects.load(Ordering::Relaxed),
-            connect_failures: self.connect_failures.load(Ordering::Relaxed),
-            bytes_sent: self.io.bytes_sent.load(Ordering::Relaxed),
-            bytes_received: self.io.bytes_received.load(Ordering::Relaxed),
-            retries: self.retries.load(Ordering::Relaxed),
-        }
-    }
-}
 
 /// One physical connection and its prepared statements.
 pub(crate) struct Conn {
@@ -385,33 +335,6 @@ fn statement_sql(engine: crate::Engine, q: Q) -> &'static str {
 /// How long a failed role self-check is answered from memory before it is tried again.
 pub(crate) const SELF_CHECK_RETRY: Duration = Duration::from_secs(60);
 
-/// TCP keepalive probes after this much silence...
-const KEEPALIVE_IDLE: Duration = Duration::from_secs(5);
-/// ...every this often...
-const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(2);
-/// ...this many times before the connection is given up.
-const KEEPALIVE_PROBES: u32 = 3;
-/// Data sent but not acknowledged for this long ends the connection (Linux `TCP_USER_TIMEOUT`).
-const USER_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Small messages go out at once (no Nagle delay), and a peer that vanished silently (a NAT or
-/// a failover that drops the flow) is noticed within seconds, not at the request's deadline.
-pub(crate) fn tune_socket(tcp: &TcpStream) {
-    let _ = tcp.set_nodelay(true);
-    let sock = socket2::SockRef::from(tcp);
-    let keepalive = socket2::TcpKeepalive::new()
-        .with_time(KEEPALIVE_IDLE)
-        .with_interval(KEEPALIVE_INTERVAL)
-        .with_retries(KEEPALIVE_PROBES);
-    if let Err(e) = sock.set_tcp_keepalive(&keepalive) {
-        tracing::debug!(error = %e, "TCP keepalive not set");
-    }
-    #[cfg(any(target_os = "linux", target_os = "android"))]
-    if let Err(e) = sock.set_tcp_user_timeout(Some(USER_TIMEOUT)) {
-        tracing::debug!(error = %e, "TCP_USER_TIMEOUT not set");
-    }
-}
-
 /// Logs in over `stream` and runs the connection's I/O task in the background.
 async fn login<T>(
     pg: &tokio_postgres::Config,
@@ -429,24 +352,4 @@ where
         }
     });
     Ok(client)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn database_sockets_notice_a_silent_peer_in_seconds() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let tcp = TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
-        tune_socket(&tcp);
-        let sock = socket2::SockRef::from(&tcp);
-        assert!(sock.keepalive().unwrap());
-        assert_eq!(sock.tcp_keepalive_time().unwrap(), KEEPALIVE_IDLE);
-        assert_eq!(sock.tcp_keepalive_interval().unwrap(), KEEPALIVE_INTERVAL);
-        assert_eq!(sock.tcp_keepalive_retries().unwrap(), KEEPALIVE_PROBES);
-        #[cfg(target_os = "linux")]
-        assert_eq!(sock.tcp_user_timeout().unwrap(), Some(USER_TIMEOUT));
-        assert!(tcp.nodelay().unwrap());
-    }
 }

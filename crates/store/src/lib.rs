@@ -28,13 +28,14 @@ mod records;
 mod rows;
 mod scope;
 mod secret;
+mod socket;
 mod statements;
+mod stats;
 mod stream;
 pub mod tls;
 mod todos;
 
 pub use config::{Auth, CaSource, DbConfig, Engine, TlsMode, placement_cache_ttl};
-pub use connector::{Stats, StatsSnapshot};
 pub use error::{Error, Result};
 pub use idempotency::Idempotency;
 pub use invitations::{Invitation, InvitationCode, NewInvitation};
@@ -49,3 +50,4 @@ pub use records::{Member, Membership, NewUser, Tenant, Todo, TodoFilter, TodoPat
 pub use scope::{Scoped, Tenants};
 pub use secret::Secret;
 pub use statements::Q;
+pub use stats::{Stats, StatsSnapshot};
