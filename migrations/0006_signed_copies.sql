@@ -103,7 +103,7 @@ REVOKE ALL ON FUNCTION app_hmac(bytea, bytea), app_grant_message(text, uuid, uui
 
 -- ---------------------------------------------------------------------------------------------
 -- Grants (control database). Each answers for the caller (app.user_id) only, reading the
--- caller's own memberships, which row-level security lets the owner see for them.
+-- caller's own role with app_role_in (0002), which row-level security lets the owner see.
 
 -- The caller's role in dedicated tenant t, signed for a copy at generation g; no row when the
 -- caller is not a member.
@@ -112,11 +112,10 @@ CREATE FUNCTION app_member_grant(t uuid, g bigint) RETURNS TABLE (grant_role tex
   SET search_path = pg_catalog, public, pg_temp
   AS $$
   DECLARE
-    r text;
+    r text := app_role_in(t);
     k bytea := app_grant_key(t);
     at bigint := app_now_ms();
   BEGIN
-    SELECT m.role INTO r FROM public.memberships m WHERE m.tenant_id = t AND m.user_id = app_user_id();
     IF r IS NULL OR g IS NULL THEN
       RETURN;
     END IF;
@@ -141,8 +140,7 @@ CREATE FUNCTION app_fence_grant(t uuid, u uuid) RETURNS TABLE (block_secs int, t
     IF k IS NULL OR u IS NULL OR app_user_id() IS NULL THEN
       RETURN;
     END IF;
-    IF app_user_id() <> u AND NOT EXISTS (SELECT 1 FROM public.memberships m
-                                          WHERE m.tenant_id = t AND m.user_id = app_user_id() AND m.role = 'admin') THEN
+    IF app_user_id() <> u AND app_role_in(t) IS DISTINCT FROM 'admin' THEN
       RETURN;
     END IF;
     RETURN QUERY SELECT s, tok, at, app_hmac(k, app_grant_message('fence', t, u, s::text || ':' || tok::text, 0, at))
@@ -160,8 +158,7 @@ CREATE FUNCTION app_tenant_fence_grant(t uuid, away boolean) RETURNS TABLE (issu
     k bytea := app_grant_key(t);
     at bigint := app_now_ms();
   BEGIN
-    IF away IS NULL OR NOT EXISTS (SELECT 1 FROM public.memberships m
-                                   WHERE m.tenant_id = t AND m.user_id = app_user_id() AND m.role = 'admin') THEN
+    IF away IS NULL OR app_role_in(t) IS DISTINCT FROM 'admin' THEN
       RETURN;
     END IF;
     -- No key (a dedicated database scripts/migrate.sh has not reached): a row without a
