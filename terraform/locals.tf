@@ -157,6 +157,7 @@ locals {
     JWT_PUBLIC_KEY     = local.use_bearer_jwt && !local.use_hs256 ? var.bearer_jwt_public_key_pem : null
     JWT_JWKS           = local.use_bearer_jwt ? var.bearer_jwt_jwks : null
     CORS_ALLOW_ORIGINS = length(var.cors_allow_origins) > 0 ? join(",", var.cors_allow_origins) : null
+    LEGACY_USER_ISSUER = var.legacy_user_issuer
   }
 
   # The HS256 secret is merged in separately: inside the map above, its

@@ -329,6 +329,17 @@ variable "api_detailed_metrics" {
   nullable    = false
 }
 
+variable "legacy_user_issuer" {
+  description = "The issuer whose identities may take over user rows registered before issuers were recorded (migration 0002), as the function writes it: \"jwt:<iss>\" or \"lambda-authorizer\". Passed to the function as LEGACY_USER_ISSUER. null (the default): such rows are never claimed, and the same subject from any issuer becomes a new user. Set it only on a deployment that has such rows, to the issuer it trusted then."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.legacy_user_issuer == null || can(regex("^(jwt:\\S{1,508}|lambda-authorizer)$", var.legacy_user_issuer))
+    error_message = "legacy_user_issuer must be \"jwt:\" followed by the token issuer's iss, or \"lambda-authorizer\"."
+  }
+}
+
 variable "cors_allow_origins" {
   description = "Origins allowed to call the API from a browser (CORS), e.g. [\"https://app.example.com\"], or [\"*\"]. Empty means no CORS. Passed to the function as CORS_ALLOW_ORIGINS (comma-separated), which answers preflights and adds the CORS headers itself; the HTTP API has no CORS configuration of its own (it would replace the function's headers). With the JWT authorizer, an unauthenticated `OPTIONS /{proxy+}` route takes the preflights (browsers send them without a token); the authorizer's own 401s carry no CORS headers, so browser clients may prefer bearer_jwt, where the function answers every request."
   type        = list(string)

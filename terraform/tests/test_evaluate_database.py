@@ -48,6 +48,12 @@ def test_preflight_route_exists_only_with_authorizer_and_cors(tf: Console, varia
     assert tf.eval("local.cors_preflight_route", **variables) is expected
 
 
+def test_the_legacy_issuer_reaches_the_function_only_when_set(tf: Console):
+    assert "LEGACY_USER_ISSUER" not in tf.eval("local.lambda_environment")
+    env = tf.eval("local.lambda_environment", legacy_user_issuer="jwt:https://issuer.example")
+    assert env["LEGACY_USER_ISSUER"] == "jwt:https://issuer.example"
+
+
 def test_cors_origins_reach_the_function_comma_separated(tf: Console):
     env = tf.eval("local.lambda_environment", **ORIGINS)
     assert env["CORS_ALLOW_ORIGINS"] == "https://app.example.com,https://admin.example.com"
