@@ -7,7 +7,8 @@
 # migrations, and stops and deletes it on exit. With DATABASE_URL (in the environment or .env)
 # it uses that database; set MIGRATE_DATABASE_URL too to apply migrations there first.
 # --dsql: the Aurora DSQL path instead: the DSQL schema (migrations/dsql) and statements, logged
-# in with DSQL tokens through the IAM stand-in in DSQL mode (crates/iam-standin) in front of the
+# in with DSQL tokens through the IAM stand-in in DSQL mode (crates/iam-standin: it refuses what
+# DSQL refuses, and enforces its limits) in front of the
 # throwaway PostgreSQL, over verified TLS. Nothing leaves the machine.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -80,6 +81,12 @@ MIGRATE_DATABASE_URL="postgres://postgres:$admin_pw@127.0.0.1:$port/postgres" "$
 if [ -n "$dsql" ]; then export DB_ENGINE=dsql; fi
 MIGRATE_DATABASE_URL="postgres://postgres:$admin_pw@127.0.0.1:$port/app" \
   MIGRATE_RUNTIME_PASSWORD="$runtime_pw" "$devserver" migrate --bootstrap-roles
+if [ -n "$dsql" ]; then
+  # DSQL's `sys` objects (AWS's, so the cluster's superuser installs their emulation), and the
+  # key-size check of each index built by the migration above (crates/iam-standin/sql/).
+  { cat crates/iam-standin/sql/dsql-sys.sql; echo "SELECT sys.__check_index_keys(1024);"; } |
+    as_db_user "$psql" -X -q -v ON_ERROR_STOP=1 -h "$dir" -p "$port" -U rdsadmin -d app >/dev/null
+fi
 
 # How to reach this database while dev.sh runs, for scripts/psql.sh and scripts/migrate.sh.
 DEV_PID=$$ DEV_HOST=127.0.0.1 DEV_PORT=$port DEV_DB=app DEV_ENGINE=${DB_ENGINE:-postgres} \

@@ -82,8 +82,8 @@ load_db_settings() {
 ca_file() {
   if [ -n "${DB_CA_FILE:-}" ]; then echo "$DB_CA_FILE"
   elif [ "${DB_ENGINE:-}" = dsql ] || [ "${DB_AUTH:-}" = dsql ] || [ "${DB_AUTH:-}" = dsql-admin ]; then
-    echo "$root/crates/store/certs/amazon-root-cas.pem"
-  else echo "$root/crates/store/certs/rds-ca-bundle.pem"; fi
+    echo "$root/crates/pgconn/certs/amazon-root-cas.pem"
+  else echo "$root/crates/pgconn/certs/rds-ca-bundle.pem"; fi
 }
 
 # The running `scripts/dev.sh` records how to reach its throwaway database here (passwords

@@ -8,7 +8,7 @@ case "${1:-}" in -h|--help) sed -n '2,5p' "$0" | sed 's/^# \{0,1\}//'; exit 0;; 
 command -v curl >/dev/null || { echo "curl is required (Debian: apt-get install curl)" >&2; exit 1; }
 command -v openssl >/dev/null || { echo "openssl is required (Debian: apt-get install openssl)" >&2; exit 1; }
 root=$(cd "$(dirname "$0")/.." && pwd)
-dest="$root/crates/store/certs/amazon-root-cas.pem"
+dest="$root/crates/pgconn/certs/amazon-root-cas.pem"
 tmp=$(mktemp)
 trap 'rm -f "$tmp" "$tmp.one"' EXIT
 for n in 1 2 3 4; do

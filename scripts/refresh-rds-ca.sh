@@ -6,7 +6,7 @@ set -euo pipefail
 command -v curl >/dev/null || { echo "curl is required (Debian: apt-get install curl)" >&2; exit 1; }
 command -v openssl >/dev/null || { echo "openssl is required (Debian: apt-get install openssl)" >&2; exit 1; }
 root=$(cd "$(dirname "$0")/.." && pwd)
-dest="$root/crates/store/certs/rds-ca-bundle.pem"
+dest="$root/crates/pgconn/certs/rds-ca-bundle.pem"
 tmp=$(mktemp)
 trap 'rm -f "$tmp"' EXIT
 curl --fail --silent --show-error --proto '=https' --tlsv1.2 \

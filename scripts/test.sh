@@ -46,11 +46,11 @@ skip_or_fail() {
 
 step "Aurora DSQL: the endpoint suite and the isolation property test on the DSQL schema and statements"
 # The same test binaries again, on the DSQL schema (migrations/dsql) with the DSQL statements
-# (crates/store/src/dsql/); the IAM-path tests log in with DSQL tokens through the stand-in
+# (crates/statements/src/dsql/); the IAM-path tests log in with DSQL tokens through the stand-in
 # in DSQL mode. Then the DSQL faults: a lost COMMIT retried with a key, connections recycled at
 # their maximum age, and 30% of commits failing with 40001 / OC000.
 # (--workspace and test names rather than -p: the same feature set as above, so nothing rebuilds.)
-api_suite=(--test bad_input --test endpoints --test errors --test iam --test idempotency --test invitations --test isolation_property --test users
+api_suite=(--test bad_input --test big_tenant --test endpoints --test errors --test iam --test idempotency --test invitations --test isolation_property --test users
   --test openapi --test round_trips)
 TEST_DB_ENGINE=dsql "$cargo" test --workspace --locked -q "${api_suite[@]}"
 TEST_DB_ENGINE=dsql "$cargo" test --workspace --locked -q --test faults -- s13 s14 s15

@@ -11,7 +11,7 @@ import re
 
 from tfconfig import tf_dir
 
-MIGRATOR = tf_dir().parent / "crates" / "store" / "src" / "migrate_dsql.rs"
+MIGRATOR = tf_dir().parent / "crates" / "schema" / "src" / "migrate_dsql.rs"
 
 
 def test_the_dsql_migrator_calls_the_wait_procedure():

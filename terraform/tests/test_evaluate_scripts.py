@@ -85,7 +85,7 @@ class Repo:
     def __init__(self, tmp: Path, tf_outputs: dict | None):
         self.root = tmp / "repo"
         shutil.copytree(REPO / "scripts", self.root / "scripts")
-        shutil.copytree(REPO / "crates" / "store" / "certs", self.root / "crates" / "store" / "certs")
+        shutil.copytree(REPO / "crates" / "pgconn" / "certs", self.root / "crates" / "pgconn" / "certs")
         (self.root / "terraform").mkdir()
         if tf_outputs is not None:
             (self.root / "terraform" / ".terraform").mkdir()
@@ -117,7 +117,7 @@ class Repo:
         return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
     def cert(self, name: str) -> str:
-        return str(self.root / "crates" / "store" / "certs" / name)
+        return str(self.root / "crates" / "pgconn" / "certs" / name)
 
 
 @pytest.fixture

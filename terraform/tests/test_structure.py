@@ -12,7 +12,7 @@ import re
 
 from tfconfig import TfConfig, preconditions, refs_resource, text_of, unwrap, validation_text, var_default
 
-# Names the Rust code reads (crates/lambda, crates/store, crates/api).
+# Names the Rust code reads (crates/lambda, crates/pgconn, crates/api).
 REQUIRED_ENV = [
     "APP_FUNCTION",
     "DB_ENGINE",

@@ -4,8 +4,9 @@
 
 use bytes::Bytes;
 use http::{Request, header};
-use serde::de::DeserializeOwned;
+use serde::{Deserialize, de::DeserializeOwned};
 use store::{Cursor, Limit, PageRequest};
+use uuid::Uuid;
 
 use crate::{Error, Result};
 
@@ -73,4 +74,21 @@ pub(crate) fn list_query(req: &Request<Bytes>) -> Result<ListQuery> {
         }
     }
     Ok(q)
+}
+
+/// An optional field that, when present, must have a value: `null` is rejected (422) like any
+/// other wrong type, rather than read as "absent".
+pub(crate) fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
+}
+
+/// An optional client-chosen id in a body: lets a client retry a create without duplicating
+/// it (the retry gets 409).
+pub(crate) fn body_id(id: Option<&str>) -> Result<Uuid> {
+    match id {
+        None => Ok(Uuid::new_v4()),
+        Some(s) => {
+            store::parse_uuid(s).ok_or_else(|| Error::Invalid { field: "id".into(), message: "must be a UUID".into() })
+        }
+    }
 }

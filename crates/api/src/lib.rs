@@ -8,8 +8,8 @@ mod cors;
 mod error;
 mod handlers;
 pub mod identity;
-mod invite;
 mod jwt;
+mod respond;
 pub mod routes;
 mod todo_json;
 
@@ -26,8 +26,8 @@ use store::{Store, UserId};
 
 pub use cors::Cors;
 pub use error::{Error, Result};
-pub use handlers::OPENAPI;
 pub use identity::{JwtVerifier, Principal, RequestId};
+pub use respond::OPENAPI;
 
 /// Request bodies larger than this get 413.
 pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;

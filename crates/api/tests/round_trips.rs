@@ -134,7 +134,11 @@ async fn a_new_connection_costs_a_fixed_number_of_round_trips() {
 /// cancelled caller) leaves its connection mid-transaction: the store must not reuse it.
 #[tokio::test]
 async fn an_abandoned_transaction_does_not_leak_into_the_next_request() {
-    let t = TestApp::new().await;
+    // The write is held in flight by an operator's table lock, which DSQL has no equivalent of:
+    // on the DSQL engine the stand-in lets it wait for that lock (it answers any other lock
+    // wait at once with DSQL's conflict).
+    let limits = iam_standin::dsql::Limits { lock_wait: std::time::Duration::from_secs(30), ..Default::default() };
+    let t = TestApp::with_dsql_limits(limits).await;
     let tenant = t.tenant("alice", "Acme").await;
     let todos = format!("/api/tenants/{tenant}/todos");
     let admin = t.db.admin().await;

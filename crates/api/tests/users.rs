@@ -94,3 +94,22 @@ async fn users_profiles_and_visibility() {
     // A deleted user who calls again is registered again from their claims.
     assert_eq!(t.get("alice", "/api/me").await.status, StatusCode::OK);
 }
+
+/// An identity at the byte limits (an issuer of 512 bytes and a subject of 254, both multibyte)
+/// registers: its index key, under 1 KiB, is one Aurora DSQL takes (on the DSQL engine the
+/// stand-in refuses a longer key with 54000, which would be a 5xx here).
+#[tokio::test]
+async fn an_identity_at_the_byte_limits_registers() {
+    let t = TestApp::new().await;
+    let mut who = common::principal("unused");
+    who.issuer = format!("jwt:{}", "é".repeat(254));
+    who.subject = "é".repeat(127);
+    assert_eq!((who.issuer.len(), who.subject.len()), (512, 254));
+    let me = t.call_as(who.clone(), Method::GET, "/api/me", None).await;
+    assert_eq!(me.status, StatusCode::OK, "{}", me.body);
+    let again = t.call_as(who, Method::GET, "/api/me", None).await;
+    assert_eq!(me.body["user"]["id"], again.body["user"]["id"]);
+    if let Some(standin) = &t.standin {
+        assert_eq!(standin.refused_statements(), 0);
+    }
+}

@@ -78,6 +78,9 @@ async fn migrate_script_applies_the_dsql_schema_as_admin() {
     // that the Aurora-shaped administrator makes, and that may act as the owner of the local
     // schema (on DSQL, admin owns what it creates).
     testkit::aurora::dsql_admin(&db).await;
+    // DSQL's `sys` objects, as a DSQL cluster has them: the migrator takes DSQL's path
+    // (`CREATE INDEX ASYNC`, jobs), which the stand-in requires.
+    testkit::dsql::install_sys(&db, false).await;
     let admin = db.admin().await;
     let standin = iam::standin_for(&db, Arc::new(SystemClock), store::Engine::Dsql).await;
     let ca = iam::ca_file(&standin);
@@ -89,6 +92,9 @@ async fn migrate_script_applies_the_dsql_schema_as_admin() {
     assert!(!out.contains("X-Amz-Signature"), "no token in the output");
     let n: i64 = admin.query_one("SELECT count(*) FROM schema_migrations", &[]).await.unwrap().get(0);
     assert_eq!(n as usize, store::migrate::DSQL_MIGRATIONS.len());
+    let waited: i64 =
+        admin.query_one("SELECT count(*) FROM sys.jobs WHERE status = 'completed'", &[]).await.unwrap().get(0);
+    assert!(waited > 0, "the index jobs were waited for");
     let (ok, out) = migrate_with(&db, &standin, &ca, &[], &dsql);
     assert!(ok && out.contains("up to date, nothing to apply"), "{out}");
 }

@@ -13,116 +13,33 @@
 //! Knobs for fault tests: delay before answering, refuse logins, refuse connections, drop every
 //! established session, and counters of accepted and rejected logins.
 
+mod config;
 mod conflicts;
+pub mod dsql;
+mod error;
 mod session;
 pub mod sigv4;
+mod state;
 mod tls;
 mod upstream;
 mod wire;
 
 use std::{
     net::SocketAddr,
-    path::PathBuf,
-    sync::{
-        Arc, Mutex,
-        atomic::{AtomicBool, AtomicU64, Ordering},
-    },
+    sync::{Arc, atomic::Ordering},
     time::Duration,
 };
 
-use db_auth::{Clock, Credentials};
 use tokio::{net::TcpListener, sync::watch};
 use tokio_rustls::TlsAcceptor;
 
+pub use config::{Config, TEST_ACCESS_KEY_ID, TEST_SECRET_ACCESS_KEY, Upstream, test_credentials};
+pub use error::Error;
 use session::Shared;
+use state::State;
 use tls::make_tls;
-// `conflicts` frames its messages with these, as `crate::{message, read_message}`.
+// `dsql` frames its messages with these, as `crate::{message, read_message}`.
 use wire::{message, read_message};
-
-/// The access key the stand-in accepts tokens from.
-pub const TEST_ACCESS_KEY_ID: &str = "AKIAIAMSTANDINEXAMPLE";
-/// Its secret. Only meaningful to the stand-in.
-pub const TEST_SECRET_ACCESS_KEY: &str = "standin/Secret+Key/forLocalTestsOnlyEXAMPLE";
-
-/// Credentials that sign tokens the stand-in accepts (with a session token, as on Lambda).
-pub fn test_credentials() -> Credentials {
-    Credentials::new(
-        TEST_ACCESS_KEY_ID,
-        TEST_SECRET_ACCESS_KEY,
-        Some("standin-session-token".into()),
-        None,
-        "iam-standin",
-    )
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("certificate: {0}")]
-    Cert(#[from] rcgen::Error),
-    #[error("tls: {0}")]
-    Tls(#[from] rustls::Error),
-    #[error("io: {0}")]
-    Io(#[from] std::io::Error),
-}
-
-/// The real PostgreSQL behind the stand-in. It must let the stand-in in without a password
-/// (trust), since the stand-in has already authenticated the client.
-#[derive(Debug, Clone)]
-pub enum Upstream {
-    Tcp(SocketAddr),
-    /// A server's Unix socket file, e.g. `/tmp/sock/.s.PGSQL.5432`.
-    Unix(PathBuf),
-}
-
-#[derive(Debug, Clone)]
-pub struct Config {
-    pub listen: SocketAddr,
-    /// The name in the server certificate, and the host a token must be signed for.
-    pub hostname: String,
-    /// The port a token must be signed for; the listening port when `None`.
-    pub token_port: Option<u16>,
-    pub region: String,
-    pub access_key_id: String,
-    pub secret_access_key: String,
-    pub upstream: Upstream,
-    pub clock: Arc<dyn Clock>,
-    /// Whose tokens to accept: Aurora's (the default) or Aurora DSQL's.
-    pub engine: sigv4::Engine,
-    /// Sessions older than this are closed, as Aurora DSQL closes connections at 60 minutes.
-    pub max_session_age: Option<Duration>,
-}
-
-impl Config {
-    pub fn new(hostname: impl Into<String>, region: impl Into<String>, upstream: Upstream) -> Self {
-        Self {
-            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-            hostname: hostname.into(),
-            token_port: None,
-            region: region.into(),
-            access_key_id: TEST_ACCESS_KEY_ID.into(),
-            secret_access_key: TEST_SECRET_ACCESS_KEY.into(),
-            upstream,
-            clock: Arc::new(db_auth::SystemClock),
-            engine: sigv4::Engine::Rds,
-            max_session_age: None,
-        }
-    }
-}
-
-/// Fault knobs and counters, shared with the running stand-in.
-#[derive(Debug, Default)]
-struct State {
-    delay: Mutex<Duration>,
-    refuse_logins: AtomicBool,
-    refuse_connections: AtomicBool,
-    accepted: AtomicU64,
-    rejected: AtomicU64,
-    connections: AtomicU64,
-    active: AtomicU64,
-    last_rejection: Mutex<Option<String>>,
-    last_user: Mutex<Option<String>>,
-    conflicts: conflicts::Conflicts,
-}
 
 /// A running stand-in. Dropping it stops accepting (established sessions end with it too).
 #[derive(Debug)]
@@ -231,6 +148,22 @@ impl Standin {
     /// Commits failed on purpose so far.
     pub fn failed_commits(&self) -> u64 {
         self.state.conflicts.failed.load(Ordering::SeqCst)
+    }
+
+    /// Statements and commits that DSQL's rules or limits refused.
+    pub fn refused_statements(&self) -> u64 {
+        self.state.dsql.refused.load(Ordering::SeqCst)
+    }
+
+    /// The most rows, each index entry counted as one, that any transaction asked to commit.
+    pub fn max_transaction_rows(&self) -> u64 {
+        self.state.dsql.max_rows.load(Ordering::SeqCst)
+    }
+
+    /// Conflicts (40001, OC000) answered where PostgreSQL would have waited for a lock or found
+    /// a concurrent update.
+    pub fn conflicts_answered(&self) -> u64 {
+        self.state.dsql.conflicts.load(Ordering::SeqCst)
     }
 
     /// The user of the last accepted login.

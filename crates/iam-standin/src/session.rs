@@ -11,7 +11,9 @@ use tokio::{
 use tokio_rustls::TlsAcceptor;
 
 use crate::{
-    Config, State, Upstream, conflicts, sigv4,
+    config::{Config, Upstream},
+    dsql, sigv4,
+    state::State,
     upstream::UpstreamStream,
     wire::{
         CANCEL_REQUEST, GSSENC_REQUEST, PROTOCOL_3, SSL_REQUEST, fatal, message, read_message, read_startup,
@@ -104,12 +106,22 @@ impl Shared {
             return client.shutdown().await;
         }
 
+        if let Some(limits) = &self.config.dsql_rules
+            && let Some(why) = self.over_connection_limits(limits)
+        {
+            self.state.dsql.refused.fetch_add(1, Ordering::SeqCst);
+            return client.write_all(&fatal(why.0, why.1)).await;
+        }
         let mut upstream = match self.connect_upstream().await {
             Ok(u) => u,
             Err(e) => {
                 client.write_all(&fatal("57P03", &format!("the database system is not available: {e}"))).await?;
                 return Ok(());
             }
+        };
+        let startup = match &self.config.dsql_rules {
+            Some(limits) => dsql_session(&startup, limits),
+            None => startup,
         };
         let mut packet = (startup.len() as i32 + 4).to_be_bytes().to_vec();
         packet.extend_from_slice(&startup);
@@ -124,7 +136,7 @@ impl Shared {
             }
         }
         self.state.accepted.fetch_add(1, Ordering::SeqCst);
-        *self.state.last_user.lock().unwrap_or_else(|e| e.into_inner()) = Some(user);
+        *self.state.last_user.lock().unwrap_or_else(|e| e.into_inner()) = Some(user.clone());
 
         let mut dropped = self.drop_sessions.subscribe();
         self.state.active.fetch_add(1, Ordering::SeqCst);
@@ -135,8 +147,13 @@ impl Shared {
             }
         };
         let relay = async {
-            if self.state.conflicts.permille.load(Ordering::SeqCst) > 0 {
-                conflicts::relay(&mut client, &mut upstream, &self.state.conflicts).await
+            if self.config.dsql_rules.is_some() || self.state.conflicts.permille.load(Ordering::SeqCst) > 0 {
+                let session = dsql::shared::Session {
+                    limits: self.config.dsql_rules.as_ref(),
+                    counters: &self.state.dsql,
+                    conflicts: &self.state.conflicts,
+                };
+                dsql::relay::relay(&mut client, &mut upstream, session).await
             } else {
                 tokio::io::copy_bidirectional(&mut client, &mut upstream).await.map(drop)
             }
@@ -150,6 +167,20 @@ impl Shared {
         result
     }
 
+    /// DSQL's connection quotas: connections open at once, and new connections per second
+    /// (<https://docs.aws.amazon.com/aurora-dsql/latest/userguide/CHAP_quotas.html>).
+    /// The SQLSTATE and message of a refused connection.
+    fn over_connection_limits(&self, limits: &dsql::Limits) -> Option<(&'static str, &'static str)> {
+        if self.state.active.load(Ordering::SeqCst) >= limits.max_connections {
+            return Some(("53300", "Unable to accept connection, too many open connections."));
+        }
+        let mut rate = self.state.connection_rate.lock().unwrap_or_else(|e| e.into_inner());
+        if !rate.admit(limits) {
+            return Some(("53400", "Unable to accept connection, rate exceeded."));
+        }
+        None
+    }
+
     async fn connect_upstream(&self) -> std::io::Result<UpstreamStream> {
         Ok(match &self.config.upstream {
             Upstream::Tcp(addr) => {
@@ -160,4 +191,22 @@ impl Shared {
             Upstream::Unix(path) => UpstreamStream::Unix(UnixStream::connect(path).await?),
         })
     }
+}
+
+/// The startup packet with the session settings that make PostgreSQL behave as DSQL does:
+/// snapshot isolation (DSQL's only level), and no waiting for row locks (DSQL never waits; the
+/// relay answers the timeout as the conflict DSQL would report).
+fn dsql_session(startup: &[u8], limits: &dsql::Limits) -> Vec<u8> {
+    let mut out = startup[..startup.len().saturating_sub(1)].to_vec();
+    let lock_ms = limits.lock_wait.as_millis().max(1);
+    for (k, v) in
+        [("default_transaction_isolation", "repeatable read".to_string()), ("lock_timeout", format!("{lock_ms}ms"))]
+    {
+        out.extend_from_slice(k.as_bytes());
+        out.push(0);
+        out.extend_from_slice(v.as_bytes());
+        out.push(0);
+    }
+    out.push(0);
+    out
 }

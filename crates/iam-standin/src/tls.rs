@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use rustls::{ServerConfig, pki_types::PrivateKeyDer};
 
-use crate::Error;
+use crate::error::Error;
 
 /// A CA, and a server certificate for `hostname` that it issued.
 pub(crate) fn make_tls(hostname: &str) -> Result<(String, Arc<ServerConfig>), Error> {

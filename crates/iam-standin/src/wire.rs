@@ -42,8 +42,13 @@ pub(crate) fn message(kind: u8, body: &[u8]) -> Vec<u8> {
 
 /// A FATAL ErrorResponse as PostgreSQL formats it.
 pub(crate) fn fatal(code: &str, text: &str) -> Vec<u8> {
+    error_response("FATAL", code, text)
+}
+
+/// An ErrorResponse of `severity` (`ERROR`, `FATAL`) with SQLSTATE `code` and message `text`.
+pub(crate) fn error_response(severity: &str, code: &str, text: &str) -> Vec<u8> {
     let mut body = Vec::new();
-    for (field, value) in [(b'S', "FATAL"), (b'V', "FATAL"), (b'C', code), (b'M', text)] {
+    for (field, value) in [(b'S', severity), (b'V', severity), (b'C', code), (b'M', text)] {
         body.push(field);
         body.extend_from_slice(value.as_bytes());
         body.push(0);

@@ -5,14 +5,14 @@
 
 use deadpool::managed::Object;
 use futures_util::future::{OptionFuture, join, join_all, join5};
+use pgconn::Manager;
 use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
 use crate::{
-    Engine, Idempotency, Q,
-    pool::Manager,
+    Engine, Idempotency, Q, UserId,
     rows::DbRow,
-    scope::{Access, Scoped, Step, Tenants},
+    steps::{Access, Step, Tenants},
 };
 
 /// A transaction that failed.
@@ -22,111 +22,110 @@ pub(crate) struct Failed {
     pub clean: bool,
 }
 
-impl Scoped<'_> {
-    pub(crate) async fn pipeline(
-        &self,
-        conn: &Object<Manager>,
-        tenants: Tenants,
-        access: Access,
-        steps: &[Step<'_>],
-        idem: Option<&Idempotency>,
-    ) -> Result<Vec<Vec<DbRow>>, Failed> {
-        let c = &conn.client;
-        // With a key: the claim first, then every statement in its recording variant.
-        let recorded = match idem {
-            Some(_) => Some(conn.recorded().await.map_err(|error| Failed { error, clean: true })?),
-            None => None,
-        };
-        // The first recorded step makes the record (on PostgreSQL); the others append to it.
-        let first_recorded = steps.iter().position(|s| crate::idempotency::is_recorded(s.q));
-        let stmt = |i: usize, q: Q| match recorded {
-            Some(r) if first_recorded == Some(i) => &r.first[q as usize],
-            Some(r) => &r.more[q as usize],
-            None => conn.stmt(q),
-        };
-        let life = idem.map_or(0, Idempotency::life_secs);
-        let user: Uuid = self.user.0;
-        let dsql = conn.engine == Engine::Dsql;
-        // After a statement's own parameters come, on Aurora DSQL, the caller where it names them
-        // (see `crate::dsql`), and when recording the record's tenant and key; on PostgreSQL,
-        // when recording, the record's tenant and key, and for the statement that makes the
-        // record also its fingerprint, life and claim (see `crate::idempotency`).
-        let (caller, record): ([&(dyn ToSql + Sync); 3], [&(dyn ToSql + Sync); 5]) = match idem {
-            Some(i) => ([&user, i.tenant(), i.key()], [i.tenant(), i.key(), i.fingerprint(), &life, i.claim()]),
-            None => ([&user; 3], [&user; 5]),
-        };
-        let extra = |i: usize, q: Q| -> &[&(dyn ToSql + Sync)] {
-            let recording = recorded.is_some() && crate::idempotency::is_recorded(q);
-            match (dsql, recording) {
-                (true, true) => &caller[..],
-                (true, false) if crate::dsql::STATEMENTS[q as usize].caller => &caller[..1],
-                (false, true) if first_recorded == Some(i) => &record[..],
-                (false, true) => &record[..2],
-                _ => &[],
-            }
-        };
-        let extended: Vec<Vec<&(dyn ToSql + Sync)>> = if dsql || recorded.is_some() {
-            steps.iter().enumerate().map(|(i, s)| s.params.iter().chain(extra(i, s.q)).copied().collect()).collect()
-        } else {
-            Vec::new()
-        };
-        let step_params = |i: usize| if extended.is_empty() { steps[i].params } else { &extended[i][..] };
-        // The claim: on PostgreSQL the record's tenant and key, and the caller, whom it sets; on
-        // DSQL, where it makes the record, also its fingerprint, life and claim, then the caller.
-        let claim_all: [&(dyn ToSql + Sync); 6] = [record[0], record[1], record[2], record[3], record[4], &user];
-        let claim_pg: [&(dyn ToSql + Sync); 3] = [record[0], record[1], &user];
-        let claim_params = idem.map(|_| if dsql { &claim_all[..] } else { &claim_pg[..] });
-        let member: Uuid = match tenants {
-            Tenants::Member(t) => t.0,
-            _ => Uuid::nil(),
-        };
-        let member_params: [&(dyn ToSql + Sync); 2] = [&user, &member];
-        let all_params: [&(dyn ToSql + Sync); 1] = [&user];
-        // On PostgreSQL the scope is set first and RLS keys on it; on DSQL each statement
-        // resolves it.
-        let resolve = match tenants {
-            _ if dsql => None,
-            Tenants::Member(_) => Some((Q::ScopeMember, &member_params[..])),
-            Tenants::All => Some((Q::ScopeAll, &all_params[..])),
-            Tenants::AllHere => Some((Q::ScopeAllHere, &all_params[..])),
-            Tenants::None => None,
-        };
-        let begin = if access == Access::Read { "BEGIN READ ONLY" } else { "BEGIN" };
-        // Each future sends its message when first polled; join5 polls them in this order, so the
-        // server receives them in this order, all before the first reply is awaited.
-        let (begun, set, resolved, (claimed, results), committed) = join5(
-            c.batch_execute(begin),
-            // On PostgreSQL the claim sets the caller too, in place of ScopeSet: one statement
-            // fewer. On DSQL it comes after the scope.
-            OptionFuture::from((!dsql).then(|| match claim_params {
-                Some(p) => c.query(conn.stmt(Q::IdemClaim), p),
-                None => c.query(conn.stmt(Q::ScopeSet), &all_params),
-            })),
-            OptionFuture::from(resolve.map(|(q, params)| c.query(conn.stmt(q), params))),
-            join(
-                OptionFuture::from(claim_params.filter(|_| dsql).map(|p| c.query(conn.stmt(Q::IdemClaim), p))),
-                join_all(steps.iter().enumerate().map(|(i, s)| c.query(stmt(i, s.q), step_params(i)))),
-            ),
-            c.batch_execute("COMMIT"),
-        )
-        .await;
-        // The transaction is over when COMMIT was answered, with success or with the server's
-        // error (Aurora DSQL reports conflicts there): the connection can serve the retry.
-        let clean = match &committed {
-            Ok(_) => true,
-            Err(e) => e.as_db_error().is_some(),
-        };
-        let fail = |error| Failed { error, clean };
-        begun.map_err(fail)?;
-        set.transpose().map_err(fail)?;
-        resolved.transpose().map_err(fail)?;
-        claimed.transpose().map_err(fail)?;
-        let rows = results
-            .into_iter()
-            .map(|r| r.map(|rows| rows.into_iter().map(DbRow::Pg).collect()))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(fail)?;
-        committed.map_err(fail)?;
-        Ok(rows)
-    }
+/// Runs `steps` for `user` on `conn` as one pipelined transaction scoped to `tenants`.
+pub(crate) async fn pipeline(
+    conn: &Object<Manager>,
+    user: UserId,
+    tenants: Tenants,
+    access: Access,
+    steps: &[Step<'_>],
+    idem: Option<&Idempotency>,
+) -> Result<Vec<Vec<DbRow>>, Failed> {
+    let c = &conn.client;
+    // With a key: the claim first, then every statement in its recording variant.
+    let recorded = match idem {
+        Some(_) => Some(conn.variants().await.map_err(|error| Failed { error, clean: true })?),
+        None => None,
+    };
+    // The first recorded step makes the record (on PostgreSQL); the others append to it.
+    let first_recorded = steps.iter().position(|s| statements::recording::is_recorded(s.q));
+    let stmt = |i: usize, q: Q| match recorded {
+        Some(r) if first_recorded == Some(i) => &r.first[q as usize],
+        Some(r) => &r.more[q as usize],
+        None => conn.stmt(q as usize),
+    };
+    let life = idem.map_or(0, Idempotency::life_secs);
+    let user: Uuid = user.0;
+    let dsql = conn.engine == Engine::Dsql;
+    // After a statement's own parameters come, on Aurora DSQL, the caller where it names them
+    // (see `crate::dsql`), and when recording the record's tenant and key; on PostgreSQL,
+    // when recording, the record's tenant and key, and for the statement that makes the
+    // record also its fingerprint, life and claim (see `crate::idempotency`).
+    let (caller, record): ([&(dyn ToSql + Sync); 3], [&(dyn ToSql + Sync); 5]) = match idem {
+        Some(i) => ([&user, i.tenant(), i.key()], [i.tenant(), i.key(), i.fingerprint(), &life, i.claim()]),
+        None => ([&user; 3], [&user; 5]),
+    };
+    let extra = |i: usize, q: Q| -> &[&(dyn ToSql + Sync)] {
+        let recording = recorded.is_some() && statements::recording::is_recorded(q);
+        match (dsql, recording) {
+            (true, true) => &caller[..],
+            (true, false) if crate::dsql::STATEMENTS[q as usize].caller => &caller[..1],
+            (false, true) if first_recorded == Some(i) => &record[..],
+            (false, true) => &record[..2],
+            _ => &[],
+        }
+    };
+    let extended: Vec<Vec<&(dyn ToSql + Sync)>> = if dsql || recorded.is_some() {
+        steps.iter().enumerate().map(|(i, s)| s.params.iter().chain(extra(i, s.q)).copied().collect()).collect()
+    } else {
+        Vec::new()
+    };
+    let step_params = |i: usize| if extended.is_empty() { steps[i].params } else { &extended[i][..] };
+    // The claim: on PostgreSQL the record's tenant and key, and the caller, whom it sets; on
+    // DSQL, where it makes the record, also its fingerprint, life and claim, then the caller.
+    let claim_all: [&(dyn ToSql + Sync); 6] = [record[0], record[1], record[2], record[3], record[4], &user];
+    let claim_pg: [&(dyn ToSql + Sync); 3] = [record[0], record[1], &user];
+    let claim_params = idem.map(|_| if dsql { &claim_all[..] } else { &claim_pg[..] });
+    let member: Uuid = match tenants {
+        Tenants::Member(t) => t.0,
+        _ => Uuid::nil(),
+    };
+    let member_params: [&(dyn ToSql + Sync); 2] = [&user, &member];
+    let all_params: [&(dyn ToSql + Sync); 1] = [&user];
+    // On PostgreSQL the scope is set first and RLS keys on it; on DSQL each statement
+    // resolves it.
+    let resolve = match tenants {
+        _ if dsql => None,
+        Tenants::Member(_) => Some((Q::ScopeMember, &member_params[..])),
+        Tenants::All => Some((Q::ScopeAll, &all_params[..])),
+        Tenants::AllHere => Some((Q::ScopeAllHere, &all_params[..])),
+        Tenants::None => None,
+    };
+    let begin = if access == Access::Read { "BEGIN READ ONLY" } else { "BEGIN" };
+    // Each future sends its message when first polled; join5 polls them in this order, so the
+    // server receives them in this order, all before the first reply is awaited.
+    let (begun, set, resolved, (claimed, results), committed) = join5(
+        c.batch_execute(begin),
+        // On PostgreSQL the claim sets the caller too, in place of ScopeSet: one statement
+        // fewer. On DSQL it comes after the scope.
+        OptionFuture::from((!dsql).then(|| match claim_params {
+            Some(p) => c.query(conn.stmt(Q::IdemClaim as usize), p),
+            None => c.query(conn.stmt(Q::ScopeSet as usize), &all_params),
+        })),
+        OptionFuture::from(resolve.map(|(q, params)| c.query(conn.stmt(q as usize), params))),
+        join(
+            OptionFuture::from(claim_params.filter(|_| dsql).map(|p| c.query(conn.stmt(Q::IdemClaim as usize), p))),
+            join_all(steps.iter().enumerate().map(|(i, s)| c.query(stmt(i, s.q), step_params(i)))),
+        ),
+        c.batch_execute("COMMIT"),
+    )
+    .await;
+    // The transaction is over when COMMIT was answered, with success or with the server's
+    // error (Aurora DSQL reports conflicts there): the connection can serve the retry.
+    let clean = match &committed {
+        Ok(_) => true,
+        Err(e) => e.as_db_error().is_some(),
+    };
+    let fail = |error| Failed { error, clean };
+    begun.map_err(fail)?;
+    set.transpose().map_err(fail)?;
+    resolved.transpose().map_err(fail)?;
+    claimed.transpose().map_err(fail)?;
+    let rows = results
+        .into_iter()
+        .map(|r| r.map(|rows| rows.into_iter().map(DbRow::Pg).collect()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(fail)?;
+    committed.map_err(fail)?;
+    Ok(rows)
 }

@@ -11,41 +11,16 @@
 use std::time::{Duration, Instant};
 
 use deadpool::managed::Object;
-use tokio_postgres::types::ToSql;
+use pgconn::{Db, Manager};
 use uuid::Uuid;
 
 use crate::{
-    DisplayName, Email, Engine, Error, Idempotency, NewUser, Q, Result, Store, TenantId, UserId, pipeline::Failed,
-    pool::Manager, rows::DbRow,
+    Engine, Error, Idempotency, Q, Result, UserId,
+    pipeline::{Failed, pipeline},
+    placement::Placements,
+    rows::DbRow,
+    steps::{Access, Step, Tenants},
 };
-
-/// Which tenants a transaction may see.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Tenants {
-    /// None: only the caller's own user row and memberships.
-    None,
-    /// This tenant, if and only if the caller is a member of it (resolved by the database).
-    Member(TenantId),
-    /// Every tenant the caller is a member of (resolved by the database).
-    All,
-    /// Every tenant the caller is a member of whose todos live in this database (not in a
-    /// dedicated one: see [`crate::placement`]).
-    AllHere,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Access {
-    /// Read only: safe to retry on a fresh connection if the connection was lost.
-    Read,
-    /// Writes: never retried automatically; the outcome of a lost COMMIT is unknown.
-    Write,
-}
-
-/// One statement of a transaction and its parameters.
-pub(crate) struct Step<'a> {
-    pub q: Q,
-    pub params: &'a [&'a (dyn ToSql + Sync)],
-}
 
 /// Attempts at a transaction that keeps conflicting (40001, 40P01, OC000, OC001) before the
 /// client gets 503 with `Retry-After`.
@@ -65,7 +40,10 @@ const CLIENT_GRACE: Duration = Duration::from_secs(2);
 /// The caller's view of the database. Cheap to create, one per request.
 #[derive(Debug, Clone, Copy)]
 pub struct Scoped<'s> {
-    pub(crate) store: &'s Store,
+    /// The database this view runs on.
+    pub(crate) db: &'s Db,
+    /// Where tenants live (the control database's view; `None` on a dedicated database).
+    pub(crate) placements: Option<&'s Placements>,
     pub(crate) user: UserId,
     /// When the request's answer is due: checkout, connect, the statements and any retry must
     /// be done by then, or the call fails with [`Error::Deadline`].
@@ -96,48 +74,20 @@ impl<'s> Scoped<'s> {
         Self { idempotency: key, ..self }
     }
 
+    /// This view, on a dedicated database.
+    pub(crate) fn on<'d>(&self, db: &'d Db) -> Scoped<'d>
+    where
+        Self: 'd,
+    {
+        Scoped { db, placements: None, user: self.user, deadline: self.deadline, idempotency: self.idempotency }
+    }
+
     /// Runs `work` within the deadline, if there is one.
     async fn in_time<T>(&self, work: impl Future<Output = Result<T>>) -> Result<T> {
         match self.deadline {
             Some(d) => tokio::time::timeout_at(d.into(), work).await.unwrap_or(Err(Error::Deadline)),
             None => work.await,
         }
-    }
-}
-
-impl Store {
-    /// The database as `user` may see it.
-    pub fn scoped(&self, user: UserId) -> Scoped<'_> {
-        Scoped { store: self, user, deadline: None, idempotency: None }
-    }
-
-    /// The id of the user the identity provider calls `new.subject` (under `new.issuer`),
-    /// registering them with the profile in `new` if they are new; `true` when registered now.
-    /// Safe to retry: registering twice, or twice at once, gives one user.
-    pub async fn register(&self, new: &NewUser, deadline: Option<Instant>) -> Result<(UserId, bool)> {
-        let name = new.name.as_ref().map(DisplayName::as_str);
-        let email = new.email.as_ref().map(Email::as_str);
-        let (issuer, subject, legacy) = (new.issuer.as_str(), new.subject.as_str(), new.claims_legacy);
-        // A losing concurrent registration finds the winner's row on its second try.
-        for _ in 0..2 {
-            // The id the user gets if this transaction creates them.
-            let fresh = self.scoped(UserId(Uuid::new_v4())).with_deadline(deadline);
-            let rows = fresh
-                .run(
-                    Tenants::None,
-                    Access::Write,
-                    &[
-                        Step { q: Q::ScopeIdentity, params: &[&issuer, &subject] },
-                        Step { q: Q::UserRegister, params: &[&issuer, &subject, &name, &email, &legacy] },
-                    ],
-                )
-                .await?;
-            if let Some(row) = rows[1].first() {
-                return Ok((UserId(row.col(0)), row.col(1)));
-            }
-            self.connector.stats.retries.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        }
-        Err(Error::unavailable("registering the caller kept conflicting with another registration"))
     }
 }
 
@@ -173,25 +123,25 @@ impl Scoped<'_> {
         let idem = self.idempotency.filter(|_| access == Access::Write);
         // The server's timeout is per statement: the client waits for every statement of the
         // pipeline (the scope, the steps) before it gives up on the connection.
-        let patience = self.store.config().statement_timeout * (steps.len() as u32 + 2) + CLIENT_GRACE;
+        let patience = self.db.config().statement_timeout * (steps.len() as u32 + 2) + CLIENT_GRACE;
         let mut retried = false;
         let mut reclaimed = false;
         let mut conflicts = 0;
         loop {
-            let lease = Lease(Some(self.in_time(self.store.checkout()).await?));
+            let lease = Lease(Some(self.in_time(self.db.checkout()).await?));
             // Whichever comes first: the server's statement timeouts (plus grace) or the request's
             // deadline.
             let wait = match self.deadline {
                 Some(d) => patience.min(d.saturating_duration_since(Instant::now())),
                 None => patience,
             };
-            match tokio::time::timeout(wait, self.pipeline(lease.conn(), tenants, access, steps, idem)).await {
+            match tokio::time::timeout(wait, pipeline(lease.conn(), self.user, tenants, access, steps, idem)).await {
                 Ok(Ok(rows)) => {
                     lease.release();
                     return Ok(rows);
                 }
                 Ok(Err(Failed { error, clean })) => {
-                    let lost = crate::error::is_lost(&error);
+                    let lost = pgconn::is_lost(&error);
                     if clean && !lost {
                         // A statement failed, the transaction ended: the connection is fine.
                         lease.release();
@@ -202,7 +152,7 @@ impl Scoped<'_> {
                         // fail before its record conflicts (a client-chosen id the first request
                         // used): the record, if there is one, answers it too.
                         let taken = crate::idempotency::is_taken(&error);
-                        let postgres = self.store.config().engine == Engine::Postgres;
+                        let postgres = self.db.config().engine == Engine::Postgres;
                         if taken || (postgres && crate::idempotency::is_effect_error(&error)) {
                             if let Some(rows) = Box::pin(self.replay(idem)).await? {
                                 return Ok(rows);
@@ -219,19 +169,19 @@ impl Scoped<'_> {
                     // conflict) rolled the whole transaction back: run it again from the start,
                     // after a jittered pause, a few times, within the deadline. Safe for writes
                     // too: nothing of the failed attempt committed.
-                    if crate::error::is_conflict(&error) && conflicts + 1 < CONFLICT_ATTEMPTS {
+                    if pgconn::is_conflict(&error) && conflicts + 1 < CONFLICT_ATTEMPTS {
                         let pause = conflict_backoff(conflicts);
                         if self.deadline.is_none_or(|d| Instant::now() + pause < d) {
                             conflicts += 1;
                             tracing::info!(error = %error, attempt = conflicts + 1, "transaction conflicted; running it again");
-                            self.store.connector.stats.retries.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            self.db.connector.stats.retries.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                             tokio::time::sleep(pause).await;
                             continue;
                         }
                     }
                     if lost && access == Access::Read && !retried {
                         tracing::info!(error = %error, "database connection lost during a read; retrying once");
-                        self.store.connector.stats.retries.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        self.db.connector.stats.retries.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         retried = true;
                         continue;
                     }
@@ -265,7 +215,7 @@ impl Scoped<'_> {
                 .await?;
             return Ok(None);
         }
-        let results = crate::idempotency::record_results(self.store.config().engine, row);
+        let results = crate::idempotency::record_results(self.db.config().engine, row);
         idem.replay(&row.col::<Vec<u8>>(0), &results).map(Some)
     }
 
@@ -273,7 +223,7 @@ impl Scoped<'_> {
     pub async fn forget_idempotency(&self) -> Result<()> {
         let Some(idem) = self.idempotency else { return Ok(()) };
         // A todo route of a dedicated tenant recorded in the tenant's database.
-        let placed = self.store.placements.as_deref().and_then(|p| p.cached(crate::TenantId(*idem.tenant())));
+        let placed = self.placements.and_then(|p| p.cached(crate::TenantId(*idem.tenant())));
         if let Some(d) = placed
             && let Err(e) = self.on(&d.store).forget_idempotency_here(idem).await
         {

@@ -7,7 +7,8 @@ use crate::{
     Cursor, Error, Page, PageRequest, Q, Result, TenantId, Todo, TodoFilter, TodoId, TodoPatch, TodoTitle,
     queries::{ANYONE, EDITORS, fetch_limit, gated, gated_rows, page, page_by, step},
     rows::DbRow,
-    scope::{Access, Scoped},
+    scope::Scoped,
+    steps::Access,
 };
 
 /// The todo in columns `i..i + 6`, or `None` when an outer join found none.

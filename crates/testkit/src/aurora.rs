@@ -5,7 +5,7 @@
 
 use tokio_postgres::Client;
 
-use crate::pg::{MASTER_USER, Server, TestDb};
+use crate::server::{MASTER_USER, Server, TestDb};
 
 /// The Aurora-shaped roles (`scripts/local-aurora-roles.sql`), made by a test cluster's
 /// superuser, and the master user's password. Safe to run again and from several processes at
@@ -35,7 +35,7 @@ pub(crate) fn make_roles(server: &Server) -> Server {
     std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
         rt.block_on(async {
-            let (client, conn) = crate::pg::connect_raw(&url).await;
+            let (client, conn) = crate::server::connect_raw(&url).await;
             let conn = tokio::spawn(conn);
             make_aurora_roles(&client, &password).await.expect("making the Aurora-shaped roles");
             drop(client);
@@ -47,8 +47,8 @@ pub(crate) fn make_roles(server: &Server) -> Server {
     server.clone()
 }
 
-/// Makes the login role `admin` on `db`'s server, as Aurora DSQL's built-in administrator: no
-/// PostgreSQL superuser (made by the Aurora-shaped administrator), and able to act as the owner
+/// Makes the login role `admin` on `db`'s server, as Aurora DSQL's built-in administrator (who
+/// creates roles and maps IAM identities to them): no PostgreSQL superuser (made by the Aurora-shaped administrator), and able to act as the owner
 /// of the local DSQL schema, which belongs to `app_owner` here (on DSQL, `admin` owns what it
 /// creates). Safe to call from tests running at once.
 pub async fn dsql_admin(db: &TestDb) {
@@ -57,7 +57,7 @@ pub async fn dsql_admin(db: &TestDb) {
     let made = master
         .batch_execute(
             "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'admin') THEN \
-             CREATE ROLE admin LOGIN; END IF; END $$; GRANT app_owner TO admin",
+             CREATE ROLE admin LOGIN CREATEROLE; END IF; END $$; GRANT app_owner TO admin",
         )
         .await;
     master.execute("SELECT pg_advisory_unlock(8675311)", &[]).await.unwrap();

@@ -11,7 +11,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::pg::{MASTER_USER, SUPERUSER, Server};
+use crate::server::{MASTER_USER, SUPERUSER, Server};
 
 /// Finds a PostgreSQL server program: on PATH, in Debian's versioned directories, or Homebrew's.
 pub fn find_pg_bin(program: &str) -> Option<PathBuf> {

@@ -8,7 +8,7 @@ use db_auth::{Clock, SharedCredentialsProvider, TokenCache};
 use iam_standin::{Config, Standin, Upstream};
 use store::{Auth, CaSource, DbConfig, PasswordSource, TlsMode};
 
-use crate::pg::{Server, TestDb};
+use crate::server::{Server, TestDb};
 
 /// The host name of the stand-in's certificate; what tokens are signed for.
 pub const HOST: &str = "aurora.standin.internal";
@@ -28,17 +28,29 @@ pub fn upstream(server: &Server) -> Upstream {
 /// Starts a stand-in for `db`'s server whose clock is `clock`: for Aurora, or for Aurora DSQL
 /// (DSQL tokens) when the tests run the DSQL engine (`TEST_DB_ENGINE=dsql`).
 pub async fn standin(db: &TestDb, clock: Arc<dyn Clock>) -> Standin {
-    standin_for(db, clock, crate::pg::engine()).await
+    standin_for(db, clock, crate::server::engine()).await
 }
 
 /// [`standin`] for `engine` whatever `TEST_DB_ENGINE` says: Aurora IAM tokens for
 /// `Engine::Postgres`, DSQL tokens (`DbConnect`, `DbConnectAdmin`) for `Engine::Dsql`.
+/// On DSQL the stand-in keeps DSQL's rules and limits ([`iam_standin::dsql`]), so the tests see
+/// what DSQL refuses.
 pub async fn standin_for(db: &TestDb, clock: Arc<dyn Clock>, engine: store::Engine) -> Standin {
-    let mut config = Config::new(HOST, REGION, upstream(&db.server));
+    standin_with(db, clock, engine, iam_standin::dsql::Limits::default()).await
+}
+
+/// [`standin_for`] with DSQL's `limits` in place of the documented ones.
+pub async fn standin_with(
+    db: &TestDb,
+    clock: Arc<dyn Clock>,
+    engine: store::Engine,
+    limits: iam_standin::dsql::Limits,
+) -> Standin {
+    let mut config = match engine {
+        store::Engine::Dsql => Config { dsql_rules: Some(limits), ..Config::dsql(HOST, REGION, upstream(&db.server)) },
+        store::Engine::Postgres => Config::new(HOST, REGION, upstream(&db.server)),
+    };
     config.clock = clock;
-    if engine == store::Engine::Dsql {
-        config.engine = iam_standin::sigv4::Engine::Dsql;
-    }
     Standin::start(config).await.expect("start the IAM stand-in")
 }
 
@@ -50,7 +62,7 @@ pub async fn standin_named(db: &TestDb, host: &str) -> Standin {
 
 /// API settings that log in to `db` through `standin` as `app_runtime` with IAM auth.
 pub fn config(db: &TestDb, standin: &Standin) -> DbConfig {
-    config_for(db, standin, crate::pg::engine())
+    config_for(db, standin, crate::server::engine())
 }
 
 /// [`config`] for `engine` whatever `TEST_DB_ENGINE` says: `Auth::Iam` on Aurora,

@@ -89,6 +89,12 @@ impl TestApp {
     /// The app on a fresh database: on PostgreSQL logged in as the runtime role with its
     /// password; on the DSQL engine through the IAM stand-in in DSQL mode.
     pub async fn new() -> Self {
+        Self::with_dsql_limits(iam_standin::dsql::Limits::default()).await
+    }
+
+    /// [`TestApp::new`], with the DSQL stand-in's `limits` (on the DSQL engine) in place of
+    /// DSQL's documented ones.
+    pub async fn with_dsql_limits(limits: iam_standin::dsql::Limits) -> Self {
         if mixed() {
             let silo = testkit::silo::Silo::new().await;
             return Self {
@@ -103,7 +109,7 @@ impl TestApp {
         let standin = match testkit::pg::engine() {
             store::Engine::Postgres => None,
             engine @ store::Engine::Dsql => Some(std::sync::Arc::new(
-                testkit::iam::standin_for(&db, std::sync::Arc::new(db_auth::SystemClock), engine).await,
+                testkit::iam::standin_with(&db, std::sync::Arc::new(db_auth::SystemClock), engine, limits).await,
             )),
         };
         Self { app: App::new(store_for(&db, standin.as_deref())), db, standin, silo: None, created: Default::default() }

@@ -6,7 +6,8 @@
 //! ```
 //! then point the API at it with `DB_HOST=<--hostname> DB_HOSTADDR=127.0.0.1 DB_PORT=<port>
 //! DB_AUTH=iam DB_CA_FILE=/tmp/standin-ca.pem` and the printed test credentials.
-//! With `--dsql` it stands in for Aurora DSQL instead (`DB_AUTH=dsql`, `scripts/dev.sh --dsql`).
+//! With `--dsql` it stands in for Aurora DSQL instead (`DB_AUTH=dsql`, `scripts/dev.sh --dsql`),
+//! refusing what DSQL refuses.
 //! `kill -USR1` drops every established session; Ctrl-C stops.
 
 use std::{net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration};
@@ -39,10 +40,11 @@ struct Args {
     #[arg(long, default_value_t = 0)]
     delay_ms: u64,
     /// Behave as Aurora DSQL: accept `dsql` tokens (`DbConnect` for custom roles,
-    /// `DbConnectAdmin` for `admin`) instead of RDS ones.
+    /// `DbConnectAdmin` for `admin`) instead of RDS ones, and keep DSQL's SQL rules and limits
+    /// (`iam_standin::dsql`; the database needs `sql/dsql-sys.sql`, installed by its superuser).
     #[arg(long)]
     dsql: bool,
-    /// Close sessions older than this many seconds (DSQL closes them at 3600).
+    /// Close sessions older than this many seconds (with --dsql: 3600, as DSQL does).
     #[arg(long)]
     max_session_age_secs: Option<f64>,
     /// Fail this share of commits (0 to 1) with SQLSTATE 40001 / OC000, as DSQL's optimistic
@@ -63,14 +65,16 @@ async fn main() -> ExitCode {
         Ok(addr) => Upstream::Tcp(addr),
         Err(_) => Upstream::Unix(PathBuf::from(&args.upstream)),
     };
-    let mut config = Config::new(args.hostname.clone(), args.region.clone(), upstream);
+    let mut config = if args.dsql {
+        Config::dsql(args.hostname.clone(), args.region.clone(), upstream)
+    } else {
+        Config::new(args.hostname.clone(), args.region.clone(), upstream)
+    };
     config.listen = args.listen;
     config.token_port = args.token_port;
-    if args.dsql {
-        config.engine = iam_standin::sigv4::Engine::Dsql;
+    if let Some(age) = args.max_session_age_secs.filter(|s| s.is_finite() && *s > 0.0) {
+        config.max_session_age = Some(Duration::from_secs_f64(age));
     }
-    config.max_session_age =
-        args.max_session_age_secs.filter(|s| s.is_finite() && *s > 0.0).map(Duration::from_secs_f64);
     let standin = match Standin::start(config).await {
         Ok(s) => s,
         Err(e) => {

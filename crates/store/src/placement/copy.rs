@@ -4,7 +4,7 @@
 use tokio_postgres::Client;
 use uuid::Uuid;
 
-use super::mover::{BATCH, Direction, SCOPE, fail};
+use super::moving::{BATCH, Direction, SCOPE, fail};
 use crate::Result;
 
 /// Copies tenant `t`'s row, todos and idempotency records from `source` to `target`, replacing

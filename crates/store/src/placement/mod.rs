@@ -29,8 +29,8 @@
 //! `DB_PLACEMENT_MAX_CONNECTIONS` of them open, closing the least recently used idle one.
 
 mod copy;
-mod limit;
 pub mod mover;
+mod moving;
 pub mod registry;
 mod requests;
 
@@ -41,15 +41,10 @@ use std::{
     time::Instant,
 };
 
-pub(crate) use limit::Limiter;
+use pgconn::{Db, Limiter};
 use uuid::Uuid;
 
-use crate::{
-    Auth, CaSource, DbConfig, Error, PasswordSource, Result, Store, TenantId, TlsMode,
-    rows::DbRow,
-    scope::{Access, Scoped, Step, Tenants},
-    statements::Q,
-};
+use crate::{Auth, CaSource, DbConfig, Error, PasswordSource, Result, TenantId, TlsMode, rows::DbRow};
 
 /// A dedicated database, as the registry describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -127,7 +122,7 @@ impl Database {
 /// A dedicated database and its pool.
 pub(crate) struct Dedicated {
     pub db: Database,
-    pub store: Store,
+    pub store: Db,
 }
 
 struct Cached {
@@ -142,6 +137,12 @@ pub(crate) struct Placements {
     limiter: Arc<Limiter>,
     cache: Mutex<HashMap<TenantId, Cached>>,
     databases: Mutex<HashMap<Uuid, Arc<Dedicated>>>,
+}
+
+impl std::fmt::Debug for Placements {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Placements").field("control", &self.control.describe()).finish_non_exhaustive()
+    }
 }
 
 impl Placements {
@@ -173,7 +174,7 @@ impl Placements {
 
     /// Remembers that `tenant` lives in `db`: a store for `db` is made on first
     /// use and kept.
-    async fn remember(&self, tenant: TenantId, db: Database) -> Result<Arc<Dedicated>> {
+    pub(crate) async fn remember(&self, tenant: TenantId, db: Database) -> Result<Arc<Dedicated>> {
         let to = self.database(db).await?;
         let mut cache = self.cache.lock().expect("placement cache lock");
         cache.insert(tenant, Cached { to: to.clone(), at: Instant::now() });
@@ -181,7 +182,7 @@ impl Placements {
     }
 
     /// The store of `db`, made on first use.
-    async fn database(&self, db: Database) -> Result<Arc<Dedicated>> {
+    pub(crate) async fn database(&self, db: Database) -> Result<Arc<Dedicated>> {
         if let Some(known) = self.databases.lock().expect("databases lock").get(&db.id)
             && known.db == db
         {
@@ -195,7 +196,8 @@ impl Placements {
             (_, Some(_)) => PasswordSource::for_config(&cfg).await?,
             (fixed, None) => fixed.clone(),
         };
-        let store = Store::dedicated(cfg, password, (self.limiter.clone(), db.id))?;
+        let setup = crate::setup::plan(cfg.engine, Some(cfg.describe()));
+        let store = Db::dedicated(cfg, password, setup, (self.limiter.clone(), db.id))?;
         let made = Arc::new(Dedicated { db: db.clone(), store });
         self.databases.lock().expect("databases lock").insert(db.id, made.clone());
         Ok(made)
@@ -203,68 +205,16 @@ impl Placements {
 }
 
 impl Placements {
+    /// The dedicated database this instance has cached for `tenant`, however old (for tests).
+    #[cfg(feature = "test-util")]
+    pub fn cached_database(&self, tenant: TenantId) -> Option<Uuid> {
+        let cache = self.cache.lock().expect("placement cache lock");
+        cache.get(&tenant).map(|c| c.to.db.id)
+    }
+
     /// Calls `f` with each dedicated database this instance has a store for (per request, for
     /// the counters: no allocation).
     pub fn each_database(&self, mut f: impl FnMut(&Dedicated)) {
         self.databases.lock().expect("databases lock").values().for_each(|d| f(d));
-    }
-}
-
-impl Store {
-    /// Every dedicated database in the registry, each with its store (made on first use).
-    pub(crate) async fn dedicated_databases(&self) -> Result<Vec<Arc<Dedicated>>> {
-        let Some(placements) = self.placements.as_deref() else { return Ok(Vec::new()) };
-        let nobody = self.scoped(crate::UserId(Uuid::nil()));
-        let rows = nobody.run(Tenants::None, Access::Read, &[Step { q: Q::DatabasesAll, params: &[] }]).await?;
-        let mut out = Vec::new();
-        for row in &rows[0] {
-            out.push(placements.database(Database::from_row(row, 0)?).await?);
-        }
-        Ok(out)
-    }
-
-    /// This instance's cached placement of `tenant`: its dedicated database's id, or `None`
-    /// when it is pooled or not known (for tests).
-    #[cfg(feature = "test-util")]
-    pub fn cached_placement(&self, tenant: TenantId) -> Option<Uuid> {
-        let placements = self.placements.as_ref()?;
-        let cache = placements.cache.lock().expect("placement cache lock");
-        cache.get(&tenant).map(|c| c.to.db.id)
-    }
-
-    /// Open connections to dedicated databases in this instance (for tests).
-    #[cfg(feature = "test-util")]
-    pub fn dedicated_connections(&self) -> usize {
-        let mut open = 0;
-        if let Some(p) = &self.placements {
-            p.each_database(|d| open += d.store.pool.status().size);
-        }
-        open
-    }
-}
-
-impl Scoped<'_> {
-    /// Asks the control database where `tenant` lives, and caches the answer.
-    pub(crate) async fn resolve(&self, placements: &Placements, tenant: TenantId) -> Result<Option<Arc<Dedicated>>> {
-        let plain = Scoped { idempotency: None, ..*self };
-        let rows = plain.run(Tenants::None, Access::Read, &[Step { q: Q::PlacementGet, params: &[&tenant.0] }]).await?;
-        match rows[0].first() {
-            Some(row) => {
-                let db = Database::from_row(row, 0)?;
-                Ok(Some(placements.remember(tenant, db).await?))
-            }
-            None => {
-                placements.forget(tenant);
-                Ok(None)
-            }
-        }
-    }
-
-    /// This view, on a dedicated database's store.
-    pub(crate) fn on<'d>(&self, store: &'d Store) -> Scoped<'d>
-    where
-        Self: 'd,
-    {
-        Scoped { store, user: self.user, deadline: self.deadline, idempotency: self.idempotency }
     }
 }

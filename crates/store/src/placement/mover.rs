@@ -24,11 +24,12 @@ use std::time::Duration;
 use tokio_postgres::Client;
 use uuid::Uuid;
 
-use super::copy::{copy, digest};
+pub use super::moving::Direction;
+use super::{
+    copy::{copy, digest},
+    moving::{BATCH, SCOPE, fail},
+};
 use crate::{Error, Result, TenantId};
-
-/// Rows per statement when copying and per transaction when deleting.
-pub(super) const BATCH: i64 = 2000;
 
 /// The two ends of a move, each an owner-role client.
 #[allow(missing_debug_implementations)]
@@ -37,13 +38,6 @@ pub struct Ends<'a> {
     /// The dedicated database's client (the source or the target).
     pub dedicated: &'a Client,
     pub db: Uuid,
-}
-
-/// Which way.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Direction {
-    ToDedicated,
-    ToPooled,
 }
 
 /// What a move did.
@@ -72,23 +66,11 @@ impl Default for Options {
     fn default() -> Self {
         Self {
             lease: Duration::from_secs(120),
-            cache_ttl: crate::config::DEFAULT_PLACEMENT_CACHE_TTL,
+            cache_ttl: pgconn::DEFAULT_PLACEMENT_CACHE_TTL,
             stop_before_switch: false,
         }
     }
 }
-
-pub(super) fn fail(what: &str) -> impl Fn(tokio_postgres::Error) -> Error + '_ {
-    move |e| {
-        Error::Migration(format!(
-            "{what}: {}",
-            e.as_db_error().map_or_else(|| e.to_string(), |d| d.message().to_string())
-        ))
-    }
-}
-
-/// Puts tenant `t` in scope for the owner's row-level security, in the current transaction.
-pub(super) const SCOPE: &str = "SELECT set_config('app.tenant_ids', ARRAY[$1::uuid]::text, true)";
 
 /// Moves tenant `tenant` between the control database and `ends.db`.
 pub async fn move_tenant(ends: &Ends<'_>, tenant: TenantId, to: Direction, opts: &Options) -> Result<Report> {

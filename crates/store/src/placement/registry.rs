@@ -4,7 +4,7 @@
 use tokio_postgres::Client;
 use uuid::Uuid;
 
-use super::{Database, mover::fail};
+use super::{Database, moving::fail};
 use crate::{Result, TenantId, rows::DbRow};
 
 /// The columns `Database::from_row` reads, after the name, for a `databases` row `d`.

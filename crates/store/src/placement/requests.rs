@@ -6,12 +6,12 @@ use std::{sync::Arc, time::Duration};
 use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
-use super::{Database, Dedicated};
+use super::{Database, Dedicated, Placements};
 use crate::{
-    Error, Result, TenantId, UserId,
+    Error, Q, Result, TenantId, UserId,
     rows::DbRow,
-    scope::{Access, Scoped, Step, Tenants},
-    statements::Q,
+    scope::Scoped,
+    steps::{Access, Step, Tenants},
 };
 
 /// Databases a request may try in turn when its tenant's placement keeps changing under it.
@@ -45,7 +45,7 @@ impl Scoped<'_> {
         access: Access,
         steps: &[Step<'_>],
     ) -> Result<Vec<Vec<DbRow>>> {
-        let Some(placements) = self.store.placements.as_deref() else {
+        let Some(placements) = self.placements else {
             return self.run(Tenants::Member(tenant), access, steps).await;
         };
         let writing = access == Access::Write;
@@ -152,7 +152,7 @@ impl Scoped<'_> {
         user: UserId,
         steps: &[Step<'_>],
     ) -> Result<Vec<Vec<DbRow>>> {
-        let Some(placements) = self.store.placements.as_deref() else {
+        let Some(placements) = self.placements else {
             return self.run(Tenants::Member(tenant), Access::Write, steps).await;
         };
         let mut target = placements.cached(tenant);
@@ -220,7 +220,7 @@ impl Scoped<'_> {
     /// takes after the delete. Fails (503) when one of those databases cannot be reached, before
     /// anything was deleted.
     pub(crate) async fn fence_my_copies(&self) -> Result<Vec<(Arc<Dedicated>, TenantId, Grant)>> {
-        let Some(placements) = self.store.placements.as_deref() else { return Ok(Vec::new()) };
+        let Some(placements) = self.placements else { return Ok(Vec::new()) };
         let plain = Scoped { idempotency: None, ..*self };
         let placed = plain.run(Tenants::None, Access::Read, &[step(Q::PlacementsMine, &[])]).await?.remove(0);
         let mut lifts = Vec::new();
@@ -250,7 +250,7 @@ impl Scoped<'_> {
     /// instance's cache, a failed removal). Returns what takes that fence back should the delete
     /// not happen. Nothing for a pooled tenant, or a caller who may not delete it.
     pub(crate) async fn fence_tenant_away(&self, tenant: TenantId) -> Result<Option<(Arc<Dedicated>, Grant)>> {
-        let Some(placements) = self.store.placements.as_deref() else { return Ok(None) };
+        let Some(placements) = self.placements else { return Ok(None) };
         let plain = Scoped { idempotency: None, ..*self };
         let mut rows = plain
             .run(
@@ -293,7 +293,7 @@ impl Scoped<'_> {
     /// After the control database deleted `tenant`: removes what its dedicated database `db`
     /// held of it. A failure is logged, not answered: the tenant is gone for every request.
     pub(crate) async fn drop_placed_tenant(&self, tenant: TenantId, db: Database) {
-        let Some(placements) = self.store.placements.as_deref() else { return };
+        let Some(placements) = self.placements else { return };
         placements.forget(tenant);
         let result = async {
             let d = placements.database(db).await?;
@@ -318,7 +318,7 @@ impl Scoped<'_> {
     /// with [`Tenants::AllHere`] and followed by PlacementsMine) and, for every dedicated
     /// database that holds some of the caller's tenants, the same page there; all merged.
     pub(crate) async fn run_list_all(&self, list: &[&(dyn ToSql + Sync)]) -> Result<Vec<DbRow>> {
-        let Some(placements) = self.store.placements.as_deref() else {
+        let Some(placements) = self.placements else {
             return Ok(self.run(Tenants::All, Access::Read, &[step(Q::TodoListAll, list)]).await?.remove(0));
         };
         'hops: for hop in 0..HOPS {
@@ -364,5 +364,23 @@ impl Scoped<'_> {
             return Ok(items);
         }
         Err(Error::Moved)
+    }
+}
+
+impl Scoped<'_> {
+    /// Asks the control database where `tenant` lives, and caches the answer.
+    pub(crate) async fn resolve(&self, placements: &Placements, tenant: TenantId) -> Result<Option<Arc<Dedicated>>> {
+        let plain = Scoped { idempotency: None, ..*self };
+        let rows = plain.run(Tenants::None, Access::Read, &[Step { q: Q::PlacementGet, params: &[&tenant.0] }]).await?;
+        match rows[0].first() {
+            Some(row) => {
+                let db = Database::from_row(row, 0)?;
+                Ok(Some(placements.remember(tenant, db).await?))
+            }
+            None => {
+                placements.forget(tenant);
+                Ok(None)
+            }
+        }
     }
 }
