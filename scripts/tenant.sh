@@ -2,7 +2,11 @@
 # Usage: scripts/tenant.sh list
 #        scripts/tenant.sh move <tenant-id> --to dedicated [--database-url URL] [--dry-run]
 #        scripts/tenant.sh move <tenant-id> --to pooled [--database-url URL] [--dry-run]
+#        scripts/tenant.sh plan <tenant-id> <plan>
 #
+# plan (both engines) sets a tenant's plan: a name from PLANS (set it as the deployment's
+# function has it) or a built-in plan (free, standard, premium); its rate limit and quotas
+# apply from the next request. A dedicated tenant's copy of its row changes with it.
 # Silo tenants (Aurora PostgreSQL): lists every tenant with where its todos live, or moves one
 # between the shared database (pooled) and a dedicated database. During a move the tenant's
 # writes get 503 with Retry-After for a few moments; reads go on; nothing written is lost. A move
@@ -20,8 +24,8 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 . "$root/scripts/lib.sh"
 case "${1:-}" in
-  -h|--help|"") sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0;;
-  list|move) ;;
+  -h|--help|"") sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit 0;;
+  list|move|plan) ;;
   *) die "unknown command $1 (see --help)";;
 esac
 args=("$@")
@@ -40,13 +44,18 @@ if load_dev_state; then
 fi
 if [ -z "${MIGRATE_DATABASE_URL:-}" ]; then
   resolve_db_engine
-  [ "$DB_ENGINE" = postgres ] || die "silo tenants need Aurora PostgreSQL; this deployment uses $DB_ENGINE"
-  DB_USER=${DB_USER:-app_owner}; DB_AUTH=${DB_AUTH:-iam}
+  if [ "$DB_ENGINE" = dsql ] && [ "$1" = plan ]; then
+    # The plan is a column of the tenant's row: admin, as scripts/migrate.sh logs in on DSQL.
+    DB_USER=${DB_USER:-admin}; DB_NAME=${DB_NAME:-postgres}; DB_AUTH=${DB_AUTH:-dsql-admin}
+  else
+    [ "$DB_ENGINE" = postgres ] || die "silo tenants need Aurora PostgreSQL; this deployment uses $DB_ENGINE"
+    DB_USER=${DB_USER:-app_owner}; DB_AUTH=${DB_AUTH:-iam}
+  fi
   load_db_settings
   export DB_AUTH DB_TLS=${DB_TLS:-verify-full} DB_CA_FILE=$(ca_file)
   [ "$DB_AUTH" = password ] || [ -n "$AWS_REGION" ] || die "AWS_REGION is not set: IAM tokens are signed for a region"
 fi
-[ "${DB_ENGINE:-postgres}" = postgres ] || die "silo tenants need the PostgreSQL engine, not ${DB_ENGINE}"
+[ "${DB_ENGINE:-postgres}" = postgres ] || [ "$1" = plan ] || die "silo tenants need the PostgreSQL engine, not ${DB_ENGINE}"
 
 if [ -n "${DEVSERVER_BIN:-}" ]; then
   exec "$DEVSERVER_BIN" tenant "${args[@]}"

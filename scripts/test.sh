@@ -51,7 +51,7 @@ step "Aurora DSQL: the endpoint suite and the isolation property test on the DSQ
 # their maximum age, and 30% of commits failing with 40001 / OC000.
 # (--workspace and test names rather than -p: the same feature set as above, so nothing rebuilds.)
 api_suite=(--test bad_input --test big_tenant --test endpoints --test errors --test iam --test idempotency --test invitations --test isolation_property --test users
-  --test openapi --test round_trips)
+  --test openapi --test round_trips --test quotas)
 TEST_DB_ENGINE=dsql "$cargo" test --workspace --locked -q "${api_suite[@]}"
 TEST_DB_ENGINE=dsql "$cargo" test --workspace --locked -q --test faults -- s13 s14 s15
 
@@ -60,7 +60,7 @@ step "Silo tenants: the endpoint suite and the isolation property test with pool
 # dedicated database in a second throwaway cluster behind its own IAM stand-in (another host
 # name, verify-full TLS, its own tokens): see crates/api/tests/common and docs/silo.md.
 TEST_PLACEMENT=mixed "$cargo" test --workspace --locked -q --test bad_input --test endpoints --test idempotency --test invitations \
-  --test isolation_property
+  --test isolation_property --test quotas
 
 step "arm64 package: scripts/package.sh, then the process tests against it under qemu"
 qemu=$(command -v qemu-aarch64-static || command -v qemu-aarch64 || true)

@@ -158,6 +158,7 @@ locals {
     JWT_JWKS           = local.use_bearer_jwt ? var.bearer_jwt_jwks : null
     CORS_ALLOW_ORIGINS = length(var.cors_allow_origins) > 0 ? join(",", var.cors_allow_origins) : null
     LEGACY_USER_ISSUER = var.legacy_user_issuer
+    PLANS              = var.plans == null ? null : jsonencode(var.plans)
   }
 
   # The HS256 secret is merged in separately: inside the map above, its

@@ -340,6 +340,26 @@ variable "legacy_user_issuer" {
   }
 }
 
+variable "plans" {
+  description = "The plan catalogue over the built-in one (free, the default; standard; premium): {default = \"standard\", plans = {free = {todos = 200}, enterprise = {rate = 1000, burst = 8000, todos = 10000000, members = 10000, pending_invitations = 10000, tenants_per_user = 100}}}. A plan named again keeps the settings not given; a new plan gives all six. Passed to the function as PLANS (JSON), which refuses a catalogue it cannot use at start-up. null (the default): the built-in plans. README: Plans and limits."
+  type        = any
+  default     = null
+
+  validation {
+    # || and && evaluate both sides: the checks of a value stay inside try(), so that null is
+    # accepted and a value of another shape is refused, not an error.
+    condition = var.plans == null || try(
+      length(setsubtract(keys(var.plans), ["default", "plans"])) == 0 &&
+      alltrue([for name in keys(try(var.plans.plans, {})) : can(regex("^[a-z0-9-]{1,32}$", name))]) &&
+      alltrue(flatten([for p in values(try(var.plans.plans, {})) : [
+        for k, v in p : contains(["rate", "burst", "todos", "members", "pending_invitations", "tenants_per_user"], k) && tonumber(v) > 0
+      ]])),
+      false
+    )
+    error_message = "plans must be an object with optional \"default\" (a plan name) and \"plans\" (names of 1 to 32 characters a-z, 0-9, -), each plan giving positive numbers among rate, burst, todos, members, pending_invitations, tenants_per_user."
+  }
+}
+
 variable "cors_allow_origins" {
   description = "Origins allowed to call the API from a browser (CORS), e.g. [\"https://app.example.com\"], or [\"*\"]. Empty means no CORS. Passed to the function as CORS_ALLOW_ORIGINS (comma-separated), which answers preflights and adds the CORS headers itself; the HTTP API has no CORS configuration of its own (it would replace the function's headers). With the JWT authorizer, an unauthenticated `OPTIONS /{proxy+}` route takes the preflights (browsers send them without a token); the authorizer's own 401s carry no CORS headers, so browser clients may prefer bearer_jwt, where the function answers every request."
   type        = list(string)

@@ -147,6 +147,10 @@ REFUSED = [
     ("cluster_backup_retention_days", 0),
     ("cluster_kms_key_arn", "alias/aws/rds"),
     ("db_max_connections", 1.5),
+    ("plans", {"plan": {"free": {"todos": 1}}}),
+    ("plans", {"plans": {"Gold": {"todos": 1}}}),
+    ("plans", {"plans": {"free": {"todos": 0}}}),
+    ("plans", {"plans": {"free": {"seats": 3}}}),
 ]
 
 ACCEPTED = [
@@ -174,6 +178,7 @@ ACCEPTED = [
     ("cluster_min_acu", 0.5),
     ("cluster_max_acu", 1.5),
     ("db_max_connections", None),
+    ("plans", {"default": "standard", "plans": {"free": {"todos": 200, "rate": 0.5}}}),
 ]
 
 

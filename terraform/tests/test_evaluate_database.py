@@ -48,6 +48,13 @@ def test_preflight_route_exists_only_with_authorizer_and_cors(tf: Console, varia
     assert tf.eval("local.cors_preflight_route", **variables) is expected
 
 
+def test_plans_reach_the_function_as_json_only_when_set(tf: Console):
+    assert "PLANS" not in tf.eval("local.lambda_environment")
+    plans = {"default": "standard", "plans": {"free": {"todos": 200}}}
+    env = tf.eval("local.lambda_environment", plans=plans)
+    assert json.loads(env["PLANS"]) == plans
+
+
 def test_the_legacy_issuer_reaches_the_function_only_when_set(tf: Console):
     assert "LEGACY_USER_ISSUER" not in tf.eval("local.lambda_environment")
     env = tf.eval("local.lambda_environment", legacy_user_issuer="jwt:https://issuer.example")

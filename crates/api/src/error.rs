@@ -27,6 +27,11 @@ pub enum Error {
     PayloadTooLarge(usize),
     #[error("the request body must be JSON (Content-Type: application/json)")]
     UnsupportedMediaType,
+    /// A create would take a count past its quota under the tenant's plan (or, for tenants, the
+    /// caller's quota under the default plan); nothing was written. The body names the quota,
+    /// the plan and the limit.
+    #[error("the {plan} plan allows at most {limit} {}", quota.replace('_', " "))]
+    QuotaExceeded { quota: &'static str, plan: String, limit: i64 },
     /// A field is well-formed JSON but not an acceptable value.
     #[error("{field}: {message}")]
     Invalid { field: String, message: String },
@@ -48,6 +53,13 @@ struct Inner<'a> {
     code: &'a str,
     message: String,
     request_id: &'a str,
+    /// `quota_exceeded` only: which quota, under which plan, and its limit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    quota: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    plan: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    limit: Option<i64>,
 }
 
 impl Error {
@@ -62,6 +74,7 @@ impl Error {
             Error::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Error::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Error::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Error::QuotaExceeded { .. } => StatusCode::FORBIDDEN,
             Error::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Error::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -78,6 +91,7 @@ impl Error {
             Error::PayloadTooLarge(_) => "payload_too_large",
             Error::UnsupportedMediaType => "unsupported_media_type",
             Error::Invalid { .. } => "invalid_field",
+            Error::QuotaExceeded { .. } => "quota_exceeded",
             Error::Unavailable { .. } => "service_unavailable",
             Error::Internal { .. } => "internal",
         }
@@ -104,7 +118,12 @@ impl Error {
             }
             _ => {}
         }
-        let body = Body { error: Inner { code: self.code(), message: self.to_string(), request_id } };
+        let (quota, plan, limit) = match &self {
+            Error::QuotaExceeded { quota, plan, limit } => (Some(*quota), Some(plan.as_str()), Some(*limit)),
+            _ => (None, None, None),
+        };
+        let body =
+            Body { error: Inner { code: self.code(), message: self.to_string(), request_id, quota, plan, limit } };
         let mut res = crate::json_response(status, &body);
         let headers = res.headers_mut();
         match &self {
@@ -134,6 +153,7 @@ impl From<store::Error> for Error {
             store::Error::NotFound => Error::NotFound("not found"),
             store::Error::Forbidden => Error::Forbidden,
             store::Error::Conflict(why) => Error::Conflict(why),
+            store::Error::QuotaExceeded { quota, plan, limit } => Error::QuotaExceeded { quota, plan, limit },
             store::Error::InvalidValue(why) => Error::Invalid { field: "body".into(), message: why.into() },
             store::Error::IdempotencyMismatch => Error::Invalid {
                 field: "Idempotency-Key".into(),

@@ -76,7 +76,8 @@ impl Server {
     /// From the environment: the database settings (`DATABASE_URL` or `DB_*`) and
     /// `DEV_JWT_SECRET`.
     pub async fn from_env() -> Result<Self, BoxError> {
-        let store = Store::from_config(DbConfig::from_env(env)?).await?;
+        let plans = limits::Plans::from_env().map_err(|e| format!("PLANS: {e}"))?;
+        let store = Store::from_config(DbConfig::from_env(env)?).await?.with_plans(&plans);
         let verifier = JwtVerifier::hs256(&dev_secret()?, None, None)?;
         let cors = api::Cors::parse(&env("CORS_ALLOW_ORIGINS").unwrap_or_default())
             .map_err(|e| format!("CORS_ALLOW_ORIGINS: {e}"))?;

@@ -57,7 +57,8 @@ enum Command {
         #[arg(long, value_name = "NAME", conflicts_with_all = ["bootstrap_roles", "rds_iam"])]
         create_database: Option<String>,
     },
-    /// Tenants' placements: list them, or move a tenant to a dedicated database and back.
+    /// Tenants: list them with their placements, set a tenant's plan, or move a tenant to a
+    /// dedicated database and back.
     Tenant {
         #[command(subcommand)]
         action: TenantAction,
@@ -68,6 +69,13 @@ enum Command {
 enum TenantAction {
     /// Every tenant and where its todos live.
     List,
+    /// Set a tenant's plan (a name from PLANS, or a built-in plan: free, standard, premium).
+    Plan {
+        /// The tenant's id.
+        tenant: String,
+        /// The plan's name.
+        plan: String,
+    },
     /// Move a tenant: writes get 503 for the few moments of the move, reads go on.
     Move {
         /// The tenant's id.
@@ -100,6 +108,9 @@ async fn main() -> ExitCode {
             None => devserver::migrate(bootstrap_roles, rds_iam).await,
         },
         Command::Tenant { action: TenantAction::List } => devserver::tenants::list().await,
+        Command::Tenant { action: TenantAction::Plan { tenant, plan } } => {
+            devserver::tenants::set_plan(&tenant, &plan).await
+        }
         Command::Tenant { action: TenantAction::Move { tenant, to, database_url, dry_run } } => {
             devserver::tenants::move_tenant(&tenant, to, database_url.as_deref(), dry_run).await
         }

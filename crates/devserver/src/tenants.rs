@@ -23,6 +23,36 @@ pub async fn list() -> Result<(), BoxError> {
     Ok(())
 }
 
+/// Sets `tenant`'s plan to `plan`, a plan of the catalogue in `PLANS` (the built-in one when
+/// unset): in the control database and, for a dedicated tenant, in its database too.
+pub async fn set_plan(tenant: &str, plan: &str) -> Result<(), BoxError> {
+    let id = TenantId::parse(tenant).map_err(|_| format!("{tenant} is not a tenant id (a UUID)"))?;
+    let plans = limits::Plans::from_env().map_err(|e| format!("PLANS: {e}"))?;
+    if plans.get(plan).is_none() {
+        let known: Vec<_> = plans.iter().map(|p| p.name().to_string()).collect();
+        return Err(format!("{plan} is not a plan of this deployment (PLANS): {}", known.join(", ")).into());
+    }
+    let (_, cfg) = crate::migration_config()?;
+    let engine = cfg.engine;
+    let mut control = Store::from_config(cfg.clone()).await?.connect_client().await?;
+    let placed = match engine {
+        store::Engine::Postgres => registry::placement_of(&control, id).await?,
+        store::Engine::Dsql => None,
+    };
+    let Some(before) = store::quota::set_plan(&mut control, engine, id, plan).await? else {
+        return Err(format!("no tenant {id}").into());
+    };
+    if let Some((name, db)) = placed {
+        let mut dedicated = Store::from_config(db.login(&cfg)).await?.connect_client().await?;
+        store::quota::set_plan(&mut dedicated, engine, id, plan)
+            .await?
+            .ok_or_else(|| format!("tenant {id} has no row in its database {name}"))?;
+    }
+    let default = plans.default_plan().name().to_string();
+    println!("tenant {id}: plan {} -> {plan}", before.unwrap_or(default));
+    Ok(())
+}
+
 /// Where to put a tenant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum To {

@@ -230,6 +230,26 @@ fn serves_the_readme_session(args: &[&str]) -> String {
             assert!(!moved.contains(secret) && !back.contains(secret), "no password in tenant.sh's output");
         }
     }
+    // tenant.sh plan sets a tenant's plan, on either engine (one of the demo's tenants).
+    let tenant = if args.is_empty() {
+        let (_, listed) = script("tenant.sh", &["list"]);
+        listed
+            .lines()
+            .find_map(|l| l.split_whitespace().next().filter(|w| uuid::Uuid::parse_str(w).is_ok()))
+            .map(str::to_string)
+    } else {
+        // No row-level security on DSQL: the runtime role's psql.sh sees the tenants.
+        let sql = "select id from tenants where deleted_at is null order by created_at limit 1";
+        let (_, ids) = script("psql.sh", &["-tA", "-c", sql]);
+        ids.lines().map(str::trim).find(|w| uuid::Uuid::parse_str(w).is_ok()).map(str::to_string)
+    }
+    .expect("the demo made a tenant");
+    let (ok, set) = script("tenant.sh", &["plan", &tenant, "premium"]);
+    assert!(ok && set.contains(&format!("tenant {tenant}: plan standard -> premium")), "tenant.sh plan: {set}");
+    let (ok, again) = script("tenant.sh", &["plan", &tenant, "free"]);
+    assert!(ok && again.contains("plan premium -> free"), "tenant.sh plan again: {again}");
+    let (ok, refused) = script("tenant.sh", &["plan", &tenant, "gold"]);
+    assert!(!ok && refused.contains("gold is not a plan of this deployment"), "{refused}");
     stop();
     let exit_deadline = Instant::now() + Duration::from_secs(30);
     while dev.try_wait().unwrap().is_none() {

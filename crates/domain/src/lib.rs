@@ -23,4 +23,4 @@ pub use model::{
     parse_uuid, rfc3339_text,
 };
 pub use page::{Cursor, Limit, Page, PageRequest};
-pub use records::{Member, Membership, NewUser, Tenant, Todo, TodoFilter, TodoPatch, User};
+pub use records::{Count, Member, Membership, NewUser, Tenant, TenantDetail, Todo, TodoFilter, TodoPatch, Usage, User};

@@ -43,6 +43,35 @@ pub struct Tenant {
     pub created_at: OffsetDateTime,
 }
 
+/// `GET /api/tenants/{id}`: the tenant, its plan, and for its admins the use of each count
+/// quota of that plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TenantDetail {
+    #[serde(flatten)]
+    pub tenant: Tenant,
+    /// The tenant's plan (the deployment's default plan unless the operator set another).
+    pub plan: String,
+    /// Admins only: each count and its quota under the plan.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub usage: Option<Usage>,
+}
+
+/// A tenant's counts against its plan's quotas. A count is taken up to its quota, so a tenant
+/// above it (after a change to a smaller plan) shows its quota as used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Usage {
+    pub todos: Count,
+    pub members: Count,
+    pub pending_invitations: Count,
+}
+
+/// One count and its quota.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Count {
+    pub used: i64,
+    pub limit: i64,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Todo {
     pub tenant_id: TenantId,

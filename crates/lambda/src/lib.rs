@@ -104,7 +104,9 @@ impl Function {
             Some(secs) => Duration::from_secs(secs),
             None => store::idempotency::DEFAULT_RECORD_LIFE,
         };
-        let store = Store::from_config(db).await?;
+        let plans = limits::Plans::from_config(get(limits::PLANS_ENV).as_deref())
+            .map_err(|e| Error::config("PLANS", e.to_string()))?;
+        let store = Store::from_config(db).await?.with_plans(&plans);
         // Who may claim user rows from before issuers were recorded (none by default).
         let legacy = get("LEGACY_USER_ISSUER").map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
         let app = App::new(store).with_cors(cors).with_idempotency_life(records).with_legacy_issuer(legacy);

@@ -3,7 +3,7 @@
 //!
 //! - [`Plans`] / [`Plan`] / [`Quota`]: each tenant has a plan (a new tenant the default one):
 //!   request rate and burst, and counts: todos, members and pending invitations per tenant,
-//!   tenants a user may create. Built-in `free` (the default), `standard` and `premium`
+//!   tenants a user may create. Built-in `free`, `standard` (the default) and `premium`
 //!   ([`BUILTIN`]); the `PLANS` environment variable (JSON) overrides or extends them.
 //! - [`Gcra`] / [`Limit`] / [`Decision`]: the rate limit of one key, GCRA.
 //! - [`grant`] / [`LeaseOutcome`]: the shared side, one row per key in the database.

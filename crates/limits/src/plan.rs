@@ -142,8 +142,10 @@ impl Plan {
 /// second of a tenant's rate.
 ///
 /// - `free`: 5 requests a second, burst 40; 1,000 todos, 5 members, 10 pending invitations, 3
-///   tenants per user. The default.
+///   tenants per user.
 /// - `standard`: 50 a second, burst 400; 100,000 todos, 50 members, 100 invitations, 10 tenants.
+///   The default: a deployment that upgrades to plans keeps what its tenants did before, and the
+///   operator moves tenants to `free` (or makes it the default) deliberately.
 /// - `premium`: 200 a second, burst 1,600; 1,000,000 todos, 1,000 members, 1,000 invitations,
 ///   50 tenants.
 pub const BUILTIN: [(&str, f64, u32, [u32; 4]); 3] = [
@@ -153,7 +155,7 @@ pub const BUILTIN: [(&str, f64, u32, [u32; 4]); 3] = [
 ];
 
 /// The default plan of the built-in catalogue.
-pub const BUILTIN_DEFAULT: &str = "free";
+pub const BUILTIN_DEFAULT: &str = "standard";
 
 /// What is wrong with a plan configuration.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -314,7 +316,7 @@ mod tests {
     #[test]
     fn the_builtin_catalogue() {
         let plans = Plans::builtin();
-        assert_eq!(plans.default_plan().name().as_str(), "free");
+        assert_eq!(plans.default_plan().name().as_str(), "standard");
         assert_eq!(plans.iter().map(|p| p.name().as_str()).collect::<Vec<_>>(), ["free", "premium", "standard"]);
         let free = plans.get("free").unwrap();
         assert_eq!(free.limit(), Limit::new(Duration::from_millis(200), 40).unwrap());

@@ -21,6 +21,10 @@ pub enum Error {
     /// A uniqueness rule or an invariant (a tenant keeps at least one admin) stops the change.
     #[error("conflict: {0}")]
     Conflict(&'static str),
+    /// A create would take a count past its quota under the tenant's plan (issue 24): nothing
+    /// was written. `quota` is the quota's stable name (`limits::Quota::name`).
+    #[error("the {plan} plan allows {limit} {quota}")]
+    QuotaExceeded { quota: &'static str, plan: String, limit: i64 },
     /// An `Idempotency-Key` that was used for another request (another method, path or body).
     #[error("this Idempotency-Key was used for a different request")]
     IdempotencyMismatch,

@@ -98,13 +98,35 @@ statements! {
 
     /// POST /api/tenants: the tenant and the caller as its admin, by the database function that
     /// alone may create tenants. A taken id fails on tenants_pkey (409).
-    TenantCreate => "SELECT id, name, role, created_at FROM app_create_tenant($1::uuid, $2::text)",
+    /// Within the caller's tenants quota (`$3` plan names, `$4` quotas; the default plan's
+    /// applies). Columns: the tenant (NULL when the quota is full), the quota's plan, cap, use.
+    TenantCreate => "SELECT id, name, role, created_at, plan, cap, used \
+                     FROM app_create_tenant_in_quota($1::uuid, $2::text, $3::text[], $4::int8[])",
     TenantList => "SELECT t.id, t.name, m.role, t.created_at FROM tenants t \
                    JOIN memberships m ON m.tenant_id = t.id AND m.user_id = app_user_id() \
                    WHERE (t.created_at, t.id) > ($1::timestamptz, $2::uuid) \
                    ORDER BY t.created_at, t.id LIMIT $3::int8",
-    TenantGet => "SELECT t.id, t.name, m.role, t.created_at FROM tenants t \
-                  JOIN memberships m ON m.tenant_id = t.id AND m.user_id = app_user_id() WHERE t.id = $1::uuid",
+    /// GET /api/tenants/{id}: the tenant, its plan (`$2` plan names, the default first), and
+    /// for admins its counts, each counted up to its quota (`$3` todos, `$4` members, `$5`
+    /// pending invitations quotas of the plans); then the three quotas, and whether its todos
+    /// live in a dedicated database (counted there: `TodoCount`).
+    TenantGet => "SELECT t.id, t.name, m.role, t.created_at, ($2::text[])[p.i], \
+                    CASE WHEN m.role = 'admin' THEN (SELECT count(*) FROM (SELECT 1 FROM todos x \
+                      WHERE x.tenant_id = t.id LIMIT ($3::int8[])[p.i]) c) END, \
+                    CASE WHEN m.role = 'admin' THEN (SELECT count(*) FROM (SELECT 1 FROM memberships x \
+                      WHERE x.tenant_id = t.id LIMIT ($4::int8[])[p.i]) c) END, \
+                    CASE WHEN m.role = 'admin' THEN (SELECT count(*) FROM (SELECT 1 FROM invitations x \
+                      WHERE x.tenant_id = t.id AND x.expires_at > now() LIMIT ($5::int8[])[p.i]) c) END, \
+                    ($3::int8[])[p.i], ($4::int8[])[p.i], ($5::int8[])[p.i], \
+                    EXISTS (SELECT 1 FROM tenant_placements x WHERE x.tenant_id = t.id) \
+                  FROM tenants t JOIN memberships m ON m.tenant_id = t.id AND m.user_id = app_user_id() \
+                  CROSS JOIN LATERAL (SELECT coalesce(array_position($2::text[], t.plan), 1) AS i) p \
+                  WHERE t.id = $1::uuid",
+    /// A tenant's todos for its admins, counted up to `$2` (GET /api/tenants/{id} of a tenant
+    /// whose todos live in a dedicated database). Columns: me_role, the count.
+    TodoCount => concat!("WITH ", me!(), " \
+                   SELECT me.role, (SELECT count(*) FROM (SELECT 1 FROM todos x WHERE x.tenant_id = $1::uuid \
+                     AND me.role = 'admin' LIMIT $2::int8) c) FROM me"),
     TenantRename => concat!("WITH ", me!(), ", \
                      upd AS (UPDATE tenants SET name = $2::text WHERE id = $1::uuid \
                              AND EXISTS (SELECT 1 FROM me WHERE role = 'admin') RETURNING id, name, created_at) \
@@ -156,12 +178,18 @@ statements! {
                    WHERE tenant_id = $1::uuid AND ($2::bool IS NULL OR complete = $2::bool) \
                      AND (created_at, id) > ($3::timestamptz, $4::uuid) \
                    ORDER BY created_at, id LIMIT $5::int8) x ON true"),
+    /// POST /api/tenants/{id}/todos (editors), within the tenant's todos quota: `$5` the plan
+    /// names (the default first), `$6` their todos quotas (see `app_quota_room`, 0007).
+    /// Columns: me_role, the todo, then the quota's plan, cap and use.
     TodoCreate => concat!("WITH ", me!(), ", \
+                   room AS (SELECT plan, cap, used FROM app_quota_room('todos', $1::uuid, $5::text[], $6::int8[])), \
                    ins AS (INSERT INTO todos (tenant_id, id, title, complete) \
-                           SELECT $1::uuid, $2::uuid, $3::text, $4::bool FROM me WHERE me.role IN ('admin', 'member') \
+                           SELECT $1::uuid, $2::uuid, $3::text, $4::bool FROM me, room \
+                           WHERE me.role IN ('admin', 'member') AND room.used < room.cap \
                            RETURNING tenant_id, id, title, complete, created_at, updated_at) \
-                   SELECT me.role, ins.tenant_id, ins.id, ins.title, ins.complete, ins.created_at, ins.updated_at \
-                   FROM me LEFT JOIN ins ON true"),
+                   SELECT me.role, ins.tenant_id, ins.id, ins.title, ins.complete, ins.created_at, ins.updated_at, \
+                          room.plan, room.cap, room.used \
+                   FROM me LEFT JOIN ins ON true LEFT JOIN room ON true"),
     TodoGet => concat!("WITH ", me!(), " \
                 SELECT me.role, t.tenant_id, t.id, t.title, t.complete, t.created_at, t.updated_at \
                 FROM me LEFT JOIN todos t ON t.tenant_id = $1::uuid AND t.id = $2::uuid"),
@@ -184,15 +212,18 @@ statements! {
                     ORDER BY created_at, tenant_id, id LIMIT $5::int8",
 
     /// POST /api/tenants/{id}/invitations (admins): code hash `$2`, role `$3`, email `$4`,
-    /// life `$5` seconds. Columns: me_role, then the invitation.
+    /// life `$5` seconds, within the pending invitations quota (`$6` plan names, `$7` quotas).
+    /// Columns: me_role, the invitation, then the quota's plan, cap and use.
     InvitationCreate => concat!("WITH ", me!(), ", \
+                         room AS (SELECT plan, cap, used \
+                                  FROM app_quota_room('pending_invitations', $1::uuid, $6::text[], $7::int8[])), \
                          ins AS (INSERT INTO invitations (tenant_id, code_hash, role, email, created_by, expires_at) \
                                  SELECT $1::uuid, $2::bytea, $3::text, $4::text, app_user_id(), now() + $5::int8 * interval '1 second' \
-                                 FROM me WHERE me.role = 'admin' \
+                                 FROM me, room WHERE me.role = 'admin' AND room.used < room.cap \
                                  RETURNING tenant_id, id, role, email, created_at, expires_at, created_by) \
                          SELECT me.role, ins.tenant_id, ins.id, ins.role, ins.email, ins.created_at, ins.expires_at, \
-                                ins.created_by \
-                         FROM me LEFT JOIN ins ON true"),
+                                ins.created_by, room.plan, room.cap, room.used \
+                         FROM me LEFT JOIN ins ON true LEFT JOIN room ON true"),
     /// GET /api/tenants/{id}/invitations (admins): pending ones, never their codes.
     InvitationList => concat!("WITH ", me!(), " \
                        SELECT me.role, x.tenant_id, x.id, x.role, x.email, x.created_at, x.expires_at, x.created_by \
@@ -209,20 +240,24 @@ statements! {
     /// POST /api/invitations/accept: consumes the invitation whose code hash `$1` is in
     /// `app.invitation` if it is unexpired, the caller may take it (email `$2`, verified, when
     /// it names one) and is not a member yet, and enrols the caller; then puts that tenant in
-    /// scope. Columns: the invitation is valid for the caller, the caller is a member already,
-    /// the new membership's tenant and role.
+    /// scope; within the tenant's members quota (`$3` plan names, `$4` quotas). Columns: the
+    /// invitation is valid for the caller, the caller is a member already, the new membership's
+    /// tenant and role, the scope set, then the quota's plan, cap and use.
     InvitationAccept => "WITH inv AS (SELECT tenant_id, role, email FROM invitations \
                                       WHERE code_hash = $1::bytea AND expires_at > now() AND created_by IS NOT NULL \
                                         AND (email IS NULL OR email = $2::text)), \
-                         ok AS (SELECT 1 FROM inv WHERE app_role_in(inv.tenant_id) IS NULL), \
+                         room AS (SELECT r.plan, r.cap, r.used \
+                                  FROM inv, LATERAL app_quota_room('members', inv.tenant_id, $3::text[], $4::int8[]) r), \
+                         ok AS (SELECT 1 FROM inv, room WHERE app_role_in(inv.tenant_id) IS NULL AND room.used < room.cap), \
                          del AS (DELETE FROM invitations WHERE code_hash = $1::bytea AND EXISTS (SELECT 1 FROM ok) \
                                  RETURNING tenant_id, role), \
                          ins AS (INSERT INTO memberships (tenant_id, user_id, role) \
                                  SELECT tenant_id, app_user_id(), role FROM del RETURNING tenant_id, role) \
                          SELECT EXISTS (SELECT 1 FROM inv), EXISTS (SELECT 1 FROM inv WHERE app_role_in(inv.tenant_id) IS NOT NULL), \
                                 ins.tenant_id, ins.role, \
-                                set_config('app.tenant_ids', CASE WHEN ins.tenant_id IS NULL THEN '' ELSE ARRAY[ins.tenant_id]::text END, true) \
-                         FROM (SELECT 1) one LEFT JOIN ins ON true",
+                                set_config('app.tenant_ids', CASE WHEN ins.tenant_id IS NULL THEN '' ELSE ARRAY[ins.tenant_id]::text END, true), \
+                                room.plan, room.cap, room.used \
+                         FROM (SELECT 1) one LEFT JOIN ins ON true LEFT JOIN room ON true",
     /// The tenant just joined (in scope after InvitationAccept).
     InvitationTenant => "SELECT id, name FROM tenants WHERE id = ANY (app_tenant_ids())",
 

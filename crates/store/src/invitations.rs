@@ -5,6 +5,7 @@
 //! role (`migrations/0002_consent.sql`).
 
 use domain::INVITATION_LIFE;
+use limits::Quota;
 use uuid::Uuid;
 
 use crate::{
@@ -39,6 +40,7 @@ impl Scoped<'_> {
         let code = InvitationCode::generate();
         let (hash, role, email) = (code.hash(), new.role.as_str(), new.email.as_ref().map(Email::as_str));
         let life = INVITATION_LIFE.as_secs() as i64;
+        let (names, caps) = (self.plans.names(), self.plans.caps(Quota::PendingInvitations));
         // With an Idempotency-Key the record must answer a repeat with the same code: it keeps
         // the code sealed with the client's key, which the database never sees (the invitation
         // itself stores the code's hash only).
@@ -47,11 +49,15 @@ impl Scoped<'_> {
             .run(
                 Tenants::Member(tenant),
                 Access::Write,
-                &[step(Q::InvitationCreate, &[&tenant.0, &hash, &role, &email, &life]), step(Q::Echo, &[&echoed])],
+                &[
+                    step(Q::InvitationCreate, &[&tenant.0, &hash, &role, &email, &life, names, caps]),
+                    step(Q::Echo, &[&echoed]),
+                ],
             )
             .await?;
         let row = gated(&rows[0], ADMINS)?;
-        let invitation = invitation_at(row, 1).ok_or(Error::NotFound)?;
+        let invitation = invitation_at(row, 1)
+            .ok_or_else(|| crate::quota::exceeded(row, 8, Quota::PendingInvitations).unwrap_or(Error::NotFound))?;
         let code = match (self.idempotency, rows[1].first().map(|r| r.col::<String>(0))) {
             (Some(idem), Some(sealed)) if !sealed.is_empty() => {
                 let first = idem.open(&sealed).ok_or(Error::IdempotencyMismatch)?;
@@ -93,13 +99,14 @@ impl Scoped<'_> {
         let hash = code.hash();
         let hash_hex = hex::encode(&hash);
         let email = verified_email.map(Email::as_str);
+        let (names, caps) = (self.plans.names(), self.plans.caps(Quota::Members));
         let rows = self
             .run(
                 Tenants::None,
                 Access::Write,
                 &[
                     step(Q::ScopeInvitation, &[&hash_hex]),
-                    step(Q::InvitationAccept, &[&hash, &email]),
+                    step(Q::InvitationAccept, &[&hash, &email, names, caps]),
                     step(Q::InvitationTenant, &[]),
                 ],
             )
@@ -117,6 +124,7 @@ impl Scoped<'_> {
                 })
             }
             (true, true, None) => Err(Error::Conflict("you are a member of this tenant already")),
+            (true, false, None) => Err(crate::quota::exceeded(row, 5, Quota::Members).unwrap_or(Error::NotFound)),
             _ => Err(Error::NotFound),
         }
     }

@@ -22,6 +22,7 @@ mod invitations;
 mod pipeline;
 pub mod placement;
 mod queries;
+pub mod quota;
 mod rows;
 mod scope;
 mod setup;
@@ -37,9 +38,9 @@ pub use pgconn::{
 };
 // The domain's values, at their old paths (they live in the `domain` crate).
 pub use domain::{
-    Cursor, DisplayName, Email, Invalid, Invitation, InvitationCode, InvitationId, Limit, Member, Membership,
-    NewInvitation, NewUser, Page, PageRequest, RFC3339_MAX, Role, Tenant, TenantId, TenantName, Todo, TodoFilter,
-    TodoId, TodoPatch, TodoTitle, User, UserId, parse_uuid, rfc3339_text,
+    Count, Cursor, DisplayName, Email, Invalid, Invitation, InvitationCode, InvitationId, Limit, Member, Membership,
+    NewInvitation, NewUser, Page, PageRequest, RFC3339_MAX, Role, Tenant, TenantDetail, TenantId, TenantName, Todo,
+    TodoFilter, TodoId, TodoPatch, TodoTitle, Usage, User, UserId, parse_uuid, rfc3339_text,
 };
 pub use scope::Scoped;
 // The migrations and role checks, at their old path (they live in the `schema` crate).

@@ -2,12 +2,13 @@
 //! `todos.rs`; invitations: `invitations.rs`). Each method picks the tenant scope its rule needs
 //! and runs as one pipelined transaction.
 
+use limits::Quota;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::{
-    Cursor, DisplayName, Email, Error, Member, Membership, Page, PageRequest, Q, Result, Role, Tenant, TenantId,
-    TenantName, User, UserId,
+    Count, Cursor, DisplayName, Email, Error, Member, Membership, Page, PageRequest, Q, Result, Role, Tenant,
+    TenantDetail, TenantId, TenantName, Usage, User, UserId,
     rows::DbRow,
     scope::Scoped,
     steps::{Access, Step, Tenants},
@@ -198,10 +199,17 @@ impl Scoped<'_> {
     /// Creates a tenant with the caller as its admin. The caller's user row must exist
     /// ([`Store::register`](crate::Store::register)); without it, 404.
     pub async fn create_tenant(&self, id: TenantId, name: &TenantName) -> Result<Tenant> {
-        let rows = self.run(Tenants::None, Access::Write, &[step(Q::TenantCreate, &[&id.0, &name.as_str()])]).await?;
+        let (names, caps) = (self.plans.names(), self.plans.caps(Quota::TenantsPerUser));
+        let rows = self
+            .run(Tenants::None, Access::Write, &[step(Q::TenantCreate, &[&id.0, &name.as_str(), names, caps])])
+            .await?;
         // No row: the caller's user row is gone (on DSQL; on PostgreSQL the foreign key fails,
         // which is the same NotFound), and the caller is registered again.
-        rows[0].first().map(tenant).ok_or(Error::NotFound)
+        let row = rows[0].first().ok_or(Error::NotFound)?;
+        if row.col::<Option<Uuid>>(0).is_none() {
+            return Err(crate::quota::exceeded(row, 4, Quota::TenantsPerUser).unwrap_or(Error::NotFound));
+        }
+        Ok(tenant(row))
     }
 
     pub async fn list_tenants(&self, req: PageRequest) -> Result<Page<Tenant>> {
@@ -212,9 +220,30 @@ impl Scoped<'_> {
         Ok(page(rows[0].iter().map(tenant).collect(), req, |t| (t.created_at, t.id.0)))
     }
 
-    pub async fn get_tenant(&self, id: TenantId) -> Result<Tenant> {
-        let rows = self.run(Tenants::Member(id), Access::Read, &[step(Q::TenantGet, &[&id.0])]).await?;
-        rows[0].first().map(tenant).ok_or(Error::NotFound)
+    /// The tenant with its plan, and for its admins the use of each count quota.
+    pub async fn get_tenant(&self, id: TenantId) -> Result<TenantDetail> {
+        let p = self.plans;
+        let (names, todos, members, invitations) =
+            (p.names(), p.caps(Quota::Todos), p.caps(Quota::Members), p.caps(Quota::PendingInvitations));
+        let rows = self
+            .run(Tenants::Member(id), Access::Read, &[step(Q::TenantGet, &[&id.0, names, todos, members, invitations])])
+            .await?;
+        let row = rows[0].first().ok_or(Error::NotFound)?;
+        let count = |i: usize| Some(Count { used: row.col::<Option<i64>>(i)?, limit: row.col(i + 3) });
+        let mut usage = match (count(5), count(6), count(7)) {
+            (Some(todos), Some(members), Some(pending_invitations)) => {
+                Some(Usage { todos, members, pending_invitations })
+            }
+            _ => None,
+        };
+        // A dedicated tenant's todos are in its own database: counted there, for its admins.
+        if let Some(u) = usage.as_mut()
+            && row.col::<bool>(11)
+        {
+            let rows = self.run_tenant(id, Access::Read, &[step(Q::TodoCount, &[&id.0, &u.todos.limit])]).await?;
+            u.todos.used = rows[0].first().and_then(|r| r.col::<Option<i64>>(1)).unwrap_or(0);
+        }
+        Ok(TenantDetail { tenant: tenant(row), plan: row.col(4), usage })
     }
 
     pub async fn rename_tenant(&self, id: TenantId, name: &TenantName) -> Result<Tenant> {

@@ -18,6 +18,7 @@ use crate::{
     Engine, Error, Idempotency, Q, Result, UserId,
     pipeline::{Failed, pipeline},
     placement::Placements,
+    quota::PlanParams,
     rows::DbRow,
     steps::{Access, Step, Tenants},
 };
@@ -44,6 +45,8 @@ pub struct Scoped<'s> {
     pub(crate) db: &'s Db,
     /// Where tenants live (the control database's view; `None` on a dedicated database).
     pub(crate) placements: Option<&'s Placements>,
+    /// The plan catalogue, for the statements that check a quota.
+    pub(crate) plans: &'s PlanParams,
     pub(crate) user: UserId,
     /// When the request's answer is due: checkout, connect, the statements and any retry must
     /// be done by then, or the call fails with [`Error::Deadline`].
@@ -79,7 +82,14 @@ impl<'s> Scoped<'s> {
     where
         Self: 'd,
     {
-        Scoped { db, placements: None, user: self.user, deadline: self.deadline, idempotency: self.idempotency }
+        Scoped {
+            db,
+            placements: None,
+            plans: self.plans,
+            user: self.user,
+            deadline: self.deadline,
+            idempotency: self.idempotency,
+        }
     }
 
     /// Runs `work` within the deadline, if there is one.

@@ -12,6 +12,7 @@ use uuid::Uuid;
 use crate::{
     DbConfig, DisplayName, Email, Error, NewUser, PasswordSource, Q, Result, StatsSnapshot, TenantId, UserId,
     placement::{Database, Dedicated, Placements},
+    quota::PlanParams,
     scope::Scoped,
     steps::{Access, Step, Tenants},
 };
@@ -24,6 +25,8 @@ pub struct Store {
     /// The control database's registry of silo tenants and the pools of their dedicated
     /// databases (Aurora PostgreSQL only; `None` in a dedicated database's own store).
     pub(crate) placements: Option<Arc<Placements>>,
+    /// The plan catalogue, as the quota statements take it.
+    pub(crate) plans: Arc<PlanParams>,
 }
 
 impl fmt::Debug for Store {
@@ -46,7 +49,19 @@ impl Store {
         let placements =
             (cfg.engine == crate::Engine::Postgres).then(|| Arc::new(Placements::new(cfg.clone(), password.clone())));
         let setup = crate::setup::plan(cfg.engine, None);
-        Ok(Self { db: Db::new(cfg, password, setup, None)?, placements })
+        Ok(Self { db: Db::new(cfg, password, setup, None)?, placements, plans: Arc::default() })
+    }
+
+    /// This store with the plan catalogue `plans` (the built-in one by default: `PLANS`, read by
+    /// the entry points, overrides it).
+    pub fn with_plans(mut self, plans: &limits::Plans) -> Self {
+        self.plans = Arc::new(PlanParams::new(plans));
+        self
+    }
+
+    /// The plan catalogue this store enforces.
+    pub fn plans(&self) -> &PlanParams {
+        &self.plans
     }
 
     pub fn config(&self) -> &DbConfig {
@@ -117,7 +132,14 @@ impl Store {
 impl Store {
     /// The database as `user` may see it.
     pub fn scoped(&self, user: UserId) -> Scoped<'_> {
-        Scoped { db: &self.db, placements: self.placements.as_deref(), user, deadline: None, idempotency: None }
+        Scoped {
+            db: &self.db,
+            placements: self.placements.as_deref(),
+            plans: &self.plans,
+            user,
+            deadline: None,
+            idempotency: None,
+        }
     }
 
     /// The id of the user the identity provider calls `new.subject` (under `new.issuer`),

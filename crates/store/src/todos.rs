@@ -1,6 +1,7 @@
 //! The todo queries, as methods of [`Scoped`]: one tenant's todos (in whichever database the
 //! tenant lives) and the caller's todos across their tenants.
 
+use limits::Quota;
 use uuid::Uuid;
 
 use crate::{
@@ -40,11 +41,16 @@ impl Scoped<'_> {
     }
 
     pub async fn create_todo(&self, tenant: TenantId, id: TodoId, title: &TodoTitle, complete: bool) -> Result<Todo> {
+        let (names, caps) = (self.plans.names(), self.plans.caps(Quota::Todos));
         let rows = self
-            .run_tenant(tenant, Access::Write, &[step(Q::TodoCreate, &[&tenant.0, &id.0, &title.as_str(), &complete])])
+            .run_tenant(
+                tenant,
+                Access::Write,
+                &[step(Q::TodoCreate, &[&tenant.0, &id.0, &title.as_str(), &complete, names, caps])],
+            )
             .await?;
         let row = gated(&rows[0], EDITORS)?;
-        todo_at(row, 1).ok_or(Error::NotFound)
+        todo_at(row, 1).ok_or_else(|| crate::quota::exceeded(row, 7, Quota::Todos).unwrap_or(Error::NotFound))
     }
 
     pub async fn get_todo(&self, tenant: TenantId, id: TodoId) -> Result<Todo> {

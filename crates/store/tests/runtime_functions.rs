@@ -22,6 +22,7 @@ const DEFINERS: &[&str] = &[
     "app_member_copy",
     "app_member_fence",
     "app_member_grant",
+    "app_quota_room",
     "app_tenant_away",
     "app_tenant_fence_grant",
 ];
@@ -116,6 +117,22 @@ async fn hostile_calls_of_the_owner_functions_change_and_reveal_nothing() {
             assert_eq!(n, 0, "{what}: nothing for a stranger");
         }
     }
+    // app_quota_room counts only for a tenant in the caller's scope (or whose invitation code
+    // the caller holds) and for the caller themself: a stranger learns no count of alice's.
+    let (names, caps) = (vec!["free".to_string()], vec![1_000_i64]);
+    for quota in ["todos", "members", "pending_invitations"] {
+        let n = c
+            .query("SELECT * FROM app_quota_room($1, $2, $3, $4)", &[&quota, &pooled.0, &names, &caps])
+            .await
+            .unwrap()
+            .len();
+        assert_eq!(n, 0, "{quota} of a stranger's tenant: no row");
+    }
+    let rows = c
+        .query("SELECT * FROM app_quota_room('tenants_per_user', $1, $2, $3)", &[&alice.0, &names, &caps])
+        .await
+        .unwrap();
+    assert!(rows.is_empty(), "another user's tenants: no row");
     assert_eq!(visible(&c).await, (0, 0, String::new()), "nothing in scope, nothing visible");
     c.batch_execute("COMMIT").await.unwrap();
     for (sql, what) in [

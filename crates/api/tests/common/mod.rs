@@ -57,6 +57,8 @@ pub struct TestApp {
     /// third...) is moved to a dedicated database in a second cluster right after.
     pub silo: Option<std::sync::Arc<testkit::silo::Silo>>,
     created: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    /// The plan catalogue of this app and of [`TestApp::another`] (the built-in one if `None`).
+    plans: Option<std::sync::Arc<limits::Plans>>,
 }
 
 /// Whether the tests run with a mix of pooled and dedicated tenants (`TEST_PLACEMENT=mixed`).
@@ -103,6 +105,7 @@ impl TestApp {
                 standin: None,
                 silo: Some(std::sync::Arc::new(silo)),
                 created: Default::default(),
+                plans: None,
             };
         }
         let db = testkit::pg::db().await;
@@ -112,7 +115,22 @@ impl TestApp {
                 testkit::iam::standin_with(&db, std::sync::Arc::new(db_auth::SystemClock), engine, limits).await,
             )),
         };
-        Self { app: App::new(store_for(&db, standin.as_deref())), db, standin, silo: None, created: Default::default() }
+        Self {
+            app: App::new(store_for(&db, standin.as_deref())),
+            db,
+            standin,
+            silo: None,
+            created: Default::default(),
+            plans: None,
+        }
+    }
+
+    /// [`TestApp::new`] with the plan catalogue `plans` (for this app and its others).
+    pub async fn with_plans(plans: limits::Plans) -> Self {
+        let mut t = Self::new().await;
+        t.app = App::new(t.app.store().clone().with_plans(&plans));
+        t.plans = Some(std::sync::Arc::new(plans));
+        t
     }
 
     /// Another instance of the app on the same database (another Lambda instance), with its
@@ -122,12 +140,17 @@ impl TestApp {
             Some(silo) => silo.instance(),
             None => store_for(&self.db, self.standin.as_deref()),
         };
+        let store = match &self.plans {
+            Some(plans) => store.with_plans(plans),
+            None => store,
+        };
         Self {
             app: App::new(store),
             db: self.db.clone(),
             standin: self.standin.clone(),
             silo: self.silo.clone(),
             created: self.created.clone(),
+            plans: self.plans.clone(),
         }
     }
 

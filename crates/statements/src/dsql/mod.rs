@@ -26,8 +26,38 @@ use crate::{
     recording::{params, wrap_recorded},
 };
 
+/// The caller's membership of tenant `$1`, if the tenant exists and is not deleted.
+macro_rules! me {
+    () => {
+        "me AS (SELECT m.tenant_id, m.role FROM memberships m \
+         JOIN tenants s ON s.id = m.tenant_id AND s.deleted_at IS NULL \
+         WHERE m.user_id = $U AND m.tenant_id = $1::uuid)"
+    };
+}
+
+/// All the caller's memberships of tenants that exist and are not deleted.
+macro_rules! mine {
+    () => {
+        "mine AS (SELECT m.tenant_id, m.role FROM memberships m \
+         JOIN tenants s ON s.id = m.tenant_id AND s.deleted_at IS NULL WHERE m.user_id = $U)"
+    };
+}
+
+/// The users the caller may see: themself and the members of their tenants (a condition on
+/// `u`, used with [`mine!`]).
+macro_rules! visible_user {
+    () => {
+        "(u.id = $U OR u.id IN (SELECT c.user_id FROM memberships c WHERE c.tenant_id IN (SELECT tenant_id FROM mine)))"
+    };
+}
+
+mod data;
 mod templates;
-pub use templates::template;
+
+/// The template of `q` on DSQL: `$U` is the caller's id.
+pub fn template(q: Q) -> &'static str {
+    templates::identity(q).or_else(|| data::data(q)).unwrap_or_else(|| panic!("{q:?} has no DSQL template"))
+}
 
 /// What `results` of a DSQL record holds between statements' rows: DSQL has no array columns,
 /// and JSON text never contains this character unescaped.

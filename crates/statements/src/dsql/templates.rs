@@ -1,35 +1,12 @@
-//! The text of every statement on DSQL (see the parent module for the rules they follow).
+//! The text of the statements on DSQL of the scope, users, tenants and members (see the parent
+//! module for the rules they follow; tenants' data, records and rate limits: `data.rs`).
 
 use crate::Q;
 
-/// The caller's membership of tenant `$1`, if the tenant exists and is not deleted.
-macro_rules! me {
-    () => {
-        "me AS (SELECT m.tenant_id, m.role FROM memberships m \
-         JOIN tenants s ON s.id = m.tenant_id AND s.deleted_at IS NULL \
-         WHERE m.user_id = $U AND m.tenant_id = $1::uuid)"
-    };
-}
-
-/// All the caller's memberships of tenants that exist and are not deleted.
-macro_rules! mine {
-    () => {
-        "mine AS (SELECT m.tenant_id, m.role FROM memberships m \
-         JOIN tenants s ON s.id = m.tenant_id AND s.deleted_at IS NULL WHERE m.user_id = $U)"
-    };
-}
-
-/// The users the caller may see: themself and the members of their tenants (a condition on
-/// `u`, used with [`mine!`]).
-macro_rules! visible_user {
-    () => {
-        "(u.id = $U OR u.id IN (SELECT c.user_id FROM memberships c WHERE c.tenant_id IN (SELECT tenant_id FROM mine)))"
-    };
-}
-
-/// The template of `q` on DSQL: `$U` is the caller's id.
-pub fn template(q: Q) -> &'static str {
-    match q {
+/// The template of `q` on DSQL, for the scope, users, tenants and members: `$U` is the caller's id;
+/// the others are in `data.rs`.
+pub(super) fn identity(q: Q) -> Option<&'static str> {
+    Some(match q {
         // The scope is in each statement: these keep their parameters and do nothing.
         Q::ScopeSet => "SELECT $1::uuid",
         Q::ScopeIdentity => "SELECT $1::text, $2::text",
@@ -109,12 +86,20 @@ pub fn template(q: Q) -> &'static str {
 
         // A new tenant and the caller as its admin. A taken id fails on tenants_pkey (409); no
         // row when the caller's user row is gone (no foreign key says so on DSQL).
+        // The caller's row written (not only read FOR UPDATE), so that two creates of one user
+        // that both counted room conflict: the tenants quota.
         Q::TenantCreate => {
-            "WITH caller AS (SELECT id FROM users WHERE id = $U FOR UPDATE), \
-             t AS (INSERT INTO tenants (id, name) SELECT $1::uuid, $2::text \
-                     WHERE EXISTS (SELECT 1 FROM caller) RETURNING id, name, created_at), \
-             a AS (INSERT INTO memberships (tenant_id, user_id, role) SELECT t.id, $U, 'admin' FROM t RETURNING role) \
-             SELECT t.id, t.name, a.role, t.created_at FROM t, a"
+            "WITH caller AS (UPDATE users SET updated_at = updated_at WHERE id = $U RETURNING id), \
+             room AS (SELECT ($3::text[])[1] AS plan, ($4::int8[])[1] AS cap, \
+                             (SELECT count(*) FROM (SELECT 1 FROM memberships m JOIN tenants s ON s.id = m.tenant_id \
+                               AND s.deleted_at IS NULL WHERE m.user_id = $U AND m.role = 'admin' \
+                               LIMIT ($4::int8[])[1]) c) AS used), \
+             t AS (INSERT INTO tenants (id, name) SELECT $1::uuid, $2::text FROM room \
+                     WHERE EXISTS (SELECT 1 FROM caller) AND room.used < room.cap RETURNING id, name, created_at), \
+             a AS (INSERT INTO memberships (tenant_id, user_id, role) SELECT t.id, $U, 'admin' FROM t RETURNING tenant_id, role) \
+             SELECT t.id, t.name, a.role, t.created_at, room.plan, room.cap, room.used \
+             FROM room LEFT JOIN t ON true LEFT JOIN a ON a.tenant_id = t.id \
+             WHERE EXISTS (SELECT 1 FROM caller)"
         }
         Q::TenantList => {
             "SELECT t.id, t.name, m.role, t.created_at FROM tenants t \
@@ -122,10 +107,24 @@ pub fn template(q: Q) -> &'static str {
              WHERE t.deleted_at IS NULL AND (t.created_at, t.id) > ($1::timestamptz, $2::uuid) ORDER BY t.created_at, t.id LIMIT $3::int8"
         }
         Q::TenantGet => {
-            "SELECT t.id, t.name, m.role, t.created_at FROM tenants t \
-             JOIN memberships m ON m.tenant_id = t.id AND m.user_id = $U \
+            "SELECT t.id, t.name, m.role, t.created_at, ($2::text[])[p.i], \
+               CASE WHEN m.role = 'admin' THEN (SELECT count(*) FROM (SELECT 1 FROM todos x \
+                 WHERE x.tenant_id = m.tenant_id LIMIT ($3::int8[])[p.i]) c) END, \
+               CASE WHEN m.role = 'admin' THEN (SELECT count(*) FROM (SELECT 1 FROM memberships x \
+                 WHERE x.tenant_id = m.tenant_id LIMIT ($4::int8[])[p.i]) c) END, \
+               CASE WHEN m.role = 'admin' THEN (SELECT count(*) FROM (SELECT 1 FROM invitations x \
+                 WHERE x.tenant_id = m.tenant_id AND x.expires_at > now() LIMIT ($5::int8[])[p.i]) c) END, \
+               ($3::int8[])[p.i], ($4::int8[])[p.i], ($5::int8[])[p.i], false \
+             FROM tenants t JOIN memberships m ON m.tenant_id = t.id AND m.user_id = $U \
+             CROSS JOIN LATERAL (SELECT coalesce(array_position($2::text[], t.plan), 1) AS i) p \
              WHERE t.id = $1::uuid AND t.deleted_at IS NULL"
         }
+        Q::TodoCount => concat!(
+            "WITH ",
+            me!(),
+            " SELECT me.role, (SELECT count(*) FROM (SELECT 1 FROM todos x WHERE x.tenant_id = (SELECT tenant_id FROM me) \
+               AND me.role = 'admin' LIMIT $2::int8) c) FROM me"
+        ),
         Q::TenantRename => concat!(
             "WITH ",
             me!(),
@@ -186,177 +185,6 @@ pub fn template(q: Q) -> &'static str {
                      AND ((SELECT role FROM target) <> 'admin' OR (SELECT n FROM others) > 0) RETURNING 1) \
              SELECT me.role, (SELECT role FROM target), (SELECT n FROM others), EXISTS (SELECT 1 FROM del) FROM me"
         ),
-
-        Q::TodoList => concat!(
-            "WITH ",
-            me!(),
-            " SELECT me.role, x.tenant_id, x.id, x.title, x.complete, x.created_at, x.updated_at \
-             FROM me LEFT JOIN LATERAL ( \
-               SELECT tenant_id, id, title, complete, created_at, updated_at FROM todos \
-               WHERE tenant_id = (SELECT tenant_id FROM me) AND ($2::bool IS NULL OR complete = $2::bool) \
-                 AND (created_at, id) > ($3::timestamptz, $4::uuid) \
-               ORDER BY created_at, id LIMIT $5::int8) x ON true"
-        ),
-        Q::TodoCreate => concat!(
-            "WITH ",
-            me!(),
-            ", ins AS (INSERT INTO todos (tenant_id, id, title, complete) \
-                      SELECT me.tenant_id, $2::uuid, $3::text, $4::bool FROM me WHERE me.role IN ('admin', 'member') \
-                      RETURNING tenant_id, id, title, complete, created_at, updated_at) \
-             SELECT me.role, ins.tenant_id, ins.id, ins.title, ins.complete, ins.created_at, ins.updated_at \
-             FROM me LEFT JOIN ins ON true"
-        ),
-        Q::TodoGet => concat!(
-            "WITH ",
-            me!(),
-            " SELECT me.role, t.tenant_id, t.id, t.title, t.complete, t.created_at, t.updated_at \
-             FROM me LEFT JOIN todos t ON t.tenant_id = me.tenant_id AND t.id = $2::uuid"
-        ),
-        Q::TodoUpdate => concat!(
-            "WITH ",
-            me!(),
-            ", upd AS (UPDATE todos SET title = coalesce($3::text, title), complete = coalesce($4::bool, complete), \
-                                       updated_at = now() \
-                      WHERE tenant_id = (SELECT tenant_id FROM me WHERE role IN ('admin', 'member')) AND id = $2::uuid \
-                      RETURNING tenant_id, id, title, complete, created_at, updated_at) \
-             SELECT me.role, upd.tenant_id, upd.id, upd.title, upd.complete, upd.created_at, upd.updated_at \
-             FROM me LEFT JOIN upd ON true"
-        ),
-        Q::TodoDelete => concat!(
-            "WITH ",
-            me!(),
-            ", del AS (DELETE FROM todos WHERE tenant_id = (SELECT tenant_id FROM me WHERE role IN ('admin', 'member')) \
-                      AND id = $2::uuid RETURNING id) \
-             SELECT me.role, EXISTS (SELECT 1 FROM del) FROM me"
-        ),
-        Q::TodoListAll => concat!(
-            "WITH ",
-            mine!(),
-            " SELECT tenant_id, id, title, complete, created_at, updated_at FROM todos \
-             WHERE tenant_id IN (SELECT tenant_id FROM mine) AND ($1::bool IS NULL OR complete = $1::bool) \
-               AND (created_at, tenant_id, id) > ($2::timestamptz, $3::uuid, $4::uuid) \
-             ORDER BY created_at, tenant_id, id LIMIT $5::int8"
-        ),
-
-        Q::InvitationCreate => concat!(
-            "WITH ",
-            me!(),
-            ", ins AS (INSERT INTO invitations (tenant_id, code_hash, role, email, created_by, expires_at) \
-                      SELECT me.tenant_id, $2::bytea, $3::text, $4::text, $U, now() + $5::int8 * interval '1 second' \
-                      FROM me WHERE me.role = 'admin' \
-                      RETURNING tenant_id, id, role, email, created_at, expires_at, created_by) \
-             SELECT me.role, ins.tenant_id, ins.id, ins.role, ins.email, ins.created_at, ins.expires_at, ins.created_by \
-             FROM me LEFT JOIN ins ON true"
-        ),
-        Q::InvitationList => concat!(
-            "WITH ",
-            me!(),
-            " SELECT me.role, x.tenant_id, x.id, x.role, x.email, x.created_at, x.expires_at, x.created_by \
-             FROM me LEFT JOIN LATERAL ( \
-               SELECT i.tenant_id, i.id, i.role, i.email, i.created_at, i.expires_at, i.created_by FROM invitations i \
-               WHERE i.tenant_id = (SELECT tenant_id FROM me WHERE role = 'admin') AND i.expires_at > now() \
-                 AND EXISTS (SELECT 1 FROM memberships mk WHERE mk.tenant_id = i.tenant_id \
-                             AND mk.user_id = i.created_by AND mk.role = 'admin') \
-                 AND (i.created_at, i.id) > ($2::timestamptz, $3::uuid) \
-               ORDER BY i.created_at, i.id LIMIT $4::int8) x ON true"
-        ),
-        Q::InvitationRevoke => concat!(
-            "WITH ",
-            me!(),
-            ", del AS (DELETE FROM invitations WHERE tenant_id = (SELECT tenant_id FROM me WHERE role = 'admin') \
-                      AND id = $2::uuid RETURNING id) \
-             SELECT me.role, EXISTS (SELECT 1 FROM del) FROM me"
-        ),
-        // Holding the code is the capability: the invitation is reached by its hash only.
-        Q::InvitationAccept => {
-            "WITH caller AS (SELECT id FROM users WHERE id = $U FOR UPDATE), \
-             inv AS (SELECT i.tenant_id, i.role FROM invitations i \
-                          JOIN tenants s ON s.id = i.tenant_id AND s.deleted_at IS NULL \
-                          WHERE i.code_hash = $1::bytea AND i.expires_at > now() \
-                            AND (i.email IS NULL OR i.email = $2::text) \
-                            AND EXISTS (SELECT 1 FROM memberships mk WHERE mk.tenant_id = i.tenant_id \
-                                        AND mk.user_id = i.created_by AND mk.role = 'admin')), \
-             already AS (SELECT m.tenant_id FROM memberships m WHERE m.user_id = $U \
-                         AND m.tenant_id IN (SELECT tenant_id FROM inv)), \
-             ok AS (SELECT 1 FROM inv WHERE NOT EXISTS (SELECT 1 FROM already)), \
-             del AS (DELETE FROM invitations d WHERE d.code_hash = $1::bytea AND EXISTS (SELECT 1 FROM ok) \
-                     RETURNING d.tenant_id, d.role), \
-             ins AS (INSERT INTO memberships (tenant_id, user_id, role) SELECT del.tenant_id, $U, del.role FROM del \
-                     WHERE EXISTS (SELECT 1 FROM caller) \
-                     RETURNING tenant_id, role) \
-             SELECT EXISTS (SELECT 1 FROM inv), EXISTS (SELECT 1 FROM already), ins.tenant_id, ins.role, NULL::text \
-             FROM (SELECT 1) one LEFT JOIN ins ON true"
-        }
-        // The caller's tenants, the one joined by the statement before among them (the newest;
-        // the store picks it by id).
-        Q::InvitationTenant => {
-            "SELECT t.id, t.name FROM memberships m JOIN tenants t ON t.id = m.tenant_id \
-             WHERE m.user_id = $U AND t.deleted_at IS NULL ORDER BY m.created_at DESC LIMIT 200"
-        }
-
-        // No advisory locks on DSQL: the claim inserts the record first, and every recorded
-        // statement appends to it (`dsql::recorded`).
-        Q::IdemClaim => {
-            "WITH stale AS (DELETE FROM idempotency_keys WHERE user_id = $U AND tenant_id = $1::uuid \
-                                 AND key = $2::text AND expires_at < now() RETURNING 1) \
-             INSERT INTO idempotency_keys (user_id, tenant_id, key, fingerprint, expires_at, claim) \
-             SELECT $U, $1::uuid, $2::text, $3::bytea, now() + $4::int8 * interval '1 second', $5::uuid \
-             FROM (SELECT count(*) FROM stale) replaced RETURNING true"
-        }
-        Q::IdemFetch => {
-            "SELECT fingerprint, results, true, claim FROM idempotency_keys \
-             WHERE user_id = $U AND tenant_id = $1::uuid AND key = $2::text AND expires_at >= now()"
-        }
-        Q::IdemForget => {
-            "DELETE FROM idempotency_keys WHERE user_id = $U AND tenant_id = $1::uuid AND key = $2::text \
-             AND claim = $3::uuid"
-        }
-        // Expired records of anyone, a batch at a time (the scheduled cleanup).
-        Q::IdemCleanup => {
-            "WITH gone AS (DELETE FROM idempotency_keys WHERE (user_id, tenant_id, key) IN \
-                 (SELECT e.user_id, e.tenant_id, e.key FROM idempotency_keys e WHERE e.expires_at < now() LIMIT $1::int4) \
-                 RETURNING 1) \
-             SELECT count(*) FROM gone"
-        }
-        // Up to `$2` rows of each table of tenant `$1`, once it is marked deleted. Its own row
-        // goes when nothing else of it was left at the start of this statement and it was marked
-        // long enough ago that no transaction that began before could still add a row (they
-        // last at most 5 minutes on DSQL, and a write that only read the tenant's row does not
-        // conflict with the mark): until then its id stays taken, and the daily cleanup
-        // removes what such a transaction added. The count of rows removed: 0 when done.
-        Q::PurgeTenant => {
-            "WITH gone AS (SELECT 1 FROM tenants WHERE id = $1::uuid AND deleted_at IS NOT NULL), \
-             a AS (DELETE FROM todos WHERE tenant_id = $1::uuid AND EXISTS (SELECT 1 FROM gone) AND id IN \
-                     (SELECT id FROM todos WHERE tenant_id = $1::uuid LIMIT $2::int8) RETURNING 1), \
-             b AS (DELETE FROM invitations WHERE tenant_id = $1::uuid AND EXISTS (SELECT 1 FROM gone) AND id IN \
-                     (SELECT id FROM invitations WHERE tenant_id = $1::uuid LIMIT $2::int8) RETURNING 1), \
-             c AS (DELETE FROM memberships WHERE tenant_id = $1::uuid AND EXISTS (SELECT 1 FROM gone) AND user_id IN \
-                     (SELECT user_id FROM memberships WHERE tenant_id = $1::uuid LIMIT $2::int8) RETURNING 1), \
-             d AS (DELETE FROM tenants WHERE id = $1::uuid AND EXISTS (SELECT 1 FROM gone) \
-                     AND deleted_at < now() - interval '10 minutes' \
-                     AND NOT EXISTS (SELECT 1 FROM todos WHERE tenant_id = $1::uuid) \
-                     AND NOT EXISTS (SELECT 1 FROM invitations WHERE tenant_id = $1::uuid) \
-                     AND NOT EXISTS (SELECT 1 FROM memberships WHERE tenant_id = $1::uuid) RETURNING 1) \
-             SELECT (SELECT count(*) FROM a) + (SELECT count(*) FROM b) + (SELECT count(*) FROM c) \
-                  + (SELECT count(*) FROM d)"
-        }
-        // Deleted tenants whose purge was cut short (for the daily cleanup).
-        Q::OrphanTenants => "SELECT id FROM tenants WHERE deleted_at IS NOT NULL LIMIT 100",
-        Q::Echo => "SELECT $1::text",
-        // Placements are an Aurora PostgreSQL feature: on DSQL nothing runs these.
-        Q::FenceCheck
-        | Q::PlacementIs
-        | Q::TenantDrop
-        | Q::PlacementGet
-        | Q::DatabasesAll
-        | Q::PlacementsMine
-        | Q::ScopeAllHere
-        | Q::ScopeTenants
-        | Q::MemberGrant
-        | Q::MemberCopy
-        | Q::MemberFence
-        | Q::FenceGrants
-        | Q::TenantFenceGrants
-        | Q::TenantAway => "SELECT NULL::boolean WHERE false",
-    }
+        _ => return None,
+    })
 }

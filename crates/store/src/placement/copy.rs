@@ -13,7 +13,7 @@ pub(super) async fn copy(source: &Client, target: &Client, t: Uuid, to: Directio
     source.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").await.map_err(fail("reading"))?;
     let read = async {
         source.query(SCOPE, &[&t]).await?;
-        let tenant = source.query_one("SELECT name, created_at FROM tenants WHERE id = $1", &[&t]).await?;
+        let tenant = source.query_one("SELECT name, created_at, plan FROM tenants WHERE id = $1", &[&t]).await?;
         let todos = source
             .query(
                 "SELECT id, title, complete, created_at, updated_at FROM todos WHERE tenant_id = $1 ORDER BY id",
@@ -38,10 +38,16 @@ pub(super) async fn copy(source: &Client, target: &Client, t: Uuid, to: Directio
         target.query(SCOPE, &[&t]).await?;
         let name: String = tenant.get(0);
         let created: time::OffsetDateTime = tenant.get(1);
+        let plan: Option<String> = tenant.get(2);
         if to == Direction::ToDedicated {
             // A dedicated database holds nothing else of the tenant: start from its row alone.
             target.execute("DELETE FROM tenants WHERE id = $1", &[&t]).await?;
-            target.execute("INSERT INTO tenants (id, name, created_at) VALUES ($1, $2, $3)", &[&t, &name, &created]).await?;
+            target
+                .execute(
+                    "INSERT INTO tenants (id, name, created_at, plan) VALUES ($1, $2, $3, $4)",
+                    &[&t, &name, &created, &plan],
+                )
+                .await?;
             target.execute("DELETE FROM idempotency_keys WHERE tenant_id = $1", &[&t]).await?;
         } else {
             target.execute("DELETE FROM todos WHERE tenant_id = $1", &[&t]).await?;

@@ -38,6 +38,18 @@ fn owner_column(table: &str) -> Option<&'static str> {
 const EXEMPTIONS: &[(&str, &str, &str)] = &[
     ("UserRegister", "users", "the identity lookup: `issuer = $n AND subject = $m` (what it inserts is rule 5's)"),
     ("InvitationAccept", "invitations", "the code is the capability: `code_hash = $1` (the tenant joined: rule 2d)"),
+    (
+        "InvitationAccept",
+        "tenants",
+        "the tenant of the invitation the caller holds the code of, locked for its members quota: \
+         `id = (SELECT tenant_id FROM inv)`",
+    ),
+    (
+        "InvitationAccept",
+        "memberships",
+        "the members of that tenant, counted (not returned) for its members quota: \
+         `tenant_id = (SELECT tenant_id FROM inv)`",
+    ),
     ("IdemCleanup", "idempotency_keys", "expired records of anyone: `expires_at < now()`, or the key IN such a read"),
     (
         "PurgeTenant",

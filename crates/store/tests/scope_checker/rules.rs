@@ -153,7 +153,13 @@ impl Checker<'_> {
         };
         match q {
             "UserRegister" => Some(vec![eq_param("issuer", None)?, eq_param("subject", None)?]),
-            "InvitationAccept" => Some(vec![eq_param("code_hash", Some("$1"))?]),
+            "InvitationAccept" if t == "invitations" => Some(vec![eq_param("code_hash", Some("$1"))?]),
+            "InvitationAccept" => {
+                // The tenant of the invitation read by its code (the `inv` CTE, restricted above).
+                let col = if t == "tenants" { "id" } else { "tenant_id" };
+                let of_inv = |x: &Expr| strip(x).to_string() == "(SELECT tenant_id FROM inv)";
+                Some(vec![find(&|c| sides(c, Op::Eq).iter().any(|(a, b)| of_r(col, a) && of_inv(b)))?])
+            }
             "IdemCleanup" => {
                 let expired = |c: &Expr| {
                     sides(c, Op::Lt).first().is_some_and(|(a, b)| of_r("expires_at", a) && b.to_string() == "now()")
