@@ -32,6 +32,11 @@ pub enum Error {
     /// the plan and the limit.
     #[error("the {plan} plan allows at most {limit} {}", quota.replace('_', " "))]
     QuotaExceeded { quota: &'static str, plan: String, limit: i64 },
+    /// The rate limit of the request's budget (its tenant's, or the caller's own) is reached:
+    /// 429 with `Retry-After` and the `RateLimit-Policy` / `RateLimit` headers (README: Plans
+    /// and limits).
+    #[error("too many requests: this budget's rate limit is reached; retry after the time in Retry-After")]
+    RateLimited { limit: Option<limits::Limit>, decision: limits::Decision },
     /// A field is well-formed JSON but not an acceptable value.
     #[error("{field}: {message}")]
     Invalid { field: String, message: String },
@@ -75,6 +80,7 @@ impl Error {
             Error::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Error::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Error::QuotaExceeded { .. } => StatusCode::FORBIDDEN,
+            Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Error::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Error::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -92,6 +98,7 @@ impl Error {
             Error::UnsupportedMediaType => "unsupported_media_type",
             Error::Invalid { .. } => "invalid_field",
             Error::QuotaExceeded { .. } => "quota_exceeded",
+            Error::RateLimited { .. } => "rate_limited",
             Error::Unavailable { .. } => "service_unavailable",
             Error::Internal { .. } => "internal",
         }
@@ -125,6 +132,7 @@ impl Error {
         let body =
             Body { error: Inner { code: self.code(), message: self.to_string(), request_id, quota, plan, limit } };
         let mut res = crate::json_response(status, &body);
+        res.extensions_mut().insert(crate::ErrorCode(self.code()));
         let headers = res.headers_mut();
         match &self {
             Error::MethodNotAllowed(methods) => {
@@ -137,6 +145,17 @@ impl Error {
             }
             Error::Unauthorized => {
                 headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            Error::RateLimited { limit, decision } => {
+                let fields = match limit {
+                    Some(limit) => limits::headers::response_headers(*limit, decision),
+                    None => limits::headers::retry_after(decision).map(|v| ("Retry-After", v)).into_iter().collect(),
+                };
+                for (name, value) in fields {
+                    if let Ok(value) = HeaderValue::from_str(&value) {
+                        headers.insert(name, value);
+                    }
+                }
             }
             _ => {}
         }

@@ -9,6 +9,7 @@ mod error;
 mod handlers;
 pub mod identity;
 mod jwt;
+mod ratelimit;
 mod respond;
 pub mod routes;
 mod todo_json;
@@ -37,6 +38,11 @@ pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MatchedRoute(pub &'static str);
 
+/// The error code of an error response (`rate_limited`, `quota_exceeded`, ...), in its
+/// extensions: for metrics, without parsing the body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ErrorCode(pub &'static str);
+
 /// When the answer to a request is due (set by the entry point, from Lambda's deadline and API
 /// Gateway's 30 s limit, less a margin). Database work past it gives up with 503 and
 /// `Retry-After`, so the client hears from us rather than from API Gateway.
@@ -63,6 +69,8 @@ struct Inner {
     /// The ids of callers seen by this process, by (issuer, subject), so that only their first
     /// call in this process pays for the registration step. Bounded: cleared when full.
     known_users: Mutex<KnownUsers>,
+    /// The per-tenant and per-caller rate limits' instance side.
+    limiter: ratelimit::RateLimiter,
 }
 
 /// Issuer -> subject -> user id (nested, so that a lookup borrows the caller's strings).
@@ -85,6 +93,7 @@ impl App {
                 idempotency_life: store::idempotency::DEFAULT_RECORD_LIFE,
                 legacy_issuer: None,
                 known_users: Mutex::new(HashMap::new()),
+                limiter: ratelimit::RateLimiter::default(),
             }),
         }
     }
@@ -122,6 +131,10 @@ impl App {
 
     pub fn store(&self) -> &Store {
         &self.inner.store
+    }
+
+    pub(crate) fn limiter(&self) -> &ratelimit::RateLimiter {
+        &self.inner.limiter
     }
 
     pub fn body_limit(&self) -> usize {

@@ -143,6 +143,7 @@ impl Function {
             round_trips: after.round_trips - before.round_trips,
             connect_failures: after.connect_failures - before.connect_failures,
             retries: after.retries - before.retries,
+            error_code: res.extensions().get::<api::ErrorCode>().map(|c| c.0),
             tenant_id,
             request_id: &request_id,
         });

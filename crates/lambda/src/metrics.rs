@@ -3,7 +3,9 @@
 //! call, no added latency.
 //!
 //! Metrics: `Latency` (ms), `Requests`, `Errors5xx`, `DbRoundTrips`, `DbConnectFailures`,
-//! `Retries`. Dimension sets: `[Service]` (the function) and `[Service, Route, StatusClass]`;
+//! `Retries`, `Throttled` (429: a rate limit) and `QuotaRefused` (403 `quota_exceeded`); per
+//! tenant through the `tenant_id` property (CloudWatch Logs Insights), or the `TenantId`
+//! dimension below. Dimension sets: `[Service]` (the function) and `[Service, Route, StatusClass]`;
 //! with `METRICS_TENANT_DIMENSION=true` also `[Service, TenantId]`. Each tenant is then a
 //! metric of its own, billed per metric and month: off by default. The tenant id is in every
 //! record as a property anyway, for CloudWatch Logs Insights.
@@ -26,6 +28,8 @@ pub struct RequestMetrics<'a> {
     pub round_trips: u64,
     pub connect_failures: u64,
     pub retries: u64,
+    /// The error code of an error answer (`rate_limited`, `quota_exceeded`, ...).
+    pub error_code: Option<&'a str>,
     pub tenant_id: Option<&'a str>,
     pub request_id: &'a str,
 }
@@ -117,6 +121,8 @@ impl Metrics {
                 { "Name": "DbRoundTrips", "Unit": "Count" },
                 { "Name": "DbConnectFailures", "Unit": "Count" },
                 { "Name": "Retries", "Unit": "Count" },
+                { "Name": "Throttled", "Unit": "Count" },
+                { "Name": "QuotaRefused", "Unit": "Count" },
             ],
         }])
     }
@@ -147,13 +153,15 @@ impl Metrics {
         let _ = write!(
             out,
             ",\"StatusClass\":\"{}xx\",\"Latency\":{},\"Requests\":1,\"Errors5xx\":{},\"DbRoundTrips\":{},\
-             \"DbConnectFailures\":{},\"Retries\":{},\"status\":{},\"request_id\":",
+             \"DbConnectFailures\":{},\"Retries\":{},\"Throttled\":{},\"QuotaRefused\":{},\"status\":{},\"request_id\":",
             m.status / 100,
             if m.latency_ms.is_finite() { m.latency_ms } else { 0.0 },
             u8::from(m.status >= 500),
             m.round_trips,
             m.connect_failures,
             m.retries,
+            u8::from(m.status == 429),
+            u8::from(m.error_code == Some("quota_exceeded")),
             m.status,
         );
         string(out, m.request_id);
@@ -201,9 +209,27 @@ mod tests {
             round_trips: 1,
             connect_failures: 1,
             retries: 0,
+            error_code: None,
             tenant_id: tenant,
             request_id: "r-1",
         }
+    }
+
+    #[test]
+    fn throttled_and_quota_refused_requests_are_counted() {
+        let metrics = Metrics::new("Ns", "fn", false);
+        let ok = metrics.record(&RequestMetrics { status: 200, ..sample(Some("t-1")) });
+        assert_eq!((ok["Throttled"].as_u64(), ok["QuotaRefused"].as_u64()), (Some(0), Some(0)));
+        let limited = RequestMetrics { status: 429, error_code: Some("rate_limited"), ..sample(Some("t-1")) };
+        let m = metrics.record(&limited);
+        assert_eq!(
+            (m["Throttled"].as_u64(), m["QuotaRefused"].as_u64(), m["tenant_id"].as_str()),
+            (Some(1), Some(0), Some("t-1"))
+        );
+        let full = RequestMetrics { status: 403, error_code: Some("quota_exceeded"), ..sample(Some("t-1")) };
+        assert_eq!(metrics.record(&full)["QuotaRefused"].as_u64(), Some(1));
+        let forbidden = RequestMetrics { status: 403, error_code: Some("forbidden"), ..sample(Some("t-1")) };
+        assert_eq!(metrics.record(&forbidden)["QuotaRefused"].as_u64(), Some(0));
     }
 
     #[test]

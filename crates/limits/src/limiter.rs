@@ -137,6 +137,13 @@ impl<K: Hash + Eq + Clone> LocalLimiter<K> {
         self.entries.get(key).and_then(|e| e.limit)
     }
 
+    /// What this instance knows of `key` at `now`, for a `RateLimit` header: its limit and the
+    /// requests it could still admit (`None` before its first lease).
+    pub fn status(&self, key: &K, now: Duration) -> Option<(Limit, Decision)> {
+        let e = self.entries.get(key)?;
+        Some((e.limit?, e.allowed(now)))
+    }
+
     /// One request of `key` at `now`.
     pub fn admit(&mut self, key: &K, now: Duration) -> Admit {
         let credit = self.credit;

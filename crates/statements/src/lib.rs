@@ -10,6 +10,7 @@
 
 pub mod dsql;
 mod postgres;
+mod rate_limits;
 pub mod recording;
 
 pub use postgres::Q;

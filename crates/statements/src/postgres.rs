@@ -5,6 +5,8 @@
 //! statement decides 404, 403 or success without a second round trip. The tenant scope that RLS
 //! keys on is set by the `Scope*` statements, which run first in the same transaction.
 
+use crate::rate_limits;
+
 macro_rules! statements {
     ($($(#[$doc:meta])* $name:ident => $sql:expr,)*) => {
         /// A prepared statement's name; `Q::sql` is its text.
@@ -260,6 +262,12 @@ statements! {
                          FROM (SELECT 1) one LEFT JOIN ins ON true LEFT JOIN room ON true",
     /// The tenant just joined (in scope after InvitationAccept).
     InvitationTenant => "SELECT id, name FROM tenants WHERE id = ANY (app_tenant_ids())",
+
+    // Rate limits (issue 24): the statements are in `rate_limits.rs`.
+    RateRowTenant => rate_limits::RATE_ROW_TENANT,
+    RateRowCaller => rate_limits::RATE_ROW_CALLER,
+    RateLeaseTenant => rate_limits::RATE_LEASE_TENANT,
+    RateLeaseCaller => rate_limits::RATE_LEASE_CALLER,
 
     /// Sets the caller `$3` (in place of `ScopeSet`) and claims an `Idempotency-Key` (tenant
     /// `$1`, key `$2`). The claim writes nothing: it waits until no other transaction holds the

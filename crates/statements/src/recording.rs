@@ -77,6 +77,10 @@ pub fn is_recorded(q: Q) -> bool {
                 | Q::IdemCleanup
                 | Q::PurgeTenant
                 | Q::OrphanTenants
+                | Q::RateRowTenant
+                | Q::RateRowCaller
+                | Q::RateLeaseTenant
+                | Q::RateLeaseCaller
         )
 }
 

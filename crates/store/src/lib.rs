@@ -19,6 +19,7 @@
 
 pub mod idempotency;
 mod invitations;
+pub mod lease;
 mod pipeline;
 pub mod placement;
 mod queries;

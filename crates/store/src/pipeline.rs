@@ -1,16 +1,20 @@
 //! One transaction's statements as one pipelined round trip: BEGIN, the caller and the tenant
 //! scope (or, on Aurora DSQL, none: each statement resolves it), the `Idempotency-Key` claim, the
-//! steps (in their recording variants under a key), COMMIT; all sent before the first reply is
-//! read.
+//! steps (in their recording variants under a key), COMMIT; then, when the request carries a
+//! rate-limit lease, the lease as a transaction of its own (`crate::lease`); all sent before the
+//! first reply is read.
 
 use deadpool::managed::Object;
 use futures_util::future::{OptionFuture, join, join_all, join5};
 use pgconn::Manager;
+use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
 use crate::{
     Engine, Idempotency, Q, UserId,
+    lease::{LeaseSlot, Leased, RateKey},
+    quota::PlanParams,
     rows::DbRow,
     steps::{Access, Step, Tenants},
 };
@@ -30,6 +34,7 @@ pub(crate) async fn pipeline(
     access: Access,
     steps: &[Step<'_>],
     idem: Option<&Idempotency>,
+    lease: Option<(&LeaseSlot, RateKey, u32, &PlanParams)>,
 ) -> Result<Vec<Vec<DbRow>>, Failed> {
     let c = &conn.client;
     // With a key: the claim first, then every statement in its recording variant.
@@ -92,9 +97,12 @@ pub(crate) async fn pipeline(
         Tenants::None => None,
     };
     let begin = if access == Access::Read { "BEGIN READ ONLY" } else { "BEGIN" };
+    let leasing = OptionFuture::from(
+        lease.map(|(_, key, want, plans)| Box::pin(lease_transaction(conn, UserId(user), key, want, plans))),
+    );
     // Each future sends its message when first polled; join5 polls them in this order, so the
     // server receives them in this order, all before the first reply is awaited.
-    let (begun, set, resolved, (claimed, results), committed) = join5(
+    let (begun, set, resolved, (claimed, results), (committed, leased)) = join5(
         c.batch_execute(begin),
         // On PostgreSQL the claim sets the caller too, in place of ScopeSet: one statement
         // fewer. On DSQL it comes after the scope.
@@ -107,15 +115,22 @@ pub(crate) async fn pipeline(
             OptionFuture::from(claim_params.filter(|_| dsql).map(|p| c.query(conn.stmt(Q::IdemClaim as usize), p))),
             join_all(steps.iter().enumerate().map(|(i, s)| c.query(stmt(i, s.q), step_params(i)))),
         ),
-        c.batch_execute("COMMIT"),
+        join(c.batch_execute("COMMIT"), leasing),
     )
     .await;
+    // The lease's answer, whatever became of the request's transaction.
+    let mut lease_ended = true;
+    if let (Some((slot, ..)), Some((answer, ended))) = (lease, leased) {
+        slot.answer(answer);
+        lease_ended = ended;
+    }
     // The transaction is over when COMMIT was answered, with success or with the server's
     // error (Aurora DSQL reports conflicts there): the connection can serve the retry.
-    let clean = match &committed {
-        Ok(_) => true,
-        Err(e) => e.as_db_error().is_some(),
-    };
+    let clean = lease_ended
+        && match &committed {
+            Ok(_) => true,
+            Err(e) => e.as_db_error().is_some(),
+        };
     let fail = |error| Failed { error, clean };
     begun.map_err(fail)?;
     set.transpose().map_err(fail)?;
@@ -128,4 +143,62 @@ pub(crate) async fn pipeline(
         .map_err(fail)?;
     committed.map_err(fail)?;
     Ok(rows)
+}
+
+/// A rate-limit lease of `want` requests of `key` for `user`, as a transaction of its own (see
+/// `crate::lease`): on PostgreSQL the caller and, for a tenant's budget, the tenant in scope
+/// (row-level security keys on them), then the key's row (made the first time) and the lease;
+/// on DSQL the statements name the caller themselves. Sent in order when first polled, so that
+/// it can follow a request's COMMIT in the same pipeline. Returns what the lease answered
+/// (`None` when it failed) and whether its transaction ended (the connection can be reused).
+pub(crate) async fn lease_transaction(
+    conn: &Object<Manager>,
+    user: UserId,
+    key: RateKey,
+    want: u32,
+    plans: &PlanParams,
+) -> (Option<Leased>, bool) {
+    let c = &conn.client;
+    let dsql = conn.engine == Engine::Dsql;
+    let (user, want): (Uuid, i64) = (user.0, i64::from(want));
+    let tenant = match key {
+        RateKey::Tenant(t) => Some(t.0),
+        RateKey::Caller(_) => None,
+    };
+    let t = tenant.unwrap_or_default();
+    let (names, intervals, bursts) = (plans.names(), plans.intervals(), plans.bursts());
+    let caller: [&(dyn ToSql + Sync); 1] = [&user];
+    let tenant_scope: [&(dyn ToSql + Sync); 2] = [&user, &t];
+    let tenant_row: [&(dyn ToSql + Sync); 2] = [&t, &user];
+    let tenant_lease: [&(dyn ToSql + Sync); 6] = [&t, &want, names, intervals, bursts, &user];
+    let caller_lease: [&(dyn ToSql + Sync); 4] = [&want, intervals, bursts, &user];
+    // PostgreSQL's statements do not take the caller (the last parameter).
+    let own = |p: &'_ [&'_ (dyn ToSql + Sync)]| if dsql { p.len() } else { p.len() - 1 };
+    let (row, lease) = match tenant {
+        Some(_) => (
+            (Q::RateRowTenant, &tenant_row[..own(&tenant_row)]),
+            (Q::RateLeaseTenant, &tenant_lease[..own(&tenant_lease)]),
+        ),
+        None => {
+            ((Q::RateRowCaller, &caller[..own(&caller)]), (Q::RateLeaseCaller, &caller_lease[..own(&caller_lease)]))
+        }
+    };
+    let (begun, (set, scoped), made, leased, committed) = join5(
+        c.batch_execute("BEGIN"),
+        join(
+            OptionFuture::from((!dsql).then(|| c.query(conn.stmt(Q::ScopeSet as usize), &caller))),
+            OptionFuture::from(
+                tenant.filter(|_| !dsql).map(|_| c.query(conn.stmt(Q::ScopeMember as usize), &tenant_scope)),
+            ),
+        ),
+        c.query(conn.stmt(row.0 as usize), row.1),
+        c.query(conn.stmt(lease.0 as usize), lease.1),
+        c.batch_execute("COMMIT"),
+    )
+    .await;
+    let ended = committed.as_ref().map_or_else(|e| e.as_db_error().is_some(), |_| true);
+    let answered =
+        begun.is_ok() && set.transpose().is_ok() && scoped.transpose().is_ok() && made.is_ok() && committed.is_ok();
+    let row: Option<Row> = leased.ok().and_then(|rows| rows.into_iter().next()).filter(|_| answered);
+    (row.and_then(|r| Leased::from_row(&DbRow::Pg(r))), ended)
 }

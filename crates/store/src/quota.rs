@@ -16,6 +16,9 @@ use crate::{Error, rows::DbRow};
 pub struct PlanParams {
     names: Vec<String>,
     caps: [Vec<i64>; 4],
+    /// Each plan's emission interval (µs) and burst, for the rate-limit leases.
+    intervals: Vec<i64>,
+    bursts: Vec<i64>,
 }
 
 impl PlanParams {
@@ -26,7 +29,9 @@ impl PlanParams {
             std::iter::once(default).chain(plans.iter().filter(|p| p.name() != default.name())).collect();
         let names = ordered.iter().map(|p| p.name().to_string()).collect();
         let caps = Quota::ALL.map(|q| ordered.iter().map(|p| i64::from(p.quota(q))).collect());
-        Self { names, caps }
+        let intervals = ordered.iter().map(|p| p.limit().interval().as_micros() as i64).collect();
+        let bursts = ordered.iter().map(|p| i64::from(p.burst())).collect();
+        Self { names, caps, intervals, bursts }
     }
 
     /// The plan names, the default first.
@@ -37,6 +42,16 @@ impl PlanParams {
     /// Each plan's value of `quota`, in the order of [`names`](Self::names).
     pub(crate) fn caps(&self, quota: Quota) -> &Vec<i64> {
         &self.caps[quota as usize]
+    }
+
+    /// Each plan's emission interval in µs, in the order of [`names`](Self::names).
+    pub(crate) fn intervals(&self) -> &Vec<i64> {
+        &self.intervals
+    }
+
+    /// Each plan's burst, in the order of [`names`](Self::names).
+    pub(crate) fn bursts(&self) -> &Vec<i64> {
+        &self.bursts
     }
 
     /// Whether `name` is a configured plan.

@@ -16,6 +16,7 @@ use uuid::Uuid;
 
 use crate::{
     Engine, Error, Idempotency, Q, Result, UserId,
+    lease::LeaseSlot,
     pipeline::{Failed, pipeline},
     placement::Placements,
     quota::PlanParams,
@@ -53,6 +54,9 @@ pub struct Scoped<'s> {
     pub(crate) deadline: Option<Instant>,
     /// The request's `Idempotency-Key`: its writes are recorded, or answered from the record.
     pub(crate) idempotency: Option<&'s Idempotency>,
+    /// The rate-limit lease the request carries (see [`crate::lease`]): sent after the first
+    /// transaction on this database, if this is the control database's view.
+    pub(crate) lease: Option<&'s LeaseSlot>,
 }
 
 impl<'s> Scoped<'s> {
@@ -77,6 +81,35 @@ impl<'s> Scoped<'s> {
         Self { idempotency: key, ..self }
     }
 
+    /// Carries the rate-limit lease in `slot` with this view's first transaction (see
+    /// [`crate::lease`]).
+    pub fn with_lease(self, slot: Option<&'s LeaseSlot>) -> Self {
+        Self { lease: slot, ..self }
+    }
+
+    /// Sends the lease in `slot` alone, as its one transaction (one round trip), when the
+    /// request carried none to the control database (see [`crate::lease`]).
+    pub async fn lease(&self, slot: &LeaseSlot) -> Result<()> {
+        let Some((key, want)) = slot.take() else { return Ok(()) };
+        let lease = Lease(Some(self.in_time(self.db.checkout()).await?));
+        let patience = self.db.config().statement_timeout * 4 + CLIENT_GRACE;
+        let wait = match self.deadline {
+            Some(d) => patience.min(d.saturating_duration_since(Instant::now())),
+            None => patience,
+        };
+        let send = crate::pipeline::lease_transaction(lease.conn(), self.user, key, want, self.plans);
+        match tokio::time::timeout(wait, send).await {
+            Ok((answer, ended)) => {
+                slot.answer(answer);
+                if ended {
+                    lease.release();
+                }
+                Ok(())
+            }
+            Err(_) => Err(if wait < patience { Error::Deadline } else { Error::StatementTimeout }),
+        }
+    }
+
     /// This view, on a dedicated database.
     pub(crate) fn on<'d>(&self, db: &'d Db) -> Scoped<'d>
     where
@@ -89,6 +122,8 @@ impl<'s> Scoped<'s> {
             user: self.user,
             deadline: self.deadline,
             idempotency: self.idempotency,
+            // Leases live in the control database (`rate_limits`).
+            lease: None,
         }
     }
 
@@ -134,6 +169,8 @@ impl Scoped<'_> {
         // The server's timeout is per statement: the client waits for every statement of the
         // pipeline (the scope, the steps) before it gives up on the connection.
         let patience = self.db.config().statement_timeout * (steps.len() as u32 + 2) + CLIENT_GRACE;
+        // The lease goes with the first attempt only: a retry must not take another one.
+        let mut to_send = self.lease.and_then(|slot| slot.take().map(|(key, want)| (slot, key, want)));
         let mut retried = false;
         let mut reclaimed = false;
         let mut conflicts = 0;
@@ -145,7 +182,9 @@ impl Scoped<'_> {
                 Some(d) => patience.min(d.saturating_duration_since(Instant::now())),
                 None => patience,
             };
-            match tokio::time::timeout(wait, pipeline(lease.conn(), self.user, tenants, access, steps, idem)).await {
+            let send = to_send.take().map(|(slot, key, want)| (slot, key, want, self.plans));
+            let run = pipeline(lease.conn(), self.user, tenants, access, steps, idem, send);
+            match tokio::time::timeout(wait, run).await {
                 Ok(Ok(rows)) => {
                     lease.release();
                     return Ok(rows);

@@ -139,6 +139,7 @@ impl Store {
             user,
             deadline: None,
             idempotency: None,
+            lease: None,
         }
     }
 

@@ -19,7 +19,8 @@
 //!    query) is itself restricted. An OR counts when each of its disjuncts does.
 //! 3. **users**: `id = <caller>`, `id = X.user_id` with X a restricted `memberships`
 //!    reference, or `id IN (SELECT X.user_id FROM memberships X ...)` (X checked in turn).
-//! 4. **idempotency_keys**: `user_id = <caller>`.
+//! 4. **idempotency_keys**: `user_id = <caller>`; **rate_limits**: its `key` as a tenant column
+//!    (rule 2), or `key = <caller>` (2e), also as the key an INSERT writes.
 //! 5. **INSERT** into a tenant table selects only FROM CTEs of the same statement (`me`/`mine`,
 //!    or a DML CTE with RETURNING) and takes its tenant column from one of them (the tenant
 //!    column that CTE returns as is), never from a parameter or a literal. INSERT into `users` /

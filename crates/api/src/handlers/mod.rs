@@ -99,12 +99,36 @@ async fn serve(
     deadline: Option<Instant>,
     idem: Option<&Idempotency>,
 ) -> Result<Response<Bytes>> {
-    // POST /api/users registers the caller itself (and says 201 when it did).
-    if route == Route::Users && req.method() == Method::POST {
-        return users::post_user(app, req, principal, deadline, idem).await;
-    }
-    let me = app.user_id(principal, deadline).await?;
-    let db = app.store().scoped(me).with_deadline(deadline).with_idempotency(idem);
+    // POST /api/users registers the caller itself (and says 201 when it did): limited from the
+    // caller's second call in this instance, once their id is known.
+    let registers = route == Route::Users && req.method() == Method::POST;
+    let me = match registers {
+        true => app.known(principal),
+        false => Some(app.user_id(principal, deadline).await?),
+    };
+    let Some(me) = me else { return users::post_user(app, req, principal, deadline, idem, None).await };
+    let tenant = crate::routes::tenant_in_path(req.uri().path()).and_then(|t| TenantId::parse(t).ok());
+    let admitted = crate::ratelimit::admit(app, me, tenant, deadline).await?;
+    let mut result = if registers {
+        users::post_user(app, req, principal, deadline, idem, Some(&admitted.slot)).await
+    } else {
+        let db = app.store().scoped(me).with_deadline(deadline).with_idempotency(idem).with_lease(Some(&admitted.slot));
+        // Boxed: the handlers' futures are large, and this one is awaited inside another.
+        Box::pin(handle(app, req, route, p, principal, db)).await
+    };
+    crate::ratelimit::finish(app, admitted, me, tenant, &mut result);
+    result
+}
+
+/// Runs the handler of `route` for the signed-in caller, on their view of the database.
+async fn handle(
+    app: &App,
+    req: &Request<Bytes>,
+    route: Route,
+    p: &Params<'_, '_>,
+    principal: &Principal,
+    db: store::Scoped<'_>,
+) -> Result<Response<Bytes>> {
     let ctx = Ctx { app, req, db, principal };
     match (route, req.method().clone()) {
         (Route::Me, Method::GET) => users::get_me(&ctx).await,

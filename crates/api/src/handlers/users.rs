@@ -51,9 +51,10 @@ pub(super) async fn post_user(
     principal: &Principal,
     deadline: Option<Instant>,
     idem: Option<&Idempotency>,
+    lease: Option<&store::lease::LeaseSlot>,
 ) -> Result<Response<Bytes>> {
     let (name, email) = ProfileBody::parse(req)?;
-    let db = |id| app.store().scoped(id).with_deadline(deadline).with_idempotency(idem);
+    let db = |id| app.store().scoped(id).with_deadline(deadline).with_idempotency(idem).with_lease(lease);
     let mut answer = None;
     if let Some(id) = app.known(principal) {
         match db(id).set_profile(&name, &email, false).await {

@@ -20,9 +20,16 @@ use store::{Engine, Q, dsql, idempotency};
 
 pub use checker::Checker;
 
-/// The tenant tables and the column naming each row's tenant.
-const TENANT_TABLES: [(&str, &str); 4] =
-    [("tenants", "id"), ("memberships", "tenant_id"), ("todos", "tenant_id"), ("invitations", "tenant_id")];
+/// The tenant tables and the column naming each row's tenant. `rate_limits` (issue 24) is keyed
+/// by a tenant or by the caller: its `key` is restricted as a tenant column, or to the caller
+/// (rule 2e).
+const TENANT_TABLES: [(&str, &str); 5] = [
+    ("tenants", "id"),
+    ("memberships", "tenant_id"),
+    ("todos", "tenant_id"),
+    ("invitations", "tenant_id"),
+    ("rate_limits", "key"),
+];
 /// The user-owned tables and the column naming each row's owner.
 const USER_TABLES: [(&str, &str); 2] = [("users", "id"), ("idempotency_keys", "user_id")];
 

@@ -126,6 +126,7 @@ impl Checker<'_> {
                     || in_sub("id", &user_subquery)
             }
             "idempotency_keys" => eq(&|a, b| of_r("user_id", a) && self.is_caller(b)),
+            "rate_limits" => eq(&|a, b| of_r("key", a) && self.is_caller(b)), // 2e
             _ => false,
         }
     }
@@ -249,6 +250,10 @@ impl Checker<'_> {
         let index = ins.columns.iter().position(|c| last_name(c) == column)?;
         let s = single_select(ins.source.as_ref()?)?;
         let value = projected(s).get(index).copied().flatten()?;
+        // 2e: a rate-limit row of the caller's own budget.
+        if tenant && column == "key" && self.is_caller(value) {
+            return Some(value as *const Expr);
+        }
         if !tenant {
             return self.is_caller(value).then_some(value as *const Expr);
         }
