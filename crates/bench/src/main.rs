@@ -24,6 +24,7 @@
 mod cold;
 mod count;
 mod engines;
+mod noisy;
 mod placements;
 mod warm;
 
@@ -62,6 +63,9 @@ struct Args {
     /// Only the warm-latency part (quick iterations while tuning); no table file is written.
     #[arg(long)]
     warm_only: bool,
+    /// Only the noisy-neighbour run (issue 24); no table file is written.
+    #[arg(long)]
+    noisy_only: bool,
     /// Also count instructions per request and route with valgrind's callgrind (slow; needs
     /// valgrind).
     #[arg(long)]
@@ -100,6 +104,8 @@ struct Results {
     reconnect_ms: Option<(f64, f64)>,
     /// Route, instructions per request through the function, and the floor's.
     instructions: Vec<(&'static str, f64, f64)>,
+    /// Four quiet tenants beside one at ten times its rate (issue 24).
+    noisy: Option<noisy::Noisy>,
 }
 
 #[derive(Serialize)]
@@ -176,12 +182,19 @@ fn main() {
     }
     let mut results = Results { machine: machine(), ..Default::default() };
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    if args.noisy_only {
+        eprintln!("the noisy neighbour ...");
+        noisy::print_table(&rt.block_on(noisy::noisy()));
+        return;
+    }
     eprintln!("warm latency: {} requests per route ...", args.requests);
     rt.block_on(warm::warm(&args, &mut results));
     eprintln!("the DSQL path beside the Aurora path: {} requests per route and path ...", args.requests);
     rt.block_on(engines::engines(&args, &mut results));
     eprintln!("a dedicated tenant beside a pooled one: {} requests per route and tenant ...", args.requests);
     rt.block_on(placements::placements(&args, &mut results));
+    eprintln!("the noisy neighbour: four quiet tenants beside one at ten times its rate ...");
+    results.noisy = Some(rt.block_on(noisy::noisy()));
     if args.instructions {
         eprintln!("instructions per request (callgrind) ...");
         let routes: Vec<&'static str> = results.warm.iter().map(|w| w.route).collect();
@@ -245,6 +258,9 @@ fn print_table(r: &Results) {
     }
     engines::print_table(&r.engines);
     placements::print_table(&r.placements);
+    if let Some(n) = &r.noisy {
+        noisy::print_table(n);
+    }
     if !r.instructions.is_empty() {
         println!("\n| route | instructions per request | floor's | ratio |");
         println!("|---|---:|---:|---:|");

@@ -89,10 +89,13 @@ pub(crate) async fn placements(args: &Args, results: &mut Results) {
             pooled_round_trips_per_request: per_request(p_trips),
             dedicated_round_trips_per_request: per_request(d_trips),
         };
+        // A dedicated tenant's todo routes send their rate-limit leases alone (README: Plans and
+        // limits): one round trip more per lease, and leases double up to burst / 8 requests.
         assert!(
-            pair.pooled_round_trips_per_request == 1.0 && pair.dedicated_round_trips_per_request == 1.0,
-            "{}: one round trip per request, pooled and dedicated (warm)",
-            route.0
+            pair.pooled_round_trips_per_request == 1.0 && pair.dedicated_round_trips_per_request <= 1.02,
+            "{}: one round trip per request pooled, and at most 2% more for leases dedicated (warm): {:.3}",
+            route.0,
+            pair.dedicated_round_trips_per_request
         );
         results.placements.push(pair);
     }

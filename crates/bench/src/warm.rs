@@ -16,8 +16,14 @@ use uuid::Uuid;
 use crate::{Args, Results, Warm};
 
 pub(crate) const SUBJECT: &str = "bench-user";
-/// The function's settings in the benchmark: identity from JWT authorizer claims, quiet logs.
-pub(crate) const QUIET: &[(&str, &str)] = &[("IDENTITY_SOURCES", "apigw_jwt"), ("LOG_LEVEL", "warn")];
+/// A plan catalogue whose limits the benchmark never reaches: it measures the request path with
+/// the rate limiter in it (its local path), not the limits (`noisy.rs` does).
+pub(crate) const UNMETERED: &str = r#"{"default": "bench", "plans": {"bench": {"rate": 1000000, "burst": 1000000,
+    "todos": 1000000000, "members": 1000000, "pending_invitations": 1000000, "tenants_per_user": 1000000}}}"#;
+/// The function's settings in the benchmark: identity from JWT authorizer claims, quiet logs,
+/// the unmetered plans.
+pub(crate) const QUIET: &[(&str, &str)] =
+    &[("IDENTITY_SOURCES", "apigw_jwt"), ("LOG_LEVEL", "warn"), ("PLANS", UNMETERED)];
 
 pub(crate) fn claims_event(method: &str, path: &str, body: Option<&Value>) -> String {
     let (raw_path, query) = path.split_once('?').unwrap_or((path, ""));
@@ -124,7 +130,12 @@ pub(crate) async fn handle(f: &Function, event: &str) -> u16 {
 
 /// The function over `store` as the benchmark runs it: identity from JWT authorizer claims.
 pub(crate) fn function(store: Store) -> Function {
-    Function::new(App::new(store), Identity::with_sources(vec![Source::ApiGatewayJwt], None))
+    function_with(store, &limits::Plans::from_json(UNMETERED).expect("the unmetered plans"))
+}
+
+/// [`function`] with the plan catalogue `plans`.
+pub(crate) fn function_with(store: Store, plans: &limits::Plans) -> Function {
+    Function::new(App::new(store.with_plans(plans)), Identity::with_sources(vec![Source::ApiGatewayJwt], None))
 }
 
 /// A tenant of 20 todos made through `f` by the benchmark's user: the tenant, its todos' path
@@ -219,7 +230,9 @@ impl Setup {
             // The keyed POST's floor is the plain POST's: the key's cost is ours.
             2 | 4 => {
                 let (id, done) = (Uuid::new_v4(), false);
-                floor.run(false, user, tenant, Q::TodoCreate, &[&tenant, &id, &TITLE, &done]).await
+                // The quota's plan names and values (the unmetered catalogue's one plan).
+                let (names, caps) = (vec!["bench".to_string()], vec![1_000_000_000_i64]);
+                floor.run(false, user, tenant, Q::TodoCreate, &[&tenant, &id, &TITLE, &done, &names, &caps]).await
             }
             _ => {
                 let (no_title, done) = (None::<&str>, Some(true));
