@@ -94,6 +94,11 @@ async fn refusals_carry_the_drafts_headers_and_cost_no_round_trip() {
         let retry: u64 = header(r, "retry-after").expect("Retry-After on 429").parse().expect("delay-seconds");
         assert!((1..=2).contains(&retry), "Retry-After {retry}");
     }
+    // With an Idempotency-Key too: a refusal leaves no record to drop, and costs nothing.
+    let before_keyed = app.app.store().stats().round_trips;
+    let (r, _, _) = app.keyed("alice", http::Method::POST, &path, Some(json!({"title": "x"})), "k-429").await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{r:?}");
+    assert_eq!(app.app.store().stats().round_trips, before_keyed, "a keyed refusal reached the database");
     // Admitted requests cost one round trip each, and a lease sent alone one more; a refusal
     // the instance already knew of costs nothing.
     let trips = (after.round_trips - before.round_trips) as usize;

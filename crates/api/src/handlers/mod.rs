@@ -62,7 +62,10 @@ pub(crate) async fn dispatch(
         Err(e) => {
             // A request that failed with a 4xx leaves no record: the client may fix it and send it
             // again with the same key. (Best effort: a record left behind answers the same 4xx.)
+            // (A rate-limit refusal came before any transaction: there is nothing to drop, and it
+            // must not cost a round trip.)
             if e.status().is_client_error()
+                && !matches!(e, Error::RateLimited { .. })
                 && !idem.replayed()
                 && let Some(me) = app.known(principal)
             {
