@@ -244,15 +244,7 @@ async fn sys_objects_answer_as_dsql_does() {
 
     let arn = "arn:aws:iam::123456789012:role/tenant-api-eu-west-1-runtime";
     c.batch_execute(&format!("AWS IAM GRANT app_runtime TO '{arn}'")).await.expect("AWS IAM GRANT");
-    let mapped: i64 = c
-        .query_one(
-            "SELECT count(*) FROM sys.iam_pg_role_mappings WHERE pg_role_name = 'app_runtime' AND arn = $1",
-            &[&arn],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(mapped, 1);
+    assert_eq!(testkit::dsql::role_mappings(&c, "app_runtime", arn).await, 1);
     c.batch_execute(&format!("AWS IAM REVOKE app_runtime FROM '{arn}'")).await.expect("AWS IAM REVOKE");
     let mapped: i64 =
         c.query_one("SELECT count(*) FROM sys.iam_pg_role_mappings WHERE arn = $1", &[&arn]).await.unwrap().get(0);

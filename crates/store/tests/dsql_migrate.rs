@@ -98,15 +98,7 @@ async fn on_the_local_dsql_the_migrator_waits_for_each_index_job_and_grants_thro
     let arn = "arn:aws:iam::123456789012:role/tenant-api-eu-west-1-migrate";
     store::migrate::grant_iam_role(&admin, arn).await.expect("AWS IAM GRANT");
     store::migrate::grant_iam_role(&admin, arn).await.expect("again: already granted");
-    let mapped: i64 = admin
-        .query_one(
-            "SELECT count(*) FROM sys.iam_pg_role_mappings WHERE pg_role_name = 'app_runtime' AND arn = $1",
-            &[&arn],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(mapped, 1);
+    assert_eq!(testkit::dsql::role_mappings(&admin, "app_runtime", arn).await, 1);
     let runtime = testkit::dsql::client(&db, &standin, "app_runtime").await;
     check_dsql_runtime_role(&runtime).await.expect("app_runtime owns nothing");
 }

@@ -42,3 +42,11 @@ pub async fn try_client(db: &TestDb, standin: &Standin, user: &str) -> Result<Cl
     let store = store::Store::new(cfg.clone(), tokens(&cfg, cache)).expect("a DSQL config");
     store.connect_client().await
 }
+
+/// How many of DSQL's `sys.iam_pg_role_mappings` map IAM role `arn` to database role `role`.
+pub async fn role_mappings(c: &Client, role: &str, arn: &str) -> i64 {
+    c.query_one("SELECT count(*) FROM sys.iam_pg_role_mappings WHERE pg_role_name = $1 AND arn = $2", &[&role, &arn])
+        .await
+        .expect("sys.iam_pg_role_mappings")
+        .get(0)
+}
