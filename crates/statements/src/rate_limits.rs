@@ -18,37 +18,15 @@ pub(crate) const RATE_ROW_CALLER: &str =
 /// their bursts. Columns: granted, the shared TAT minus the database's now (µs; NULL when
 /// the row is not there), and the plan's interval and burst. Partial grants; no write when
 /// nothing fits.
-pub(crate) const RATE_LEASE_TENANT: &str = "WITH lim AS (SELECT ($4::int8[])[p.i] AS t_us, ($5::int8[])[p.i] AS burst \
-             FROM (SELECT coalesce(array_position($3::text[], (SELECT s.plan FROM tenants s WHERE s.id = $1::uuid)), 1) AS i) p), \
-    n AS (SELECT (extract(epoch FROM statement_timestamp()) * 1000000)::bigint AS now_us), \
-    upd AS (UPDATE rate_limits r \
-              SET tat_us = GREATEST(r.tat_us, n.now_us) + lim.t_us * LEAST($2::int8, \
-           (n.now_us + lim.burst * lim.t_us - GREATEST(r.tat_us, n.now_us)) / lim.t_us), \
-                  granted = LEAST($2::int8, (n.now_us + lim.burst * lim.t_us - GREATEST(r.tat_us, n.now_us)) / lim.t_us) \
-             FROM lim, n \
-            WHERE r.kind = 'tenant' AND r.key = $1::uuid \
-              AND n.now_us + lim.burst * lim.t_us - GREATEST(r.tat_us, n.now_us) >= lim.t_us \
-            RETURNING r.granted, r.tat_us) \
-             SELECT coalesce((SELECT granted FROM upd), 0), \
-       coalesce((SELECT tat_us FROM upd), (SELECT x.tat_us FROM rate_limits x WHERE x.kind = 'tenant' AND x.key = $1::uuid)) \
-         - n.now_us, \
-       lim.t_us, lim.burst \
-             FROM n, lim";
+pub(crate) const RATE_LEASE_TENANT: &str = concat!(
+    "WITH lim AS (SELECT ($4::int8[])[p.i] AS t_us, ($5::int8[])[p.i] AS burst \
+       FROM (SELECT coalesce(array_position($3::text[], (SELECT s.plan FROM tenants s WHERE s.id = $1::uuid)), 1) AS i) p)",
+    lease_after_lim!("$2::int8", "tenant", "$1::uuid")
+);
 
 /// A lease of up to `$1` requests of the caller's own budget, under the default plan's rate
 /// (`$2` intervals, `$3` bursts: the first is the default's). Columns as `RateLeaseTenant`.
-pub(crate) const RATE_LEASE_CALLER: &str = "WITH lim AS (SELECT ($2::int8[])[1] AS t_us, ($3::int8[])[1] AS burst), \
-    n AS (SELECT (extract(epoch FROM statement_timestamp()) * 1000000)::bigint AS now_us), \
-    upd AS (UPDATE rate_limits r \
-              SET tat_us = GREATEST(r.tat_us, n.now_us) + lim.t_us * LEAST($1::int8, \
-           (n.now_us + lim.burst * lim.t_us - GREATEST(r.tat_us, n.now_us)) / lim.t_us), \
-                  granted = LEAST($1::int8, (n.now_us + lim.burst * lim.t_us - GREATEST(r.tat_us, n.now_us)) / lim.t_us) \
-             FROM lim, n \
-            WHERE r.kind = 'caller' AND r.key = app_user_id() \
-              AND n.now_us + lim.burst * lim.t_us - GREATEST(r.tat_us, n.now_us) >= lim.t_us \
-            RETURNING r.granted, r.tat_us) \
-             SELECT coalesce((SELECT granted FROM upd), 0), \
-       coalesce((SELECT tat_us FROM upd), (SELECT x.tat_us FROM rate_limits x WHERE x.kind = 'caller' AND x.key = app_user_id())) \
-         - n.now_us, \
-       lim.t_us, lim.burst \
-             FROM n, lim";
+pub(crate) const RATE_LEASE_CALLER: &str = concat!(
+    "WITH lim AS (SELECT ($2::int8[])[1] AS t_us, ($3::int8[])[1] AS burst)",
+    lease_after_lim!("$1::int8", "caller", "app_user_id()")
+);

@@ -150,39 +150,14 @@ pub(super) fn data(q: Q) -> Option<&'static str> {
             "WITH ",
             me!(),
             ", lim AS (SELECT ($4::int8[])[p.i] AS t_us, ($5::int8[])[p.i] AS burst \
-                          FROM (SELECT coalesce(array_position($3::text[], (SELECT s.plan FROM tenants s WHERE s.id = (SELECT tenant_id FROM me))), 1) AS i) p), \
-                 n AS (SELECT (extract(epoch FROM statement_timestamp()) * 1000000)::bigint AS now_us), \
-                 upd AS (UPDATE rate_limits r \
-                           SET tat_us = GREATEST(r.tat_us, n.now_us) + lim.t_us * LEAST($2::int8, \
-                                          (n.now_us + lim.burst * lim.t_us - GREATEST(r.tat_us, n.now_us)) / lim.t_us), \
-                               granted = LEAST($2::int8, (n.now_us + lim.burst * lim.t_us - GREATEST(r.tat_us, n.now_us)) / lim.t_us) \
-                          FROM lim, n \
-                         WHERE r.kind = 'tenant' AND r.key = (SELECT tenant_id FROM me) \
-                           AND n.now_us + lim.burst * lim.t_us - GREATEST(r.tat_us, n.now_us) >= lim.t_us \
-                         RETURNING r.granted, r.tat_us) \
-             SELECT coalesce((SELECT granted FROM upd), 0), \
-                    coalesce((SELECT tat_us FROM upd), (SELECT x.tat_us FROM rate_limits x WHERE x.kind = 'tenant' AND x.key = (SELECT tenant_id FROM me))) \
-                      - n.now_us, \
-                    lim.t_us, lim.burst \
-             FROM n, lim"
+                FROM (SELECT coalesce(array_position($3::text[], \
+                  (SELECT s.plan FROM tenants s WHERE s.id = (SELECT tenant_id FROM me))), 1) AS i) p)",
+            lease_after_lim!("$2::int8", "tenant", "(SELECT tenant_id FROM me)")
         ),
-        Q::RateLeaseCaller => {
-            "WITH lim AS (SELECT ($2::int8[])[1] AS t_us, ($3::int8[])[1] AS burst), \
-                 n AS (SELECT (extract(epoch FROM statement_timestamp()) * 1000000)::bigint AS now_us), \
-                 upd AS (UPDATE rate_limits r \
-                           SET tat_us = GREATEST(r.tat_us, n.now_us) + lim.t_us * LEAST($1::int8, \
-                                          (n.now_us + lim.burst * lim.t_us - GREATEST(r.tat_us, n.now_us)) / lim.t_us), \
-                               granted = LEAST($1::int8, (n.now_us + lim.burst * lim.t_us - GREATEST(r.tat_us, n.now_us)) / lim.t_us) \
-                          FROM lim, n \
-                         WHERE r.kind = 'caller' AND r.key = $U \
-                           AND n.now_us + lim.burst * lim.t_us - GREATEST(r.tat_us, n.now_us) >= lim.t_us \
-                         RETURNING r.granted, r.tat_us) \
-             SELECT coalesce((SELECT granted FROM upd), 0), \
-                    coalesce((SELECT tat_us FROM upd), (SELECT x.tat_us FROM rate_limits x WHERE x.kind = 'caller' AND x.key = $U)) \
-                      - n.now_us, \
-                    lim.t_us, lim.burst \
-             FROM n, lim"
-        }
+        Q::RateLeaseCaller => concat!(
+            "WITH lim AS (SELECT ($2::int8[])[1] AS t_us, ($3::int8[])[1] AS burst)",
+            lease_after_lim!("$1::int8", "caller", "$U")
+        ),
 
         // No advisory locks on DSQL: the claim inserts the record first, and every recorded
         // statement appends to it (`dsql::recorded`).
